@@ -1,0 +1,27 @@
+// Subcommands of the kbrun binary. Each Register* adds one CLI11 subcommand;
+// its callback stores the process exit code in *exit_code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace kbrun::cli {
+
+// Exit codes shared by all commands (eval adds 0/1/2 verdicts, see eval_command.cc).
+inline constexpr int kExitUsage = 64;     // bad flag, missing file (EX_USAGE)
+inline constexpr int kExitConfig = 78;    // broken configuration (EX_CONFIG)
+inline constexpr int kExitInternal = 70;  // kbrun's own failure (EX_SOFTWARE)
+inline constexpr int kExitInterrupted = 130;
+
+void RegisterEval(CLI::App& app, int* exit_code);
+void RegisterGenerate(CLI::App& app, int* exit_code);
+void RegisterBatch(CLI::App& app, int* exit_code);
+void RegisterReport(CLI::App& app, int* exit_code);
+void RegisterMonitor(CLI::App& app, int* exit_code);
+
+// Thrown by command code for a one-line error with an exit code (no traceback, no usage dump).
+struct CommandError {
+  int exit_code;
+  std::string message;
+};
+
+}  // namespace kbrun::cli

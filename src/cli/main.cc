@@ -1,0 +1,53 @@
+// kbrun: ask an LLM for GPU kernels, evaluate them honestly, keep the best.
+#include <csignal>
+#include <cstdio>
+#include <exception>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "util/subprocess.h"
+
+namespace {
+extern "C" void OnInterrupt(int) {
+  // Second Ctrl-C: leave at once.
+  if (kbrun::CancelRequested()) std::_Exit(kbrun::cli::kExitInterrupted);
+  kbrun::RequestCancel();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGINT, OnInterrupt);
+  std::signal(SIGTERM, OnInterrupt);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"kbrun: generate GPU kernels with an LLM, evaluate them honestly, keep the best.\n"
+               "Run 'kbrun COMMAND --help' for a command's flags and environment variables."};
+  app.set_version_flag("--version", std::string("kbrun ") + KBRUN_VERSION);
+  app.require_subcommand(1);
+  int exit_code = 0;
+  kbrun::cli::RegisterEval(app, &exit_code);
+  kbrun::cli::RegisterGenerate(app, &exit_code);
+  kbrun::cli::RegisterBatch(app, &exit_code);
+  kbrun::cli::RegisterReport(app, &exit_code);
+  kbrun::cli::RegisterMonitor(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "kbrun: {}\n", e.what());
+    return kbrun::cli::kExitUsage;
+  } catch (const kbrun::cli::CommandError& e) {
+    fmt::print(stderr, "kbrun: {}\n", e.message);
+    return e.exit_code;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "kbrun: internal error: {}\n", e.what());
+    return kbrun::cli::kExitInternal;
+  }
+  return exit_code;
+}

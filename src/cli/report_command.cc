@@ -1,0 +1,10 @@
+#include "cli/commands.h"
+
+namespace kbrun::cli {
+
+void RegisterReport(CLI::App& app, int* exit_code) {
+  auto* cmd = app.add_subcommand("report", "(not implemented yet)");
+  cmd->callback([exit_code] { *exit_code = kExitInternal; });
+}
+
+}  // namespace kbrun::cli

@@ -1,0 +1,82 @@
+// kbrun's evaluator: the C++ supervisor side.
+//
+// A candidate (KernelBench format: a Python file defining ModelNew) is evaluated
+// against a problem (Model, get_inputs, get_init_inputs) by the Python worker
+// (eval/worker/kbrun_worker.py) in a child process that the supervisor controls:
+// private directory, clean environment, one GPU, deadlines, capped output.
+// The worker measures; the supervisor decides the verdict from the measurements.
+//
+// Evaluation has two phases so that the batch scheduler can run compiles in a
+// CPU pool and timing on one GPU lane at a time:
+//   Compile(): builds the candidate's extensions (no GPU work) in a private dir;
+//   Run():     correctness trials and timing, reusing that dir's build.
+// Evaluate() does both.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace kbrun::eval {
+
+namespace fs = std::filesystem;
+
+enum class Status { kCorrect, kIncorrect, kCompileError, kRuntimeError, kTimeout, kRejected };
+std::string StatusName(Status s);  // "correct", "incorrect", "compile_error", ...
+std::optional<Status> ParseStatus(const std::string& name);
+
+struct EvalOptions {
+  std::string device = "auto";      // auto | cpu | cuda
+  int gpu_index = 0;                // physical GPU, exported to the worker as CUDA_VISIBLE_DEVICES
+  std::string precision = "fp32";   // fp32 | fp16 | bf16
+  std::string backend = "cuda";     // cuda | thunderkittens | hip | hipkittens
+  int correctness_trials = 5;
+  int timing_trials = 100;
+  int warmup_runs = 5;
+  std::optional<double> atol, rtol;  // default by precision
+  double compile_timeout_s = 900;
+  double run_timeout_s = 300;
+  std::optional<uint64_t> seed;      // default: random per run, recorded in the result
+  std::string python;                // interpreter; empty: discover (see python_env.h)
+  fs::path work_root;                // private dirs go here; empty: default cache dir
+  bool keep_work_dir = false;
+  bool profile = false;              // reserved: profiler digest (issue 7)
+  int compile_jobs = 0;              // MAX_JOBS for the build; 0 = number of cores
+};
+
+struct EvalRequest {
+  fs::path problem;
+  fs::path code;
+  EvalOptions options;
+};
+
+struct EvalResult {
+  Status status = Status::kRuntimeError;
+  bool compiled = false;
+  bool correct = false;
+  double speedup = 0;           // reference median / candidate median; 0 when not timed
+  std::string error_category;   // empty when correct
+  std::string error_message;    // trimmed: the part of the log or traceback that matters
+  nlohmann::json json;          // the full result document (docs/RESULT_SCHEMA.md)
+};
+
+// Outcome of the compile phase. When !ok, `failure` is the final result.
+struct CompiledCandidate {
+  bool ok = false;
+  fs::path work_dir;             // private dir holding the build; Run() removes it
+  double compile_s = 0;
+  double worker_start_s = 0;
+  EvalResult failure;
+};
+
+CompiledCandidate Compile(const EvalRequest& request);
+EvalResult Run(const EvalRequest& request, CompiledCandidate& compiled);
+EvalResult Evaluate(const EvalRequest& request);
+
+// Exit code of `kbrun eval`: 0 correct and speedup >= target, 1 correct but slower, 2 failed.
+int ExitCodeFor(const EvalResult& result, double target_speedup = 1.0);
+
+}  // namespace kbrun::eval

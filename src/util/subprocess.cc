@@ -1,0 +1,243 @@
+#include "util/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <fmt/format.h>
+
+extern char** environ;
+
+namespace kbrun {
+namespace {
+
+std::atomic<bool> g_cancel{false};
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Keeps the first `head` and last `tail` bytes of a stream of any size.
+class CappedBuffer {
+ public:
+  CappedBuffer(size_t head, size_t tail) : head_cap_(head), tail_cap_(tail) {}
+  void Append(const char* data, size_t n) {
+    total_ += n;
+    size_t to_head = std::min(n, head_cap_ - head_.size());
+    head_.append(data, to_head);
+    data += to_head;
+    n -= to_head;
+    if (n == 0 || tail_cap_ == 0) return;
+    tail_.append(data, n);
+    if (tail_.size() > 2 * tail_cap_) tail_.erase(0, tail_.size() - tail_cap_);
+  }
+  std::string Str(bool* truncated) const {
+    std::string tail = tail_;
+    if (tail.size() > tail_cap_) tail.erase(0, tail.size() - tail_cap_);
+    size_t omitted = total_ - head_.size() - tail.size();
+    *truncated = omitted > 0;
+    if (omitted == 0) return head_ + tail;
+    return head_ + fmt::format("\n[... {} bytes omitted ...]\n", omitted) + tail;
+  }
+  size_t total() const { return total_; }
+
+ private:
+  size_t head_cap_, tail_cap_, total_ = 0;
+  std::string head_, tail_;
+};
+
+void SetLimit(int resource, unsigned long long value) {
+  struct rlimit rl;
+  rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(value);
+  setrlimit(resource, &rl);
+}
+
+[[noreturn]] void ExecChild(const ProcessSpec& spec, int out_fd, int progress_fd,
+                            const std::vector<char*>& argv, const std::vector<char*>& envp) {
+  setsid();  // own process group: a timeout kills the whole tree
+  int devnull = open("/dev/null", O_RDONLY);
+  dup2(devnull, 0);
+  dup2(out_fd, 1);
+  dup2(out_fd, 2);
+  if (progress_fd >= 0) {
+    dup2(progress_fd, 3);
+  }
+  // Close every other inherited descriptor.
+  for (int fd = 4; fd < 1024; ++fd) close(fd);
+  if (progress_fd < 0) close(3);
+  const ResourceLimits& l = spec.limits;
+  if (l.no_core_dumps) SetLimit(RLIMIT_CORE, 0);
+  if (l.max_file_bytes) SetLimit(RLIMIT_FSIZE, l.max_file_bytes);
+  if (l.max_processes) SetLimit(RLIMIT_NPROC, l.max_processes);
+  if (l.max_address_space) SetLimit(RLIMIT_AS, l.max_address_space);
+  if (l.max_cpu_seconds) SetLimit(RLIMIT_CPU, l.max_cpu_seconds);
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) _exit(126);
+  // execvpe resolves argv[0] with the child's PATH.
+  execvpe(argv[0], argv.data(), envp.data());
+  dprintf(2, "kbrun: cannot execute %s: %s\n", argv[0], strerror(errno));
+  _exit(127);
+}
+
+}  // namespace
+
+void RequestCancel() { g_cancel.store(true); }
+bool CancelRequested() { return g_cancel.load(); }
+
+std::map<std::string, std::string> CurrentEnvironment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
+}
+
+ProcessResult RunProcess(const ProcessSpec& spec) {
+  ProcessResult result;
+  if (spec.argv.empty()) {
+    result.spawn_failed = true;
+    result.output = "empty command";
+    return result;
+  }
+  int out_pipe[2], prog_pipe[2] = {-1, -1};
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
+    result.spawn_failed = true;
+    result.output = fmt::format("pipe: {}", strerror(errno));
+    return result;
+  }
+  bool want_progress = static_cast<bool>(spec.on_progress);
+  if (want_progress && pipe2(prog_pipe, O_CLOEXEC) != 0) want_progress = false;
+
+  // Build argv/envp before fork: no allocation in the child.
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> argv, envp;
+  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  auto start = Clock::now();
+  pid_t pid = fork();
+  if (pid < 0) {
+    result.spawn_failed = true;
+    result.output = fmt::format("fork: {}", strerror(errno));
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return result;
+  }
+  if (pid == 0) {
+    // The pipes were made O_CLOEXEC; dup2 clears that flag on the copies.
+    ExecChild(spec, out_pipe[1], want_progress ? prog_pipe[1] : -1, argv, envp);
+  }
+  close(out_pipe[1]);
+  if (want_progress) close(prog_pipe[1]);
+  fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+  if (want_progress) fcntl(prog_pipe[0], F_SETFL, O_NONBLOCK);
+
+  CappedBuffer output(spec.output_head_bytes, spec.output_tail_bytes);
+  std::string progress_partial;
+  double deadline = spec.timeout_s > 0 ? spec.timeout_s : -1;  // seconds since start
+  bool out_open = true, prog_open = want_progress;
+  bool child_done = false;
+  Clock::time_point child_done_at;
+  int status = 0;
+  char buf[65536];
+
+  auto kill_group = [&] { kill(-pid, SIGKILL); };
+
+  while (true) {
+    if (!child_done) {
+      pid_t w = waitpid(pid, &status, WNOHANG);
+      if (w == pid) {
+        child_done = true;
+        child_done_at = Clock::now();
+        // Whatever the child left behind in its group dies with it.
+        kill_group();
+      }
+    }
+    if (child_done && !out_open && !prog_open) break;
+    double elapsed = SecondsSince(start);
+    bool over_deadline = deadline > 0 && elapsed > deadline;
+    bool over_hard = spec.hard_timeout_s > 0 && elapsed > spec.hard_timeout_s;
+    if (!child_done && (over_deadline || over_hard)) {
+      result.timed_out = true;
+      kill_group();
+    }
+    if (!child_done && CancelRequested() && !result.cancelled) {
+      result.cancelled = true;
+      kill_group();
+    }
+    struct pollfd fds[2];
+    int nfds = 0;
+    int out_idx = -1, prog_idx = -1;
+    if (out_open) { fds[nfds] = {out_pipe[0], POLLIN, 0}; out_idx = nfds++; }
+    if (prog_open) { fds[nfds] = {prog_pipe[0], POLLIN, 0}; prog_idx = nfds++; }
+    if (nfds == 0) {
+      // Only waiting for the exit now.
+      if (!child_done) usleep(10000);
+      continue;
+    }
+    int pr = poll(fds, nfds, 50);
+    if (pr < 0 && errno != EINTR) break;
+    if (out_idx >= 0 && (fds[out_idx].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t n = read(out_pipe[0], buf, sizeof buf);
+      if (n > 0) output.Append(buf, static_cast<size_t>(n));
+      else if (n == 0 || (errno != EAGAIN && errno != EINTR)) out_open = false;
+    }
+    if (prog_idx >= 0 && (fds[prog_idx].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t n = read(prog_pipe[0], buf, sizeof buf);
+      if (n > 0) {
+        progress_partial.append(buf, static_cast<size_t>(n));
+        size_t nl;
+        while ((nl = progress_partial.find('\n')) != std::string::npos) {
+          std::string line = progress_partial.substr(0, nl);
+          progress_partial.erase(0, nl + 1);
+          if (auto next = spec.on_progress(line)) {
+            deadline = *next > 0 ? SecondsSince(start) + *next : -1;
+          }
+        }
+        if (progress_partial.size() > 65536) progress_partial.clear();  // no line that long is ours
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        prog_open = false;
+      }
+    }
+    // After the child exited and its group was killed, pipes close promptly;
+    // a descendant that escaped the group could hold them: stop waiting after 2 s.
+    if (child_done && SecondsSince(child_done_at) > 2.0) out_open = prog_open = false;
+  }
+  close(out_pipe[0]);
+  if (want_progress) close(prog_pipe[0]);
+
+  result.wall_s = SecondsSince(start);
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+    if (result.exit_code == 127 && output.total() < 512) result.spawn_failed = true;
+  } else if (WIFSIGNALED(status)) {
+    result.term_signal = WTERMSIG(status);
+  }
+  result.output = output.Str(&result.output_truncated);
+  result.output_total_bytes = output.total();
+  return result;
+}
+
+}  // namespace kbrun

@@ -1,0 +1,60 @@
+// Running a child process under supervision: its own process group, a clean
+// environment, resource limits, deadlines, and capped output capture.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kbrun {
+
+struct ResourceLimits {
+  // 0 leaves a limit as inherited.
+  unsigned long long max_file_bytes = 0;   // RLIMIT_FSIZE
+  unsigned long long max_processes = 0;    // RLIMIT_NPROC
+  unsigned long long max_address_space = 0;  // RLIMIT_AS (never for CUDA workers)
+  unsigned long long max_cpu_seconds = 0;  // RLIMIT_CPU
+  bool no_core_dumps = true;
+};
+
+struct ProcessSpec {
+  std::vector<std::string> argv;               // argv[0] is resolved through PATH
+  std::map<std::string, std::string> env;      // the whole environment: nothing is inherited
+  std::string cwd;                             // empty: inherit
+  double timeout_s = 0;                        // initial deadline from start; 0 = none
+  double hard_timeout_s = 0;                   // absolute cap, whatever progress says; 0 = none
+  size_t output_head_bytes = 32 * 1024;        // merged stdout+stderr: first bytes kept
+  size_t output_tail_bytes = 32 * 1024;        // ... and last bytes kept
+  ResourceLimits limits;
+  // Lines the child writes to fd 3. The callback may return a new deadline,
+  // in seconds from now (e.g. a worker that finished compiling starts the run clock).
+  std::function<std::optional<double>(const std::string&)> on_progress;
+};
+
+struct ProcessResult {
+  int exit_code = -1;        // valid when term_signal == 0 and !timed_out
+  int term_signal = 0;       // signal that ended the child, if any
+  bool timed_out = false;    // we killed it at a deadline
+  bool cancelled = false;    // we killed it because the user interrupted kbrun
+  bool spawn_failed = false; // exec failed (bad interpreter path...)
+  double wall_s = 0;
+  std::string output;        // head + "[... N bytes omitted ...]" + tail
+  size_t output_total_bytes = 0;
+  bool output_truncated = false;
+};
+
+ProcessResult RunProcess(const ProcessSpec& spec);
+
+// Set by SIGINT/SIGTERM handlers: running children are killed and callers wind down.
+void RequestCancel();
+bool CancelRequested();
+
+// The current environment as a map (for building a child's environment from it).
+std::map<std::string, std::string> CurrentEnvironment();
+
+// Name of a signal for messages ("SIGSEGV").
+std::string SignalName(int sig);
+
+}  // namespace kbrun
