@@ -1,0 +1,58 @@
+#include "cli/eval_flags.h"
+
+namespace kbrun::cli {
+
+void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
+  cmd.add_option("--device", f.device, "auto | cpu | cuda (auto: cuda when torch sees a GPU)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd.add_option("--gpu", f.gpu, "GPU index to evaluate on")->capture_default_str();
+  cmd.add_option("--precision", f.precision, "fp32 | fp16 | bf16: inputs and weights are cast to it")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
+      ->capture_default_str();
+  cmd.add_option("--backend", f.backend, "cuda | thunderkittens | hip | hipkittens")
+      ->check(CLI::IsMember({"cuda", "thunderkittens", "hip", "hipkittens"}))
+      ->capture_default_str();
+  cmd.add_option("--correct-trials", f.correct_trials, "Correctness trials, each with fresh inputs")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd.add_option("--perf-trials", f.perf_trials, "Timed runs of reference and candidate")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd.add_option("--warmup", f.warmup, "Untimed warm-up runs")->check(CLI::Range(0, 10000))->capture_default_str();
+  cmd.add_option("--atol", f.atol, "Absolute tolerance (default 1e-4 fp32, 1e-2 fp16/bf16)");
+  cmd.add_option("--rtol", f.rtol, "Relative tolerance (default as --atol)");
+  cmd.add_option("--seed", f.seed, "Seed for inputs and weights (default: random per run, recorded)");
+  cmd.add_option("--compile-timeout", f.compile_timeout, "Seconds allowed for worker start and compile")
+      ->capture_default_str();
+  cmd.add_option("--run-timeout", f.run_timeout, "Seconds allowed for correctness and timing")->capture_default_str();
+  cmd.add_option("--compile-jobs", f.compile_jobs, "Parallel jobs for one build (MAX_JOBS; default: cores)");
+  cmd.add_option("--python", f.python, "Python interpreter with torch (env KBRUN_PYTHON)");
+  cmd.add_option("--work-dir", f.work_dir, "Root of private build directories (env KBRUN_WORK_DIR)");
+  cmd.add_flag("--keep-work-dir", f.keep_work_dir, "Keep the private directory (builds, logs) for inspection");
+  cmd.add_flag("--profile", f.profile, "Profile the candidate's kernels (reserved: not available yet)");
+}
+
+eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
+  eval::EvalOptions o;
+  o.device = f.device;
+  o.gpu_index = f.gpu;
+  o.precision = f.precision;
+  o.backend = f.backend;
+  o.correctness_trials = f.correct_trials;
+  o.timing_trials = f.perf_trials;
+  o.warmup_runs = f.warmup;
+  o.atol = f.atol;
+  o.rtol = f.rtol;
+  o.seed = f.seed;
+  o.compile_timeout_s = f.compile_timeout;
+  o.run_timeout_s = f.run_timeout;
+  o.python = f.python;
+  o.work_root = f.work_dir;
+  o.keep_work_dir = f.keep_work_dir;
+  o.profile = f.profile;
+  o.compile_jobs = f.compile_jobs;
+  return o;
+}
+
+}  // namespace kbrun::cli

@@ -1,0 +1,25 @@
+// Evaluation flags shared by `kbrun eval` and `kbrun batch`.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "eval/evaluation.h"
+
+namespace kbrun::cli {
+
+struct EvalFlags {
+  std::string device = "auto", precision = "fp32", backend = "cuda", python, work_dir;
+  int gpu = 0, correct_trials = 5, perf_trials = 100, warmup = 5, compile_jobs = 0;
+  std::optional<double> atol, rtol;
+  std::optional<uint64_t> seed;
+  double compile_timeout = 900, run_timeout = 300;
+  bool keep_work_dir = false, profile = false;
+};
+
+void AddEvalFlags(CLI::App& cmd, EvalFlags& f);
+eval::EvalOptions ToEvalOptions(const EvalFlags& f);
+
+}  // namespace kbrun::cli

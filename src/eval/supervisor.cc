@@ -1,0 +1,350 @@
+// The supervisor: runs the Python worker for one candidate in a controlled child
+// process and turns what it measured (or how it died) into a verdict.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <regex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "eval/evaluation.h"
+#include "eval/python_env.h"
+#include "util/fs.h"
+#include "util/subprocess.h"
+#include "util/text.h"
+
+namespace kbrun::eval {
+namespace {
+
+using nlohmann::json;
+
+// Variables the worker may see; anything else (API keys above all) stays behind.
+const char* const kPassedEnv[] = {
+    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "CUDA_HOME", "CUDA_PATH", "CUDA_ROOT", "ROCM_PATH", "HIP_PATH",
+    "LD_LIBRARY_PATH", "PYTHONPATH", "CC", "CXX", "CUDAHOSTCXX", "NVCC_CCBIN", "TORCH_CUDA_ARCH_LIST",
+    "PYTORCH_ROCM_ARCH", "THUNDERKITTENS_ROOT", "HIPKITTENS_ROOT", "CCACHE_DIR",
+    // Keep NVLink multicast off on shared multi-GPU hosts.
+    "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS"};
+
+bool LooksSecret(const std::string& name) {
+  static const std::regex secret("KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", std::regex::icase);
+  return std::regex_search(name, secret);
+}
+
+fs::path DefaultWorkRoot() {
+  if (const char* w = std::getenv("KBRUN_WORK_DIR"); w && *w) return w;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "kbrun/work";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache/kbrun/work";
+  return fs::temp_directory_path() / fmt::format("kbrun-{}", getuid());
+}
+
+std::string ResolveDevice(const EvalOptions& o, const PythonEnv& py) {
+  if (o.device == "auto") return py.gpu_available ? "cuda" : "cpu";
+  return o.device;
+}
+
+std::map<std::string, std::string> WorkerEnvironment(const EvalOptions& o, const PythonEnv& py,
+                                                     const fs::path& dir, bool gpu_visible) {
+  auto current = CurrentEnvironment();
+  std::map<std::string, std::string> env;
+  for (const char* name : kPassedEnv) {
+    if (auto it = current.find(name); it != current.end()) env[name] = it->second;
+  }
+  // Extra variables the user asked to pass (KBRUN_PASS_ENV=A,B), never secrets.
+  if (auto it = current.find("KBRUN_PASS_ENV"); it != current.end()) {
+    for (const auto& name : SplitLines(std::regex_replace(it->second, std::regex(","), "\n"))) {
+      auto v = current.find(Trim(name));
+      if (v != current.end() && !LooksSecret(v->first)) env[v->first] = v->second;
+    }
+  }
+  for (auto it = env.begin(); it != env.end();) {
+    it = LooksSecret(it->first) ? env.erase(it) : std::next(it);
+  }
+  env["HOME"] = (dir / "home").string();
+  env["TMPDIR"] = (dir / "tmp").string();
+  env["TORCH_EXTENSIONS_DIR"] = (dir / "build").string();
+  env["PYTHONDONTWRITEBYTECODE"] = "1";
+  env["PYTHONUNBUFFERED"] = "1";
+  unsigned jobs = o.compile_jobs > 0 ? static_cast<unsigned>(o.compile_jobs)
+                                     : std::max(1u, std::thread::hardware_concurrency());
+  env["MAX_JOBS"] = std::to_string(jobs);
+  if (!py.arch_list.empty() && !env.count("TORCH_CUDA_ARCH_LIST")) env["TORCH_CUDA_ARCH_LIST"] = py.arch_list;
+  // One GPU, or none: the compile phase never touches a GPU that another
+  // candidate may be timing on.
+  std::string visible = gpu_visible ? std::to_string(o.gpu_index) : "";
+  env["CUDA_VISIBLE_DEVICES"] = visible;
+  env["HIP_VISIBLE_DEVICES"] = visible;
+  return env;
+}
+
+EvalResult Fail(Status status, const std::string& category, const std::string& message) {
+  EvalResult r;
+  r.status = status;
+  r.error_category = category;
+  r.error_message = message;
+  return r;
+}
+
+struct WorkerRun {
+  ProcessResult process;
+  std::string last_stage;
+  std::optional<json> result;
+};
+
+WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const PythonEnv& py,
+                    const std::string& device, uint64_t seed, const fs::path& dir) {
+  const EvalOptions& o = req.options;
+  json request = {
+      {"phase", phase},
+      {"problem", fs::absolute(dir / "problem.py").string()},
+      {"code", fs::absolute(dir / "candidate.py").string()},
+      {"device", device},
+      {"precision", o.precision},
+      {"seed", seed},
+      {"correctness_trials", o.correctness_trials},
+      {"timing_trials", o.timing_trials},
+      {"warmup_runs", o.warmup_runs},
+      {"atol", o.atol ? json(*o.atol) : json(nullptr)},
+      {"rtol", o.rtol ? json(*o.rtol) : json(nullptr)},
+  };
+  fs::path result_path = dir / fmt::format("{}_result.json", phase);
+  fs::remove(result_path);
+  WriteFileAtomic(dir / "request.json", request.dump(2));
+
+  WorkerRun run;
+  ProcessSpec spec;
+  spec.argv = {py.interpreter, WorkerScriptPath(), "--request", (dir / "request.json").string(), "--result",
+               result_path.string()};
+  spec.env = WorkerEnvironment(o, py, dir, phase != "compile" && device == "cuda");
+  spec.cwd = dir.string();
+  spec.timeout_s = o.compile_timeout_s;
+  spec.hard_timeout_s = o.compile_timeout_s + (phase == "compile" ? 30 : o.run_timeout_s + 30);
+  spec.limits.max_file_bytes = 8ULL << 30;
+  double run_timeout = o.run_timeout_s;
+  spec.on_progress = [&run, run_timeout](const std::string& line) -> std::optional<double> {
+    if (!StartsWith(line, "stage ")) return std::nullopt;
+    run.last_stage = line.substr(6);
+    // Compiling is over: the run clock starts.
+    if (run.last_stage == "correctness") return run_timeout;
+    return std::nullopt;
+  };
+  run.process = RunProcess(spec);
+  if (auto text = ReadFile(result_path)) {
+    auto j = json::parse(*text, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) run.result = j;
+  }
+  return run;
+}
+
+// A worker that died or was killed: classify from how it ended.
+EvalResult FromDeadWorker(const WorkerRun& run, const EvalOptions& o) {
+  const ProcessResult& p = run.process;
+  std::string tail = KeepHeadTailLines(p.output, 60);
+  if (p.cancelled) return Fail(Status::kRuntimeError, "cancelled", "interrupted by the user");
+  if (p.timed_out) {
+    bool compiling = run.last_stage.empty() || run.last_stage == "compile";
+    double limit = compiling ? o.compile_timeout_s : o.run_timeout_s;
+    return Fail(Status::kTimeout, compiling ? "compile_timeout" : "run_timeout",
+                fmt::format("killed after {:.0f} s in stage '{}' (limit {:.0f} s)\n{}", p.wall_s,
+                            run.last_stage.empty() ? "start" : run.last_stage, limit,
+                            KeepHeadTailLines(p.output, 20)));
+  }
+  if (p.spawn_failed) return Fail(Status::kRuntimeError, "worker_failed", "cannot start the worker: " + tail);
+  if (p.term_signal) {
+    return Fail(Status::kRuntimeError, "crash",
+                fmt::format("worker killed by {} in stage '{}'\n{}", SignalName(p.term_signal),
+                            run.last_stage.empty() ? "start" : run.last_stage, tail));
+  }
+  return Fail(Status::kRuntimeError, "worker_failed",
+              fmt::format("worker exited with code {} without a result in stage '{}'\n{}", p.exit_code,
+                          run.last_stage.empty() ? "start" : run.last_stage, tail));
+}
+
+EvalResult FromWorkerFailure(const json& failure, const std::string& output) {
+  auto status = ParseStatus(failure.value("status", ""));
+  // The worker may only report failures; a "correct" here would be a forged verdict.
+  if (!status || *status == Status::kCorrect) status = Status::kRuntimeError;
+  std::string category = failure.value("category", "unknown");
+  std::string message = failure.value("message", "");
+  if (category == "build_failed") {
+    message = "build failed:\n" + ExtractCompilerErrors(message, 40);
+  } else if (*status == Status::kRuntimeError) {
+    std::string detail = failure.value("detail", "");
+    if (!detail.empty()) message += "\n" + KeepHeadTailLines(detail, 30);
+    if (category == "cuda_error" && !output.empty()) message += "\n" + KeepHeadTailLines(output, 10);
+  }
+  return Fail(*status, category, message);
+}
+
+json StatsOrNull(const json& timing, const char* key) {
+  return timing.is_object() && timing.contains(key) ? timing[key] : json(nullptr);
+}
+
+// Assembles the result document (docs/RESULT_SCHEMA.md).
+void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, const std::string& device,
+                  uint64_t seed, const json& worker, const CompiledCandidate& compiled, const WorkerRun* run) {
+  const EvalOptions& o = req.options;
+  json env = worker.value("env", json::object());
+  json stages = worker.value("stage_times", json::object());
+  json timing = worker.value("timing", json(nullptr));
+  double tol = o.precision == "fp32" ? 1e-4 : 1e-2;
+  json doc = {
+      {"kbrun_version", KBRUN_VERSION},
+      {"problem", req.problem.stem().string()},
+      {"problem_path", fs::absolute(req.problem).string()},
+      {"code_path", fs::absolute(req.code).string()},
+      {"status", StatusName(r.status)},
+      {"compiled", r.compiled},
+      {"correct", r.correct},
+      {"speedup", r.speedup > 0 ? json(r.speedup) : json(nullptr)},
+      {"error", r.error_category.empty() ? json(nullptr)
+                                         : json{{"category", r.error_category}, {"message", r.error_message}}},
+      {"correctness", worker.value("correctness", json{{"trials_run", 0}, {"trials_passed", 0}})},
+      {"tolerance", {{"atol", o.atol.value_or(tol)}, {"rtol", o.rtol.value_or(tol)}}},
+      {"timing",
+       {{"method", timing.is_object() ? timing.value("method", "") : ""},
+        {"warmup_runs", o.warmup_runs},
+        {"reference", StatsOrNull(timing, "reference")},
+        {"candidate", StatsOrNull(timing, "candidate")}}},
+      {"device",
+       {{"kind", device},
+        {"name", env.value("device_name", device == "cpu" ? "cpu" : (py.gpu_names.empty() ? "" : py.gpu_names[0]))},
+        {"gpu_index", device == "cpu" ? json(nullptr) : json(o.gpu_index)}}},
+      {"env",
+       {{"python", py.interpreter},
+        {"python_version", py.python_version},
+        {"torch_version", py.torch_version},
+        {"cuda_version", py.cuda_version.empty() ? json(nullptr) : json(py.cuda_version)},
+        {"hip_version", py.hip_version.empty() ? json(nullptr) : json(py.hip_version)}}},
+      {"precision", o.precision},
+      {"backend", o.backend},
+      {"seed", seed},
+      {"stages",
+       {{"worker_start_s", compiled.worker_start_s},
+        {"compile_s", compiled.compile_s},
+        {"correctness_s", stages.value("correctness_s", 0.0)},
+        {"timing_s", stages.value("timing_s", 0.0)},
+        {"run_worker_total_s", run ? run->process.wall_s : 0.0}}},
+      {"profile", nullptr},
+  };
+  if (run && r.status != Status::kCorrect && r.status != Status::kIncorrect) {
+    doc["output_tail"] = KeepHeadTailLines(run->process.output, 40);
+    doc["output_bytes"] = run->process.output_total_bytes;
+  }
+  r.json = std::move(doc);
+}
+
+uint64_t ChooseSeed(const EvalOptions& o) {
+  if (o.seed) return *o.seed;
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 16 ^ rd()) % 1000000007ULL;
+}
+
+}  // namespace
+
+std::string StatusName(Status s) {
+  switch (s) {
+    case Status::kCorrect: return "correct";
+    case Status::kIncorrect: return "incorrect";
+    case Status::kCompileError: return "compile_error";
+    case Status::kRuntimeError: return "runtime_error";
+    case Status::kTimeout: return "timeout";
+    case Status::kRejected: return "rejected";
+  }
+  return "runtime_error";
+}
+
+std::optional<Status> ParseStatus(const std::string& name) {
+  for (Status s : {Status::kCorrect, Status::kIncorrect, Status::kCompileError, Status::kRuntimeError,
+                   Status::kTimeout, Status::kRejected}) {
+    if (StatusName(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+CompiledCandidate Compile(const EvalRequest& req) {
+  CompiledCandidate c;
+  const EvalOptions& o = req.options;
+  const PythonEnv& py = DiscoverPython(o.python);
+  std::string device = ResolveDevice(o, py);
+  fs::path root = o.work_root.empty() ? DefaultWorkRoot() : o.work_root;
+  c.work_dir = MakeUniqueDir(root, "eval-");
+  for (const char* sub : {"home", "tmp", "build"}) fs::create_directories(c.work_dir / sub);
+  fs::copy_file(req.problem, c.work_dir / "problem.py");
+  fs::copy_file(req.code, c.work_dir / "candidate.py");
+
+  WorkerRun run = RunWorker("compile", req, py, device, 0, c.work_dir);
+  if (!run.result) {
+    c.failure = FromDeadWorker(run, o);
+  } else if (run.result->contains("failure")) {
+    c.failure = FromWorkerFailure((*run.result)["failure"], run.process.output);
+  } else {
+    c.ok = true;
+  }
+  json stages = run.result ? run.result->value("stage_times", json::object()) : json::object();
+  c.compile_s = stages.value("compile_s", run.process.wall_s);
+  c.worker_start_s = stages.value("import_torch_s", 0.0);
+  if (!c.ok) {
+    c.failure.compiled = false;
+    FillDocument(c.failure, req, py, device, 0, run.result.value_or(json::object()), c, &run);
+    if (!o.keep_work_dir) fs::remove_all(c.work_dir);
+  }
+  return c;
+}
+
+EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
+  if (!compiled.ok) return compiled.failure;
+  const EvalOptions& o = req.options;
+  const PythonEnv& py = DiscoverPython(o.python);
+  std::string device = ResolveDevice(o, py);
+  uint64_t seed = ChooseSeed(o);
+  WorkerRun run = RunWorker("run", req, py, device, seed, compiled.work_dir);
+  EvalResult r;
+  const json worker = run.result.value_or(json::object());
+  if (!run.result) {
+    r = FromDeadWorker(run, o);
+    r.compiled = true;
+  } else if (worker.contains("failure")) {
+    r = FromWorkerFailure(worker["failure"], run.process.output);
+    r.compiled = worker.value("compiled", false);
+  } else {
+    // The verdict is ours: every requested trial ran and passed, and both were timed.
+    const json corr = worker.value("correctness", json::object());
+    const json timing = worker.value("timing", json::object());
+    int run_n = corr.value("trials_run", 0), passed = corr.value("trials_passed", 0);
+    double ref_ms = timing.contains("reference") ? timing["reference"].value("median_ms", 0.0) : 0.0;
+    double new_ms = timing.contains("candidate") ? timing["candidate"].value("median_ms", 0.0) : 0.0;
+    r.compiled = true;
+    if (run_n != o.correctness_trials || passed != run_n) {
+      r = Fail(Status::kIncorrect, "incomplete_checks",
+               fmt::format("{} of {} correctness trials passed", passed, o.correctness_trials));
+      r.compiled = true;
+    } else if (!(ref_ms > 0) || !(new_ms > 0) || !std::isfinite(ref_ms) || !std::isfinite(new_ms)) {
+      r = Fail(Status::kRuntimeError, "timing_failed", "no valid timing measurements");
+      r.compiled = true;
+    } else {
+      r.status = Status::kCorrect;
+      r.correct = true;
+      r.speedup = ref_ms / new_ms;
+    }
+  }
+  FillDocument(r, req, py, device, seed, worker, compiled, &run);
+  if (!o.keep_work_dir) fs::remove_all(compiled.work_dir);
+  return r;
+}
+
+EvalResult Evaluate(const EvalRequest& req) {
+  CompiledCandidate compiled = Compile(req);
+  return Run(req, compiled);
+}
+
+int ExitCodeFor(const EvalResult& r, double target_speedup) {
+  if (r.status != Status::kCorrect) return 2;
+  return r.speedup >= target_speedup ? 0 : 1;
+}
+
+}  // namespace kbrun::eval

@@ -1,0 +1,6 @@
+# Defines no ModelNew.
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    pass
