@@ -1,0 +1,123 @@
+// Integration tests: the real kbrun binary evaluates real candidates on the CPU
+// (Debian's torch), one per way a candidate can go wrong.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "util/fs.h"
+#include "util/subprocess.h"
+
+namespace kbrun {
+namespace {
+
+struct EvalRun {
+  int exit_code;
+  std::string output;
+  nlohmann::json result;
+  double wall_s;
+};
+
+EvalRun RunEval(const std::string& candidate, std::vector<std::string> extra = {}) {
+  fs::path out = fs::temp_directory_path() / ("kbrun-eval-test-" + candidate + ".json");
+  fs::remove(out);
+  ProcessSpec spec;
+  spec.argv = {KBRUN_BINARY, "eval", "--code", std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
+               "--problem", std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py", "--device", "cpu",
+               "--perf-trials", "10", "--output", out.string()};
+  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+  spec.env = CurrentEnvironment();
+  spec.env["LLM_GATEWAY_KEY"] = "secret-that-must-not-leak";
+  spec.timeout_s = 600;
+  ProcessResult p = RunProcess(spec);
+  EvalRun run{p.exit_code, p.output, nullptr, p.wall_s};
+  if (auto text = ReadFile(out)) run.result = nlohmann::json::parse(*text);
+  return run;
+}
+
+TEST(EvalIntegration, CorrectCompiledExtension) {
+  auto r = RunEval("correct_cpp");
+  ASSERT_FALSE(r.result.is_null()) << r.output;
+  EXPECT_EQ(r.result["status"], "correct") << r.output;
+  EXPECT_TRUE(r.result["compiled"].get<bool>());
+  EXPECT_EQ(r.result["correctness"]["trials_run"], 5);
+  EXPECT_EQ(r.result["correctness"]["trials_passed"], 5);
+  EXPECT_GT(r.result["speedup"].get<double>(), 0.0);
+  EXPECT_EQ(r.result["timing"]["candidate"]["trials"], 10);
+  EXPECT_GT(r.result["timing"]["reference"]["median_ms"].get<double>(), 0.0);
+  EXPECT_GT(r.result["stages"]["compile_s"].get<double>(), 1.0);  // a real build happened
+  EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 1) << r.exit_code;
+  EXPECT_EQ(r.exit_code, r.result["speedup"].get<double>() >= 1.0 ? 0 : 1);
+}
+
+TEST(EvalIntegration, WrongOutputIsIncorrectWithDiffFigures) {
+  auto r = RunEval("wrong");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.result["status"], "incorrect");
+  EXPECT_EQ(r.result["error"]["category"], "value_mismatch");
+  EXPECT_GT(r.result["correctness"]["max_abs_diff"].get<double>(), 0.1);
+  EXPECT_EQ(r.result["correctness"]["trials_passed"], 0);
+  EXPECT_TRUE(r.result["speedup"].is_null());
+}
+
+TEST(EvalIntegration, CompileErrorCarriesCompilerMessage) {
+  auto r = RunEval("compile_error_cpp");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.result["status"], "compile_error");
+  EXPECT_EQ(r.result["error"]["category"], "build_failed");
+  EXPECT_FALSE(r.result["compiled"].get<bool>());
+  std::string msg = r.result["error"]["message"];
+  EXPECT_NE(msg.find("undeclared_thing"), std::string::npos) << msg;
+  EXPECT_LT(msg.size(), 8000u);  // trimmed, not the whole log
+}
+
+TEST(EvalIntegration, SegfaultIsRuntimeError) {
+  auto r = RunEval("crash");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.result["status"], "runtime_error");
+  EXPECT_EQ(r.result["error"]["category"], "crash");
+  EXPECT_NE(r.result["error"]["message"].get<std::string>().find("SIGSEGV"), std::string::npos);
+}
+
+TEST(EvalIntegration, HangIsKilledAtTheRunTimeout) {
+  auto r = RunEval("hang", {"--run-timeout", "3"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.result["status"], "timeout");
+  EXPECT_EQ(r.result["error"]["category"], "run_timeout");
+  EXPECT_LT(r.wall_s, 30.0);
+}
+
+TEST(EvalIntegration, MegabytesOfOutputAreCapped) {
+  auto r = RunEval("noisy");
+  ASSERT_FALSE(r.result.is_null()) << r.output.substr(0, 2000);
+  EXPECT_EQ(r.result["status"], "correct");
+  // The candidate printed 2 MiB per call over dozens of calls; kbrun's own output stays small.
+  EXPECT_LT(r.output.size(), 100000u);
+  EXPECT_LT(r.result.dump().size(), 100000u);
+}
+
+TEST(EvalIntegration, MissingModelNewIsCompileError) {
+  auto r = RunEval("no_model_new");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.result["status"], "compile_error");
+  EXPECT_EQ(r.result["error"]["category"], "no_model_new");
+}
+
+TEST(EvalIntegration, SecretsDoNotReachTheCandidate) {
+  auto r = RunEval("env_probe");
+  EXPECT_EQ(r.result["status"], "correct") << r.output;
+}
+
+TEST(EvalIntegration, UsageErrorsGetTheirOwnExitCode) {
+  ProcessSpec spec;
+  spec.argv = {KBRUN_BINARY, "eval", "--code", "/nonexistent.py", "--problem", "/nonexistent2.py"};
+  spec.env = CurrentEnvironment();
+  ProcessResult p = RunProcess(spec);
+  EXPECT_EQ(p.exit_code, 64);
+  EXPECT_NE(p.output.find("no such file"), std::string::npos);
+  EXPECT_EQ(p.output.find("Traceback"), std::string::npos);
+  spec.argv = {KBRUN_BINARY, "eval", "--bogus-flag"};
+  EXPECT_EQ(RunProcess(spec).exit_code, 64);
+}
+
+}  // namespace
+}  // namespace kbrun

@@ -1,0 +1,70 @@
+#include "util/subprocess.h"
+
+#include <gtest/gtest.h>
+
+namespace kbrun {
+namespace {
+
+ProcessSpec Shell(const std::string& script) {
+  ProcessSpec spec;
+  spec.argv = {"/bin/sh", "-c", script};
+  spec.env = {{"PATH", "/usr/bin:/bin"}};
+  return spec;
+}
+
+TEST(RunProcess, CapturesOutputAndExitCode) {
+  auto r = RunProcess(Shell("echo hello; echo oops >&2; exit 3"));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.output.find("hello"), std::string::npos);
+  EXPECT_NE(r.output.find("oops"), std::string::npos);
+}
+
+TEST(RunProcess, KillsTheWholeGroupAtTheDeadline) {
+  auto spec = Shell("sleep 100 & sleep 100; echo never");
+  spec.timeout_s = 0.5;
+  auto r = RunProcess(spec);
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_LT(r.wall_s, 5.0);
+}
+
+TEST(RunProcess, KeepsHeadAndTailOfHugeOutput) {
+  auto spec = Shell("echo FIRST; head -c 5000000 /dev/zero | tr '\\0' x; echo; echo LAST");
+  spec.output_head_bytes = 1000;
+  spec.output_tail_bytes = 1000;
+  auto r = RunProcess(spec);
+  EXPECT_TRUE(r.output_truncated);
+  EXPECT_GT(r.output_total_bytes, 5000000u);
+  EXPECT_LT(r.output.size(), 2200u);
+  EXPECT_NE(r.output.find("FIRST"), std::string::npos);
+  EXPECT_NE(r.output.find("LAST"), std::string::npos);
+}
+
+TEST(RunProcess, ProgressLinesMoveTheDeadline) {
+  // Without the progress line the 1 s deadline would kill it.
+  auto spec = Shell("echo 'stage run' >&3; sleep 1.5; echo finished");
+  spec.timeout_s = 1.0;
+  spec.on_progress = [](const std::string& line) -> std::optional<double> {
+    return line == "stage run" ? std::optional<double>(10.0) : std::nullopt;
+  };
+  auto r = RunProcess(spec);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("finished"), std::string::npos);
+}
+
+TEST(RunProcess, ReportsTheKillingSignal) {
+  auto r = RunProcess(Shell("kill -SEGV $$"));
+  EXPECT_EQ(r.term_signal, 11);
+  EXPECT_EQ(SignalName(11), "SIGSEGV");
+}
+
+TEST(RunProcess, EnvironmentIsExactlyWhatWasGiven) {
+  auto spec = Shell("env");
+  spec.env["ONLY_THIS"] = "1";
+  auto r = RunProcess(spec);
+  EXPECT_NE(r.output.find("ONLY_THIS=1"), std::string::npos);
+  EXPECT_EQ(r.output.find("HOME="), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kbrun
