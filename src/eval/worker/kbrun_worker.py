@@ -30,6 +30,7 @@ PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 # KernelBench's tolerances: atol = rtol.
 DEFAULT_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 1e-2}
 MAX_TEXT = 20000
+CHUNK = 1 << 26  # elements compared at a time
 
 
 def progress(line):
@@ -122,6 +123,16 @@ def seed_all(torch, seed):
         torch.cuda.manual_seed_all(seed)
 
 
+def make_inputs(torch, get_inputs, device, dtype):
+    """Draws inputs directly on the device where torch allows it (fast for GB-sized inputs)."""
+    if device.type == "cuda" and hasattr(torch.device, "__enter__"):
+        with torch.device(device):
+            values = get_inputs()
+    else:
+        values = get_inputs()
+    return to_device(torch, values, device, dtype)
+
+
 def to_device(torch, values, device, dtype):
     out = []
     for v in values:
@@ -160,19 +171,25 @@ def compare(torch, ref_out, new_out, atol, rtol):
             return False, "dtype_mismatch", "output %d dtype %s, expected %s" % (i, n.dtype, r.dtype), None, None
         if n.device != r.device:
             return False, "device_mismatch", "output %d on %s, expected %s" % (i, n.device, r.device), None, None
-        rf, nf = r.double(), n.double()
-        bad = (~torch.isfinite(nf)) & torch.isfinite(rf)
-        if bool(bad.any()):
-            count = int(bad.sum())
-            return False, "non_finite", "output %d has %d NaN/Inf values where the reference is finite" % (i, count), \
-                float("inf"), float("inf")
-        both = torch.isfinite(nf) & torch.isfinite(rf)
-        diff = (nf - rf).abs()
-        diff = torch.where(both, diff, torch.zeros_like(diff))
-        if diff.numel():
-            max_diff = max(max_diff, float(diff.max()))
-            mean_diffs.append(float(diff.mean()))
-        if not torch.allclose(n, r, atol=atol, rtol=rtol, equal_nan=True):
+        # Chunked so that a 6 GB output does not need 30 GB of temporaries.
+        nonfinite, total_diff, close = 0, 0.0, True
+        rflat, nflat = r.reshape(-1), n.reshape(-1)
+        for start in range(0, rflat.numel(), CHUNK):
+            rc = rflat[start:start + CHUNK].float()
+            nc = nflat[start:start + CHUNK].float()
+            rfin, nfin = torch.isfinite(rc), torch.isfinite(nc)
+            nonfinite += int(((~nfin) & rfin).sum())
+            diff = torch.where(rfin & nfin, (nc - rc).abs(), torch.zeros_like(rc))
+            if diff.numel():
+                max_diff = max(max_diff, float(diff.max()))
+                total_diff += float(diff.double().sum())
+            close = close and torch.allclose(nflat[start:start + CHUNK], rflat[start:start + CHUNK],
+                                             atol=atol, rtol=rtol, equal_nan=True)
+        if nonfinite:
+            return False, "non_finite", "output %d has %d NaN/Inf values where the reference is finite" % (
+                i, nonfinite), float("inf"), float("inf")
+        mean_diffs.append(total_diff / max(1, rflat.numel()))
+        if not close:
             mean = statistics.fmean(mean_diffs) if mean_diffs else 0.0
             return False, "value_mismatch", "output %d differs: max abs diff %.6g, mean abs diff %.6g (atol=rtol=%g)" % (
                 i, max_diff, mean, atol), max_diff, mean
@@ -288,9 +305,10 @@ def run_phase(req, result, stage_times, torch, module_candidate):
             "max_abs_diff": None, "mean_abs_diff": None}
     result["correctness"] = corr
     max_diff, mean_diffs = 0.0, []
+    inputs = ref_out = new_out = None
     for trial in range(trials):
         seed_all(torch, seed + 1 + trial)
-        inputs = to_device(torch, get_inputs(), device, dtype)
+        inputs = make_inputs(torch, get_inputs, device, dtype)
         with torch.no_grad():
             ref_out = ref_model(*inputs)
             try:
@@ -317,8 +335,9 @@ def run_phase(req, result, stage_times, torch, module_candidate):
     # (clocks, temperature, other tenants) hits both alike.
     progress("stage timing")
     t = time.perf_counter()
+    del inputs, ref_out, new_out
     seed_all(torch, seed)
-    inputs = to_device(torch, get_inputs(), device, dtype)
+    inputs = make_inputs(torch, get_inputs, device, dtype)
     timer = Timer(torch, device)
     n = int(req["timing_trials"])
     ref_ms, new_ms = [], []

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Packs what a GPU-machine run needs into .devpkg/ (ignored by git, carried by the
+# device tool): the kbrun binary and worker, the shared libraries it links that a
+# bare CUDA image may lack, and the KernelBench level1 problems named on the command line.
+# Usage: bench/pack_device.sh [level1 problem files...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build}
+rm -rf .devpkg && mkdir -p .devpkg/lib .devpkg/level1
+cp "$build/kbrun" "$build/kbrun_worker.py" .devpkg/
+# Every non-glibc library the binary needs travels beside it (LD_LIBRARY_PATH=.devpkg/lib).
+ldd "$build/kbrun" | awk '/=> \//{print $3}' | grep -Ev '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' |
+  while read -r lib; do cp -L "$lib" .devpkg/lib/; done
+level1=${KERNELBENCH_LEVEL1:-../shared/kernelbench/level1}
+for p in "$@"; do cp "$level1/$p" .devpkg/level1/; done
+mkdir -p "$(git rev-parse --git-dir)/info"; grep -qx "/.devpkg/" "$(git rev-parse --git-dir)/info/exclude" 2>/dev/null || echo "/.devpkg/" >> "$(git rev-parse --git-dir)/info/exclude"
+du -sh .devpkg
