@@ -4,8 +4,9 @@
 set -uo pipefail
 export LD_LIBRARY_PATH=$PWD/.devpkg/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 KB=$PWD/.devpkg/kbrun
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
+FINAL=${OUT:-/tmp/out}
+OUT=/tmp/kbrun-eval-check
+rm -rf "$OUT"; mkdir -p "$OUT" "$FINAL"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
 P=.devpkg/level1/19_ReLU.py
@@ -14,7 +15,7 @@ ev() {  # name candidate [flags]
   local t0=$(date +%s.%N)
   $KB eval --code "tests/gpu/$cand.py" --problem $P --output "$OUT/$name.json" "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
-  echo "$name exit=$rc wall=$(echo "$(date +%s.%N) - $t0" | bc) s" >> "$OUT/summary.txt"
+  echo "$name exit=$rc wall=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s" >> "$OUT/summary.txt"
 }
 # The four failing candidates compile in parallel (16 cores); then the illegal-address
 # one runs, then the correct one on the same GPU: it must work normally after the crash.
@@ -44,3 +45,5 @@ if r["status"] not in ("correct",):
 PY
 done | tee "$OUT/table.txt"
 cat "$OUT/summary.txt"
+cp "$OUT/table.txt" "$OUT/summary.txt" "$FINAL/"
+tar czf "$FINAL/eval_check.tgz" -C "$OUT" .
