@@ -30,6 +30,8 @@ void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
   cmd.add_option("--python", f.python, "Python interpreter with torch (env KBRUN_PYTHON)");
   cmd.add_option("--work-dir", f.work_dir, "Root of private build directories (env KBRUN_WORK_DIR)");
   cmd.add_flag("--keep-work-dir", f.keep_work_dir, "Keep the private directory (builds, logs) for inspection");
+  cmd.add_flag("--allow-library-kernels", f.allow_library_kernels,
+               "Accept candidates whose time is mostly in torch/cuBLAS/cuDNN kernels (flagged, not rejected)");
   cmd.add_flag("--profile", f.profile, "Profile the candidate's kernels (reserved: not available yet)");
 }
 
@@ -52,6 +54,7 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
   o.keep_work_dir = f.keep_work_dir;
   o.profile = f.profile;
   o.compile_jobs = f.compile_jobs;
+  o.allow_library_kernels = f.allow_library_kernels;
   return o;
 }
 

@@ -16,7 +16,7 @@ struct EvalFlags {
   std::optional<double> atol, rtol;
   std::optional<uint64_t> seed;
   double compile_timeout = 900, run_timeout = 300;
-  bool keep_work_dir = false, profile = false;
+  bool keep_work_dir = false, profile = false, allow_library_kernels = false;
 };
 
 void AddEvalFlags(CLI::App& cmd, EvalFlags& f);

@@ -44,6 +44,9 @@ struct EvalOptions {
   fs::path work_root;                // private dirs go here; empty: default cache dir
   bool keep_work_dir = false;
   bool profile = false;              // reserved: profiler digest (issue 7)
+  // A candidate whose forward spends >90% of its time in torch/library kernels is
+  // rejected (uses_library_only) unless this is set (e.g. the cuBLAS GEMM prompt).
+  bool allow_library_kernels = false;
   int compile_jobs = 0;              // MAX_JOBS for the build; 0 = number of cores
 };
 

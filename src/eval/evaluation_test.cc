@@ -4,38 +4,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/eval_test_util.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 
 namespace kbrun {
 namespace {
 
-struct EvalRun {
-  int exit_code;
-  std::string output;
-  nlohmann::json result;
-  double wall_s;
-};
-
+// The fixtures in tests/candidates are plain torch except correct_cpp: they test the
+// pipeline, not the library-kernel check, so library kernels are allowed for them.
 EvalRun RunEval(const std::string& candidate, std::vector<std::string> extra = {}) {
-  fs::path out = fs::temp_directory_path() / ("kbrun-eval-test-" + candidate + ".json");
-  fs::remove(out);
-  ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY, "eval", "--code", std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
-               "--problem", std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py", "--device", "cpu",
-               "--perf-trials", "10", "--output", out.string()};
-  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
-  spec.env = CurrentEnvironment();
-  spec.env["LLM_GATEWAY_KEY"] = "secret-that-must-not-leak";
-  spec.timeout_s = 600;
-  ProcessResult p = RunProcess(spec);
-  EvalRun run{p.exit_code, p.output, nullptr, p.wall_s};
-  if (auto text = ReadFile(out)) run.result = nlohmann::json::parse(*text);
-  return run;
+  extra.push_back("--allow-library-kernels");
+  return RunEvalIn("candidates", candidate, extra);
 }
 
 TEST(EvalIntegration, CorrectCompiledExtension) {
-  auto r = RunEval("correct_cpp");
+  auto r = RunEvalIn("candidates", "correct_cpp", {});  // its own kernel: no allowance needed
+  EXPECT_FALSE(r.result["fallback"]["uses_library_only"].get<bool>());
   ASSERT_FALSE(r.result.is_null()) << r.output;
   EXPECT_EQ(r.result["status"], "correct") << r.output;
   EXPECT_TRUE(r.result["compiled"].get<bool>());

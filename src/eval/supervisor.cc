@@ -93,7 +93,14 @@ struct WorkerRun {
   ProcessResult process;
   std::string last_stage;
   std::optional<json> result;
+  int result_lines = 0;     // lines that claimed to be the result
+  bool forged = false;      // a result line without the right nonce, or more than one
 };
+
+std::string MakeNonce() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}{:08x}{:08x}", rd(), rd(), rd(), rd());
+}
 
 WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const PythonEnv& py,
                     const std::string& device, uint64_t seed, const fs::path& dir) {
@@ -111,21 +118,34 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
       {"atol", o.atol ? json(*o.atol) : json(nullptr)},
       {"rtol", o.rtol ? json(*o.rtol) : json(nullptr)},
   };
-  fs::path result_path = dir / fmt::format("{}_result.json", phase);
-  fs::remove(result_path);
+  // The worker answers with one line "result <nonce> <json>" on fd 3 and deletes the
+  // request before the candidate loads, so the candidate cannot forge the answer.
+  const std::string nonce = MakeNonce();
+  request["nonce"] = nonce;
   WriteFileAtomic(dir / "request.json", request.dump(2));
 
   WorkerRun run;
   ProcessSpec spec;
-  spec.argv = {py.interpreter, WorkerScriptPath(), "--request", (dir / "request.json").string(), "--result",
-               result_path.string()};
+  spec.argv = {py.interpreter, WorkerScriptPath(), "--request", (dir / "request.json").string()};
   spec.env = WorkerEnvironment(o, py, dir, phase != "compile" && device == "cuda");
   spec.cwd = dir.string();
   spec.timeout_s = o.compile_timeout_s;
   spec.hard_timeout_s = o.compile_timeout_s + (phase == "compile" ? 30 : o.run_timeout_s + 30);
   spec.limits.max_file_bytes = 8ULL << 30;
   double run_timeout = o.run_timeout_s;
-  spec.on_progress = [&run, run_timeout](const std::string& line) -> std::optional<double> {
+  spec.isolate_network = true;
+  spec.on_progress = [&run, run_timeout, &nonce](const std::string& line) -> std::optional<double> {
+    if (StartsWith(line, "result")) {
+      ++run.result_lines;
+      const std::string prefix = "result " + nonce + " ";
+      if (!StartsWith(line, prefix) || run.result_lines > 1) {
+        run.forged = true;
+        return std::nullopt;
+      }
+      auto j = json::parse(line.substr(prefix.size()), nullptr, false);
+      if (!j.is_discarded() && j.is_object()) run.result = j;
+      return std::nullopt;
+    }
     if (!StartsWith(line, "stage ")) return std::nullopt;
     run.last_stage = line.substr(6);
     // Compiling is over: the run clock starts.
@@ -133,9 +153,13 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     return std::nullopt;
   };
   run.process = RunProcess(spec);
-  if (auto text = ReadFile(result_path)) {
-    auto j = json::parse(*text, nullptr, false);
-    if (!j.is_discarded() && j.is_object()) run.result = j;
+  if (run.forged) {
+    run.result = json{{"failure",
+                       {{"status", "rejected"},
+                        {"category", "forged_result"},
+                        {"message", fmt::format("the worker's channel carried {} result messages, not one with "
+                                                "the run's nonce: the candidate wrote its own verdict",
+                                                run.result_lines)}}}};
   }
   return run;
 }
@@ -167,7 +191,7 @@ EvalResult FromDeadWorker(const WorkerRun& run, const EvalOptions& o) {
 EvalResult FromWorkerFailure(const json& failure, const std::string& output) {
   auto status = ParseStatus(failure.value("status", ""));
   // The worker may only report failures; a "correct" here would be a forged verdict.
-  if (!status || *status == Status::kCorrect) status = Status::kRuntimeError;
+  if (!status || *status == Status::kCorrect) status = Status::kRejected;
   std::string category = failure.value("category", "unknown");
   std::string message = failure.value("message", "");
   if (category == "build_failed") {
@@ -230,6 +254,12 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"timing_s", stages.value("timing_s", 0.0)},
         {"run_worker_total_s", run ? run->process.wall_s : 0.0}}},
       {"profile", nullptr},
+      {"fallback", worker.value("fallback", json(nullptr))},
+      {"sandbox",
+       {{"network_interfaces", env.value("network_interfaces", json(nullptr))},
+        {"network_isolated", env.contains("network_interfaces") && env["network_interfaces"] == json::array({"lo"})},
+        {"secrets_removed", true},
+        {"private_dir", true}}},
   };
   if (run && r.status != Status::kCorrect && r.status != Status::kIncorrect) {
     doc["output_tail"] = KeepHeadTailLines(run->process.output, 40);
@@ -325,6 +355,13 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
       r.compiled = true;
     } else if (!(ref_ms > 0) || !(new_ms > 0) || !std::isfinite(ref_ms) || !std::isfinite(new_ms)) {
       r = Fail(Status::kRuntimeError, "timing_failed", "no valid timing measurements");
+      r.compiled = true;
+    } else if (worker.contains("fallback") && worker["fallback"].value("uses_library_only", false) &&
+               !o.allow_library_kernels) {
+      r = Fail(Status::kRejected, "uses_library_only",
+               fmt::format("{:.0f}% of the forward's time is in torch/library kernels, not the candidate's own "
+                           "(allowed only with --allow-library-kernels, e.g. for cuBLAS prompts)",
+                           100 * worker["fallback"].value("library_time_fraction", 1.0)));
       r.compiled = true;
     } else {
       r.status = Status::kCorrect;

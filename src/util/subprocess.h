@@ -28,6 +28,9 @@ struct ProcessSpec {
   size_t output_head_bytes = 32 * 1024;        // merged stdout+stderr: first bytes kept
   size_t output_tail_bytes = 32 * 1024;        // ... and last bytes kept
   ResourceLimits limits;
+  // Run the child in a new network namespace (loopback only, down): no network.
+  // Needs root, or unprivileged user namespaces; skipped silently where neither works.
+  bool isolate_network = false;
   // Lines the child writes to fd 3. The callback may return a new deadline,
   // in seconds from now (e.g. a worker that finished compiling starts the run clock).
   std::function<std::optional<double>(const std::string&)> on_progress;

@@ -20,6 +20,7 @@ import math
 import os
 import random
 import statistics
+import threading
 import sys
 import time
 import traceback
@@ -230,23 +231,239 @@ class Timer:
         else:
             self.flush_buf = torch.empty(32 * 1024 * 1024 // 4, dtype=torch.int32)
 
-    def time_once(self, fn, args):
+    def time_once(self, fn, args, keep_output=False):
         torch = self.torch
         self.flush_buf.zero_()
         if self.cuda:
             torch.cuda.synchronize()
             self.start.record()
-            fn(*args)
+            out = fn(*args)
             torch.cuda.synchronize()
             self.end.record()
             self.end.synchronize()
-            return self.start.elapsed_time(self.end)
+            ms = self.start.elapsed_time(self.end)
+        else:
+            t = time.perf_counter()
+            out = fn(*args)
+            ms = (time.perf_counter() - t) * 1000.0
+        return (ms, out) if keep_output else ms
+
+
+class Guard:
+    """Checks around every call of the candidate (reward-hack defences, docs/EVALUATION.md).
+
+    Raises Failure("rejected", ...) when the candidate patched the harness, kept work
+    running in threads or processes, changed its inputs, or returned memory it does
+    not own (an input, or a tensor the harness holds).
+    """
+
+    def __init__(self, torch, device):
+        self.torch = torch
+        self.cuda = device.type == "cuda"
+        self.threads_before = set(threading.enumerate())
+        # What the harness relies on, captured before the candidate runs any code.
+        self.originals = {
+            "torch.allclose": torch.allclose,
+            "torch.isfinite": torch.isfinite,
+            "torch.equal": torch.equal,
+            "torch.Tensor.float": torch.Tensor.float,
+            "time.perf_counter": time.perf_counter,
+            "kbrun_worker.compare": compare,
+            "kbrun_worker.Timer.time_once": Timer.time_once,
+            "kbrun_worker.progress": progress,
+        }
+        if self.cuda:
+            self.originals.update({
+                "torch.cuda.synchronize": torch.cuda.synchronize,
+                "torch.cuda.Event": torch.cuda.Event,
+                "torch.cuda.Event.record": torch.cuda.Event.record,
+                "torch.cuda.Event.elapsed_time": torch.cuda.Event.elapsed_time,
+                "torch.cuda.Event.synchronize": torch.cuda.Event.synchronize,
+            })
+
+    def current(self, name):
+        obj = {"torch": self.torch, "time": time, "kbrun_worker": sys.modules[__name__]}[name.split(".")[0]]
+        for part in name.split(".")[1:]:
+            obj = getattr(obj, part)
+        return obj
+
+    def check_harness(self):
+        for name, original in self.originals.items():
+            if self.current(name) is not original:
+                raise Failure("rejected", "patched_harness", "the candidate replaced %s" % name)
+
+    def check_after_call(self, inputs, saved_inputs, outputs):
+        torch = self.torch
+        self.check_harness()
+        new_threads = [t for t in threading.enumerate() if t not in self.threads_before and t.is_alive()]
+        if new_threads:
+            raise Failure("rejected", "background_thread",
+                          "the candidate left %d thread(s) running after forward returned: %s" % (
+                              len(new_threads), ", ".join(t.name for t in new_threads[:3])))
+        children = child_processes()
+        if children:
+            raise Failure("rejected", "spawned_process",
+                          "the candidate started processes: pids %s" % ", ".join(map(str, children[:5])))
+        if saved_inputs is not None:
+            for i, (now, before) in enumerate(zip(inputs, saved_inputs)):
+                if isinstance(before, torch.Tensor) and not torch.equal(now, before):
+                    raise Failure("rejected", "modified_inputs", "forward modified input %d in place" % i)
+        for i, out in enumerate(flatten_outputs(torch, outputs)):
+            if type(out) is not torch.Tensor:
+                raise Failure("rejected", "bad_output_type",
+                              "output %d is a %s, not a plain torch.Tensor" % (i, type(out).__name__))
+            for j, x in enumerate(inputs):
+                if isinstance(x, torch.Tensor) and shares_memory(out, x):
+                    raise Failure("rejected", "output_aliases_input",
+                                  "output %d shares memory with input %d (a view or the input itself)" % (i, j))
+
+
+def memory_span(t):
+    """[first, last) byte addresses a tensor can touch, from its pointer, sizes and strides."""
+    extent = 1 + sum((size - 1) * abs(stride) for size, stride in zip(t.shape, t.stride()))
+    return t.data_ptr(), t.data_ptr() + extent * t.element_size()
+
+
+def shares_memory(a, b):
+    if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
+        return False
+    a0, a1 = memory_span(a)
+    b0, b1 = memory_span(b)
+    return a0 < b1 and b0 < a1
+
+
+def network_interfaces():
+    """Interfaces of this process's network namespace (/sys/class/net shows the mount's)."""
+    try:
+        with open("/proc/self/net/dev") as f:
+            return sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+    except OSError:
+        return None
+
+
+def child_processes():
+    """Live children of this process (the worker starts none after compiling)."""
+    pids = []
+    me = os.getpid()
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open("/proc/self/task/%s/children" % tid) as f:
+                pids += [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+    alive = []
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[1]) == me:
+                alive.append(pid)
+        except (OSError, IndexError, ValueError):
+            pass
+    return alive
+
+
+def poison_free_memory(torch, device):
+    """Fills the caching allocator's free blocks with NaN, so a candidate that returns
+    uninitialised memory cannot return a previous answer that happens to be there."""
+    if device.type != "cuda":
+        return
+    free = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    if free > (1 << 20):
+        try:
+            block = torch.empty(free // 4, dtype=torch.float32, device=device)
+            block.fill_(float("nan"))
+            del block
+        except RuntimeError:
+            pass
+
+
+def transformed_inputs(torch, inputs, scale, shift):
+    """Inputs of another scale and mean: catches kernels right only for one input range."""
+    out = []
+    for x in inputs:
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            x = x * scale + shift
+        out.append(x)
+    return out
+
+
+def check_trial(torch, guard, device, ref_model, new_model, inputs, atol, rtol, label):
+    """One correctness check: candidate first (no reference output exists yet), then reference."""
+    saved = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
+    poison_free_memory(torch, device)
+    with torch.no_grad():
+        try:
+            new_out = new_model(*inputs)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        except Failure:
+            raise
+        except Exception as exc:
+            raise failure_from_exception(exc, "run")
+        guard.check_after_call(inputs, saved, new_out)
+        ref_out = ref_model(*saved)
+    ok, category, message, md, mean = compare(torch, ref_out, new_out, atol, rtol)
+    return ok, category, "%s: %s" % (label, message), md, mean
+
+
+LIBRARY_KERNEL_MARKERS = ("at::", "at_cuda_detail", "cutlass", "cublas", "cudnn", "xmma", "gemm", "gemv",
+                          "elementwise_kernel", "reduce_kernel", "triton_", "memcpy", "memset", "cub::",
+                          "nvjet", "splitk", "softmax_warp", "vectorized_layer_norm")
+
+
+def is_library_kernel(name):
+    low = name.lower()
+    return any(m in low for m in LIBRARY_KERNEL_MARKERS)
+
+
+def library_share(torch, model, inputs, device):
+    """Where the candidate's forward spends its time: its own code, or torch/library kernels.
+
+    GPU: kernels recorded by the torch profiler, classified by name (ATen, cuBLAS, cuDNN,
+    CUTLASS, Triton are library). CPU: time inside top-level aten:: operators over the
+    forward's wall time (an extension's own loop is not an aten operator).
+    """
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch.no_grad(), profile(activities=activities) as prof:
         t = time.perf_counter()
-        fn(*args)
-        return (time.perf_counter() - t) * 1000.0
+        for _ in range(3):
+            model(*inputs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        wall_us = (time.perf_counter() - t) * 1e6
+    kernels = {}
+    if device.type == "cuda":
+        for e in prof.events():
+            if str(getattr(e, "device_type", "")).endswith("CUDA"):
+                us = getattr(e, "device_time", None)
+                if us is None:
+                    us = getattr(e, "cuda_time", 0.0)
+                kernels[e.name] = kernels.get(e.name, 0.0) + float(us or 0.0)
+        total = sum(kernels.values())
+        library = sum(us for name, us in kernels.items() if is_library_kernel(name))
+    else:
+        for e in prof.events():
+            if e.cpu_parent is None and e.name.startswith("aten::"):
+                kernels[e.name] = kernels.get(e.name, 0.0) + float(e.cpu_time_total)
+        total = wall_us
+        library = min(sum(kernels.values()), wall_us)
+    top = sorted(kernels.items(), key=lambda kv: -kv[1])[:10]
+    fraction = library / total if total > 0 else None
+    # GPU kernel times are exact; on the CPU the profiler's own overhead counts as
+    # non-library time, so a lower bar says "mostly torch" there.
+    threshold = 0.9 if device.type == "cuda" else 0.6
+    return {
+        "library_time_fraction": fraction,
+        "threshold": threshold,
+        "uses_library_only": fraction is not None and fraction > threshold,
+        "kernels": [{"name": n[:200], "time_us": round(us, 3),
+                     "library": True if device.type == "cpu" else is_library_kernel(n)} for n, us in top],
+    }
 
 
-def run_phase(req, result, stage_times, torch, module_candidate):
+def run_phase(req, result, stage_times, torch, module_candidate, guard):
     device_kind = req["device"]
     precision = req["precision"]
     dtype = getattr(torch, PRECISIONS[precision]) if precision != "fp32" else None
@@ -257,10 +474,6 @@ def run_phase(req, result, stage_times, torch, module_candidate):
     seed = int(req["seed"])
     device = torch.device("cuda:0" if device_kind == "cuda" else "cpu")
     if device.type == "cuda":
-        torch.cuda.set_device(device)
-        # Honest fp32: no TF32 shortcuts for the reference (or the candidate's torch calls).
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
         result["env"]["device_name"] = torch.cuda.get_device_name(device)
     else:
         result["env"]["device_name"] = "cpu"
@@ -295,52 +508,72 @@ def run_phase(req, result, stage_times, torch, module_candidate):
                 new_model = new_model.to(dtype)
     except Exception as exc:
         raise failure_from_exception(exc, "run")
+    guard.check_harness()
     stage_times["load_models_s"] = time.perf_counter() - t
 
-    # Correctness: fresh inputs for every trial.
+    # Correctness: fresh inputs for every trial, from seeds drawn now (not predictable
+    # from anything the candidate could read), recorded for reproduction.
     progress("stage correctness")
     t = time.perf_counter()
     trials = int(req["correctness_trials"])
     corr = {"trials_run": 0, "trials_passed": 0, "atol": atol, "rtol": rtol, "seed": seed,
-            "max_abs_diff": None, "mean_abs_diff": None}
+            "trial_seeds": [], "max_abs_diff": None, "mean_abs_diff": None,
+            "extra_trials_run": 0, "extra_trials_passed": 0}
     result["correctness"] = corr
     max_diff, mean_diffs = 0.0, []
-    inputs = ref_out = new_out = None
-    for trial in range(trials):
-        seed_all(torch, seed + 1 + trial)
-        inputs = make_inputs(torch, get_inputs, device, dtype)
-        with torch.no_grad():
-            ref_out = ref_model(*inputs)
-            try:
-                new_out = new_model(*inputs)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-            except Exception as exc:
-                raise failure_from_exception(exc, "run")
-        corr["trials_run"] += 1
-        ok, category, message, md, mean = compare(torch, ref_out, new_out, atol, rtol)
+
+    def record(ok, md, mean):
+        nonlocal max_diff
         if md is not None:
             max_diff = max(max_diff, md)
             mean_diffs.append(mean)
             corr["max_abs_diff"] = max_diff
             corr["mean_abs_diff"] = statistics.fmean(mean_diffs)
+
+    for trial in range(trials):
+        trial_seed = int.from_bytes(os.urandom(4), "little")
+        corr["trial_seeds"].append(trial_seed)
+        seed_all(torch, trial_seed)
+        inputs = make_inputs(torch, get_inputs, device, dtype)
+        corr["trials_run"] += 1
+        ok, category, message, md, mean = check_trial(torch, guard, device, ref_model, new_model, inputs,
+                                                      atol, rtol, "trial %d" % trial)
+        record(ok, md, mean)
         if not ok:
             corr["failed_trial"] = trial
             stage_times["correctness_s"] = time.perf_counter() - t
-            raise Failure("incorrect", category, "trial %d: %s" % (trial, message))
+            raise Failure("incorrect", category, message)
         corr["trials_passed"] += 1
+        del inputs
+
+    # Extra draws: other scales and means than get_inputs() gives.
+    for label, scale, shift in (("extra inputs x*4+2", 4.0, 2.0), ("extra inputs x*0.1-0.5", 0.1, -0.5)):
+        trial_seed = int.from_bytes(os.urandom(4), "little")
+        seed_all(torch, trial_seed)
+        inputs = transformed_inputs(torch, make_inputs(torch, get_inputs, device, dtype), scale, shift)
+        corr["extra_trials_run"] += 1
+        ok, category, message, md, mean = check_trial(torch, guard, device, ref_model, new_model, inputs,
+                                                      atol, rtol, label)
+        if not ok:
+            stage_times["correctness_s"] = time.perf_counter() - t
+            raise Failure("incorrect", "failed_extra_inputs", "%s (%s)" % (message, category))
+        corr["extra_trials_passed"] += 1
+        del inputs
     stage_times["correctness_s"] = time.perf_counter() - t
 
     # Timing: warm-up, then reference and candidate interleaved so that drift
     # (clocks, temperature, other tenants) hits both alike.
     progress("stage timing")
     t = time.perf_counter()
-    del inputs, ref_out, new_out
-    seed_all(torch, seed)
+    seed_all(torch, int.from_bytes(os.urandom(4), "little"))
     inputs = make_inputs(torch, get_inputs, device, dtype)
     timer = Timer(torch, device)
     n = int(req["timing_trials"])
+    # Some timed calls, chosen at random, have their outputs checked: a candidate that
+    # behaves differently when timed (or caches by pointer) is caught there.
+    checked = set(random.SystemRandom().sample(range(n), min(n, 3)))
     ref_ms, new_ms = [], []
+    timed_checks = 0
     with torch.no_grad():
         try:
             for _ in range(int(req["warmup_runs"])):
@@ -348,14 +581,42 @@ def run_phase(req, result, stage_times, torch, module_candidate):
                 new_model(*inputs)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            for _ in range(n):
+            expected = None
+            for i in range(n):
                 ref_ms.append(timer.time_once(ref_model, inputs))
-                new_ms.append(timer.time_once(new_model, inputs))
+                if i in checked:
+                    # Fresh values in the same buffers: a cache keyed by pointer returns stale answers.
+                    with torch.no_grad():
+                        for x in inputs:
+                            if isinstance(x, torch.Tensor) and x.is_floating_point():
+                                x.copy_(x * -0.5 + 0.25)
+                        expected = ref_model(*inputs)
+                    poison_free_memory(torch, device)
+                    ms, out = timer.time_once(new_model, inputs, keep_output=True)
+                    new_ms.append(ms)
+                    guard.check_after_call(inputs, None, out)
+                    ok, category, message, _, _ = compare(torch, expected, out, atol, rtol)
+                    if not ok:
+                        raise Failure("incorrect", "timed_output_mismatch",
+                                      "timed call %d returned a wrong result: %s" % (i, message))
+                    timed_checks += 1
+                    del out, expected
+                else:
+                    new_ms.append(timer.time_once(new_model, inputs))
+        except Failure:
+            raise
         except Exception as exc:
             raise failure_from_exception(exc, "run")
+    guard.check_harness()
+    try:
+        result["fallback"] = library_share(torch, new_model, inputs, device)
+    except Exception as exc:  # the profiler is a check, not a verdict: note it and go on
+        result["fallback"] = {"error": "%s: %s" % (type(exc).__name__, exc), "uses_library_only": None}
+    guard.check_harness()
     result["timing"] = {
         "method": "cuda_events_device_sync_l2_flush" if device.type == "cuda" else "wall_clock_cache_flush",
         "warmup_runs": int(req["warmup_runs"]),
+        "checked_timed_calls": timed_checks,
         "reference": stats(ref_ms),
         "candidate": stats(new_ms),
     }
@@ -365,19 +626,15 @@ def run_phase(req, result, stage_times, torch, module_candidate):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--request", required=True)
-    parser.add_argument("--result", required=True)
     args = parser.parse_args()
     with open(args.request) as f:
         req = json.load(f)
+    # The candidate must not read the seed or the result nonce: the file goes before it loads.
+    os.unlink(args.request)
+    nonce = req.pop("nonce")
 
     result = {"phase": req["phase"], "ok": False, "env": {}, "stage_times": {}}
     stage_times = result["stage_times"]
-
-    def write_result():
-        tmp = args.result + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, allow_nan=True)
-        os.replace(tmp, args.result)
 
     try:
         import torch
@@ -387,7 +644,16 @@ def main():
             "torch_version": torch.__version__,
             "cuda_version": torch.version.cuda,
             "hip_version": getattr(torch.version, "hip", None),
+            "network_interfaces": network_interfaces(),
         })
+        device = torch.device("cuda:0" if req["device"] == "cuda" and req["phase"] != "compile" else "cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            # Honest fp32: no TF32 shortcuts for the reference (or the candidate's torch calls).
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            torch.cuda.init()
+        guard = Guard(torch, device)
         progress("stage compile")
         t = time.perf_counter()
         if req["phase"] == "run" and os.environ.get("TORCH_EXTENSIONS_DIR"):
@@ -409,7 +675,8 @@ def main():
             raise Failure("compile_error", "no_model_new", "the candidate defines no ModelNew")
         result["compiled"] = True
         if req["phase"] in ("run", "all"):
-            run_phase(req, result, stage_times, torch, candidate)
+            guard.check_harness()
+            run_phase(req, result, stage_times, torch, candidate, guard)
         result["ok"] = True
     except _Deferred:
         pass
@@ -421,10 +688,11 @@ def main():
                              "message": clip("%s: %s" % (type(exc).__name__, exc), 8000),
                              "detail": clip(traceback.format_exc(), 8000)}
     stage_times["worker_total_s"] = time.perf_counter() - T0
-    write_result()
-    progress("done")
     sys.stdout.flush()
     sys.stderr.flush()
+    # One result line on fd 3, with the nonce: the supervisor rejects a run that sent
+    # none, several, or one without it.
+    progress("result %s %s" % (nonce, json.dumps(result, allow_nan=True)))
     # Skip interpreter teardown: a broken CUDA context can hang or crash in it.
     os._exit(0)
 
