@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what kbrun needs on Debian 12 (all from Debian's archive).
+# Build: CMake, Ninja, g++, libcurl, nlohmann-json, CLI11, fmt, PCRE2, GoogleTest.
+# Run (CPU mode, tests, demo): Debian's python3-torch (CPU) and numpy.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+packages=(build-essential cmake ninja-build pkg-config ca-certificates
+          libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libgtest-dev
+          python3 python3-torch python3-numpy)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
