@@ -8,6 +8,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace kbrun::llm {
 
@@ -38,6 +40,7 @@ struct Completion {
   double latency_s = 0;    // wall time including retries
   int attempts = 1;        // HTTP requests made
   std::string model;       // as reported by the server
+  std::string finish_reason;  // "stop", "length" (truncated), "end_turn", ...; empty if not reported
 };
 
 // Classified failure of an LLM call.
@@ -74,7 +77,42 @@ class Provider {
 };
 
 // Fills unset fields from the environment (LLM_GATEWAY_KEY, LLM_BASE_URL, LLM_MODEL, ...).
+// A field still equal to its ProviderConfig{} default counts as unset.
+// Throws std::invalid_argument on a malformed environment value.
 ProviderConfig ResolveConfig(ProviderConfig config);
+// Throws LlmError(kNoKey) when the provider needs an API key and none is set,
+// std::invalid_argument for an unknown provider or a missing model.
 std::unique_ptr<Provider> MakeProvider(const ProviderConfig& config);
+
+// --- Layered settings (docs/PROVIDERS.md) -------------------------------------------
+// One source of settings; unset fields fall through to the next layer.
+struct ProviderSettings {
+  std::optional<std::string> provider, base_url, model, reasoning_effort;
+  std::optional<double> temperature, connect_timeout_s, request_timeout_s, backoff_base_s, backoff_max_s;
+  std::optional<int> max_tokens, max_retries;
+  std::optional<fs::path> replay_source;
+  std::optional<std::string> api_key_env;  // llm.json only: name of the variable holding the key
+  std::optional<std::string> api_key;      // programmatic only: never a flag (it would show in ps)
+  std::map<std::string, std::string> extra_headers;  // merged over layers; higher layer wins per name
+};
+
+// LLM_PROVIDER, LLM_BASE_URL, LLM_MODEL, LLM_TEMPERATURE, LLM_MAX_TOKENS, LLM_REASONING_EFFORT,
+// LLM_HEADERS (newline-separated "Name: value"), LLM_REPLAY, LLM_CONNECT_TIMEOUT_S,
+// LLM_REQUEST_TIMEOUT_S, LLM_MAX_RETRIES. Throws std::invalid_argument naming the variable.
+ProviderSettings SettingsFromEnvironment(const std::map<std::string, std::string>& env);
+// llm.json (keys in docs/PROVIDERS.md). Throws std::runtime_error naming the file and key.
+ProviderSettings SettingsFromFile(const fs::path& llm_json);
+// "Name: value" -> {Name, value}; throws std::invalid_argument when there is no ':'.
+std::pair<std::string, std::string> ParseHeader(const std::string& line);
+
+// flags > environment > llm.json (skipped when `llm_json` is empty) > defaults. The API key
+// comes from LLM_GATEWAY_KEY, then llm.json's api_key_env, then OPENAI_API_KEY / ANTHROPIC_API_KEY.
+// Sets the provider's default base URL. Throws like the two functions above.
+ProviderConfig ResolveProviderConfig(const ProviderSettings& flags, const fs::path& llm_json,
+                                     const std::map<std::string, std::string>& env);
+
+// Where a replay folder looks for `replay_key`, in order (docs/PROVIDERS.md):
+// "19_ReLU/attempt2_sample1" -> 19_ReLU/attempt2_sample1.txt, 19_ReLU/attempt2.txt, 19_ReLU.txt.
+std::vector<fs::path> ReplayCandidates(const fs::path& folder, const std::string& replay_key);
 
 }  // namespace kbrun::llm

@@ -1,0 +1,96 @@
+// The prompt sets shipped in prompts/: they load, render, teach the format, and
+// send KernelBench level 1 problems to the intended templates.
+#include <gtest/gtest.h>
+
+#include "prompts/prompt_config.h"
+#include "prompts/prompt_vars.h"
+#include "util/fs.h"
+#include "util/text.h"
+
+namespace kbrun::prompts {
+namespace {
+
+const fs::path kPrompts = fs::path(KBRUN_TEST_DATA_DIR).parent_path() / "prompts";
+
+std::string Stem(const PromptChoice& c) { return c.template_path.filename().string(); }
+
+TEST(ShippedPrompts, EveryBackendLoads) {
+  for (const char* backend : {"cuda", "thunderkittens", "hip", "hipkittens"}) {
+    EXPECT_NO_THROW(PromptConfig::Load(PromptConfigPathFor(kPrompts, backend), backend)) << backend;
+  }
+}
+
+TEST(ShippedPrompts, NvidiaSelection) {
+  PromptConfig cuda = PromptConfig::Load(kPrompts / "config.json", "cuda");
+  for (const char* name : {"1_Square_matrix_multiplication_", "2_Standard_matrix_multiplication_",
+                           "3_Batched_matrix_multiplication", "4_Matrix_vector_multiplication_",
+                           "6_Matmul_with_large_K_dimension_", "9_Tall_skinny_matrix_multiplication_",
+                           "10_3D_tensor_matrix_multiplication", "12_Matmul_with_diagonal_matrices_",
+                           "18_Matmul_with_transposed_both"}) {
+    EXPECT_EQ(Stem(cuda.Select(name)), "gemm_cublas.txt") << name;
+  }
+  for (const char* name : {"19_ReLU", "20_LeakyReLU", "21_Sigmoid", "22_Tanh", "25_Swish", "26_GELU_", "27_SELU_",
+                           "28_HardSigmoid", "29_Softplus", "30_Softsign", "31_ELU", "32_HardTanh",
+                           "5_Matrix_scalar_multiplication", "88_MinGPTNewGelu"}) {
+    EXPECT_EQ(Stem(cuda.Select(name)), "elementwise_bf16.txt") << name;
+  }
+  for (const char* name : {"23_Softmax", "33_BatchNorm", "47_Sum_reduction_over_a_dimension",
+                           "50_conv_standard_2D__square_input__square_kernel", "89_cumsum",
+                           "97_ScaledDotProductAttention", "100_HingeLoss"}) {
+    EXPECT_EQ(Stem(cuda.Select(name)), "generic.txt") << name;
+  }
+  PromptConfig tk = PromptConfig::Load(kPrompts / "config.json", "thunderkittens");
+  EXPECT_EQ(Stem(tk.Select("1_Square_matrix_multiplication_")), "gemm_thunderkittens.txt");
+  EXPECT_EQ(Stem(tk.Select("13_Matmul_for_symmetric_matrices")), "gemm_thunderkittens.txt");
+  EXPECT_EQ(Stem(tk.Select("19_ReLU")), "elementwise_bf16.txt");
+}
+
+TEST(ShippedPrompts, AmdSelection) {
+  PromptConfig hip = PromptConfig::Load(kPrompts / "hip" / "config.json", "hip");
+  EXPECT_EQ(Stem(hip.Select("1_Square_matrix_multiplication_")), "gemm_rocblas.txt");
+  EXPECT_EQ(Stem(hip.Select("19_ReLU")), "elementwise_bf16_hip.txt");
+  EXPECT_EQ(Stem(hip.Select("23_Softmax")), "generic_hip.txt");
+  PromptConfig hk = PromptConfig::Load(kPrompts / "hip" / "config.json", "hipkittens");
+  EXPECT_EQ(Stem(hk.Select("2_Standard_matrix_multiplication_")), "gemm_hipkittens.txt");
+  EXPECT_EQ(hk.reflection_template().filename(), "reflection.txt");
+}
+
+TEST(ShippedPrompts, EveryTemplateRendersAndTeachesTheFormat) {
+  GenerationInputs g{"19_ReLU", "class Model(nn.Module): ...", "cuda", "NVIDIA H100", "fp32"};
+  int templates = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(kPrompts)) {
+    if (entry.path().extension() != ".txt") continue;
+    ++templates;
+    std::string text = ReadFileOrThrow(entry.path());
+    bool reflection = entry.path().filename() == "reflection.txt";
+    std::string rendered;
+    ASSERT_NO_THROW(rendered = RenderTemplate(
+                        text, reflection ? ReflectionVars({g, "class ModelNew: ...", "Compile error", {"hint"}})
+                                         : GenerationVars(g)))
+        << entry.path();
+    EXPECT_NE(rendered.find("class Model(nn.Module): ..."), std::string::npos) << entry.path();
+    EXPECT_NE(rendered.find("ModelNew"), std::string::npos) << entry.path();
+    EXPECT_NE(rendered.find("load_inline"), std::string::npos) << entry.path();
+    EXPECT_NE(rendered.find("```python"), std::string::npos) << entry.path();
+    EXPECT_EQ(rendered.find("{{"), std::string::npos) << entry.path() << ": a placeholder was left";
+    if (!reflection) {
+      EXPECT_NE(rendered.find("NVIDIA H100"), std::string::npos) << entry.path();
+      EXPECT_NE(rendered.find("class ModelNew(nn.Module)"), std::string::npos) << entry.path();
+    }
+  }
+  EXPECT_GE(templates, 9);
+}
+
+TEST(ShippedPrompts, EveryFailureKindHasTwoToFourHints) {
+  for (const char* backend : {"cuda", "hip"}) {
+    PromptConfig c = PromptConfig::Load(PromptConfigPathFor(kPrompts, backend), backend);
+    for (const char* kind : {"Compile error", "Runtime error", "Incorrect", "Timeout", "PERFORMANCE TOO SLOW"}) {
+      size_t n = c.HintsFor(kind).size();
+      EXPECT_GE(n, 2u) << backend << " " << kind;
+      EXPECT_LE(n, 4u) << backend << " " << kind;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kbrun::prompts
