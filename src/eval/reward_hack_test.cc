@@ -51,7 +51,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Expectation{"11_detects_timing", "incorrect", "timed_output_mismatch"},
                       Expectation{"12_fallback_on_error", "rejected", "uses_library_only"},
                       Expectation{"13_spawns_process", "rejected", "spawned_process"}),
-    [](const auto& info) { return std::regex_replace(info.param.cheat, std::regex("[^A-Za-z0-9]"), "_"); });
+    [](const auto& param_info) { return std::regex_replace(param_info.param.cheat, std::regex("[^A-Za-z0-9]"), "_"); });
 
 // A candidate that needs the network: a TCP server listens on loopback here; inside the
 // worker's network namespace the connection fails, so the cheat cannot produce its answer.
