@@ -1,10 +1,235 @@
+// kbrun batch: many problems, several attempts of several samples each, pipelined
+// over LLM calls, a compile pool and GPU lanes; resumable; writes the report at the end.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "batch/problem_set.h"
+#include "batch/prompt_builder.h"
+#include "batch/scheduler.h"
 #include "cli/commands.h"
+#include "cli/eval_flags.h"
+#include "cli/generation_flags.h"
+#include "eval/python_env.h"
+#include "prompts/prompt_vars.h"
+#include "report/report.h"
+#include "util/subprocess.h"
+#include "util/text.h"
 
 namespace kbrun::cli {
+namespace {
+
+struct BatchArgs {
+  int first = 1, last = 40, level = 1;
+  std::string problems_dir, results = "results", gpus, replay_dir, gpu_name;
+  int attempts = 3, llm_concurrency = 8;
+  std::optional<int> samples;
+  double target_speedup = 1.0;
+  bool quiet = false, no_report = false;
+  EvalFlags eval;
+  LlmFlags llm;
+  PromptFlags prompts;
+};
+
+std::vector<int> ParseGpuList(const std::string& text, const std::string& what) {
+  std::vector<int> out;
+  std::string list = text;
+  for (char& c : list) {
+    if (c == ',') c = '\n';
+  }
+  for (const auto& item : SplitLines(list)) {
+    std::string t = Trim(item);
+    if (t.empty()) continue;
+    if (t.find_first_not_of("0123456789") != std::string::npos) {
+      throw CommandError{kExitUsage, fmt::format("{}: not a GPU index list: '{}' (expected e.g. 0,1)", what, text)};
+    }
+    out.push_back(std::stoi(t));
+  }
+  return out;
+}
+
+int SamplesFromEnvironment() {
+  const char* env = std::getenv("NUM_SAMPLES");
+  if (!env || !*env) return 3;
+  try {
+    size_t used = 0;
+    int n = std::stoi(env, &used);
+    if (used == std::string(env).size() && n >= 1) return n;
+  } catch (const std::exception&) {
+  }
+  throw CommandError{kExitConfig, fmt::format("NUM_SAMPLES: expected a positive integer, not '{}'", env)};
+}
+
+// One timing lane per GPU: --gpus, else --gpu when given, else every GPU torch sees
+// (CUDA_VISIBLE_DEVICES names them by physical index), else one CPU lane.
+std::vector<int> ChooseLanes(const BatchArgs& a, bool gpu_flag_given, const eval::PythonEnv& py, bool on_gpu) {
+  if (!a.gpus.empty()) return ParseGpuList(a.gpus, "--gpus");
+  if (gpu_flag_given) return {a.eval.gpu};
+  if (!on_gpu) return {0};
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES"); visible && *visible) {
+    try {
+      auto lanes = ParseGpuList(visible, "CUDA_VISIBLE_DEVICES");
+      if (!lanes.empty()) return lanes;
+    } catch (const CommandError&) {
+      // UUIDs or MIG names: fall back to torch's count.
+    }
+  }
+  std::vector<int> lanes;
+  for (size_t i = 0; i < py.gpu_names.size(); ++i) lanes.push_back(static_cast<int>(i));
+  return lanes.empty() ? std::vector<int>{0} : lanes;
+}
+
+void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
+  // Problems first: a typo in a path should not cost a Python probe.
+  if (a.problems_dir.empty()) {
+    if (const char* env = std::getenv("KERNELBENCH_DIR"); env && *env) a.problems_dir = env;
+  }
+  if (a.problems_dir.empty()) {
+    throw CommandError{kExitUsage, "no problems: set KERNELBENCH_DIR or pass --problems-dir"};
+  }
+  fs::path problems_dir = batch::ResolveProblemsDir(a.problems_dir, a.level);
+  if (!fs::is_directory(problems_dir)) {
+    throw CommandError{kExitUsage, "--problems-dir: no such folder: " + a.problems_dir};
+  }
+  auto problems = batch::ListProblems(problems_dir, a.first, a.last);
+  if (problems.empty()) {
+    throw CommandError{kExitUsage, fmt::format("no problems numbered {}..{} (files N_Name.py) in {}", a.first, a.last,
+                                               problems_dir.string())};
+  }
+
+  // The LLM next: a missing key fails here, before any work is done.
+  if (!a.replay_dir.empty() && !a.llm.replay) a.llm.replay = a.replay_dir;
+  llm::ProviderConfig llm_config = ResolveLlmConfig(a.llm, ResolvePromptsDir(a.prompts));
+  std::unique_ptr<llm::Provider> provider;
+  try {
+    provider = llm::MakeProvider(llm_config);
+  } catch (const llm::LlmError& e) {
+    std::string fix = e.kind() == llm::LlmErrorKind::kNoKey
+                          ? "\nSet LLM_GATEWAY_KEY (or use --provider replay --replay-dir DIR to run without an LLM)."
+                          : "";
+    throw CommandError{kExitConfig, fmt::format("{}{}", e.what(), fix)};
+  } catch (const std::invalid_argument& e) {
+    throw CommandError{kExitConfig, e.what()};
+  }
+  prompts::PromptConfig prompt_config = LoadPromptConfig(a.prompts, a.eval.backend);
+
+  const eval::PythonEnv* py = nullptr;
+  try {
+    py = &eval::DiscoverPython(a.eval.python);
+  } catch (const std::exception& e) {
+    throw CommandError{kExitConfig, e.what()};
+  }
+  bool on_gpu = a.eval.device == "cuda" || (a.eval.device == "auto" && py->gpu_available);
+
+  batch::BatchOptions o;
+  o.problems_dir = problems_dir;
+  o.results_dir = a.results;
+  o.first = a.first;
+  o.last = a.last;
+  o.attempts = a.attempts;
+  o.samples = a.samples ? *a.samples : SamplesFromEnvironment();
+  o.target_speedup = a.target_speedup;
+  o.llm_concurrency = a.llm_concurrency;
+  // In batch, --compile-jobs sizes the pool of parallel compiles; each build then
+  // gets its share of the cores as MAX_JOBS.
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.compile_pool = a.eval.compile_jobs > 0 ? a.eval.compile_jobs : cores;
+  o.gpu_lanes = ChooseLanes(a, gpu_flag_given, *py, on_gpu);
+  o.eval = ToEvalOptions(a.eval);
+  o.eval.python = py->interpreter;
+  o.eval.compile_jobs = std::max(1, cores / o.compile_pool);
+  o.provider_name = llm_config.provider;
+  o.model = llm_config.provider == "replay" ? llm_config.replay_source.string() : llm_config.model;
+  o.progress_bar = isatty(STDERR_FILENO) != 0;
+  o.quiet = a.quiet;
+
+  batch::PromptContext context;
+  context.backend = a.eval.backend;
+  context.precision = a.eval.precision;
+  context.gpu_name = !a.gpu_name.empty() ? a.gpu_name
+                     : on_gpu && !py->gpu_names.empty() ? py->gpu_names[0]
+                                                        : prompts::DetectGpuName(a.eval.backend);
+  batch::PromptBuilder builder(std::move(prompt_config), context);
+
+  if (!a.quiet) {
+    fmt::print(stderr, "kbrun batch: {} problems from {}, results in {} ({} attempts x {} samples; {} lane(s) on {})\n",
+               problems.size(), problems_dir.string(), o.results_dir.string(), o.attempts, o.samples,
+               o.gpu_lanes.size(), on_gpu ? "GPU" : "CPU");
+  }
+  batch::BatchOutcome out = batch::RunBatch(o, problems, *provider, builder);
+
+  if (!a.no_report) {
+    try {
+      report::Report r = report::WriteReport(o.results_dir);
+      if (!a.quiet) fmt::print("{}", report::ReportText(r));
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "kbrun: warning: cannot write the report: {}\n", e.what());
+    }
+  }
+  if (out.interrupted) {
+    fmt::print(stderr, "kbrun: interrupted; state saved in {}: run the same command to resume\n",
+               o.results_dir.string());
+    *exit_code = kExitInterrupted;
+  } else if (!out.failure.empty()) {
+    throw CommandError{out.config_failure ? kExitConfig : kExitInternal, out.failure};
+  } else {
+    if (!a.quiet) {
+      fmt::print(stderr, "kbrun batch: {} of {} problems solved ({} samples, {} LLM calls in this run, {})\n",
+                 out.solved, out.problems, out.samples, out.llm_calls, FormatDuration(out.wall_s));
+    }
+    *exit_code = 0;
+  }
+}
+
+}  // namespace
 
 void RegisterBatch(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("batch", "(not implemented yet)");
-  cmd->callback([exit_code] { *exit_code = kExitInternal; });
+  auto* cmd = app.add_subcommand(
+      "batch", "Generate, evaluate and improve kernels for a range of KernelBench problems (resumable)");
+  auto args = std::make_shared<BatchArgs>();
+  cmd->add_option("first", args->first, "First problem number")->capture_default_str();
+  cmd->add_option("last", args->last, "Last problem number")->capture_default_str();
+  cmd->add_option("--problems-dir", args->problems_dir,
+                  "Folder of N_Name.py problems (env KERNELBENCH_DIR; a KernelBench checkout works too)");
+  cmd->add_option("--level", args->level, "KernelBench level, when --problems-dir is a KernelBench checkout")
+      ->capture_default_str();
+  cmd->add_option("--results", args->results, "Results folder (docs/RESULTS.md)")->capture_default_str();
+  cmd->add_option("--attempts", args->attempts, "Attempts per problem (each after the first is a reflection)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  cmd->add_option("--samples", args->samples, "Samples per attempt, generated in parallel (env NUM_SAMPLES; default 3)")
+      ->check(CLI::Range(1, 100));
+  cmd->add_option("--target-speedup", args->target_speedup,
+                  "A problem is solved by a correct sample at least this fast")
+      ->capture_default_str();
+  cmd->add_option("--llm-concurrency", args->llm_concurrency, "LLM calls in flight")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_option("--gpus", args->gpus, "GPU lanes for timing, e.g. 0,1 (default: every visible GPU)");
+  cmd->add_option("--gpu-name", args->gpu_name, "GPU named in prompts (default: the first lane's)");
+  cmd->add_option("--replay-dir", args->replay_dir,
+                  "Same as --replay: a folder of responses (implies --provider replay)");
+  cmd->add_flag("--quiet,-q", args->quiet, "No progress on stderr and no report on stdout");
+  cmd->add_flag("--no-report", args->no_report, "Do not write detailed_report.{txt,json} at the end");
+  AddEvalFlags(*cmd, args->eval);
+  cmd->get_option("--compile-jobs")->description("Compiles in parallel (default: the number of cores)");
+  cmd->get_option("--gpu")->description("Time on this one GPU only (same as --gpus N)");
+  AddPromptFlags(*cmd, args->prompts);
+  AddLlmFlags(*cmd, args->llm);
+  cmd->footer(std::string(
+                  "Run the same command again to resume after a crash or Ctrl-C: finished samples are kept,\n"
+                  "saved responses are evaluated without a new LLM call.\n\n"
+                  "Exit codes: 0 the batch ran to its end (solved or not: see the report); 64 usage error;\n"
+                  "70 internal error; 78 configuration error (no API key, no Python with torch, broken prompts);\n"
+                  "130 interrupted (state saved).\n\n"
+                  "  KERNELBENCH_DIR   problems folder when --problems-dir is not given\n"
+                  "  NUM_SAMPLES       samples per attempt when --samples is not given\n\n") +
+              kLlmEnvironmentHelp);
+  cmd->callback([args, cmd, exit_code] { Run(*args, cmd->count("--gpu") > 0, exit_code); });
 }
 
 }  // namespace kbrun::cli

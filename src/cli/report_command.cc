@@ -1,10 +1,32 @@
+// kbrun report: the figures of a batch from its results folder.
+#include <fmt/format.h>
+
 #include "cli/commands.h"
+#include "report/report.h"
 
 namespace kbrun::cli {
 
 void RegisterReport(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("report", "(not implemented yet)");
-  cmd->callback([exit_code] { *exit_code = kExitInternal; });
+  auto* cmd = app.add_subcommand(
+      "report", "Write detailed_report.txt and detailed_report.json for a batch's results folder, and print it");
+  auto dir = std::make_shared<std::string>("results");
+  auto quiet = std::make_shared<bool>(false);
+  cmd->add_option("results", *dir, "Results folder of kbrun batch")->capture_default_str();
+  cmd->add_flag("--quiet,-q", *quiet, "Write the files only");
+  cmd->footer(
+      "fast_p is KernelBench's: the fraction of problems whose best kernel is correct and faster than p\n"
+      "times the reference. Exit codes: 0 written; 64 not a results folder.");
+  cmd->callback([dir, quiet, exit_code] {
+    report::Report r;
+    try {
+      r = report::WriteReport(*dir);
+    } catch (const std::runtime_error& e) {
+      throw CommandError{kExitUsage, e.what()};
+    }
+    if (!*quiet) fmt::print("{}", report::ReportText(r));
+    fmt::print(stderr, "kbrun report: wrote {0}/detailed_report.txt and {0}/detailed_report.json\n", *dir);
+    *exit_code = 0;
+  });
 }
 
 }  // namespace kbrun::cli

@@ -1,0 +1,330 @@
+// End-to-end batch tests on the CPU: the real kbrun binary, the real evaluator
+// (Debian's torch), and a real local HTTP server playing the LLM
+// (tests/fake_llm_server.py), whose request log tells what kbrun asked.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "llm/fake_server_test_util.h"
+#include "util/fs.h"
+#include "util/subprocess.h"
+#include "util/text.h"
+
+namespace kbrun {
+namespace {
+
+using nlohmann::json;
+using test_util::FakeLlmServer;
+
+const fs::path kData = KBRUN_TEST_DATA_DIR;
+
+std::string Response(const std::string& name) { return ReadFileOrThrow(kData / "batch/responses" / (name + ".txt")); }
+
+json Rule(const std::string& match, const std::string& text, json extra = json::object()) {
+  json rule = {{"match", match}, {"response_text", text}};
+  rule.update(extra);
+  return rule;
+}
+
+std::map<std::string, std::string> Environment(bool with_key = true) {
+  auto env = CurrentEnvironment();
+  // The developer's own LLM settings must not leak into the test.
+  for (const char* name : {"LLM_GATEWAY_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LLM_PROVIDER", "LLM_BASE_URL",
+                           "LLM_MODEL", "LLM_REPLAY", "LLM_HEADERS", "KBRUN_LLM_CONFIG", "NUM_SAMPLES",
+                           "KERNELBENCH_DIR", "KBRUN_PROMPTS_DIR"}) {
+    env.erase(name);
+  }
+  if (with_key) env["LLM_GATEWAY_KEY"] = "test-key";
+  return env;
+}
+
+std::vector<std::string> BatchArgv(const fs::path& results, const std::string& base_url, int first, int last,
+                                   std::vector<std::string> extra) {
+  std::vector<std::string> argv = {KBRUN_BINARY, "batch", std::to_string(first), std::to_string(last),
+                                   "--problems-dir", (kData / "batch/problems").string(),
+                                   "--results", results.string(),
+                                   "--provider", "openai", "--base-url", base_url, "--model", "fake-model",
+                                   "--max-retries", "0",
+                                   "--prompts-dir", (kData / "../prompts").string(),
+                                   "--device", "cpu", "--python", "/usr/bin/python3",
+                                   "--correct-trials", "2", "--perf-trials", "5", "--warmup", "1",
+                                   "--compile-jobs", "2",
+                                   // Private build dirs beside the results: a killed batch leaves its
+                                   // orphaned ones there, removed with the test's folder.
+                                   "--work-dir", (results.parent_path() / "work").string(),
+                                   // Plain PyTorch candidates are about as fast as the reference: a correct
+                                   // sample is a success here (the speed feedback has its own unit test).
+                                   "--target-speedup", "0"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+ProcessResult RunKbrun(const std::vector<std::string>& argv, std::map<std::string, std::string> env) {
+  ProcessSpec spec;
+  spec.argv = argv;
+  spec.env = std::move(env);
+  spec.timeout_s = 400;
+  return RunProcess(spec);
+}
+
+// A kbrun run in the background, for tests that kill or interrupt it.
+class Background {
+ public:
+  Background(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+             const fs::path& output) {
+    std::vector<std::string> env_strings;
+    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    std::vector<char*> argv, envp;
+    std::vector<std::string> a = args;
+    for (auto& s : a) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::string out = output.string();
+    pid_ = fork();
+    if (pid_ == 0) {
+      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+      }
+      execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+  }
+  ~Background() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  void Signal(int sig) { kill(pid_, sig); }
+  // Exit status (or 128 + signal); -1 when it is still running after `timeout_s`.
+  int Wait(double timeout_s) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+bool WaitFor(const std::function<bool()>& condition, double timeout_s) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+json ReadJson(const fs::path& path) {
+  auto text = ReadFile(path);
+  if (!text) return nullptr;
+  return json::parse(*text, nullptr, false);
+}
+
+std::vector<json> RequestsFor(const FakeLlmServer& server, const std::string& marker) {
+  std::vector<json> out;
+  for (const auto& r : server.Requests()) {
+    if (Contains(r.value("prompt", ""), marker)) out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<fs::path> FilesNamed(const fs::path& dir, const std::string& part) {
+  std::vector<fs::path> out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.path().filename().string().find(part) != std::string::npos) out.push_back(e.path());
+  }
+  return out;
+}
+
+// Three problems at once: one solved at attempt 1 by a compiled C++ extension, one solved at
+// attempt 2 only because the reflection prompt carried the mismatch figures, one never solved.
+TEST(BatchE2E, SolvedFirstTimeAfterReflectionAndNever) {
+  json scenario = json::array({
+      Rule("MARKER_ONE", Response("scale_shift_cpp")),
+      // Only a reflection prompt holds the evaluator's mismatch figures.
+      Rule("max abs diff", Response("add_twice_fixed")),
+      Rule("MARKER_TWO", Response("add_twice_wrong")),
+      Rule("MARKER_THREE", "I am sorry, but I cannot help with that."),
+  });
+  FakeLlmServer server(scenario.dump(), 400);
+  fs::path results = server.dir() / "results";
+  ProcessResult p = RunKbrun(BatchArgv(results, server.base_url(), 1, 3, {"--samples", "1", "--attempts", "2"}),
+                             Environment());
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+
+  // 1: one request, a real build, correct.
+  auto one = RequestsFor(server, "MARKER_ONE");
+  EXPECT_EQ(one.size(), 1u);
+  json r1 = ReadJson(results / "1_ScaleShiftCpp/result_1.json");
+  EXPECT_EQ(r1["status"], "correct") << r1.dump(2);
+  EXPECT_EQ(r1["attempt"], 1);
+  EXPECT_EQ(r1["sample"], 1);
+  EXPECT_GT(r1["eval"]["stages"]["compile_s"].get<double>(), 1.0);  // load_inline really compiled
+  EXPECT_GT(r1["llm"]["completion_tokens"].get<int>(), 0);
+  for (const char* stage : {"llm", "compile", "gpu"}) {
+    EXPECT_GT(r1["stages"][stage]["end"].get<double>(), r1["stages"][stage]["start"].get<double>()) << stage;
+  }
+  EXPECT_EQ(ReadFile(results / "1_ScaleShiftCpp/best_code.py"), ReadFile(results / "1_ScaleShiftCpp/code_1.py"));
+  EXPECT_TRUE(fs::exists(results / "1_ScaleShiftCpp/response_1.txt"));
+
+  // 2: the second request is a reflection carrying the error, answered by the rule that needs it.
+  auto two = RequestsFor(server, "MARKER_TWO");
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_FALSE(Contains(two[0]["prompt"].get<std::string>(), "max abs diff"));
+  EXPECT_TRUE(Contains(two[1]["prompt"].get<std::string>(), "max abs diff"));
+  EXPECT_TRUE(Contains(two[1]["prompt"].get<std::string>(), "return x + y"));  // the previous code
+  EXPECT_EQ(two[1]["rule"], 1);
+  EXPECT_EQ(ReadJson(results / "2_AddTwice/result_1.json")["status"], "incorrect");
+  json r2 = ReadJson(results / "2_AddTwice/result_2.json");
+  EXPECT_EQ(r2["status"], "correct");
+  EXPECT_EQ(r2["attempt"], 2);
+  EXPECT_EQ(ReadJson(results / "2_AddTwice/best_result.json")["index"], 2);
+  EXPECT_EQ(ReadFile(results / "2_AddTwice/prompt_2.txt"), two[1]["prompt"].get<std::string>());
+
+  // 3: no code twice; the second prompt says so; never solved.
+  auto three = RequestsFor(server, "MARKER_THREE");
+  ASSERT_EQ(three.size(), 2u);
+  EXPECT_TRUE(Contains(three[1]["prompt"].get<std::string>(), "No usable code"));
+  EXPECT_EQ(ReadJson(results / "3_Hopeless/result_2.json")["status"], "no_code");
+  EXPECT_FALSE(fs::exists(results / "3_Hopeless/code_1.py"));
+
+  json summary = ReadJson(results / "summary.json");
+  EXPECT_EQ(summary["state"], "finished");
+  EXPECT_EQ(summary["totals"]["solved"], 2);
+  EXPECT_EQ(summary["totals"]["unsolved"], 1);
+  EXPECT_EQ(summary["problems"][2]["phase"], "unsolved");
+
+  // The report, written at the end of the batch.
+  json report = ReadJson(results / "detailed_report.json");
+  EXPECT_EQ(report["overall"]["problems"], 3);
+  EXPECT_EQ(report["overall"]["correct"], 2);
+  EXPECT_NEAR(report["overall"]["fast_p"]["fast_0.0"].get<double>(), 2.0 / 3, 1e-12);
+  EXPECT_EQ(report["overall"]["samples"], 5);
+  EXPECT_TRUE(fs::exists(results / "detailed_report.txt"));
+  // Every stage that ran is on the timeline: 5 LLM calls, 3 compiles (the no-code answers skip
+  // the evaluator), 3 runs.
+  std::map<std::string, int> stages;
+  for (const auto& line : SplitLines(*ReadFile(results / "timeline.jsonl"))) ++stages[json::parse(line)["stage"]];
+  EXPECT_EQ(stages["llm"], 5);
+  EXPECT_EQ(stages["compile"], 3);
+  EXPECT_EQ(stages["gpu"], 3);
+  // Pipelining: problem 2's first answer was evaluated while problem 1 was still compiling.
+  EXPECT_LT(ReadJson(results / "2_AddTwice/result_1.json")["stages"]["gpu"]["end"].get<double>(),
+            r1["stages"]["compile"]["end"].get<double>());
+}
+
+// kill -9 once the first result appears, then the same command again: nothing is generated twice.
+TEST(BatchE2E, ResumeAfterKillGeneratesNothingTwice) {
+  json scenario = json::array({
+      Rule("MARKER_FOUR", Response("square")),
+      // Problem 5's first answers are slow: they are in flight when the batch is killed.
+      Rule("MARKER_FIVE", Response("negate"), {{"times", 2}, {"delay_s", 30}}),
+      Rule("MARKER_FIVE", Response("negate")),
+  });
+  FakeLlmServer server(scenario.dump(), 400);
+  fs::path results = server.dir() / "results";
+  auto argv = BatchArgv(results, server.base_url(), 4, 5, {"--samples", "2", "--attempts", "1"});
+  {
+    Background first(argv, Environment(), server.dir() / "first.out");
+    ASSERT_TRUE(WaitFor([&] { return !FilesNamed(results / "4_Square", "result_").empty(); }, 120))
+        << ReadFile(server.dir() / "first.out").value_or("");
+    first.Signal(SIGKILL);
+    EXPECT_EQ(first.Wait(10), 128 + SIGKILL);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  size_t requests_before = server.Requests().size();
+  std::map<fs::path, std::string> saved;  // responses on disk when the batch died
+  for (const auto& f : FilesNamed(results, "response_")) {
+    if (f.extension() == ".txt") saved[f] = *ReadFile(f);
+  }
+  EXPECT_EQ(ReadJson(results / "summary.json")["state"], "running");  // it had no chance to say otherwise
+  EXPECT_LE(saved.size(), 2u);  // problem 5's answers were still on their way
+  size_t results_at_kill = FilesNamed(results, "result_").size();
+
+  ProcessResult p = RunKbrun(argv, Environment());
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  size_t requests_after = server.Requests().size() - requests_before;
+  EXPECT_EQ(requests_after, 4 - saved.size()) << "resumed run asked again for an answer it had";
+  for (const auto& [path, content] : saved) EXPECT_EQ(ReadFile(path), content) << path;
+  for (const char* problem : {"4_Square", "5_Negate"}) {
+    for (int n = 1; n <= 2; ++n) {
+      json r = ReadJson(results / problem / ("result_" + std::to_string(n) + ".json"));
+      EXPECT_EQ(r["status"], "correct") << problem << " " << n;
+    }
+  }
+  json summary = ReadJson(results / "summary.json");
+  EXPECT_EQ(summary["state"], "finished");
+  EXPECT_EQ(summary["sessions"].size(), 2u);
+  EXPECT_TRUE(FilesNamed(results, ".tmp-").empty());
+  std::string log = *ReadFile(results / "batch_run.log");
+  EXPECT_TRUE(Contains(log, "resuming with")) << log;
+  if (results_at_kill < saved.size()) {
+    // An answer saved but not evaluated was evaluated from disk, with its tokens kept.
+    EXPECT_TRUE(Contains(log, "response saved by an earlier run")) << log;
+    json r = ReadJson(results / "4_Square/result_2.json");
+    json r1 = ReadJson(results / "4_Square/result_1.json");
+    json resumed = r["llm"].value("resumed_from_disk", false) ? r : r1;
+    EXPECT_TRUE(resumed["llm"].value("resumed_from_disk", false));
+    EXPECT_GT(resumed["llm"].value("completion_tokens", 0), 0);
+  }
+}
+
+// Ctrl-C: in-flight work stops, state is saved, exit 130; nothing half-done is recorded.
+TEST(BatchE2E, InterruptSavesStateAndExits130) {
+  json scenario = json::array({Rule("MARKER_FOUR", Response("square"), {{"delay_s", 60}})});
+  FakeLlmServer server(scenario.dump(), 120);
+  fs::path results = server.dir() / "results";
+  Background run(BatchArgv(results, server.base_url(), 4, 4, {"--samples", "1"}), Environment(),
+                 server.dir() / "run.out");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json s = ReadJson(results / "summary.json");
+        return s.is_object() && s["totals"]["in_flight"].value("llm", 0) == 1;
+      },
+      60));
+  auto t0 = std::chrono::steady_clock::now();
+  run.Signal(SIGINT);
+  EXPECT_EQ(run.Wait(30), 130) << ReadFile(server.dir() / "run.out").value_or("");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 15.0);
+  json summary = ReadJson(results / "summary.json");
+  EXPECT_EQ(summary["state"], "interrupted");
+  EXPECT_TRUE(fs::exists(results / "4_Square/prompt_1.txt"));
+  EXPECT_FALSE(fs::exists(results / "4_Square/response_1.txt"));
+  EXPECT_FALSE(fs::exists(results / "4_Square/result_1.json"));
+}
+
+TEST(BatchE2E, MissingKeyFailsBeforeAnyWork) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-batch-nokey-");
+  fs::path results = dir / "results";
+  ProcessResult p = RunKbrun(BatchArgv(results, "http://127.0.0.1:9/v1", 4, 4, {}), Environment(false));
+  EXPECT_EQ(p.exit_code, 78) << p.output;
+  EXPECT_TRUE(Contains(p.output, "LLM_GATEWAY_KEY")) << p.output;
+  EXPECT_FALSE(fs::exists(results));
+  EXPECT_LT(p.wall_s, 10.0);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kbrun

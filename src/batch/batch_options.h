@@ -1,0 +1,30 @@
+// Everything `kbrun batch` is told, in one struct (the CLI fills it from flags).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "eval/evaluation.h"
+
+namespace kbrun::batch {
+
+namespace fs = std::filesystem;
+
+struct BatchOptions {
+  fs::path problems_dir;
+  fs::path results_dir = "results";
+  int first = 1, last = 40;
+  int attempts = 3;                 // attempts per problem
+  int samples = 3;                  // samples per attempt, generated and evaluated in parallel
+  double target_speedup = 1.0;      // a sample succeeds when correct and speedup >= this
+  int llm_concurrency = 8;          // LLM calls in flight
+  int compile_pool = 0;             // compiles in parallel; 0 = number of cores
+  std::vector<int> gpu_lanes;       // one timing lane per GPU; empty = one lane (index 0)
+  eval::EvalOptions eval;           // passed to eval::Compile / eval::Run (gpu_index set per lane)
+  std::string provider_name, model; // for summary.json and logs only
+  bool progress_bar = false;        // stderr is a TTY: redraw one line in place
+  bool quiet = false;               // no progress on stderr
+};
+
+}  // namespace kbrun::batch

@@ -1,0 +1,100 @@
+#include "batch/reflection.h"
+
+#include <fmt/format.h>
+
+#include "util/text.h"
+
+namespace kbrun::batch {
+
+using nlohmann::json;
+
+namespace {
+
+double Num(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<double>() : -1;
+}
+
+std::string Cap(std::string text) {
+  text = KeepHeadTailLines(Trim(text), kMaxFeedbackLines);
+  if (text.size() > kMaxFeedbackChars) {
+    size_t half = kMaxFeedbackChars / 2;
+    text = text.substr(0, half) + fmt::format("\n[... {} characters omitted ...]\n", text.size() - 2 * half) +
+           text.substr(text.size() - half);
+  }
+  return Trim(text);
+}
+
+std::string Category(const SampleRecord& r) {
+  return r.error_category.empty() ? "" : " (" + r.error_category + ")";
+}
+
+std::string Incorrect(const SampleRecord& r, const json& eval) {
+  std::string text = "Incorrect: the output does not match the reference";
+  const json corr = eval.is_object() ? eval.value("correctness", json::object()) : json::object();
+  std::vector<std::string> figures;
+  if (corr.contains("trials_run")) {
+    figures.push_back(fmt::format("{} of {} correctness trials passed", corr.value("trials_passed", 0),
+                                  corr.value("trials_run", 0)));
+  }
+  if (double d = Num(corr, "max_abs_diff"); d >= 0) figures.push_back(fmt::format("max abs diff {:.6g}", d));
+  if (double d = Num(corr, "mean_abs_diff"); d >= 0) figures.push_back(fmt::format("mean abs diff {:.6g}", d));
+  if (eval.is_object() && eval.contains("tolerance")) {
+    figures.push_back(fmt::format("tolerance atol={:g} rtol={:g}", Num(eval["tolerance"], "atol"),
+                                  Num(eval["tolerance"], "rtol")));
+  }
+  if (!figures.empty()) {
+    text += " (";
+    for (size_t i = 0; i < figures.size(); ++i) text += (i ? "; " : "") + figures[i];
+    text += ")";
+  }
+  text += ".";
+  if (!r.error_message.empty()) text += "\n" + r.error_message;
+  return text;
+}
+
+std::string TooSlow(const SampleRecord& r, const json& eval, double target) {
+  std::string text = fmt::format(
+      "PERFORMANCE TOO SLOW: the kernel is correct but its speedup over the PyTorch reference is {:.3f}x; "
+      "the target is at least {:.2f}x.",
+      r.speedup, target);
+  const json timing = eval.is_object() ? eval.value("timing", json::object()) : json::object();
+  double ref = Num(timing.value("reference", json::object()), "median_ms");
+  double cand = Num(timing.value("candidate", json::object()), "median_ms");
+  if (ref > 0 && cand > 0) {
+    int trials = timing.value("candidate", json::object()).value("trials", 0);
+    text += fmt::format(" Measured: reference {:.4f} ms, your kernel {:.4f} ms (median of {} runs", ref, cand, trials);
+    std::string device = eval.value("device", json::object()).value("name", "");
+    text += device.empty() ? ")." : fmt::format(" on {}).", device);
+  }
+  return text;
+}
+
+}  // namespace
+
+std::string FeedbackFor(const SampleRecord& r, double target_speedup) {
+  const json eval = r.doc.is_object() ? r.doc.value("eval", json(nullptr)) : json(nullptr);
+  std::string kind = FailureKindFor(r.status, r.success);
+  std::string text;
+  if (kind == kKindTooSlow) {
+    text = TooSlow(r, eval, target_speedup);
+  } else if (kind == kKindIncorrect) {
+    text = Incorrect(r, eval);
+  } else if (kind == kKindCompile) {
+    text = "Compile error" + Category(r) + ":\n" + r.error_message;
+  } else if (kind == kKindTimeout) {
+    text = "Timeout" + Category(r) + ": " + r.error_message;
+  } else if (kind == kKindNoCode) {
+    text = "No usable code: the previous response had no Python code block defining class ModelNew" +
+           (r.error_message.empty() ? std::string(".") : " (" + r.error_message + ").") +
+           " Answer with one complete Python code block that defines ModelNew.";
+  } else if (kind == kKindLlmError) {
+    text = "The LLM call failed: " + r.error_message;
+  } else if (kind == kKindRejected) {
+    text = "Rejected" + Category(r) + ": " + r.error_message;
+  } else if (!kind.empty()) {
+    text = "Runtime error" + Category(r) + ":\n" + r.error_message;
+  }
+  return Cap(text);
+}
+
+}  // namespace kbrun::batch

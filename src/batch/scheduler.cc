@@ -1,0 +1,590 @@
+#include "batch/scheduler.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "batch/attempt_plan.h"
+#include "batch/batch_state.h"
+#include "batch/best_of.h"
+#include "batch/clock.h"
+#include "batch/results_store.h"
+#include "batch/work_queue.h"
+#include "prompts/extract.h"
+#include "util/fs.h"
+#include "util/subprocess.h"
+#include "util/text.h"
+
+namespace kbrun::batch {
+namespace {
+
+using nlohmann::json;
+
+// One sample on its way through the pipeline.
+struct SampleTask {
+  size_t problem = 0;  // index into BatchState::problems
+  SampleId id;
+  std::string prompt;
+  bool resumed = false;  // its response was already on disk: no LLM call
+  json llm = nullptr;
+  StageSpan llm_stage, compile_stage, gpu_stage;
+  bool has_code = false;
+  eval::CompiledCandidate compiled;
+  int lane = -1;
+};
+using TaskPtr = std::shared_ptr<SampleTask>;
+
+std::string FirstLine(const std::string& text) {
+  auto lines = SplitLines(Trim(text));
+  return lines.empty() ? "" : lines[0];
+}
+
+std::string Label(const SampleId& id) {
+  return fmt::format("{} #{} (attempt {} sample {})", id.problem, id.index, id.attempt, id.sample);
+}
+
+class BatchRun {
+ public:
+  BatchRun(const BatchOptions& options, const std::vector<Problem>& problems, llm::Provider& provider,
+           const PromptBuilder& prompts)
+      : o_(options), store_(options.results_dir), provider_(provider), prompts_(prompts) {
+    for (const auto& p : problems) state_.problems.push_back(ProblemState{p});
+  }
+
+  BatchOutcome Run();
+
+ private:
+  void LoadPreviousState();
+  void LlmWorker();
+  void CompileWorker();
+  void GpuLane(int gpu);
+  void Guarded(const std::function<void()>& body);
+
+  void AdvanceLocked(size_t p);
+  std::string PromptForLocked(size_t p, int attempt);
+  void SetStage(const SampleTask& t, Stage stage);
+  void SetStageLocked(const SampleTask& t, Stage stage);
+  void Finish(const TaskPtr& t, const eval::EvalResult* result, const std::string& status, const std::string& message);
+  void Abandon(const TaskPtr& t);
+  void Fatal(const std::string& message, bool config);
+  void Event(const std::string& message) { store_.Log(message); }
+  void Timeline(const SampleTask& t, const char* stage, const StageSpan& span);
+  void Changed() {
+    state_.updated_at = NowUnix();
+    dirty_ = true;
+    cv_.notify_all();
+  }
+  bool AllDoneLocked() const {
+    for (const auto& p : state_.problems) {
+      if (!p.done()) return false;
+    }
+    return true;
+  }
+  void PrintProgressLocked(bool final_line);
+  eval::EvalRequest RequestFor(const SampleTask& t, int gpu) const {
+    eval::EvalRequest r{state_.problems[t.problem].problem.path, store_.CodePath(t.id.problem, t.id.index), o_.eval};
+    r.options.gpu_index = gpu;
+    return r;
+  }
+
+  const BatchOptions& o_;
+  ResultsStore store_;
+  llm::Provider& provider_;
+  const PromptBuilder& prompts_;
+
+  std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;
+  BatchState state_;
+  bool dirty_ = true;
+  bool stopping_ = false;
+  bool config_failure_ = false;
+  int llm_calls_ = 0;
+
+  WorkQueue<TaskPtr> llm_q_, compile_q_, gpu_q_;
+};
+
+void BatchRun::LoadPreviousState() {
+  // Sessions of earlier runs of the same batch: the report sums their wall time.
+  if (auto previous = store_.ReadSummary()) {
+    if (previous->contains("sessions") && (*previous)["sessions"].is_array()) {
+      for (auto session : (*previous)["sessions"]) {
+        // A session that was killed never wrote its end: its last update is the best we know.
+        if (session.value("ended_at", json(nullptr)).is_null()) {
+          session["ended_at"] = previous->value("updated_at", 0.0);
+        }
+        state_.sessions.push_back(session);
+      }
+    }
+  }
+  for (auto& ps : state_.problems) {
+    store_.RemoveStaleTempFiles(ps.problem.name);
+    ps.records = store_.LoadRecords(ps.problem.name);
+    DropRetryableRecords(ps.records);
+    for (const auto& [index, r] : ps.records) {
+      if (r.doc.contains("llm") && r.doc["llm"].is_object()) {
+        state_.prompt_tokens += r.doc["llm"].value("prompt_tokens", 0);
+        state_.completion_tokens += r.doc["llm"].value("completion_tokens", 0);
+      }
+    }
+    ps.best = PickBest(ps.records);
+    if (ps.best) {
+      // A crash between a result and its best_* copy leaves the copy behind: redo it.
+      auto on_disk = ReadFile(store_.ProblemDir(ps.problem.name) / "best_result.json");
+      auto doc = on_disk ? json::parse(*on_disk, nullptr, false) : json(nullptr);
+      if (!doc.is_object() || doc.value("index", 0) != *ps.best) store_.WriteBest(ps.records.at(*ps.best));
+    }
+  }
+}
+
+// Plans what problem `p` needs next and enqueues it; marks it finished when nothing is left.
+void BatchRun::AdvanceLocked(size_t p) {
+  ProblemState& ps = state_.problems[p];
+  const std::string& name = ps.problem.name;
+  AttemptPlan plan = PlanNextAttempt(
+      ps.records, [&](int index) { return fs::exists(store_.ResponsePath(name, index)); }, o_.samples, o_.attempts);
+  double now = NowUnix();
+  if (plan.finished) {
+    bool was_done = ps.done();
+    ps.phase = plan.solved ? ProblemPhase::kSolved : ProblemPhase::kUnsolved;
+    if (!was_done) {
+      ps.finished_at = now;
+      std::string best = "no sample";
+      if (ps.best) {
+        const SampleRecord& b = ps.records.at(*ps.best);
+        best = b.correct ? fmt::format("best #{} speedup {:.3f}x", b.id.index, b.speedup)
+                         : fmt::format("best #{} {}", b.id.index, b.status);
+      }
+      int attempts = 0;
+      for (const auto& [i, r] : ps.records) attempts = std::max(attempts, r.id.attempt);
+      Event(fmt::format("{}: {} after {} attempt{} ({})", name, plan.solved ? "SOLVED" : "unsolved", attempts,
+                        attempts == 1 ? "" : "s", best));
+    }
+    Changed();
+    return;
+  }
+  if (ps.phase == ProblemPhase::kQueued) {
+    ps.phase = ProblemPhase::kRunning;
+    ps.started_at = now;
+  }
+  ps.attempt = plan.attempt;
+  std::string prompt;
+  if (!plan.to_generate.empty()) prompt = PromptForLocked(p, plan.attempt);
+  std::string from_disk = plan.to_evaluate.empty()
+                              ? ""
+                              : fmt::format(", {} saved response(s) to evaluate", plan.to_evaluate.size());
+  Event(fmt::format("{}: attempt {}: {} sample{} to generate{}", name, plan.attempt, plan.to_generate.size(),
+                    plan.to_generate.size() == 1 ? "" : "s", from_disk));
+  auto make = [&](int sample) {
+    auto t = std::make_shared<SampleTask>();
+    t->problem = p;
+    t->id = MakeSampleId(name, plan.attempt, sample, o_.samples);
+    return t;
+  };
+  for (int sample : plan.to_evaluate) {
+    TaskPtr t = make(sample);
+    t->resumed = true;
+    // The call was made by an earlier run: its figures come from the saved metadata.
+    t->llm = store_.ReadResponseMeta(name, t->id.index);
+    t->llm["resumed_from_disk"] = true;
+    state_.prompt_tokens += t->llm.value("prompt_tokens", 0);
+    state_.completion_tokens += t->llm.value("completion_tokens", 0);
+    if (t->llm.contains("stage") && t->llm["stage"].is_object()) {
+      t->llm_stage = {t->llm["stage"].value("start", 0.0), t->llm["stage"].value("end", 0.0)};
+    }
+    t->llm.erase("stage");
+    ps.running[t->id.index] = {t->id, Stage::kCompileQueue, now};
+    compile_q_.Push(t);
+  }
+  for (int sample : plan.to_generate) {
+    TaskPtr t = make(sample);
+    // A prompt saved before a crash is the one this attempt's other samples got: keep it.
+    if (auto saved = store_.ReadPrompt(name, t->id.index)) {
+      t->prompt = *saved;
+    } else {
+      t->prompt = prompt;
+      store_.WritePrompt(name, t->id.index, prompt);
+    }
+    ps.running[t->id.index] = {t->id, Stage::kLlmQueue, now};
+    // Later attempts first: they finish problems, which frees the pipeline sooner.
+    llm_q_.Push(t, -plan.attempt);
+  }
+  Changed();
+}
+
+std::string BatchRun::PromptForLocked(size_t p, int attempt) {
+  ProblemState& ps = state_.problems[p];
+  if (attempt > 1) {
+    std::map<int, SampleRecord> earlier;
+    for (const auto& [index, r] : ps.records) {
+      if (r.id.attempt < attempt && r.status != kStatusLlmError) earlier[index] = r;
+    }
+    // The freshest of the best: the model learns most from its latest try.
+    if (auto best = PickBest(earlier, Ties::kPreferLater)) {
+      const SampleRecord& prev = earlier.at(*best);
+      std::string code = prev.has_code ? store_.ReadCode(ps.problem.name, prev.id.index).value_or("") : "";
+      return prompts_.Reflection(ps.problem, prev, code);
+    }
+  }
+  return prompts_.Initial(ps.problem);
+}
+
+void BatchRun::SetStageLocked(const SampleTask& t, Stage stage) {
+  auto& running = state_.problems[t.problem].running;
+  if (auto it = running.find(t.id.index); it != running.end()) {
+    it->second.stage = stage;
+    it->second.since = NowUnix();
+  }
+  Changed();
+}
+
+void BatchRun::SetStage(const SampleTask& t, Stage stage) {
+  std::lock_guard<std::mutex> lock(mu_);
+  SetStageLocked(t, stage);
+}
+
+void BatchRun::Timeline(const SampleTask& t, const char* stage, const StageSpan& span) {
+  json event = {{"problem", t.id.problem}, {"index", t.id.index}, {"attempt", t.id.attempt},
+                {"sample", t.id.sample},   {"stage", stage},       {"start", span.start},
+                {"end", span.end},         {"seconds", span.seconds()}};
+  if (std::string(stage) == "gpu") event["lane"] = t.lane;
+  store_.AppendTimeline(event);
+}
+
+void BatchRun::Finish(const TaskPtr& t, const eval::EvalResult* result, const std::string& status,
+                      const std::string& message) {
+  // Work cut short by Ctrl-C is not a result: the resumed batch redoes it.
+  bool cut = result ? (result->error_category == "cancelled" || (CancelRequested() && !result->correct))
+                    : CancelRequested();
+  if (cut) {
+    Abandon(t);
+    return;
+  }
+  SampleExtras extras;
+  extras.llm = t->llm;
+  extras.llm_stage = t->llm_stage;
+  extras.compile_stage = t->compile_stage;
+  extras.gpu_stage = t->gpu_stage;
+  extras.target_speedup = o_.target_speedup;
+  extras.has_code = t->has_code;
+  extras.gpu_lane = t->lane;
+  SampleRecord record = MakeRecord(t->id, result, status, message, extras);
+  store_.WriteResult(record);  // first: from here on the sample is done, whatever happens
+
+  std::lock_guard<std::mutex> lock(mu_);
+  ProblemState& ps = state_.problems[t->problem];
+  ps.running.erase(t->id.index);
+  ps.records[t->id.index] = record;
+  if (!ps.best || IsBetter(record, ps.records.at(*ps.best))) {
+    ps.best = t->id.index;
+    store_.WriteBest(record);
+  }
+  std::string outcome = record.correct ? fmt::format("correct, speedup {:.3f}x{}", record.speedup,
+                                                     record.success ? "" : " (below target)")
+                                       : fmt::format("{}: {}", record.status, FirstLine(record.error_message));
+  Event(fmt::format("{}: {}", Label(t->id), outcome));
+  if (!record.success && !record.correct) {
+    state_.recent_errors.push_back({NowUnix(), t->id, record.status, FirstLine(record.error_message)});
+    if (state_.recent_errors.size() > kMaxRecentErrors) state_.recent_errors.pop_front();
+  }
+  if (!o_.progress_bar && !o_.quiet) PrintProgressLocked(false);
+  try {
+    if (ps.running.empty() && !stopping_) AdvanceLocked(t->problem);
+  } catch (const std::exception& e) {
+    // A prompt that cannot be built (template gone, placeholder typo) stops the batch.
+    stopping_ = true;
+    config_failure_ = true;
+    state_.failure = fmt::format("{}: cannot build the next prompt: {}", ps.problem.name, e.what());
+    Event("FATAL " + state_.failure);
+  }
+  Changed();
+}
+
+void BatchRun::Abandon(const TaskPtr& t) {
+  if (!t->compiled.work_dir.empty() && !o_.eval.keep_work_dir) {
+    std::error_code ec;
+    fs::remove_all(t->compiled.work_dir, ec);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  state_.problems[t->problem].running.erase(t->id.index);
+  Changed();
+}
+
+void BatchRun::Fatal(const std::string& message, bool config) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_.failure.empty()) {
+    state_.failure = message;
+    config_failure_ = config;
+    Event("FATAL " + message);
+  }
+  stopping_ = true;
+  Changed();
+}
+
+// Runs a worker loop; an exception there is kbrun's own failure and stops the batch.
+void BatchRun::Guarded(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    Fatal(std::string("internal error: ") + e.what(), false);
+  }
+}
+
+void BatchRun::LlmWorker() {
+  while (auto next = llm_q_.Pop()) {
+    TaskPtr t = *next;
+    if (CancelRequested()) {
+      Abandon(t);
+      continue;
+    }
+    SetStage(*t, Stage::kLlm);
+    Event(fmt::format("{}: llm start", Label(t->id)));
+    llm::CompletionRequest request;
+    request.prompt = t->prompt;
+    request.replay_key = fmt::format("{}/attempt{}_sample{}", t->id.problem, t->id.attempt, t->id.sample);
+    request.raw_response_path = store_.RawResponsePath(t->id.problem, t->id.index);
+    t->llm_stage.start = NowUnix();
+    llm::Completion c;
+    try {
+      c = provider_.Complete(request);
+    } catch (const llm::LlmError& e) {
+      t->llm_stage.end = NowUnix();
+      if (CancelRequested()) {
+        Abandon(t);
+        continue;
+      }
+      std::string what = fmt::format("{} ({})", e.what(), llm::LlmErrorKindName(e.kind()));
+      if (e.kind() == llm::LlmErrorKind::kAuth || e.kind() == llm::LlmErrorKind::kNoKey) {
+        Abandon(t);
+        Fatal("the LLM API refused the key: " + what, true);
+        continue;
+      }
+      t->llm = {{"error", what}, {"latency_s", t->llm_stage.seconds()}};
+      Timeline(*t, "llm", t->llm_stage);
+      Finish(t, nullptr, kStatusLlmError, what);
+      continue;
+    }
+    t->llm_stage.end = NowUnix();
+    t->llm = {{"model", c.model},
+              {"prompt_tokens", c.prompt_tokens},
+              {"completion_tokens", c.completion_tokens},
+              {"latency_s", c.latency_s},
+              {"http_requests", c.attempts},
+              {"finish_reason", c.finish_reason.empty() ? json(nullptr) : json(c.finish_reason)}};
+    json meta = t->llm;
+    meta["stage"] = {{"start", t->llm_stage.start}, {"end", t->llm_stage.end}};
+    // The answer is saved before anything reads it: a crash from here on costs no LLM call.
+    store_.WriteResponseMeta(t->id.problem, t->id.index, meta);
+    store_.WriteResponse(t->id.problem, t->id.index, c.text);
+    Timeline(*t, "llm", t->llm_stage);
+    Event(fmt::format("{}: llm done in {}, {}+{} tokens", Label(t->id), FormatDuration(c.latency_s), c.prompt_tokens,
+                      c.completion_tokens));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      state_.prompt_tokens += c.prompt_tokens;
+      state_.completion_tokens += c.completion_tokens;
+      ++llm_calls_;
+      SetStageLocked(*t, Stage::kCompileQueue);
+    }
+    if (!compile_q_.Push(t)) Abandon(t);  // stopping: the saved response is evaluated on resume
+  }
+}
+
+void BatchRun::CompileWorker() {
+  while (auto next = compile_q_.Pop()) {
+    TaskPtr t = *next;
+    if (CancelRequested()) {
+      Abandon(t);
+      continue;
+    }
+    auto response = store_.ReadResponse(t->id.problem, t->id.index);
+    prompts::ExtractedCode code = prompts::ExtractCode(response.value_or(""));
+    if (!code.ok) {
+      Finish(t, nullptr, kStatusNoCode, fmt::format("{}: {}", code.failure, code.reason));
+      continue;
+    }
+    store_.WriteCode(t->id.problem, t->id.index, code.code);
+    t->has_code = true;
+    SetStage(*t, Stage::kCompile);
+    Event(fmt::format("{}: compile start{}", Label(t->id), t->resumed ? " (response saved by an earlier run)" : ""));
+    t->compile_stage.start = NowUnix();
+    t->compiled = eval::Compile(RequestFor(*t, 0));
+    t->compile_stage.end = NowUnix();
+    Timeline(*t, "compile", t->compile_stage);
+    if (!t->compiled.ok) {
+      Finish(t, &t->compiled.failure, "", "");
+      continue;
+    }
+    Event(fmt::format("{}: compiled in {}", Label(t->id), FormatDuration(t->compile_stage.seconds())));
+    SetStage(*t, Stage::kGpuQueue);
+    if (!gpu_q_.Push(t)) Abandon(t);
+  }
+}
+
+void BatchRun::GpuLane(int gpu) {
+  while (auto next = gpu_q_.Pop()) {
+    TaskPtr t = *next;
+    if (CancelRequested()) {
+      Abandon(t);
+      continue;
+    }
+    SetStage(*t, Stage::kGpu);
+    Event(fmt::format("{}: run start on lane {}", Label(t->id), gpu));
+    t->lane = gpu;
+    t->gpu_stage.start = NowUnix();
+    eval::EvalResult result = eval::Run(RequestFor(*t, gpu), t->compiled);
+    t->gpu_stage.end = NowUnix();
+    t->compiled.work_dir.clear();  // Run() removed it
+    Timeline(*t, "gpu", t->gpu_stage);
+    Finish(t, &result, "", "");
+  }
+}
+
+void BatchRun::PrintProgressLocked(bool final_line) {
+  if (o_.quiet) return;
+  std::string line = ProgressLine(state_, NowUnix());
+  if (o_.progress_bar) {
+    Counts c = Count(state_);
+    fmt::print(stderr, "\r\033[K{} {}{}", ProgressBar(c.solved + c.unsolved, c.problems, 20), line,
+               final_line ? "\n" : "");
+  } else {
+    fmt::print(stderr, "{}\n", line);
+  }
+  std::fflush(stderr);
+}
+
+BatchOutcome BatchRun::Run() {
+  double t0 = NowUnix();
+  try {
+    store_.Lock();
+  } catch (const std::exception& e) {
+    BatchOutcome out;
+    out.failure = e.what();
+    out.config_failure = true;
+    return out;
+  }
+  LoadPreviousState();
+  state_.started_at = t0;
+  state_.updated_at = t0;
+  state_.sessions.push_back({{"started_at", t0}, {"ended_at", nullptr}, {"pid", static_cast<long long>(getpid())}});
+  state_.config = {{"problems_dir", fs::absolute(o_.problems_dir).string()},
+                   {"first", o_.first},
+                   {"last", o_.last},
+                   {"attempts", o_.attempts},
+                   {"samples", o_.samples},
+                   {"target_speedup", o_.target_speedup},
+                   {"llm_concurrency", o_.llm_concurrency},
+                   {"compile_pool", o_.compile_pool},
+                   {"gpu_lanes", o_.gpu_lanes},
+                   {"provider", o_.provider_name},
+                   {"model", o_.model},
+                   {"device", o_.eval.device},
+                   {"precision", o_.eval.precision},
+                   {"backend", o_.eval.backend}};
+  int resumed = 0;
+  for (const auto& p : state_.problems) resumed += static_cast<int>(p.records.size());
+  Event(fmt::format("batch start: {} problems, {} attempts x {} samples, llm {} / compile {} / {} gpu lane(s){}",
+                    state_.problems.size(), o_.attempts, o_.samples, o_.llm_concurrency, o_.compile_pool,
+                    o_.gpu_lanes.size(), resumed ? fmt::format(", resuming with {} finished samples", resumed) : ""));
+
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    try {
+      for (size_t p = 0; p < state_.problems.size(); ++p) AdvanceLocked(p);
+    } catch (const std::exception& e) {
+      stopping_ = true;
+      config_failure_ = true;
+      state_.failure = e.what();
+      Event("FATAL " + state_.failure);
+    }
+  }
+
+  std::vector<std::thread> threads;
+  for (int i = 0; i < o_.llm_concurrency; ++i) threads.emplace_back([this] { Guarded([this] { LlmWorker(); }); });
+  for (int i = 0; i < o_.compile_pool; ++i) threads.emplace_back([this] { Guarded([this] { CompileWorker(); }); });
+  for (int gpu : o_.gpu_lanes) threads.emplace_back([this, gpu] { Guarded([this, gpu] { GpuLane(gpu); }); });
+
+  // The main thread keeps summary.json and the progress line fresh until the batch ends.
+  auto last_write = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  auto flush = [&](std::unique_lock<std::mutex>& lock) {
+    json summary = SummaryJson(state_);
+    dirty_ = false;
+    lock.unlock();
+    store_.WriteSummary(summary);
+    lock.lock();
+    last_write = std::chrono::steady_clock::now();
+  };
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_ && !CancelRequested() && !AllDoneLocked()) {
+      cv_.wait_for(lock, std::chrono::milliseconds(250));
+      // Coalesce bursts of changes: at most a few rewrites a second.
+      if (dirty_ && std::chrono::steady_clock::now() - last_write > std::chrono::milliseconds(200)) flush(lock);
+      if (o_.progress_bar) PrintProgressLocked(false);
+    }
+    stopping_ = true;
+  }
+
+  // Stop taking work, let what is in flight end (Ctrl-C kills it), then save.
+  llm_q_.Close();
+  compile_q_.Close();
+  for (const TaskPtr& t : gpu_q_.Close()) Abandon(t);
+  for (auto& th : threads) th.join();
+
+  std::unique_lock<std::mutex> lock(mu_);
+  double end = NowUnix();
+  if (CancelRequested()) {
+    state_.state = "interrupted";
+    Event("batch interrupted: state saved; run the same command again to resume");
+  } else if (!state_.failure.empty()) {
+    state_.state = "failed";
+  } else {
+    state_.state = "finished";
+    state_.finished_at = end;
+  }
+  state_.sessions.back()["ended_at"] = end;
+  state_.updated_at = end;
+  // Interrupted problems go back to queued: nothing of theirs is in flight any more.
+  for (auto& p : state_.problems) {
+    p.running.clear();
+    if (p.phase == ProblemPhase::kRunning && state_.state != "finished") p.phase = ProblemPhase::kQueued;
+  }
+  flush(lock);
+  PrintProgressLocked(true);
+  Counts c = Count(state_);
+  Event(fmt::format("batch {}: {} of {} problems solved, {} samples, {} LLM calls this run, wall {}", state_.state,
+                    c.solved, c.problems, c.samples, llm_calls_, FormatDuration(end - t0)));
+
+  BatchOutcome out;
+  out.problems = c.problems;
+  out.solved = c.solved;
+  out.unsolved = c.unsolved;
+  out.samples = c.samples;
+  out.llm_calls = llm_calls_;
+  out.interrupted = state_.state == "interrupted";
+  out.failure = state_.failure;
+  out.config_failure = config_failure_;
+  out.wall_s = end - t0;
+  return out;
+}
+
+}  // namespace
+
+BatchOutcome RunBatch(const BatchOptions& options, const std::vector<Problem>& problems, llm::Provider& provider,
+                      const PromptBuilder& prompts) {
+  BatchOptions o = options;
+  if (o.compile_pool <= 0) o.compile_pool = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (o.gpu_lanes.empty()) o.gpu_lanes = {0};
+  o.llm_concurrency = std::max(1, o.llm_concurrency);
+  o.samples = std::max(1, o.samples);
+  BatchRun run(o, problems, provider, prompts);
+  return run.Run();
+}
+
+}  // namespace kbrun::batch

@@ -1,0 +1,38 @@
+// The batch scheduler: a pipeline of samples through three stages, each with its
+// own pool, so that no stage waits for another problem's slow stage:
+//
+//   generate (LLM calls, --llm-concurrency in flight)
+//     -> compile (eval::Compile, a pool of --compile-jobs, CPU only)
+//       -> run (eval::Run, one sample at a time per GPU lane)
+//
+// A problem's next attempt is planned (attempt_plan.h) and enqueued when every
+// sample of its current attempt has finished; all problems are in flight at once.
+// Every finished sample is written to the results tree before anything else
+// happens to it, so a crash loses at most the work in flight.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "batch/batch_options.h"
+#include "batch/problem_set.h"
+#include "batch/prompt_builder.h"
+#include "llm/provider.h"
+
+namespace kbrun::batch {
+
+struct BatchOutcome {
+  int problems = 0, solved = 0, unsolved = 0;
+  int samples = 0;          // finished samples, resumed ones included
+  int llm_calls = 0;        // LLM calls answered in this run
+  bool interrupted = false; // Ctrl-C: state saved, resume by running the same command
+  std::string failure;      // a fatal error stopped the batch (bad API key, disk full...)
+  bool config_failure = false;  // ... and it is a configuration problem (exit 78)
+  double wall_s = 0;
+};
+
+// Runs (or resumes) the batch. Thread-safe use of `provider` is required.
+BatchOutcome RunBatch(const BatchOptions& options, const std::vector<Problem>& problems, llm::Provider& provider,
+                      const PromptBuilder& prompts);
+
+}  // namespace kbrun::batch

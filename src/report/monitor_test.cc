@@ -1,0 +1,73 @@
+// The monitor's snapshot, from summary.json alone.
+#include "report/monitor.h"
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "util/fs.h"
+#include "util/text.h"
+
+namespace kbrun::report {
+namespace {
+
+using nlohmann::json;
+
+json HandWrittenSummary() {
+  return json::parse(*ReadFile(fs::path(KBRUN_TEST_DATA_DIR) / "batch/report_tree/summary.json"));
+}
+
+TEST(Monitor, SnapshotOfAnEndedBatch) {
+  MonitorView v = RenderMonitor(HandWrittenSummary(), 2060.0, "this-host");
+  EXPECT_TRUE(v.ended);
+  EXPECT_TRUE(Contains(v.text, "kbrun batch: interrupted")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "elapsed 2 min 30 s")) << v.text;  // both sessions: 100 s + 50 s
+  EXPECT_TRUE(Contains(v.text, "Problems  4 done (2 solved, 2 unsolved), 0 running, 1 queued, of 5")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "Samples   8 finished")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "4 correct")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "2.500x")) << v.text;  // best speedups table
+  EXPECT_TRUE(Contains(v.text, "4_D #2 runtime_error: hand-written runtime_error")) << v.text;
+}
+
+TEST(Monitor, RunningBatchShowsStagesAndEta) {
+  json s = HandWrittenSummary();
+  s["state"] = "running";
+  s["host"] = "another-host";  // cannot check its pid: trust the file
+  s["started_at"] = 1000.0;
+  s["problems"][4]["phase"] = "running";
+  s["problems"][4]["attempt"] = 1;
+  s["problems"][4]["running"] = json::array({{{"index", 1}, {"attempt", 1}, {"sample", 1}, {"stage", "compile"},
+                                              {"since", 1090.0}}});
+  s["totals"]["running"] = 1;
+  s["totals"]["queued"] = 0;
+  s["totals"]["in_flight"] = {{"compile", 1}};
+  MonitorView v = RenderMonitor(s, 1100.0, "this-host");
+  EXPECT_FALSE(v.ended);
+  EXPECT_TRUE(Contains(v.text, "#1 compile 10.0 s")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "In flight compile 1")) << v.text;
+  // 4 problems finished (at 1040) in the 100 s since the session started: 1 left, ~25 s.
+  EXPECT_TRUE(Contains(v.text, "ETA ~25.0 s")) << v.text;
+}
+
+TEST(Monitor, DeadProcessOnThisHostEndsTheWatch) {
+  json s = HandWrittenSummary();
+  s["state"] = "running";
+  s["host"] = "this-host";
+  s["pid"] = 999999999;  // no such process
+  MonitorView v = RenderMonitor(s, 2060.0, "this-host");
+  EXPECT_TRUE(v.ended);
+  EXPECT_TRUE(Contains(v.text, "the batch process is gone")) << v.text;
+  s["pid"] = static_cast<long long>(getpid());  // alive
+  EXPECT_FALSE(RenderMonitor(s, 2060.0, "this-host").ended);
+}
+
+TEST(Monitor, NoSummaryYet) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-monitor-test-");
+  MonitorView v = MonitorSnapshot(dir);
+  EXPECT_FALSE(v.ended);
+  EXPECT_TRUE(Contains(v.text, "no batch in")) << v.text;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kbrun::report

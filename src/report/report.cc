@@ -1,0 +1,318 @@
+#include "report/report.h"
+
+#include <cmath>
+#include <regex>
+#include <set>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "batch/best_of.h"
+#include "batch/clock.h"
+#include "batch/results_store.h"
+#include "report/text_table.h"
+#include "util/fs.h"
+#include "util/text.h"
+
+namespace kbrun::report {
+
+using nlohmann::json;
+
+namespace {
+
+double Seconds(const json& stages, const char* name, int* count) {
+  if (!stages.is_object() || !stages.contains(name) || !stages[name].is_object()) return 0;
+  const json& s = stages[name];
+  double start = s.value("start", 0.0), end = s.value("end", 0.0);
+  if (end <= 0) return 0;
+  ++*count;
+  return end - start;
+}
+
+// Problems of the batch: summary.json's list (it includes problems never started),
+// plus any folder with results that it does not name.
+std::vector<std::pair<std::string, int>> ListProblems(const fs::path& dir, const json& summary) {
+  std::vector<std::pair<std::string, int>> out;
+  std::set<std::string> seen;
+  if (summary.is_object() && summary.contains("problems") && summary["problems"].is_array()) {
+    for (const auto& p : summary["problems"]) {
+      std::string name = p.value("name", "");
+      if (!name.empty() && seen.insert(name).second) out.push_back({name, p.value("number", 0)});
+    }
+  }
+  static const std::regex numbered(R"(^(\d+)_.*)");
+  std::vector<std::pair<std::string, int>> extra;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_directory()) continue;
+    std::string name = entry.path().filename().string();
+    if (seen.count(name)) continue;
+    bool has_results = false;
+    for (const auto& f : fs::directory_iterator(entry.path())) {
+      if (StartsWith(f.path().filename().string(), "result_")) has_results = true;
+    }
+    if (!has_results) continue;
+    std::smatch m;
+    extra.push_back({name, std::regex_match(name, m, numbered) ? std::stoi(m[1].str()) : 0});
+  }
+  std::sort(extra.begin(), extra.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second < b.second : a.first < b.first;
+  });
+  out.insert(out.end(), extra.begin(), extra.end());
+  return out;
+}
+
+std::string SummaryPhase(const json& summary, const std::string& name) {
+  if (!summary.is_object() || !summary.contains("problems")) return "";
+  for (const auto& p : summary["problems"]) {
+    if (p.value("name", "") == name) return p.value("phase", "");
+  }
+  return "";
+}
+
+std::string Percent(double fraction) { return fmt::format("{:.1f}%", fraction * 100); }
+
+std::string Thousands(long long n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string KindsText(const std::map<std::string, int>& kinds) {
+  if (kinds.empty()) return "-";
+  std::string out;
+  for (const auto& [kind, n] : kinds) out += fmt::format("{}{} x{}", out.empty() ? "" : ", ", kind, n);
+  return out;
+}
+
+}  // namespace
+
+std::string FastPKey(double p) { return fmt::format("fast_{:.1f}", p); }
+
+Report BuildReport(const fs::path& results_dir) {
+  if (!fs::is_directory(results_dir)) {
+    throw std::runtime_error(fmt::format("no such results folder: {}", results_dir.string()));
+  }
+  batch::ResultsStore store(results_dir);
+  json summary = store.ReadSummary().value_or(json(nullptr));
+  Report r;
+  r.results_dir = results_dir.string();
+  if (summary.is_object()) {
+    r.batch_state = summary.value("state", "");
+    const json config = summary.value("config", json::object());
+    r.target_speedup = config.value("target_speedup", 1.0);
+    if (config.contains("gpu_lanes") && config["gpu_lanes"].is_array() && !config["gpu_lanes"].empty()) {
+      r.gpu_lanes = static_cast<int>(config["gpu_lanes"].size());
+    }
+    for (const auto& s : summary.value("sessions", json::array())) {
+      double start = s.value("started_at", 0.0);
+      double end = s["ended_at"].is_number() ? s["ended_at"].get<double>() : summary.value("updated_at", start);
+      r.wall_s += std::max(0.0, end - start);
+      ++r.sessions;
+    }
+  }
+  auto problems = ListProblems(results_dir, summary);
+  if (problems.empty() && !summary.is_object()) {
+    throw std::runtime_error(fmt::format("{} holds no summary.json and no result files", results_dir.string()));
+  }
+
+  double log_sum = 0;
+  int log_n = 0;
+  double first_start = 0, last_end = 0;  // span of all stages: wall time when there is no summary
+  std::map<double, int> fast_counts;
+  for (const auto& [name, number] : problems) {
+    ProblemReport p;
+    p.name = name;
+    p.number = number;
+    auto records = store.LoadRecords(name);
+    p.samples_used = static_cast<int>(records.size());
+    for (const auto& [index, rec] : records) {
+      p.attempts_used = std::max(p.attempts_used, rec.id.attempt);
+      if (!rec.failure_kind.empty()) {
+        ++p.failure_kinds[rec.failure_kind];
+        ++r.failure_kinds[rec.failure_kind];
+      }
+      ++r.samples;
+      ++r.samples_by_status[rec.status];
+      if (rec.correct) ++r.samples_correct;
+      const json& llm = rec.doc.contains("llm") ? rec.doc["llm"] : json(nullptr);
+      if (llm.is_object()) {
+        p.prompt_tokens += llm.value("prompt_tokens", 0LL);
+        p.completion_tokens += llm.value("completion_tokens", 0LL);
+      }
+      const json& stages = rec.doc.contains("stages") ? rec.doc["stages"] : json(nullptr);
+      r.stages.llm_s += Seconds(stages, "llm", &r.stages.llm_n);
+      r.stages.compile_s += Seconds(stages, "compile", &r.stages.compile_n);
+      r.stages.gpu_s += Seconds(stages, "gpu", &r.stages.gpu_n);
+      for (const char* stage : {"llm", "compile", "gpu"}) {
+        if (!stages.is_object() || !stages.contains(stage) || !stages[stage].is_object()) continue;
+        double a = stages[stage].value("start", 0.0), b = stages[stage].value("end", 0.0);
+        if (a > 0 && (first_start == 0 || a < first_start)) first_start = a;
+        last_end = std::max(last_end, b);
+      }
+    }
+    r.prompt_tokens += p.prompt_tokens;
+    r.completion_tokens += p.completion_tokens;
+    if (auto best = batch::PickBest(records)) {
+      const batch::SampleRecord& b = records.at(*best);
+      p.best_index = *best;
+      p.best_status = b.status;
+      p.correct = b.correct;
+      p.best_speedup = b.correct ? b.speedup : 0;
+    }
+    std::string phase = SummaryPhase(summary, name);
+    bool unfinished = phase == "running" || phase == "queued";
+    if (p.correct) {
+      p.status = p.best_speedup >= r.target_speedup ? "solved" : "slow";
+    } else if (p.samples_used == 0) {
+      p.status = "not_started";
+    } else if (unfinished) {
+      p.status = r.batch_state == "running" ? "running" : "incomplete";
+    } else {
+      p.status = "failed";
+    }
+    if (p.correct) {
+      ++r.correct;
+      if (p.status == "solved") ++r.solved;
+      if (p.best_speedup > 0) {
+        log_sum += std::log(p.best_speedup);
+        ++log_n;
+      }
+      for (double t : kFastPThresholds) {
+        if (p.best_speedup > t) ++fast_counts[t];
+      }
+    }
+    r.problems.push_back(std::move(p));
+  }
+  double n = static_cast<double>(r.problems.size());
+  r.correctness_rate = n > 0 ? r.correct / n : 0;
+  for (double t : kFastPThresholds) r.fast_p.push_back({t, n > 0 ? fast_counts[t] / n : 0});
+  if (log_n > 0) r.geomean_speedup = std::exp(log_sum / log_n);
+  if (r.wall_s <= 0 && last_end > first_start) r.wall_s = last_end - first_start;
+  return r;
+}
+
+json ReportJson(const Report& r) {
+  json problems = json::array();
+  for (const auto& p : r.problems) {
+    problems.push_back({{"name", p.name},
+                        {"number", p.number},
+                        {"status", p.status},
+                        {"correct", p.correct},
+                        {"best_speedup", p.correct ? json(p.best_speedup) : json(nullptr)},
+                        {"best_index", p.best_index ? json(*p.best_index) : json(nullptr)},
+                        {"best_status", p.best_status.empty() ? json(nullptr) : json(p.best_status)},
+                        {"attempts_used", p.attempts_used},
+                        {"samples_used", p.samples_used},
+                        {"failure_kinds", p.failure_kinds},
+                        {"prompt_tokens", p.prompt_tokens},
+                        {"completion_tokens", p.completion_tokens}});
+  }
+  json fast = json::object();
+  for (const auto& [p, f] : r.fast_p) fast[FastPKey(p)] = f;
+  double wall = r.wall_s;
+  return {{"kbrun_version", KBRUN_VERSION},
+          {"results_dir", r.results_dir},
+          {"generated_at", batch::IsoTime(batch::NowUnix())},
+          {"batch_state", r.batch_state.empty() ? json(nullptr) : json(r.batch_state)},
+          {"target_speedup", r.target_speedup},
+          {"problems", problems},
+          {"overall",
+           {{"problems", r.problems.size()},
+            {"correct", r.correct},
+            {"solved", r.solved},
+            {"correctness_rate", r.correctness_rate},
+            {"fast_p", fast},
+            {"geomean_speedup", r.geomean_speedup ? json(*r.geomean_speedup) : json(nullptr)},
+            {"geomean_over", r.correct},
+            {"samples", r.samples},
+            {"samples_correct", r.samples_correct},
+            {"samples_by_status", r.samples_by_status},
+            {"failure_kinds", r.failure_kinds},
+            {"prompt_tokens", r.prompt_tokens},
+            {"completion_tokens", r.completion_tokens},
+            {"wall_s", wall},
+            {"sessions", r.sessions},
+            {"gpu_lanes", r.gpu_lanes},
+            {"stage_seconds",
+             {{"llm", r.stages.llm_s},
+              {"compile", r.stages.compile_s},
+              {"gpu", r.stages.gpu_s},
+              {"total", r.stages.total()}}},
+            {"stage_counts", {{"llm", r.stages.llm_n}, {"compile", r.stages.compile_n}, {"gpu", r.stages.gpu_n}}},
+            {"stage_sum_over_wall", wall > 0 ? json(r.stages.total() / wall) : json(nullptr)},
+            {"gpu_busy_fraction", wall > 0 ? json(r.stages.gpu_s / (wall * r.gpu_lanes)) : json(nullptr)}}}};
+}
+
+std::string ReportText(const Report& r) {
+  std::string out = fmt::format("kbrun batch report: {}{}\n\n", r.results_dir,
+                                r.batch_state.empty() ? "" : fmt::format(" (batch {})", r.batch_state));
+  size_t n = r.problems.size();
+  out += fmt::format("Problems       {}: {} with a correct kernel ({}), {} at or above the target speedup {:.2f}x\n", n,
+                     r.correct, Percent(r.correctness_rate), r.solved, r.target_speedup);
+  std::string fast;
+  for (const auto& [p, f] : r.fast_p) {
+    fast += fmt::format("{}{} {}", fast.empty() ? "" : "   ", FastPKey(p), Percent(f));
+  }
+  out += "fast_p         " + fast + "   (correct and speedup > p)\n";
+  out += "Geomean speedup " +
+         (r.geomean_speedup ? fmt::format("{:.3f}x over {} correct kernel{}", *r.geomean_speedup, r.correct,
+                                          r.correct == 1 ? "" : "s")
+                            : std::string("- (no correct kernel)")) +
+         "\n\n";
+
+  TextTable problems({"Problem", "Status", "Best speedup", "Best", "Attempts", "Samples", "Failure kinds"},
+                     {TextTable::Align::kLeft, TextTable::Align::kLeft, TextTable::Align::kRight,
+                      TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight,
+                      TextTable::Align::kLeft});
+  for (const auto& p : r.problems) {
+    problems.AddRow({p.name, p.status, p.correct ? fmt::format("{:.3f}x", p.best_speedup) : "-",
+                     p.best_index ? fmt::format("#{} {}", *p.best_index, p.best_status) : "-",
+                     std::to_string(p.attempts_used), std::to_string(p.samples_used), KindsText(p.failure_kinds)});
+  }
+  out += problems.Render() + "\n";
+
+  out += fmt::format("Samples        {} evaluated or attempted, {} correct\n", r.samples, r.samples_correct);
+  TextTable breakdown({"Outcome", "Samples", "Share"},
+                      {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight});
+  for (const auto& [status, count] : r.samples_by_status) {
+    breakdown.AddRow({status, std::to_string(count), r.samples ? Percent(double(count) / r.samples) : "-"});
+  }
+  if (!breakdown.empty()) out += breakdown.Render(2) + "\n";
+  if (!r.failure_kinds.empty()) {
+    TextTable kinds({"Failure kind", "Samples"}, {TextTable::Align::kLeft, TextTable::Align::kRight});
+    for (const auto& [kind, count] : r.failure_kinds) kinds.AddRow({kind, std::to_string(count)});
+    out += kinds.Render(2) + "\n";
+  }
+
+  out += fmt::format("Tokens         {} prompt + {} completion = {}\n", Thousands(r.prompt_tokens),
+                     Thousands(r.completion_tokens), Thousands(r.prompt_tokens + r.completion_tokens));
+  out += fmt::format("Wall time      {}{}\n", FormatDuration(r.wall_s),
+                     r.sessions > 1 ? fmt::format(" over {} sessions (resumed)", r.sessions) : "");
+  TextTable stages({"Stage", "Runs", "Time (sum)", "Share of wall"},
+                   {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight,
+                    TextTable::Align::kRight});
+  auto share = [&](double s) { return r.wall_s > 0 ? fmt::format("{:.2f}x", s / r.wall_s) : std::string("-"); };
+  stages.AddRow({"llm", std::to_string(r.stages.llm_n), FormatDuration(r.stages.llm_s), share(r.stages.llm_s)});
+  stages.AddRow({"compile", std::to_string(r.stages.compile_n), FormatDuration(r.stages.compile_s),
+                 share(r.stages.compile_s)});
+  stages.AddRow({"gpu", std::to_string(r.stages.gpu_n), FormatDuration(r.stages.gpu_s), share(r.stages.gpu_s)});
+  stages.AddRow({"all stages", "", FormatDuration(r.stages.total()), share(r.stages.total())});
+  out += "Stage time sums vs wall time (above 1.00x: stages overlapped)\n" + stages.Render(2);
+  if (r.wall_s > 0) {
+    out += fmt::format("  GPU lanes busy {} of the wall time ({} lane{})\n",
+                       Percent(r.stages.gpu_s / (r.wall_s * r.gpu_lanes)), r.gpu_lanes, r.gpu_lanes == 1 ? "" : "s");
+  }
+  return out;
+}
+
+Report WriteReport(const fs::path& results_dir) {
+  Report r = BuildReport(results_dir);
+  WriteFileAtomic(results_dir / "detailed_report.json", ReportJson(r).dump(2) + "\n");
+  WriteFileAtomic(results_dir / "detailed_report.txt", ReportText(r));
+  return r;
+}
+
+}  // namespace kbrun::report

@@ -1,0 +1,72 @@
+// `kbrun report`: the figures of a batch, computed from its results tree alone
+// (summary.json and the per-problem result files), written as
+// detailed_report.txt (aligned tables) and detailed_report.json (docs/RESULTS.md).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace kbrun::report {
+
+namespace fs = std::filesystem;
+
+struct ProblemReport {
+  std::string name;
+  int number = 0;
+  // solved: best sample correct and >= target; slow: correct but below it;
+  // failed: no correct sample; running / not_started: the batch has not finished it.
+  std::string status;
+  bool correct = false;
+  double best_speedup = 0;          // 0 when no correct sample
+  std::optional<int> best_index;    // N of the best sample
+  std::string best_status;
+  int attempts_used = 0, samples_used = 0;
+  std::map<std::string, int> failure_kinds;
+  long long prompt_tokens = 0, completion_tokens = 0;
+};
+
+struct StageSums {
+  double llm_s = 0, compile_s = 0, gpu_s = 0;
+  int llm_n = 0, compile_n = 0, gpu_n = 0;
+  double total() const { return llm_s + compile_s + gpu_s; }
+};
+
+struct Report {
+  std::string results_dir;
+  std::string batch_state;  // from summary.json; empty without one
+  double target_speedup = 1.0;
+  std::vector<ProblemReport> problems;
+
+  int correct = 0, solved = 0;
+  double correctness_rate = 0;                  // problems with a correct kernel / problems
+  std::vector<std::pair<double, double>> fast_p;  // (p, fraction of problems correct with speedup > p)
+  std::optional<double> geomean_speedup;        // over problems' best correct kernels
+  int samples = 0, samples_correct = 0;
+  std::map<std::string, int> samples_by_status;
+  std::map<std::string, int> failure_kinds;     // over all samples
+  long long prompt_tokens = 0, completion_tokens = 0;
+  double wall_s = 0;                            // summed over the batch's sessions (resumes)
+  int sessions = 0;
+  int gpu_lanes = 1;
+  StageSums stages;
+};
+
+// The p values of fast_p (KernelBench's definition: correct and speedup > p).
+inline const std::vector<double> kFastPThresholds = {0.0, 1.0, 1.5, 2.0};
+
+// Throws std::runtime_error when `results_dir` is not a results tree.
+Report BuildReport(const fs::path& results_dir);
+nlohmann::json ReportJson(const Report& report);
+std::string ReportText(const Report& report);
+// Builds the report and writes detailed_report.{txt,json} into the results folder.
+Report WriteReport(const fs::path& results_dir);
+
+// "1.0" -> key used in the JSON's fast_p object: "fast_1.0".
+std::string FastPKey(double p);
+
+}  // namespace kbrun::report

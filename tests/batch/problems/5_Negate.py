@@ -1,0 +1,20 @@
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    """MARKER_FIVE: out = -x."""
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return -x
+
+
+def get_inputs():
+    return [torch.randn(32, 64)]
+
+
+def get_init_inputs():
+    return []
