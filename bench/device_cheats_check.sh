@@ -2,7 +2,6 @@
 # On the GPU machine: the reward-hack suite (tests/cheats) and honest candidates on CUDA.
 # Prints the table: candidate, expected, got.
 set -uo pipefail
-export LD_LIBRARY_PATH=$PWD/.devpkg/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 KB=$PWD/.devpkg/kbrun
 FINAL=${OUT:-/tmp/out}
 D=/tmp/kbrun-cheats; rm -rf $D; mkdir -p $D "$FINAL"

@@ -2,7 +2,6 @@
 # On the GPU machine: the eval acceptance checks of issue 2 on KernelBench level1 ReLU.
 # Run after bench/pack_device.sh 19_ReLU.py; results under $OUT.
 set -uo pipefail
-export LD_LIBRARY_PATH=$PWD/.devpkg/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 KB=$PWD/.devpkg/kbrun
 FINAL=${OUT:-/tmp/out}
 OUT=/tmp/kbrun-eval-check

@@ -7,7 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 rm -rf .devpkg && mkdir -p .devpkg/lib .devpkg/level1
-cp "$build/kbrun" "$build/kbrun_worker.py" .devpkg/
+cp "$build/kbrun_worker.py" .devpkg/
+strip -o .devpkg/kbrun.bin "$build/kbrun"
+# The wrapper gives only kbrun the carried libraries (through the loader, not
+# LD_LIBRARY_PATH), so the Python worker keeps the machine's own libz, libssl, libffi.
+cat > .devpkg/kbrun <<'SH'
+#!/bin/sh
+d=$(cd "$(dirname "$0")" && pwd)
+export KBRUN_WORKER="$d/kbrun_worker.py"
+exec /lib64/ld-linux-x86-64.so.2 --library-path "$d/lib" "$d/kbrun.bin" "$@"
+SH
+chmod +x .devpkg/kbrun
 # Every non-glibc library the binary needs travels beside it (LD_LIBRARY_PATH=.devpkg/lib).
 ldd "$build/kbrun" | awk '/=> \//{print $3}' | grep -Ev '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' |
   while read -r lib; do cp -L "$lib" .devpkg/lib/; done
