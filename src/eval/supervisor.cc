@@ -1,6 +1,5 @@
 // The supervisor: runs the Python worker for one candidate in a controlled child
 // process and turns what it measured (or how it died) into a verdict.
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
