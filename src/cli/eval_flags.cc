@@ -27,6 +27,15 @@ void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
       ->capture_default_str();
   cmd.add_option("--run-timeout", f.run_timeout, "Seconds allowed for correctness and timing")->capture_default_str();
   cmd.add_option("--compile-jobs", f.compile_jobs, "Parallel jobs for one build (MAX_JOBS; default: cores)");
+  cmd.add_option("--compile-mode", f.compile_mode,
+                 "fast: cached builds, precompiled torch header, no torch headers in CUDA code that does not "
+                 "use them; plain: torch's load_inline build, untouched")
+      ->check(CLI::IsMember({"fast", "plain"}))
+      ->capture_default_str();
+  cmd.add_option("--compile-cache", f.compile_cache,
+                 "Folder of cached builds, shared by runs (env KBRUN_COMPILE_CACHE; default ~/.cache/kbrun/compile)");
+  cmd.add_flag("--no-compile-cache", f.no_compile_cache, "Build every candidate afresh (fast mode still applies)");
+  cmd.add_flag("--no-pch", f.no_pch, "Do not precompile torch/extension.h for the binding file");
   cmd.add_option("--python", f.python, "Python interpreter with torch (env KBRUN_PYTHON)");
   cmd.add_option("--work-dir", f.work_dir, "Root of private build directories (env KBRUN_WORK_DIR)");
   cmd.add_flag("--keep-work-dir", f.keep_work_dir, "Keep the private directory (builds, logs) for inspection");
@@ -55,6 +64,10 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
   o.profile = f.profile;
   o.compile_jobs = f.compile_jobs;
   o.allow_library_kernels = f.allow_library_kernels;
+  o.compile_mode = f.compile_mode;
+  o.compile_cache = !f.no_compile_cache;
+  o.compile_cache_dir = f.compile_cache;
+  o.precompiled_header = !f.no_pch;
   return o;
 }
 

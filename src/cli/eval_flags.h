@@ -12,6 +12,8 @@ namespace kbrun::cli {
 
 struct EvalFlags {
   std::string device = "auto", precision = "fp32", backend = "cuda", python, work_dir;
+  std::string compile_mode = "fast", compile_cache;
+  bool no_compile_cache = false, no_pch = false;
   int gpu = 0, correct_trials = 5, perf_trials = 100, warmup = 5, compile_jobs = 0;
   std::optional<double> atol, rtol;
   std::optional<uint64_t> seed;

@@ -48,6 +48,12 @@ struct EvalOptions {
   // rejected (uses_library_only) unless this is set (e.g. the cuBLAS GEMM prompt).
   bool allow_library_kernels = false;
   int compile_jobs = 0;              // MAX_JOBS for the build; 0 = number of cores
+  // How load_inline builds run (worker/kbrun_build.py): "fast" = cached, precompiled torch
+  // header, lighter CUDA headers; "plain" = torch's own build, untouched.
+  std::string compile_mode = "fast";
+  bool compile_cache = true;         // share builds across candidates and runs (fast mode)
+  fs::path compile_cache_dir;        // empty: KBRUN_COMPILE_CACHE or ~/.cache/kbrun/compile
+  bool precompiled_header = true;    // fast mode with a shared cache only
 };
 
 struct EvalRequest {
@@ -72,12 +78,16 @@ struct CompiledCandidate {
   fs::path work_dir;             // private dir holding the build; Run() removes it
   double compile_s = 0;
   double worker_start_s = 0;
+  nlohmann::json builds = nlohmann::json::array();  // one record per extension (kbrun_build.py)
   EvalResult failure;
 };
 
 CompiledCandidate Compile(const EvalRequest& request);
 EvalResult Run(const EvalRequest& request, CompiledCandidate& compiled);
 EvalResult Evaluate(const EvalRequest& request);
+
+// Where shared builds are cached: KBRUN_COMPILE_CACHE, else the user's cache folder.
+fs::path DefaultCompileCacheDir();
 
 // Exit code of `kbrun eval`: 0 correct and speedup >= target, 1 correct but slower, 2 failed.
 int ExitCodeFor(const EvalResult& result, double target_speedup = 1.0);

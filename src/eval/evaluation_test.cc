@@ -19,7 +19,8 @@ EvalRun RunEval(const std::string& candidate, std::vector<std::string> extra = {
 }
 
 TEST(EvalIntegration, CorrectCompiledExtension) {
-  auto r = RunEvalIn("candidates", "correct_cpp", {});  // its own kernel: no allowance needed
+  // Its own kernel: no allowance needed. No shared cache: a real build happens every time.
+  auto r = RunEvalIn("candidates", "correct_cpp", {"--no-compile-cache"});
   EXPECT_FALSE(r.result["fallback"]["uses_library_only"].get<bool>());
   ASSERT_FALSE(r.result.is_null()) << r.output;
   EXPECT_EQ(r.result["status"], "correct") << r.output;
@@ -30,6 +31,7 @@ TEST(EvalIntegration, CorrectCompiledExtension) {
   EXPECT_EQ(r.result["timing"]["candidate"]["trials"], 10);
   EXPECT_GT(r.result["timing"]["reference"]["median_ms"].get<double>(), 0.0);
   EXPECT_GT(r.result["stages"]["compile_s"].get<double>(), 1.0);  // a real build happened
+  EXPECT_EQ(r.result["build"]["extensions"][0]["cache"], "miss");
   EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 1) << r.exit_code;
   EXPECT_EQ(r.exit_code, r.result["speedup"].get<double>() >= 1.0 ? 0 : 1);
 }

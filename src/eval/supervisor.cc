@@ -41,6 +41,11 @@ fs::path DefaultWorkRoot() {
   return fs::temp_directory_path() / fmt::format("kbrun-{}", getuid());
 }
 
+std::string CompileCacheDir(const EvalOptions& o) {
+  if (o.compile_mode != "fast" || !o.compile_cache) return "";
+  return fs::absolute(o.compile_cache_dir.empty() ? DefaultCompileCacheDir() : o.compile_cache_dir).string();
+}
+
 std::string ResolveDevice(const EvalOptions& o, const PythonEnv& py) {
   if (o.device == "auto") return py.gpu_available ? "cuda" : "cpu";
   return o.device;
@@ -116,6 +121,10 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
       {"warmup_runs", o.warmup_runs},
       {"atol", o.atol ? json(*o.atol) : json(nullptr)},
       {"rtol", o.rtol ? json(*o.rtol) : json(nullptr)},
+      {"build",
+       {{"mode", o.compile_mode},
+        {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
+        {"pch", o.precompiled_header}}},
   };
   // The worker answers with one line "result <nonce> <json>" on fd 3 and deletes the
   // request before the candidate loads, so the candidate cannot forge the answer.
@@ -252,6 +261,10 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"correctness_s", stages.value("correctness_s", 0.0)},
         {"timing_s", stages.value("timing_s", 0.0)},
         {"run_worker_total_s", run ? run->process.wall_s : 0.0}}},
+      {"build",
+       {{"mode", o.compile_mode},
+        {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
+        {"extensions", compiled.builds}}},
       {"profile", nullptr},
       {"fallback", worker.value("fallback", json(nullptr))},
       {"sandbox",
@@ -317,6 +330,7 @@ CompiledCandidate Compile(const EvalRequest& req) {
   json stages = run.result ? run.result->value("stage_times", json::object()) : json::object();
   c.compile_s = stages.value("compile_s", run.process.wall_s);
   c.worker_start_s = stages.value("import_torch_s", 0.0);
+  if (run.result && run.result->contains("builds")) c.builds = (*run.result)["builds"];
   if (!c.ok) {
     c.failure.compiled = false;
     FillDocument(c.failure, req, py, device, 0, run.result.value_or(json::object()), c, &run);
@@ -376,6 +390,13 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
 EvalResult Evaluate(const EvalRequest& req) {
   CompiledCandidate compiled = Compile(req);
   return Run(req, compiled);
+}
+
+fs::path DefaultCompileCacheDir() {
+  if (const char* c = std::getenv("KBRUN_COMPILE_CACHE"); c && *c) return c;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "kbrun/compile";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache/kbrun/compile";
+  return fs::temp_directory_path() / fmt::format("kbrun-{}/compile", getuid());
 }
 
 int ExitCodeFor(const EvalResult& r, double target_speedup) {

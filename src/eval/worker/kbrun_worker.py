@@ -651,7 +651,17 @@ def main():
         guard = Guard(torch, device)
         progress("stage compile")
         t = time.perf_counter()
-        if req["phase"] == "run" and os.environ.get("TORCH_EXTENSIONS_DIR"):
+        build = req.get("build") or {}
+        if build.get("mode", "fast") == "fast":
+            # kbrun's build step (kbrun_build.py, beside this file): cached, PCH, lighter CUDA headers.
+            # Without a shared cache it still caches in the private dir, so the run phase reuses the compile.
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import kbrun_build
+            private = os.path.join(os.environ.get("TORCH_EXTENSIONS_DIR", "."), "kbrun-cache")
+            kbrun_build.install(build.get("cache_dir") or private,
+                                use_pch=bool(build.get("pch", True) and build.get("cache_dir")))
+            result["builds"] = kbrun_build.builds
+        elif req["phase"] == "run" and os.environ.get("TORCH_EXTENSIONS_DIR"):
             reuse_compile_phase_builds(os.environ["TORCH_EXTENSIONS_DIR"])
         try:
             candidate = load_module(req["code"], "kbrun_candidate")

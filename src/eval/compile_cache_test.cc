@@ -1,0 +1,230 @@
+// kbrun's build step (worker/kbrun_build.py) through the real binary on the CPU: the
+// content-addressed cache (hit, miss, invalidation by flags, toolchain and headers,
+// concurrent writers), the precompiled header, and the lighter CUDA headers.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "util/fs.h"
+#include "util/subprocess.h"
+#include "util/text.h"
+
+namespace kbrun {
+namespace {
+
+using nlohmann::json;
+
+const fs::path kData = KBRUN_TEST_DATA_DIR;
+
+// A correct C++ extension for tests/problems/1_ScaleAdd.py; `marker` changes the source
+// (and so the cache key) without changing what it computes.
+std::string Candidate(const std::string& marker, const std::string& cflags = "",
+                      const fs::path& include_dir = {}) {
+  std::string include = include_dir.empty() ? "#define KB_ONE 1.0f" : "#include \"kb_dep.h\"";
+  std::string paths = include_dir.empty() ? "" : ", extra_include_paths=[\"" + include_dir.string() + "\"]";
+  std::string flags = cflags.empty() ? "" : ", extra_cflags=[\"" + cflags + "\"]";
+  return "import torch\nimport torch.nn as nn\nfrom torch.utils.cpp_extension import load_inline\n"
+         "src = r'''\n// " + marker + "\n" + include + R"(
+torch::Tensor scale_add(torch::Tensor x, torch::Tensor y, double alpha) {
+  auto xc = x.contiguous(), yc = y.contiguous();
+  auto out = torch::empty_like(xc);
+  const float* px = xc.data_ptr<float>();
+  const float* py = yc.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  for (int64_t i = 0, n = xc.numel(); i < n; ++i) po[i] = px[i] * (float)alpha * KB_ONE + py[i];
+  return out;
+}
+'''
+ext = load_inline(name="cache_test_ext", cpp_sources=src, functions=["scale_add"], verbose=False)" +
+         flags + paths + R"()
+
+class ModelNew(nn.Module):
+    def __init__(self, alpha):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x, y):
+        return ext.scale_add(x, y, self.alpha)
+)";
+}
+
+struct Eval {
+  ProcessResult process;
+  json result;
+  std::string cache() const { return result["build"]["extensions"].at(0).value("cache", ""); }
+  double compile_s() const { return result["stages"]["compile_s"].get<double>(); }
+};
+
+class CompileCache : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = MakeUniqueDir(fs::temp_directory_path(), "kbrun-cache-test-"); }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path Write(const std::string& name, const std::string& text) {
+    WriteFileAtomic(dir_ / name, text);
+    return dir_ / name;
+  }
+
+  Eval Run(const fs::path& code, std::vector<std::string> extra = {},
+           std::map<std::string, std::string> env_extra = {}) {
+    static int n = 0;
+    fs::path out = dir_ / ("result-" + std::to_string(++n) + ".json");
+    ProcessSpec spec;
+    spec.argv = {KBRUN_BINARY, "eval", "--code", code.string(), "--problem",
+                 (kData / "problems/1_ScaleAdd.py").string(), "--device", "cpu", "--correct-trials", "2",
+                 "--perf-trials", "5", "--compile-cache", (dir_ / "cache").string(), "--output", out.string()};
+    spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+    spec.env = CurrentEnvironment();
+    for (auto& [k, v] : env_extra) spec.env[k] = v;
+    spec.timeout_s = 600;
+    Eval e{RunProcess(spec), nullptr};
+    if (auto text = ReadFile(out)) e.result = json::parse(*text);
+    return e;
+  }
+
+  std::vector<fs::path> Entries(const std::string& sub) {
+    std::vector<fs::path> out;
+    if (!fs::exists(dir_ / "cache" / sub)) return out;
+    for (const auto& e : fs::directory_iterator(dir_ / "cache" / sub)) {
+      if (e.is_directory()) out.push_back(e.path());
+    }
+    return out;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(CompileCache, HitSkipsTheBuildAndThePrecompiledHeaderIsReused) {
+  fs::path one = Write("one.py", Candidate("one"));
+  Eval first = Run(one);
+  ASSERT_EQ(first.result["status"], "correct") << first.process.output;
+  EXPECT_EQ(first.cache(), "miss");
+  EXPECT_EQ(first.result["build"]["extensions"][0]["pch"], "built");
+
+  Eval again = Run(one);
+  ASSERT_EQ(again.result["status"], "correct") << again.process.output;
+  EXPECT_EQ(again.cache(), "hit");
+  EXPECT_LT(again.compile_s(), first.compile_s() / 5) << first.compile_s() << " then " << again.compile_s();
+
+  // New source, same flags: a miss that uses the header built above.
+  Eval two = Run(Write("two.py", Candidate("two")));
+  ASSERT_EQ(two.result["status"], "correct") << two.process.output;
+  EXPECT_EQ(two.cache(), "miss");
+  EXPECT_EQ(two.result["build"]["extensions"][0]["pch"], "used");
+
+  EXPECT_EQ(Entries("ext").size(), 2u);
+  EXPECT_EQ(Entries("pch").size(), 1u);
+  for (const char* sub : {"ext", "pch"}) {
+    for (const auto& e : Entries(sub)) EXPECT_FALSE(StartsWith(e.filename().string(), ".tmp-")) << e;
+  }
+}
+
+TEST_F(CompileCache, FlagsToolchainAndHeadersInvalidate) {
+  fs::path inc = dir_ / "inc";
+  fs::create_directories(inc);
+  WriteFileAtomic(inc / "kb_dep.h", "#define KB_ONE 1.0f\n");
+  fs::path base = Write("base.py", Candidate("base", "", inc));
+  ASSERT_EQ(Run(base, {"--no-pch"}).cache(), "miss");
+  ASSERT_EQ(Run(base, {"--no-pch"}).cache(), "hit");
+
+  // Other flags: another build.
+  Eval flags = Run(Write("flags.py", Candidate("base", "-O1", inc)), {"--no-pch"});
+  EXPECT_EQ(flags.result["status"], "correct") << flags.process.output;
+  EXPECT_EQ(flags.cache(), "miss");
+
+  // Another compiler (a wrapper is another path and identity): another build, then its own hit.
+  fs::path wrapper = Write("my-c++", "#!/bin/sh\nexec g++ \"$@\"\n");
+  fs::permissions(wrapper, fs::perms::owner_all);
+  Eval tool = Run(base, {"--no-pch"}, {{"CXX", wrapper.string()}});
+  EXPECT_EQ(tool.result["status"], "correct") << tool.process.output;
+  EXPECT_EQ(tool.cache(), "miss");
+  EXPECT_EQ(Run(base, {"--no-pch"}, {{"CXX", wrapper.string()}}).cache(), "hit");
+
+  // A header the build read changed: the entry is stale and rebuilt, and the new header counts.
+  WriteFileAtomic(inc / "kb_dep.h", "#define KB_ONE 2.0f\n");
+  Eval stale = Run(base, {"--no-pch"});
+  EXPECT_EQ(stale.cache(), "stale");
+  EXPECT_EQ(stale.result["status"], "incorrect") << "the old build was used: " << stale.process.output;
+}
+
+TEST_F(CompileCache, ConcurrentBuildsOfOneSourceLeaveOneEntry) {
+  fs::path code = Write("same.py", Candidate("concurrent"));
+  Eval a, b;
+  std::thread ta([&] { a = Run(code, {"--no-pch"}); });
+  std::thread tb([&] { b = Run(code, {"--no-pch"}); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a.result["status"], "correct") << a.process.output;
+  EXPECT_EQ(b.result["status"], "correct") << b.process.output;
+  auto entries = Entries("ext");
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_FALSE(StartsWith(entries[0].filename().string(), ".tmp-"));
+  EXPECT_EQ(Run(code, {"--no-pch"}).cache(), "hit");
+}
+
+TEST_F(CompileCache, PlainModeIsTorchsOwnBuild) {
+  Eval plain = Run(Write("plain.py", Candidate("plain")), {"--compile-mode", "plain"});
+  EXPECT_EQ(plain.result["status"], "correct") << plain.process.output;
+  EXPECT_EQ(plain.result["build"]["mode"], "plain");
+  EXPECT_TRUE(plain.result["build"]["extensions"].empty());
+  EXPECT_TRUE(Entries("ext").empty());
+}
+
+// CUDA code that names nothing from torch loses torch's implicit header (and compiles
+// without torch's include paths); code that does keeps what it needs.
+TEST(FastBuild, CudaHeadersAreLightenedOnlyWhenSafe) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-light-test-");
+  const std::string prefix = "#include <torch/types.h>\n#include <cuda.h>\n#include <cuda_runtime.h>\n";
+  json cases = {
+      {"plain_kernel", prefix + "__global__ void k(float* y, int n) { int i = threadIdx.x; if (i < n) y[i] = 1.f; }\n"
+                                "void launch(float* y, int n, cudaStream_t s) { k<<<1, 32, 0, s>>>(y, n); }\n"},
+      {"uses_torch", prefix + "#include <torch/extension.h>\ntorch::Tensor f(torch::Tensor x) { return x; }\n"},
+      {"checks_with_macro", prefix + "void g(int n) { TORCH_CHECK(n > 0, \"n\"); }\n"},
+      {"includes_aten", prefix + "#include <ATen/ATen.h>\nvoid h() {}\n"},
+      {"no_prefix", std::string("__global__ void k() {}\n")},
+  };
+  WriteFileAtomic(dir / "cases.json", cases.dump());
+  ProcessSpec spec;
+  spec.argv = {"python3", "-c",
+               "import json, sys; sys.path.insert(0, sys.argv[1]); import kbrun_build as b\n"
+               "cases = json.load(open(sys.argv[2]))\n"
+               "out = {}\n"
+               "for name, text in cases.items():\n"
+               "    light, mode = b.lighten_cuda(text)\n"
+               "    open(sys.argv[3] + '/' + name + '.cu', 'w').write(light)\n"
+               "    out[name] = [mode, light.count(chr(10)) == text.count(chr(10))]\n"
+               "print(json.dumps(out))\n",
+               std::string(KBRUN_SOURCE_DIR) + "/src/eval/worker", (dir / "cases.json").string(), dir.string()};
+  spec.env = CurrentEnvironment();
+  ProcessResult p = RunProcess(spec);
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  json modes = json::parse(SplitLines(p.output).back());
+  EXPECT_EQ(modes["plain_kernel"][0], "no_torch_headers");
+  EXPECT_EQ(modes["uses_torch"][0], "torch_types_only");
+  EXPECT_EQ(modes["checks_with_macro"][0], "as_written");
+  EXPECT_EQ(modes["includes_aten"][0], "as_written");
+  EXPECT_EQ(modes["no_prefix"][0], "as_written");
+  for (auto& [name, m] : modes.items()) EXPECT_TRUE(m[1].get<bool>()) << name << ": line numbers moved";
+  std::string light = *ReadFile(dir / "plain_kernel.cu");
+  EXPECT_FALSE(Contains(light, "torch"));
+  EXPECT_TRUE(Contains(*ReadFile(dir / "uses_torch.cu"), "#include <torch/types.h>\n#include <cuda.h>"));
+  EXPECT_FALSE(Contains(*ReadFile(dir / "uses_torch.cu"), "torch/extension.h"));
+
+  // The lightened kernel compiles with no torch include path at all.
+  fs::path nvcc = "/usr/local/cuda/bin/nvcc";
+  if (const char* home = std::getenv("CUDA_HOME"); home && *home) nvcc = fs::path(home) / "bin/nvcc";
+  if (fs::exists(nvcc)) {
+    ProcessSpec c;
+    c.argv = {nvcc.string(), "-std=c++17", "-c", (dir / "plain_kernel.cu").string(), "-o", (dir / "k.o").string()};
+    c.env = CurrentEnvironment();
+    c.timeout_s = 300;
+    ProcessResult compiled = RunProcess(c);
+    EXPECT_EQ(compiled.exit_code, 0) << compiled.output;
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kbrun
