@@ -1,29 +1,53 @@
 #!/usr/bin/env bash
-# On the GPU machine: the reward-hack suite (tests/cheats) and honest candidates on CUDA.
+# On the GPU machine (issue 5): the reward-hack suite (tests/cheats) must be caught and the
+# honest kernels (tests/gpu/honest, tests/gpu/relu_correct.py) must pass, on CUDA.
+# Pack first: bench/pack_device.sh 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
+#   1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py
 # Prints the table: candidate, expected, got.
 set -uo pipefail
 KB=$PWD/.devpkg/kbrun
 FINAL=${OUT:-/tmp/out}
 D=/tmp/kbrun-cheats; rm -rf $D; mkdir -p $D "$FINAL"
-P=tests/problems/1_ScaleAdd.py
-run() {  # file expected
-  $KB eval --code "$1" --problem $P --device cuda --perf-trials 30 --output "$D/$(basename "$1" .py).json" > /dev/null 2>&1
-  python3 - "$D/$(basename "$1" .py).json" "$(basename "$1" .py)" "$2" <<'PY'
+export KBRUN_COMPILE_CACHE=${KBRUN_COMPILE_CACHE:-/tmp/kbrun-devcache}
+run() {  # file problem expected [flags...]
+  local f=$1 problem=$2 expected=$3; shift 3
+  local name; name=$(basename "$f" .py)
+  $KB eval --code "$f" --problem "$problem" --device cuda --output "$D/$name.json" "$@" > "$D/$name.log" 2>&1
+  python3 - "$D/$name.json" "$name" "$expected" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1])); e = r.get("error") or {}
+try:
+    r = json.load(open(sys.argv[1]))
+except Exception as exc:
+    print("%-34s expected %-8s got %-44s %s" % (sys.argv[2], sys.argv[3], "no result: %s" % exc, "MISSED"))
+    sys.exit()
+e = r.get("error") or {}
 got = r["status"] + ("/" + e["category"] if e else "")
+if r["status"] == "correct":
+    got += " %.3fx" % r["speedup"]
 ok = (sys.argv[3] == "correct") == (r["status"] == "correct")
-print("%-26s expected %-10s got %-40s %s" % (sys.argv[2], sys.argv[3], got, "OK" if ok else "MISSED"))
+print("%-34s expected %-8s got %-44s %s" % (sys.argv[2], sys.argv[3], got, "OK" if ok else "MISSED"))
 PY
 }
 # Port for the network cheat: a listener on loopback outside the sandbox.
 python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); open("/tmp/kb_port","w").write(str(s.getsockname()[1])); time.sleep(600)' &
 sleep 1; sed "s/@PORT@/$(cat /tmp/kb_port)/" tests/cheats/13_network.py > $D/13_network.py
 {
-for f in tests/cheats/0*.py tests/cheats/1[0-3]_*.py; do
-  [ "$(basename $f)" = 13_network.py ] && f=$D/13_network.py
-  run "$f" caught &
+for f in tests/cheats/*.py; do
+  problem=tests/problems/1_ScaleAdd.py
+  case $(basename "$f") in
+    13_network.py) f=$D/13_network.py ;;
+    15_tf32_matmul.py) problem=tests/problems/2_Matmul.py ;;
+  esac
+  run "$f" $problem caught --perf-trials 30 &
   while [ "$(jobs -r | wc -l)" -ge 6 ]; do sleep 0.5; done
 done
 wait
 } | sort | tee "$FINAL/cheats_table.txt"
+# Honest kernels one at a time (their speedups are measured alone on the GPU).
+{
+run tests/gpu/relu_correct.py .devpkg/level1/19_ReLU.py correct
+for f in tests/gpu/honest/*.py; do
+  run "$f" ".devpkg/level1/$(basename "$f")" correct
+done
+} | tee "$FINAL/honest_table.txt"
+tar czf "$FINAL/cheats_results.tgz" -C $D .

@@ -5,6 +5,7 @@
 #include "prompts/prompt_config.h"
 #include "prompts/prompt_vars.h"
 #include "util/fs.h"
+#include "util/subprocess.h"
 #include "util/text.h"
 
 namespace kbrun::prompts {
@@ -79,6 +80,32 @@ TEST(ShippedPrompts, EveryTemplateRendersAndTeachesTheFormat) {
     }
   }
   EXPECT_GE(templates, 9);
+}
+
+// The split-layout examples teach what kbrun compiles fastest: their CUDA part must
+// build with no torch header at all (nvcc, no torch include path).
+TEST(ShippedPrompts, SplitLayoutExamplesCompileWithoutTorchHeaders) {
+  fs::path nvcc = "/usr/local/cuda/bin/nvcc";
+  if (const char* home = std::getenv("CUDA_HOME"); home && *home) nvcc = fs::path(home) / "bin/nvcc";
+  if (!fs::exists(nvcc)) GTEST_SKIP() << "no nvcc";
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-prompt-example-");
+  for (const char* name : {"generic.txt", "elementwise_bf16.txt"}) {
+    std::string text = ReadFileOrThrow(kPrompts / name);
+    const std::string open = "cuda_source = r\"\"\"\n";
+    size_t a = text.find(open);
+    ASSERT_NE(a, std::string::npos) << name;
+    size_t b = text.find("\"\"\"", a + open.size());
+    std::string cuda = text.substr(a + open.size(), b - a - open.size());
+    EXPECT_EQ(cuda.find("torch"), std::string::npos) << name;
+    WriteFileAtomic(dir / "example.cu", cuda);
+    ProcessSpec spec;
+    spec.argv = {nvcc.string(), "-std=c++17", "-c", (dir / "example.cu").string(), "-o", (dir / "example.o").string()};
+    spec.env = CurrentEnvironment();
+    spec.timeout_s = 300;
+    ProcessResult p = RunProcess(spec);
+    EXPECT_EQ(p.exit_code, 0) << name << ": " << p.output;
+  }
+  fs::remove_all(dir);
 }
 
 TEST(ShippedPrompts, EveryFailureKindHasTwoToFourHints) {

@@ -385,6 +385,35 @@ def transformed_inputs(torch, inputs, scale, shift):
     return out
 
 
+def stream_snapshot(torch, out):
+    """Copies (the head of) each output on the current stream, right after forward returns.
+
+    A caller that reads the output in stream order sees exactly this. Work left on
+    another stream without synchronising is still writing the output: the copy then
+    holds poisoned or partial memory and differs from the output after a device sync.
+    """
+    snap = []
+    for o in flatten_outputs(torch, out):
+        if isinstance(o, torch.Tensor) and o.is_cuda:
+            snap.append(o.detach().reshape(-1)[:CHUNK].clone())
+        else:
+            snap.append(None)
+    return snap
+
+
+def check_stream_order(torch, out, snapshot):
+    for i, (o, s) in enumerate(zip(flatten_outputs(torch, out), snapshot)):
+        if s is None:
+            continue
+        final = o.detach().reshape(-1)[:CHUNK].contiguous()
+        same = torch.equal(s, final) if s.dtype == torch.bool else torch.equal(s.view(torch.uint8),
+                                                                             final.view(torch.uint8))
+        if not same:
+            raise Failure("rejected", "unsynchronized_stream",
+                          "output %d was not ready on the current stream when forward returned: the work "
+                          "ran on another stream without synchronising with the caller's stream" % i)
+
+
 def check_trial(torch, guard, device, ref_model, new_model, inputs, atol, rtol, label):
     """One correctness check: candidate first (no reference output exists yet), then reference."""
     saved = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
@@ -392,6 +421,7 @@ def check_trial(torch, guard, device, ref_model, new_model, inputs, atol, rtol, 
     with torch.no_grad():
         try:
             new_out = new_model(*inputs)
+            snapshot = stream_snapshot(torch, new_out) if device.type == "cuda" else None
             if device.type == "cuda":
                 torch.cuda.synchronize()
         except Failure:
@@ -399,6 +429,8 @@ def check_trial(torch, guard, device, ref_model, new_model, inputs, atol, rtol, 
         except Exception as exc:
             raise failure_from_exception(exc, "run")
         guard.check_after_call(inputs, saved, new_out)
+        if snapshot is not None:
+            check_stream_order(torch, new_out, snapshot)
         ref_out = ref_model(*saved)
     ok, category, message, md, mean = compare(torch, ref_out, new_out, atol, rtol)
     return ok, category, "%s: %s" % (label, message), md, mean

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# On the GPU machine (issue 6): compile seconds per candidate, plain load_inline vs kbrun's
+# fast build (cold cache, then warm), on the same sources, plus per-candidate overhead.
+# Pack first: bench/pack_device.sh 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
+#   1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py
+# Each candidate's plain and cold builds run side by side (each build is two compiler
+# processes; 16 cores), the warm one after them. Table: bench/compile_table.py.
+set -uo pipefail
+KB=$PWD/.devpkg/kbrun
+FINAL=${OUT:-/tmp/out}
+D=/tmp/kbrun-compile-bench; rm -rf "$D"; mkdir -p "$D/code" "$FINAL"
+export KBRUN_COMPILE_CACHE=$D/cache
+# code file : level1 problem
+CANDIDATES="tests/gpu/honest/23_Softmax.py:23_Softmax.py
+tests/gpu/honest/47_Sum_reduction_over_a_dimension.py:47_Sum_reduction_over_a_dimension.py
+tests/gpu/honest/1_Square_matrix_multiplication_.py:1_Square_matrix_multiplication_.py
+tests/gpu/honest/40_LayerNorm.py:40_LayerNorm.py
+tests/gpu/honest/42_Max_Pooling_2D.py:42_Max_Pooling_2D.py
+tests/gpu/relu_correct.py:19_ReLU.py
+bench/replay/level1/25_Swish/attempt2.txt:25_Swish.py"
+ev() {  # label code problem [flags]
+  local label=$1 code=$2 problem=$3; shift 3
+  $KB eval --code "$code" --problem ".devpkg/level1/$problem" --device cuda --correct-trials 2 --perf-trials 10 \
+    --output "$D/$label.json" "$@" > "$D/$label.log" 2>&1
+}
+extract() {  # replay answers are LLM text: take the python block
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"```python\n(.*?)```", text, re.S)
+open(sys.argv[2], "w").write(m.group(1) if m else text)
+PY
+}
+t0=$(date +%s)
+# The precompiled header is built once per toolchain and flag set: a warm-up build pays for it.
+sed 's/^import torch$/import torch  # warm-up copy/' tests/gpu/relu_correct.py | sed 's/name="relu_ext"/name="relu_warmup_ext"/' > "$D/code/warmup.py"
+ev warmup "$D/code/warmup.py" 19_ReLU.py
+echo "warm-up (PCH) done at $(( $(date +%s) - t0 )) s"
+i=0
+for pair in $CANDIDATES; do
+  i=$((i + 1))
+  code=${pair%%:*}; problem=${pair##*:}
+  case $code in *.txt) extract "$code" "$D/code/c$i.py"; code=$D/code/c$i.py ;; esac
+  ev "c${i}_plain" "$code" "$problem" --compile-mode plain &
+  ev "c${i}_cold" "$code" "$problem" --compile-mode fast &
+  wait
+  ev "c${i}_warm" "$code" "$problem" --compile-mode fast
+  echo "candidate $i ($problem) done at $(( $(date +%s) - t0 )) s"
+done
+python3 bench/compile_table.py "$D" | tee "$FINAL/compile_table.txt"
+tar czf "$FINAL/compile_bench.tgz" -C "$D" --exclude cache .

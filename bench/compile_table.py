@@ -1,0 +1,53 @@
+"""Prints the compile benchmark's table from bench/compile_bench.sh's result files."""
+import glob
+import json
+import os
+import statistics
+import sys
+
+d = sys.argv[1]
+
+
+def load(name):
+    try:
+        return json.load(open(os.path.join(d, name + ".json")))
+    except (OSError, ValueError):
+        return None
+
+
+rows, plain_s, fast_s, warm_s, overhead = [], [], [], [], []
+for path in sorted(glob.glob(os.path.join(d, "c*_plain.json")), key=lambda p: int(os.path.basename(p)[1:].split("_")[0])):
+    label = os.path.basename(path)[: -len("_plain.json")]
+    p, c, w = load(label + "_plain"), load(label + "_cold"), load(label + "_warm")
+    if not (p and c and w):
+        rows.append("%-36s missing results" % label)
+        continue
+    ext = (c["build"]["extensions"] or [{}])[0]
+    ps, cs, ws = (r["stages"]["compile_s"] for r in (p, c, w))
+    plain_s.append(ps); fast_s.append(cs); warm_s.append(ws)
+    for r in (p, c, w):
+        st = r["stages"]
+        run_overhead = st["run_worker_total_s"] - st["correctness_s"] - st["timing_s"]
+        overhead.append(st["worker_start_s"] + run_overhead)
+    rows.append("%-36s %-14s %8.1f %8.1f %8.1f %6.2f   %-9s %-9s %-9s %s" % (
+        p["problem"][:36], ",".join(ext.get("cuda_headers", [])) or "-", ps, cs, ws, cs / ps,
+        p["status"], c["status"], w["status"], (w["build"]["extensions"] or [{}])[0].get("cache", "-")))
+
+warm = load("warmup")
+print("kbrun compile benchmark: plain load_inline vs kbrun fast build, same sources")
+if warm:
+    ext = (warm["build"]["extensions"] or [{}])[0]
+    print("device: %s, torch %s, CUDA %s" % (warm["device"]["name"], warm["env"]["torch_version"], warm["env"]["cuda_version"]))
+    print("one-time precompiled header build: %s s (%s)" % (ext.get("pch_build_s", "-"), ext.get("pch", "-")))
+print()
+print("%-36s %-14s %8s %8s %8s %6s   %-9s %-9s %-9s %s" % ("problem", "cuda headers", "plain s", "cold s", "warm s",
+                                                          "cold/p", "plain", "cold", "warm", "warm cache"))
+for r in rows:
+    print(r)
+if plain_s:
+    mp, mc, mw = statistics.median(plain_s), statistics.median(fast_s), statistics.median(warm_s)
+    print()
+    print("median compile s: plain %.1f, kbrun cold %.1f (%.2fx of plain), kbrun warm %.2f (%.3fx of plain)" % (
+        mp, mc, mc / mp, mw, mw / mp))
+    print("per-candidate overhead (worker starts + loading, excluding compile, checks and timing): "
+          "median %.2f s, max %.2f s over %d evaluations" % (statistics.median(overhead), max(overhead), len(overhead)))
