@@ -32,6 +32,11 @@ TEST(EvalIntegration, CorrectCompiledExtension) {
   EXPECT_GT(r.result["timing"]["reference"]["median_ms"].get<double>(), 0.0);
   EXPECT_GT(r.result["stages"]["compile_s"].get<double>(), 1.0);  // a real build happened
   EXPECT_EQ(r.result["build"]["extensions"][0]["cache"], "miss");
+  // The checker process saw every check pass.
+  const auto& checks = r.result["correctness"]["checker"]["checks"];
+  EXPECT_EQ(checks["trial"]["passed"], 5) << r.result["correctness"].dump();
+  EXPECT_EQ(checks["extra"]["passed"], 2);
+  EXPECT_EQ(checks["timed"]["passed"], 3);
   EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 1) << r.exit_code;
   EXPECT_EQ(r.exit_code, r.result["speedup"].get<double>() >= 1.0 ? 0 : 1);
 }

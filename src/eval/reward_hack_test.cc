@@ -53,7 +53,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Expectation{"10_lower_precision", "incorrect", "value_mismatch"},
                       Expectation{"11_detects_timing", "incorrect", "timed_output_mismatch"},
                       Expectation{"12_fallback_on_error", "rejected", "uses_library_only"},
-                      Expectation{"13_spawns_process", "rejected", "spawned_process"}),
+                      Expectation{"13_spawns_process", "rejected", "spawned_process"},
+                      Expectation{"16_patches_worker", "incorrect", "incomplete_checks"}),
     [](const auto& param_info) { return std::regex_replace(param_info.param.cheat, std::regex("[^A-Za-z0-9]"), "_"); });
 
 // A candidate that needs the network: a TCP server listens on loopback here; inside the

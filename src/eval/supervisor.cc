@@ -1,5 +1,6 @@
 // The supervisor: runs the Python worker for one candidate in a controlled child
 // process and turns what it measured (or how it died) into a verdict.
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -99,7 +100,26 @@ struct WorkerRun {
   std::optional<json> result;
   int result_lines = 0;     // lines that claimed to be the result
   bool forged = false;      // a result line without the right nonce, or more than one
+  // The run phase's checker (kbrun_checker.py): its own process, result and nonce.
+  bool checked = false;
+  ProcessResult checker_process;
+  std::optional<json> checker;
 };
+
+// Accepts one line "result <nonce> <json>"; any other result line marks the run forged.
+bool ReadResultLine(const std::string& line, const std::string& nonce, int& lines, bool& forged,
+                    std::optional<json>& out) {
+  if (!StartsWith(line, "result")) return false;
+  ++lines;
+  const std::string prefix = "result " + nonce + " ";
+  if (!StartsWith(line, prefix) || lines > 1) {
+    forged = true;
+    return true;
+  }
+  auto j = json::parse(line.substr(prefix.size()), nullptr, false);
+  if (!j.is_discarded() && j.is_object()) out = j;
+  return true;
+}
 
 std::string MakeNonce() {
   std::random_device rd;
@@ -143,24 +163,51 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   double run_timeout = o.run_timeout_s;
   spec.isolate_network = true;
   spec.on_progress = [&run, run_timeout, &nonce](const std::string& line) -> std::optional<double> {
-    if (StartsWith(line, "result")) {
-      ++run.result_lines;
-      const std::string prefix = "result " + nonce + " ";
-      if (!StartsWith(line, prefix) || run.result_lines > 1) {
-        run.forged = true;
-        return std::nullopt;
-      }
-      auto j = json::parse(line.substr(prefix.size()), nullptr, false);
-      if (!j.is_discarded() && j.is_object()) run.result = j;
-      return std::nullopt;
-    }
+    if (ReadResultLine(line, nonce, run.result_lines, run.forged, run.result)) return std::nullopt;
     if (!StartsWith(line, "stage ")) return std::nullopt;
     run.last_stage = line.substr(6);
     // Compiling is over: the run clock starts.
     if (run.last_stage == "correctness") return run_timeout;
     return std::nullopt;
   };
+  // The run phase's verdict on correctness comes from the checker, a process the candidate
+  // never runs in, fed by the worker over a socket (fd 4 on both sides).
+  std::thread checker_thread;
+  int checker_lines = 0;
+  bool checker_forged = false;
+  if (phase == "run") {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      throw std::runtime_error(fmt::format("socketpair: {}", strerror(errno)));
+    }
+    const std::string checker_nonce = MakeNonce();
+    json creq = {{"problem", request["problem"]}, {"device", device},       {"precision", o.precision},
+                 {"seed", seed},                  {"atol", request["atol"]}, {"rtol", request["rtol"]},
+                 {"nonce", checker_nonce}};
+    fs::create_directories(dir / "checker/home");
+    fs::create_directories(dir / "checker/tmp");
+    WriteFileAtomic(dir / "checker_request.json", creq.dump(2));
+    ProcessSpec cspec;
+    cspec.argv = {py.interpreter, (fs::path(WorkerScriptPath()).parent_path() / "kbrun_checker.py").string(),
+                  "--request", (dir / "checker_request.json").string()};
+    cspec.env = WorkerEnvironment(o, py, dir / "checker", device == "cuda");
+    cspec.cwd = (dir / "checker").string();
+    cspec.hard_timeout_s = spec.hard_timeout_s + 30;  // it ends when the worker's side closes
+    cspec.isolate_network = true;
+    cspec.channel_fd = sv[1];
+    cspec.on_progress = [&run, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {
+      ReadResultLine(line, checker_nonce, checker_lines, checker_forged, run.checker);
+      return std::optional<double>();
+    };
+    spec.channel_fd = sv[0];
+    request["checker"] = true;
+    WriteFileAtomic(dir / "request.json", request.dump(2));
+    run.checked = true;
+    checker_thread = std::thread([&run, cspec = std::move(cspec)] { run.checker_process = RunProcess(cspec); });
+  }
   run.process = RunProcess(spec);
+  if (checker_thread.joinable()) checker_thread.join();
+  if (checker_forged) run.checker.reset();
   if (run.forged) {
     run.result = json{{"failure",
                        {{"status", "rejected"},
@@ -280,6 +327,28 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
   r.json = std::move(doc);
 }
 
+// The checker's counts must show every check the worker claims to have passed; anything
+// less (no result, a failure, fewer checks) and the run is not correct.
+std::optional<EvalResult> CheckerDisagrees(const WorkerRun& run, const EvalOptions& o, const json& worker) {
+  if (!run.checked) return std::nullopt;
+  if (!run.checker) {
+    return Fail(Status::kRuntimeError, "checker_failed",
+                "the checker gave no result\n" + KeepHeadTailLines(run.checker_process.output, 30));
+  }
+  const json& c = *run.checker;
+  if (c.contains("failure") && c["failure"].is_object()) return FromWorkerFailure(c["failure"], "");
+  auto passed = [&](const char* kind) { return c["checks"][kind].value("passed", -1); };
+  int timed = worker.contains("timing") ? worker["timing"].value("checked_timed_calls", -2) : -2;
+  const json corr = worker.value("correctness", json::object());
+  if (passed("trial") != o.correctness_trials || passed("extra") != corr.value("extra_trials_run", -1) ||
+      passed("extra") < 2 || passed("timed") != timed || timed != std::min(3, o.timing_trials)) {
+    return Fail(Status::kIncorrect, "incomplete_checks",
+                fmt::format("the checker saw {} of {} trials, {} extra and {} timed checks pass",
+                            passed("trial"), o.correctness_trials, passed("extra"), passed("timed")));
+  }
+  return std::nullopt;
+}
+
 uint64_t ChooseSeed(const EvalOptions& o) {
   if (o.seed) return *o.seed;
   std::random_device rd;
@@ -369,6 +438,9 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
     } else if (!(ref_ms > 0) || !(new_ms > 0) || !std::isfinite(ref_ms) || !std::isfinite(new_ms)) {
       r = Fail(Status::kRuntimeError, "timing_failed", "no valid timing measurements");
       r.compiled = true;
+    } else if (auto disagreement = CheckerDisagrees(run, o, worker)) {
+      r = *disagreement;
+      r.compiled = true;
     } else if (worker.contains("fallback") && worker["fallback"].value("uses_library_only", false) &&
                !o.allow_library_kernels) {
       r = Fail(Status::kRejected, "uses_library_only",
@@ -383,6 +455,15 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
     }
   }
   FillDocument(r, req, py, device, seed, worker, compiled, &run);
+  if (run.checker) {
+    // The checker's figures are the authoritative ones (the worker's may be missing: it
+    // stops at the checker's first failing verdict).
+    json& corr = r.json["correctness"];
+    corr["checker"] = *run.checker;
+    for (const char* k : {"max_abs_diff", "mean_abs_diff"}) {
+      if (run.checker->contains(k) && !(*run.checker)[k].is_null()) corr[k] = (*run.checker)[k];
+    }
+  }
   if (!o.keep_work_dir) fs::remove_all(compiled.work_dir);
   return r;
 }

@@ -89,6 +89,8 @@ void IsolateNetwork() {
 [[noreturn]] void ExecChild(const ProcessSpec& spec, int out_fd, int progress_fd,
                             const std::vector<char*>& argv, const std::vector<char*>& envp) {
   setsid();  // own process group: a timeout kills the whole tree
+  // Out of the way of the dup2 calls below, whatever number it has now.
+  int channel = spec.channel_fd >= 0 ? fcntl(spec.channel_fd, F_DUPFD, 512) : -1;
   int devnull = open("/dev/null", O_RDONLY);
   dup2(devnull, 0);
   dup2(out_fd, 1);
@@ -96,8 +98,13 @@ void IsolateNetwork() {
   if (progress_fd >= 0) {
     dup2(progress_fd, 3);
   }
+  int first_closed = 4;
+  if (channel >= 0) {
+    dup2(channel, 4);
+    first_closed = 5;
+  }
   // Close every other inherited descriptor.
-  for (int fd = 4; fd < 1024; ++fd) close(fd);
+  for (int fd = first_closed; fd < 1024; ++fd) close(fd);
   if (progress_fd < 0) close(3);
   const ResourceLimits& l = spec.limits;
   if (l.no_core_dumps) SetLimit(RLIMIT_CORE, 0);
@@ -141,12 +148,14 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   if (spec.argv.empty()) {
     result.spawn_failed = true;
     result.output = "empty command";
+    if (spec.channel_fd >= 0) close(spec.channel_fd);
     return result;
   }
   int out_pipe[2], prog_pipe[2] = {-1, -1};
   if (pipe2(out_pipe, O_CLOEXEC) != 0) {
     result.spawn_failed = true;
     result.output = fmt::format("pipe: {}", strerror(errno));
+    if (spec.channel_fd >= 0) close(spec.channel_fd);
     return result;
   }
   bool want_progress = static_cast<bool>(spec.on_progress);
@@ -168,6 +177,7 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     result.output = fmt::format("fork: {}", strerror(errno));
     close(out_pipe[0]);
     close(out_pipe[1]);
+    if (spec.channel_fd >= 0) close(spec.channel_fd);
     return result;
   }
   if (pid == 0) {
@@ -176,6 +186,7 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   }
   close(out_pipe[1]);
   if (want_progress) close(prog_pipe[1]);
+  if (spec.channel_fd >= 0) close(spec.channel_fd);
   fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
   if (want_progress) fcntl(prog_pipe[0], F_SETFL, O_NONBLOCK);
 

@@ -34,6 +34,10 @@ struct ProcessSpec {
   // Lines the child writes to fd 3. The callback may return a new deadline,
   // in seconds from now (e.g. a worker that finished compiling starts the run clock).
   std::function<std::optional<double>(const std::string&)> on_progress;
+  // A descriptor the child gets as fd 4 (e.g. a socket to a peer process). RunProcess
+  // closes the parent's copy once the child is started, so the peer sees EOF when the
+  // child dies. -1: none.
+  int channel_fd = -1;
 };
 
 struct ProcessResult {

@@ -385,6 +385,74 @@ def transformed_inputs(torch, inputs, scale, shift):
     return out
 
 
+# The two extra draws: other scales and means than get_inputs() gives.
+EXTRA_DRAWS = (("extra inputs x*4+2", 4.0, 2.0), ("extra inputs x*0.1-0.5", 0.1, -0.5))
+
+
+class CheckerLink:
+    """The worker's end of the channel to the checker process (kbrun_checker.py).
+
+    The checker, not this process, draws the inputs of every checked call and decides
+    whether the outputs are right: the worker asks it for inputs, calls the candidate,
+    and sends the outputs back. Its verdict comes back so that a failing run stops early;
+    its own counts go to the supervisor directly.
+    """
+
+    def __init__(self, torch, device):
+        import kbrun_channel
+        self.torch = torch
+        self.device = device
+        self.channel = kbrun_channel
+        self.by_value = False  # CUDA tensors as IPC handles until mapping one fails
+        try:
+            self.chan = kbrun_channel.Channel(4)
+        except OSError as exc:
+            raise Failure("runtime_error", "checker_failed", "no channel to the checker: %s" % exc)
+
+    def _request(self, header, payloads=()):
+        try:
+            return self.chan.request(header, payloads)
+        except (OSError, EOFError, ValueError) as exc:
+            raise Failure("runtime_error", "checker_failed", "the checker stopped answering: %s" % exc)
+
+    def draw(self, kind, label):
+        """Inputs for one checked call, drawn by the checker."""
+        reply, payloads = self._request({"type": "draw", "kind": kind, "label": label, "by_value": self.by_value})
+        if reply.get("type") != "inputs":
+            raise Failure("runtime_error", "checker_failed", "unexpected answer from the checker: %r" % reply)
+        try:
+            return self.channel.rebuild(self.torch, reply["inputs"], payloads, self.device)
+        except Exception as exc:
+            if self.by_value:
+                raise Failure("runtime_error", "checker_failed", "cannot map the checker's inputs: %s" % exc)
+            self.by_value = True  # e.g. CUDA IPC refused here: draw again, by value
+            try:
+                self.chan.send({"type": "redraw", "error": "%s: %s" % (type(exc).__name__, str(exc)[:300])})
+            except OSError as send_exc:
+                raise Failure("runtime_error", "checker_failed", "the checker stopped answering: %s" % send_exc)
+            return self.draw(kind, label)
+
+    def after(self, inputs, outputs, own_buffers=False):
+        """Sends the outputs; the inputs too where the checker cannot see them itself (they
+        came by value, or they are the worker's own buffers, as in timed calls)."""
+        torch = self.torch
+        descs, payloads = self.channel.describe(torch, flatten_outputs(torch, outputs), cuda_by_value=self.by_value)
+        header = {"type": "outputs", "outputs": descs}
+        if own_buffers or self.by_value or not any(isinstance(x, torch.Tensor) and x.is_cuda for x in inputs):
+            header["inputs_after"], payloads = self.channel.describe(torch, inputs, payloads, self.by_value)
+        v, _ = self._request(header, payloads)
+        if v.get("type") != "verdict":
+            raise Failure("runtime_error", "checker_failed", "unexpected answer from the checker: %r" % v)
+        if not v.get("ok"):
+            raise Failure(v.get("status", "incorrect"), v.get("category", "checker"), v.get("message", ""))
+
+    def done(self):
+        try:
+            self.chan.send({"type": "done"})
+        except OSError:
+            pass
+
+
 def stream_snapshot(torch, out):
     """Copies (the head of) each output on the current stream, right after forward returns.
 
@@ -414,7 +482,7 @@ def check_stream_order(torch, out, snapshot):
                           "ran on another stream without synchronising with the caller's stream" % i)
 
 
-def check_trial(torch, guard, device, ref_model, new_model, inputs, atol, rtol, label):
+def check_trial(torch, guard, device, ref_model, new_model, inputs, atol, rtol, label, checker=None):
     """One correctness check: candidate first (no reference output exists yet), then reference."""
     saved = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
     poison_free_memory(torch, device)
@@ -431,6 +499,8 @@ def check_trial(torch, guard, device, ref_model, new_model, inputs, atol, rtol, 
         guard.check_after_call(inputs, saved, new_out)
         if snapshot is not None:
             check_stream_order(torch, new_out, snapshot)
+        if checker is not None:
+            checker.after(inputs, new_out)
         ref_out = ref_model(*saved)
     ok, category, message, md, mean = compare(torch, ref_out, new_out, atol, rtol)
     return ok, category, "%s: %s" % (label, message), md, mean
@@ -538,6 +608,7 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
     except Exception as exc:
         raise failure_from_exception(exc, "run")
     guard.check_harness()
+    checker = CheckerLink(torch, device) if req.get("checker") else None
     stage_times["load_models_s"] = time.perf_counter() - t
 
     # Correctness: fresh inputs for every trial, from seeds drawn now (not predictable
@@ -563,10 +634,11 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
         trial_seed = int.from_bytes(os.urandom(4), "little")
         corr["trial_seeds"].append(trial_seed)
         seed_all(torch, trial_seed)
-        inputs = make_inputs(torch, get_inputs, device, dtype)
+        label = "trial %d" % trial
+        inputs = checker.draw("trial", label) if checker else make_inputs(torch, get_inputs, device, dtype)
         corr["trials_run"] += 1
         ok, category, message, md, mean = check_trial(torch, guard, device, ref_model, new_model, inputs,
-                                                      atol, rtol, "trial %d" % trial)
+                                                      atol, rtol, label, checker)
         record(ok, md, mean)
         if not ok:
             corr["failed_trial"] = trial
@@ -576,13 +648,16 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
         del inputs
 
     # Extra draws: other scales and means than get_inputs() gives.
-    for label, scale, shift in (("extra inputs x*4+2", 4.0, 2.0), ("extra inputs x*0.1-0.5", 0.1, -0.5)):
+    for label, scale, shift in EXTRA_DRAWS:
         trial_seed = int.from_bytes(os.urandom(4), "little")
         seed_all(torch, trial_seed)
-        inputs = transformed_inputs(torch, make_inputs(torch, get_inputs, device, dtype), scale, shift)
+        if checker:
+            inputs = checker.draw("extra", label)
+        else:
+            inputs = transformed_inputs(torch, make_inputs(torch, get_inputs, device, dtype), scale, shift)
         corr["extra_trials_run"] += 1
         ok, category, message, md, mean = check_trial(torch, guard, device, ref_model, new_model, inputs,
-                                                      atol, rtol, label)
+                                                      atol, rtol, label, checker)
         if not ok:
             stage_times["correctness_s"] = time.perf_counter() - t
             raise Failure("incorrect", "failed_extra_inputs", "%s (%s)" % (message, category))
@@ -614,14 +689,23 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
                 ref_ms.append(timer.time_once(ref_model, inputs))
                 if i in checked:
                     # Fresh values in the same buffers: a cache keyed by pointer returns stale answers.
-                    for x in inputs:
-                        if isinstance(x, torch.Tensor) and x.is_floating_point():
-                            x.copy_(x * -0.5 + 0.25)
+                    if checker is not None:
+                        fresh = checker.draw("timed", "timed call %d" % i)
+                        for x, f in zip(inputs, fresh):
+                            if isinstance(x, torch.Tensor):
+                                x.copy_(f)
+                        del fresh
+                    else:
+                        for x in inputs:
+                            if isinstance(x, torch.Tensor) and x.is_floating_point():
+                                x.copy_(x * -0.5 + 0.25)
                     expected = ref_model(*inputs)
                     poison_free_memory(torch, device)
                     ms, out = timer.time_once(new_model, inputs, keep_output=True)
                     new_ms.append(ms)
                     guard.check_after_call(inputs, None, out)
+                    if checker is not None:
+                        checker.after(inputs, out, own_buffers=True)
                     ok, category, message, _, _ = compare(torch, expected, out, atol, rtol)
                     if not ok:
                         raise Failure("incorrect", "timed_output_mismatch",
@@ -635,6 +719,8 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
         except Exception as exc:
             raise failure_from_exception(exc, "run")
     guard.check_harness()
+    if checker is not None:
+        checker.done()
     try:
         result["fallback"] = library_share(torch, new_model, inputs, device)
     except Exception as exc:  # the profiler is a check, not a verdict: note it and go on
@@ -654,6 +740,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--request", required=True)
     args = parser.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # kbrun_build, kbrun_channel
     with open(args.request) as f:
         req = json.load(f)
     # The candidate must not read the seed or the result nonce: the file goes before it loads.
@@ -687,7 +774,6 @@ def main():
         if build.get("mode", "fast") == "fast":
             # kbrun's build step (kbrun_build.py, beside this file): cached, PCH, lighter CUDA headers.
             # Without a shared cache it still caches in the private dir, so the run phase reuses the compile.
-            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
             import kbrun_build
             private = os.path.join(os.environ.get("TORCH_EXTENSIONS_DIR", "."), "kbrun-cache")
             kbrun_build.install(build.get("cache_dir") or private,
