@@ -3,6 +3,7 @@
 # fast build (cold cache, then warm), on the same sources, plus per-candidate overhead.
 # Pack first: bench/pack_device.sh 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
 #   1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py
+# (Replay answers, *.txt, can join the list: their python block is evaluated.)
 # Each candidate's plain and cold builds run side by side (each build is two compiler
 # processes; 16 cores), the warm one after them. Table: bench/compile_table.py.
 set -uo pipefail
@@ -16,8 +17,7 @@ tests/gpu/honest/47_Sum_reduction_over_a_dimension.py:47_Sum_reduction_over_a_di
 tests/gpu/honest/1_Square_matrix_multiplication_.py:1_Square_matrix_multiplication_.py
 tests/gpu/honest/40_LayerNorm.py:40_LayerNorm.py
 tests/gpu/honest/42_Max_Pooling_2D.py:42_Max_Pooling_2D.py
-tests/gpu/relu_correct.py:19_ReLU.py
-bench/replay/level1/25_Swish/attempt2.txt:25_Swish.py"
+tests/gpu/relu_correct.py:19_ReLU.py"
 ev() {  # label code problem [flags]
   local label=$1 code=$2 problem=$3; shift 3
   $KB eval --code "$code" --problem ".devpkg/level1/$problem" --device cuda --correct-trials 2 --perf-trials 10 \

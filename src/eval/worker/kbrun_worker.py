@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import statistics
 import threading
 import sys
@@ -506,17 +507,39 @@ def check_trial(torch, guard, device, ref_model, new_model, inputs, atol, rtol, 
     return ok, category, "%s: %s" % (label, message), md, mean
 
 
-LIBRARY_KERNEL_MARKERS = ("at::", "at_cuda_detail", "cutlass", "cublas", "cudnn", "xmma", "gemm", "gemv",
-                          "elementwise_kernel", "reduce_kernel", "triton_", "memcpy", "memset", "cub::",
-                          "nvjet", "splitk", "softmax_warp", "vectorized_layer_norm")
+# Names only libraries produce: library time whatever the candidate declares.
+LIBRARY_KERNEL_MARKERS = ("at::", "at_cuda_detail", "cutlass", "cublas", "cudnn", "xmma", "cub::", "triton_",
+                          "memcpy", "memset", "nvjet")
+# Words that library kernels contain but a candidate's own kernel may too (its "sgemm_tiled"):
+# library time unless the candidate's source declares a __global__ of that name.
+GENERIC_LIBRARY_MARKERS = ("gemm", "gemv", "elementwise_kernel", "reduce_kernel", "splitk", "softmax_warp",
+                           "vectorized_layer_norm")
+GLOBAL_DECL = re.compile(r"__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(?:[\w:<>,\s\*&]+?\s+)?"
+                         r"(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(")
 
 
-def is_library_kernel(name):
+def own_kernel_names(source):
+    return set(GLOBAL_DECL.findall(source or ""))
+
+
+def kernel_base_name(name):
+    base = name.split("(", 1)[0].strip()
+    base = re.sub(r"<.*>", "", base)  # template arguments
+    return base.split()[-1].split("::")[-1] if base.split() else base
+
+
+# cuBLAS/cuDNN kernels are named after the architecture (ampere_sgemm_..., sm90_xmma_...).
+ARCH_PREFIXED = re.compile(r"^(?:void\s+)?(?:maxwell|pascal|volta|turing|ampere|ada|hopper|blackwell|sm\d+)_")
+
+
+def is_library_kernel(name, own=frozenset()):
     low = name.lower()
-    return any(m in low for m in LIBRARY_KERNEL_MARKERS)
+    if any(m in low for m in LIBRARY_KERNEL_MARKERS) or ARCH_PREFIXED.match(low):
+        return True
+    return any(m in low for m in GENERIC_LIBRARY_MARKERS) and kernel_base_name(name) not in own
 
 
-def library_share(torch, model, inputs, device):
+def library_share(torch, model, inputs, device, own=frozenset()):
     """Where the candidate's forward spends its time: its own code, or torch/library kernels.
 
     GPU: kernels recorded by the torch profiler, classified by name (ATen, cuBLAS, cuDNN,
@@ -541,7 +564,7 @@ def library_share(torch, model, inputs, device):
                     us = getattr(e, "cuda_time", 0.0)
                 kernels[e.name] = kernels.get(e.name, 0.0) + float(us or 0.0)
         total = sum(kernels.values())
-        library = sum(us for name, us in kernels.items() if is_library_kernel(name))
+        library = sum(us for name, us in kernels.items() if is_library_kernel(name, own))
     else:
         for e in prof.events():
             if e.cpu_parent is None and e.name.startswith("aten::"):
@@ -558,7 +581,7 @@ def library_share(torch, model, inputs, device):
         "threshold": threshold,
         "uses_library_only": fraction is not None and fraction > threshold,
         "kernels": [{"name": n[:200], "time_us": round(us, 3),
-                     "library": True if device.type == "cpu" else is_library_kernel(n)} for n, us in top],
+                     "library": True if device.type == "cpu" else is_library_kernel(n, own)} for n, us in top],
     }
 
 
@@ -722,7 +745,9 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
     if checker is not None:
         checker.done()
     try:
-        result["fallback"] = library_share(torch, new_model, inputs, device)
+        with open(req["code"], errors="replace") as f:
+            own = own_kernel_names(f.read())
+        result["fallback"] = library_share(torch, new_model, inputs, device, own)
     except Exception as exc:  # the profiler is a check, not a verdict: note it and go on
         result["fallback"] = {"error": "%s: %s" % (type(exc).__name__, exc), "uses_library_only": None}
     guard.check_harness()
