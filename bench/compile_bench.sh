@@ -38,6 +38,8 @@ ev warmup "$D/code/warmup.py" 19_ReLU.py
 echo "warm-up (PCH) done at $(( $(date +%s) - t0 )) s"
 i=0
 for pair in $CANDIDATES; do
+  # One device command may run 600 s: stop in time to print the table for what was measured.
+  if [ $(( $(date +%s) - t0 )) -gt "${BENCH_BUDGET_S:-420}" ]; then echo "time budget reached: stopping"; break; fi
   i=$((i + 1))
   code=${pair%%:*}; problem=${pair##*:}
   case $code in *.txt) extract "$code" "$D/code/c$i.py"; code=$D/code/c$i.py ;; esac
