@@ -21,7 +21,7 @@ __global__ void softmax_rows(const float* __restrict__ x, float* __restrict__ y,
   float m = -INFINITY, s = 0.f;
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
     float v = row[i];
-    if (v > m) { s = s * expf(m - v) + 1.f; m = v; } else { s += expf(v - m); }
+    if (v > m) { s = s * expf(m - v) + 1.f; m = v; } else if (m != -INFINITY) { s += expf(v - m); }  // -inf after -inf adds 0
   }
   for (int off = 16; off > 0; off >>= 1) {
     float m2 = __shfl_down_sync(0xffffffff, m, off), s2 = __shfl_down_sync(0xffffffff, s, off);
