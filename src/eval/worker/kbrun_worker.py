@@ -540,6 +540,14 @@ def is_library_kernel(name, own=frozenset()):
 
 
 def library_share(torch, model, inputs, device, own=frozenset()):
+    """The library-kernel share of the forward (see _library_share_once). On the CPU the
+    figure is wall-clock based and a loaded machine lowers it (scheduling delays count as
+    the candidate's own time), so the highest of three measurements is kept."""
+    runs = [_library_share_once(torch, model, inputs, device, own) for _ in range(1 if device.type == "cuda" else 3)]
+    return max(runs, key=lambda r: r["library_time_fraction"] if r["library_time_fraction"] is not None else -1.0)
+
+
+def _library_share_once(torch, model, inputs, device, own=frozenset()):
     """Where the candidate's forward spends its time: its own code, or torch/library kernels.
 
     GPU: kernels recorded by the torch profiler, classified by name (ATen, cuBLAS, cuDNN,
@@ -575,7 +583,7 @@ def library_share(torch, model, inputs, device, own=frozenset()):
     fraction = library / total if total > 0 else None
     # GPU kernel times are exact; on the CPU the profiler's own overhead counts as
     # non-library time, so a lower bar says "mostly torch" there.
-    threshold = 0.9 if device.type == "cuda" else 0.6
+    threshold = 0.9 if device.type == "cuda" else 0.5
     return {
         "library_time_fraction": fraction,
         "threshold": threshold,
