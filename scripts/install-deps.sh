@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what kbrun needs on Debian 12 (all from Debian's archive).
 # Build: CMake, Ninja, g++, libcurl, nlohmann-json, CLI11, fmt, PCRE2, GoogleTest.
-# Run (CPU mode, tests, demo): Debian's python3-torch (CPU) and numpy.
+# Run (CPU mode, tests, demo): Debian's python3-torch (CPU), its headers (libtorch-dev,
+# only a Recommends of python3-torch, so name it) and numpy.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 packages=(build-essential cmake ninja-build pkg-config ca-certificates
           libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libgtest-dev
-          python3 python3-torch python3-numpy)
+          python3 python3-torch libtorch-dev python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
