@@ -27,6 +27,9 @@ if info["gpu"]:
         major, minor = torch.cuda.get_device_capability(0)
         # Hopper's arch-specific features (wgmma, TMA) need sm_90a.
         info["arch"] = "%d.%d%s" % (major, minor, "a" if major >= 9 else "")
+    else:
+        # "gfx942:sramecc+:xnack-": the target without its features, for --offload-arch.
+        info["gfx"] = getattr(torch.cuda.get_device_properties(0), "gcnArchName", "").split(":")[0]
 print("KBRUN_PROBE " + json.dumps(info))
 )PY";
 
@@ -59,6 +62,7 @@ std::optional<PythonEnv> Probe(const std::string& interpreter, std::string* why)
   env.gpu_available = j.value("gpu", false);
   env.gpu_names = j.value("names", std::vector<std::string>{});
   env.arch_list = j.value("arch", "");
+  env.gfx_arch = j.value("gfx", "");
   return env;
 }
 

@@ -19,6 +19,7 @@ struct PythonEnv {
   bool gpu_available = false;
   std::vector<std::string> gpu_names;
   std::string arch_list;      // for TORCH_CUDA_ARCH_LIST, e.g. "9.0a"; empty on CPU
+  std::string gfx_arch;       // AMD target for --offload-arch, e.g. "gfx942"; empty without a ROCm GPU
 };
 
 // Throws std::runtime_error with a message that says how to fix it.

@@ -2,6 +2,8 @@
 // send KernelBench level 1 problems to the intended templates.
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include "prompts/prompt_config.h"
 #include "prompts/prompt_vars.h"
 #include "util/fs.h"
@@ -106,6 +108,27 @@ TEST(ShippedPrompts, SplitLayoutExamplesCompileWithoutTorchHeaders) {
     EXPECT_EQ(p.exit_code, 0) << name << ": " << p.output;
   }
   fs::remove_all(dir);
+}
+
+// The ThunderKittens example relies on kbrun's thunderkittens backend for include paths and
+// flags (eval/backend.h) and keeps the split layout; its CUDA part is the one of
+// tests/gpu/tk/tk_matmul.py, which bench/device_tk_check.sh runs on the H100.
+TEST(ShippedPrompts, ThunderKittensExampleIsSplitAndLeavesFlagsToKbrun) {
+  std::string text = ReadFileOrThrow(kPrompts / "gemm_thunderkittens.txt");
+  auto cuda_part = [](const std::string& t) {
+    const std::string open = "cuda_source = r\"\"\"\n";
+    size_t a = t.find(open);
+    if (a == std::string::npos) return std::string();
+    return t.substr(a + open.size(), t.find("\"\"\"", a + open.size()) - a - open.size());
+  };
+  std::string cuda = cuda_part(text);
+  ASSERT_FALSE(cuda.empty());
+  EXPECT_NE(cuda.find("#include \"kittens.cuh\""), std::string::npos);
+  EXPECT_FALSE(std::regex_search(cuda, std::regex("torch|ATen|c10|at::"))) << "not split";
+  EXPECT_EQ(text.find("extra_include_paths"), std::string::npos);
+  EXPECT_EQ(text.find("-gencode"), std::string::npos);
+  fs::path fixture = fs::path(KBRUN_SOURCE_DIR) / "tests/gpu/tk/tk_matmul.py";
+  EXPECT_EQ(cuda, cuda_part(ReadFileOrThrow(fixture)));
 }
 
 TEST(ShippedPrompts, EveryFailureKindHasTwoToFourHints) {

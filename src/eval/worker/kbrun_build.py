@@ -260,6 +260,46 @@ def _fresh(manifest):
     return True
 
 
+def merge_flags(ours, theirs):
+    """kbrun's flags first, then the candidate's (nvcc and g++ keep the last -std and -O, so
+    the candidate's own choices win); flags the candidate already gives are not repeated."""
+    if theirs is None:
+        theirs = []
+    elif isinstance(theirs, str):
+        theirs = [theirs]
+    else:
+        theirs = list(theirs)
+    return [f for f in ours if f not in theirs] + theirs
+
+
+def add_backend_flags(backend):
+    """Adds the backend's flags (from the supervisor's request) to every extension the
+    candidate builds with load_inline or load, in both compile modes.
+
+    It wraps torch's _jit_compile, upstream of the build step, so the flags are part of
+    the build arguments: torch's own version check and this module's cache key see them.
+    """
+    adds = {"extra_cflags": backend.get("cflags") or [],
+            "extra_cuda_cflags": backend.get("cuda_cflags") or [],
+            "extra_ldflags": backend.get("ldflags") or [],
+            "extra_include_paths": backend.get("include_paths") or []}
+    if not any(adds.values()):
+        return
+    from torch.utils import cpp_extension as ce
+
+    original = ce._jit_compile
+    signature = inspect.signature(original)
+
+    def jit_compile(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        for key, ours in adds.items():
+            if ours and key in signature.parameters:
+                bound.arguments[key] = merge_flags(ours, bound.arguments.get(key))
+        return original(*bound.args, **bound.kwargs)
+
+    ce._jit_compile = jit_compile
+
+
 def install(cache_dir, use_pch=True):
     """Routes torch's extension builds through the cache in `cache_dir`."""
     from torch.utils import cpp_extension as ce
