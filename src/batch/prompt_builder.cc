@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "batch/reflection.h"
 #include "prompts/prompt_vars.h"
 #include "util/fs.h"
 
@@ -43,6 +44,9 @@ std::string PromptBuilder::Reflection(const Problem& problem, const SampleRecord
   in.previous_code =
       previous_code.empty() ? "# (no code could be extracted from the previous response)" : previous_code;
   in.feedback = previous.feedback;
+  if (config_.reflection_profile()) {
+    if (std::string digest = ProfileFeedbackFor(previous); !digest.empty()) in.feedback += "\n\n" + digest;
+  }
   in.hints = config_.HintsFor(previous.failure_kind);
   auto vars = prompts::ReflectionVars(in);
   if (!config_.reflection_template().empty()) return Render(config_.reflection_template(), vars);

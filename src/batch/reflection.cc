@@ -71,6 +71,15 @@ std::string TooSlow(const SampleRecord& r, const json& eval, double target) {
 
 }  // namespace
 
+std::string ProfileFeedbackFor(const SampleRecord& r) {
+  const json eval = r.doc.is_object() ? r.doc.value("eval", json(nullptr)) : json(nullptr);
+  if (!eval.is_object() || !eval.contains("profile") || !eval["profile"].is_object()) return "";
+  const json summary = eval["profile"].value("summary", json(nullptr));
+  if (!summary.is_string() || summary.get<std::string>().empty()) return "";
+  return "Profile of that answer (kernel counters, one call each; use it to decide what to change):\n" +
+         summary.get<std::string>();
+}
+
 std::string FeedbackFor(const SampleRecord& r, double target_speedup) {
   const json eval = r.doc.is_object() ? r.doc.value("eval", json(nullptr)) : json(nullptr);
   std::string kind = FailureKindFor(r.status, r.success);

@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/eval_flags.h"
 #include "cli/generation_flags.h"
+#include "eval/backend.h"
 #include "eval/python_env.h"
 #include "prompts/prompt_vars.h"
 #include "report/report.h"
@@ -113,6 +114,18 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
                           : "";
     throw CommandError{kExitConfig, fmt::format("{}{}", e.what(), fix)};
   } catch (const std::invalid_argument& e) {
+    throw CommandError{kExitConfig, e.what()};
+  }
+  // The backend picks the prompt set, so "auto" is decided first (from torch's build), and a
+  // kittens backend without its library stops here rather than failing every sample.
+  try {
+    const eval::PythonEnv& env = eval::DiscoverPython(a.eval.python);
+    a.eval.backend = eval::ResolveBackend(a.eval.backend, env.hip_version);
+    eval::BackendFlags flags = eval::BackendFlagsFor(ToEvalOptions(a.eval), env);
+    if (!flags.not_configured.empty()) {
+      throw std::runtime_error("--backend " + a.eval.backend + ": " + flags.not_configured);
+    }
+  } catch (const std::exception& e) {
     throw CommandError{kExitConfig, e.what()};
   }
   prompts::PromptConfig prompt_config = LoadPromptConfig(a.prompts, a.eval.backend);
@@ -227,7 +240,9 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
                   "70 internal error; 78 configuration error (no API key, no Python with torch, broken prompts);\n"
                   "130 interrupted (state saved).\n\n"
                   "  KERNELBENCH_DIR   problems folder when --problems-dir is not given\n"
-                  "  NUM_SAMPLES       samples per attempt when --samples is not given\n\n") +
+                  "  NUM_SAMPLES       samples per attempt when --samples is not given\n"
+                  "  THUNDERKITTENS_ROOT, HIPKITTENS_ROOT\n"
+                  "                    library roots when --tk-root / --hk-root are not given\n\n") +
               kLlmEnvironmentHelp);
   cmd->callback([args, cmd, exit_code] { Run(*args, cmd->count("--gpu") > 0, exit_code); });
 }

@@ -6,9 +6,11 @@
 
 #include "cli/commands.h"
 #include "cli/eval_flags.h"
+#include "eval/backend.h"
 #include "eval/evaluation.h"
 #include "eval/python_env.h"
 #include "util/fs.h"
+#include "util/text.h"
 
 namespace kbrun::cli {
 namespace {
@@ -31,6 +33,15 @@ void PrintSummary(const eval::EvalResult& r) {
   fmt::print("  stages: worker start {:.1f} s, compile {:.1f} s, correctness {:.2f} s, timing {:.2f} s\n",
              s.value("worker_start_s", 0.0), s.value("compile_s", 0.0), s.value("correctness_s", 0.0),
              s.value("timing_s", 0.0));
+  // --profile: the step's outcome, then the digest a reflection prompt would carry.
+  if (const nlohmann::json p = j.value("profile", nlohmann::json()); p.is_object()) {
+    std::string note = p.value("note", nlohmann::json()).is_string() ? p["note"].get<std::string>() : "";
+    fmt::print("  profile: {} ({:.1f} s){}\n", p.value("status", "?"), p.value("seconds", 0.0),
+               note.empty() ? "" : ": " + note.substr(0, note.find('\n')));
+    if (p.value("summary", nlohmann::json()).is_string()) {
+      for (const auto& line : SplitLines(p["summary"].get<std::string>())) fmt::print("    {}\n", line);
+    }
+  }
 }
 
 }  // namespace
@@ -60,14 +71,18 @@ void RegisterEval(CLI::App& app, int* exit_code) {
       "                   that imports torch)\n"
       "  KBRUN_WORK_DIR   where private build directories go (default ~/.cache/kbrun/work)\n"
       "  KBRUN_PASS_ENV   comma-separated extra variables passed to the worker (never *KEY*, *TOKEN*...)\n"
-      "  KBRUN_WORKER     path of kbrun_worker.py (default: beside the binary)");
+      "  KBRUN_WORKER     path of kbrun_worker.py (default: beside the binary)\n"
+      "  THUNDERKITTENS_ROOT, HIPKITTENS_ROOT   library roots when --tk-root / --hk-root are not given\n"
+      "                   (docs/BACKENDS.md: what each --backend adds to the build)");
   cmd->callback([args, exit_code] {
     for (const auto& [flag, path] : {std::pair{"--code", args->code}, std::pair{"--problem", args->problem}}) {
       if (!fs::is_regular_file(path)) throw CommandError{kExitUsage, fmt::format("{}: no such file: {}", flag, path)};
     }
     eval::EvalRequest req{args->problem, args->code, ToEvalOptions(args->eval)};
     try {
-      eval::DiscoverPython(req.options.python);
+      // --backend auto: hip when torch is a ROCm build, else cuda (recorded in result.json).
+      const eval::PythonEnv& py = eval::DiscoverPython(req.options.python);
+      req.options.backend = eval::ResolveBackend(req.options.backend, py.hip_version);
     } catch (const std::exception& e) {
       throw CommandError{kExitConfig, e.what()};
     }

@@ -10,9 +10,16 @@ void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
   cmd.add_option("--precision", f.precision, "fp32 | fp16 | bf16: inputs and weights are cast to it")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
       ->capture_default_str();
-  cmd.add_option("--backend", f.backend, "cuda | thunderkittens | hip | hipkittens")
-      ->check(CLI::IsMember({"cuda", "thunderkittens", "hip", "hipkittens"}))
+  cmd.add_option("--backend", f.backend,
+                 "auto | cuda | thunderkittens | hip | hipkittens: the prompt set and the compile flags kbrun adds "
+                 "to every build (docs/BACKENDS.md); auto: hip when torch is a ROCm build, else cuda")
+      ->check(CLI::IsMember({"auto", "cuda", "thunderkittens", "hip", "hipkittens"}))
       ->capture_default_str();
+  cmd.add_option("--tk-root", f.tk_root,
+                 "ThunderKittens checkout (has include/kittens.cuh) for --backend thunderkittens "
+                 "(env THUNDERKITTENS_ROOT)");
+  cmd.add_option("--hk-root", f.hk_root,
+                 "HipKittens checkout (has include/kittens.cuh) for --backend hipkittens (env HIPKITTENS_ROOT)");
   cmd.add_option("--correct-trials", f.correct_trials, "Correctness trials, each with fresh inputs")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -41,7 +48,14 @@ void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
   cmd.add_flag("--keep-work-dir", f.keep_work_dir, "Keep the private directory (builds, logs) for inspection");
   cmd.add_flag("--allow-library-kernels", f.allow_library_kernels,
                "Accept candidates whose time is mostly in torch/cuBLAS/cuDNN kernels (flagged, not rejected)");
-  cmd.add_flag("--profile", f.profile, "Profile the candidate's kernels (reserved: not available yet)");
+  cmd.add_flag("--profile", f.profile,
+               "After the verdict, profile a correct candidate's and the reference's kernels (ncu on NVIDIA, "
+               "rocprofv3 on AMD) and add the roofline figures; result.json gets 'profile' and 'roofline'. "
+               "Never changes the verdict, the timing or the exit code");
+  cmd.add_option("--profile-timeout", f.profile_timeout,
+                 "Seconds allowed for the whole profile step (its own deadline, after the run)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
 }
 
 eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
@@ -50,6 +64,8 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
   o.gpu_index = f.gpu;
   o.precision = f.precision;
   o.backend = f.backend;
+  o.tk_root = f.tk_root;
+  o.hk_root = f.hk_root;
   o.correctness_trials = f.correct_trials;
   o.timing_trials = f.perf_trials;
   o.warmup_runs = f.warmup;
@@ -62,6 +78,7 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
   o.work_root = f.work_dir;
   o.keep_work_dir = f.keep_work_dir;
   o.profile = f.profile;
+  o.profile_timeout_s = f.profile_timeout;
   o.compile_jobs = f.compile_jobs;
   o.allow_library_kernels = f.allow_library_kernels;
   o.compile_mode = f.compile_mode;

@@ -32,7 +32,8 @@ struct EvalOptions {
   std::string device = "auto";      // auto | cpu | cuda
   int gpu_index = 0;                // physical GPU, exported to the worker as CUDA_VISIBLE_DEVICES
   std::string precision = "fp32";   // fp32 | fp16 | bf16
-  std::string backend = "cuda";     // cuda | thunderkittens | hip | hipkittens
+  std::string backend = "cuda";     // cuda | thunderkittens | hip | hipkittens | auto (eval/backend.h)
+  fs::path tk_root, hk_root;        // ThunderKittens / HipKittens; empty: THUNDERKITTENS_ROOT / HIPKITTENS_ROOT
   int correctness_trials = 5;
   int timing_trials = 100;
   int warmup_runs = 5;
@@ -43,7 +44,9 @@ struct EvalOptions {
   std::string python;                // interpreter; empty: discover (see python_env.h)
   fs::path work_root;                // private dirs go here; empty: default cache dir
   bool keep_work_dir = false;
-  bool profile = false;              // reserved: profiler digest (issue 7)
+  // After the verdict: the profile step (eval/profile.h, docs/EVALUATION.md "Profiling").
+  bool profile = false;
+  double profile_timeout_s = 300;    // the whole profile step: roofline, profiler, digest
   // A candidate whose forward spends >90% of its time in torch/library kernels is
   // rejected (uses_library_only) unless this is set (e.g. the cuBLAS GEMM prompt).
   bool allow_library_kernels = false;

@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 
 #include "eval/evaluation.h"
+#include "eval/backend.h"
+#include "eval/profile.h"
 #include "eval/python_env.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
@@ -77,7 +79,8 @@ std::map<std::string, std::string> WorkerEnvironment(const EvalOptions& o, const
   unsigned jobs = o.compile_jobs > 0 ? static_cast<unsigned>(o.compile_jobs)
                                      : std::max(1u, std::thread::hardware_concurrency());
   env["MAX_JOBS"] = std::to_string(jobs);
-  if (!py.arch_list.empty() && !env.count("TORCH_CUDA_ARCH_LIST")) env["TORCH_CUDA_ARCH_LIST"] = py.arch_list;
+  // The backend's arch lists and library roots (eval/backend.h).
+  for (const auto& [name, value] : BackendFlagsFor(o, py).env) env[name] = value;
   // One GPU, or none: the compile phase never touches a GPU that another
   // candidate may be timing on.
   std::string visible = gpu_visible ? std::to_string(o.gpu_index) : "";
@@ -144,7 +147,9 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
       {"build",
        {{"mode", o.compile_mode},
         {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
-        {"pch", o.precompiled_header}}},
+        {"pch", o.precompiled_header},
+        // kbrun's flags for the backend, added to every load_inline build (kbrun_build.py).
+        {"backend", BackendFlagsFor(o, py).ToRequest()}}},
   };
   // The worker answers with one line "result <nonce> <json>" on fd 3 and deletes the
   // request before the candidate loads, so the candidate cannot forge the answer.
@@ -312,7 +317,8 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
        {{"mode", o.compile_mode},
         {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
         {"extensions", compiled.builds}}},
-      {"profile", nullptr},
+      {"profile", nullptr},  // set by the profile step (--profile, eval/profile.h)
+      {"roofline", nullptr},
       {"fallback", worker.value("fallback", json(nullptr))},
       {"sandbox",
        {{"network_interfaces", env.value("network_interfaces", json(nullptr))},
@@ -388,6 +394,14 @@ CompiledCandidate Compile(const EvalRequest& req) {
   fs::copy_file(req.problem, c.work_dir / "problem.py");
   fs::copy_file(req.code, c.work_dir / "candidate.py");
 
+  // A backend whose library is not configured fails here, before a compiler starts.
+  BackendFacts facts = DiscoverBackendFacts(o, py, CurrentEnvironment());
+  if (auto why = NotConfiguredError(MakeBackendFlags(facts), facts, ReadFile(req.code).value_or(""))) {
+    c.failure = Fail(Status::kCompileError, "backend_not_configured", *why);
+    FillDocument(c.failure, req, py, device, 0, json::object(), c, nullptr);
+    if (!o.keep_work_dir) fs::remove_all(c.work_dir);
+    return c;
+  }
   WorkerRun run = RunWorker("compile", req, py, device, 0, c.work_dir);
   if (!run.result) {
     c.failure = FromDeadWorker(run, o);
@@ -463,6 +477,15 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
     for (const char* k : {"max_abs_diff", "mean_abs_diff"}) {
       if (run.checker->contains(k) && !(*run.checker)[k].is_null()) corr[k] = (*run.checker)[k];
     }
+  }
+  // After the verdict, in the same private dir and build: never changes status, timing or exit code.
+  if (o.profile && !run.process.cancelled) {
+    json build = {{"mode", o.compile_mode},
+                  {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
+                  {"pch", o.precompiled_header},
+                  {"backend", BackendFlagsFor(o, py).ToRequest()}};
+    AddProfile(r, {&req, &py, device, seed, compiled.work_dir,
+                   WorkerEnvironment(o, py, compiled.work_dir, device == "cuda"), build});
   }
   if (!o.keep_work_dir) fs::remove_all(compiled.work_dir);
   return r;

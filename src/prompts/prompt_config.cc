@@ -114,9 +114,12 @@ PromptConfig PromptConfig::Load(const fs::path& config_json, const std::string& 
     else if (key == "patterns") add_patterns("patterns", value);
     else if (key == "reflection_hints") add_hints(key, value);
     else if (key == "reflection_prompt") c.reflection_ = reader.PromptFile(key, value);
-    else if (key != "backends" && !IsCommentKey(key)) {
+    else if (key == "reflection_profile") {
+      if (!value.is_boolean()) throw reader.Error(key, "expected true or false");
+      c.reflection_profile_ = value.get<bool>();
+    } else if (key != "backends" && !IsCommentKey(key)) {
       throw reader.Error(key, "unknown key (expected default_prompt, patterns, reflection_prompt, reflection_hints, "
-                              "backends)");
+                              "reflection_profile, backends)");
     }
   }
   if (!j.contains("default_prompt")) throw reader.Error("default_prompt", "missing (the prompt when no pattern matches)");

@@ -36,10 +36,14 @@ class PromptConfig {
   const fs::path& path() const { return path_; }
   // The reflection template (prompts/reflection.txt by default); empty when the set has none.
   const fs::path& reflection_template() const { return reflection_; }
+  // "reflection_profile" (default true): reflection feedback carries the previous sample's
+  // profile digest and roofline when it was evaluated with --profile.
+  bool reflection_profile() const { return reflection_profile_; }
 
  private:
   fs::path path_;
   fs::path reflection_;
+  bool reflection_profile_ = true;
   std::vector<Regex> regexes_;             // compiled patterns_, same order
   std::vector<std::string> pattern_keys_;  // where each pattern is in the file, for messages
   fs::path dir_;

@@ -1,10 +1,13 @@
 #include "util/subprocess.h"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,8 +75,25 @@ void WriteProcFile(const char* path, const char* text) {
   close(fd);
 }
 
-void IsolateNetwork() {
-  if (unshare(CLONE_NEWNET) == 0) return;
+// Sets IFF_UP on "lo" in the current (new) network namespace: socket and ioctl only.
+void LoopbackUp() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, "lo", 3);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  close(s);
+}
+
+void IsolateNetwork(bool loopback_up) {
+  if (unshare(CLONE_NEWNET) == 0) {
+    if (loopback_up) LoopbackUp();
+    return;
+  }
   // Not root: a user namespace that maps our own uid lets us create the network namespace.
   uid_t uid = getuid();
   gid_t gid = getgid();
@@ -84,6 +104,7 @@ void IsolateNetwork() {
   WriteProcFile("/proc/self/uid_map", map);
   snprintf(map, sizeof map, "%u %u 1\n", static_cast<unsigned>(gid), static_cast<unsigned>(gid));
   WriteProcFile("/proc/self/gid_map", map);
+  if (loopback_up) LoopbackUp();
 }
 
 [[noreturn]] void ExecChild(const ProcessSpec& spec, int out_fd, int progress_fd,
@@ -112,7 +133,7 @@ void IsolateNetwork() {
   if (l.max_processes) SetLimit(RLIMIT_NPROC, l.max_processes);
   if (l.max_address_space) SetLimit(RLIMIT_AS, l.max_address_space);
   if (l.max_cpu_seconds) SetLimit(RLIMIT_CPU, l.max_cpu_seconds);
-  if (spec.isolate_network) IsolateNetwork();
+  if (spec.isolate_network) IsolateNetwork(spec.loopback_up);
   signal(SIGPIPE, SIG_DFL);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);

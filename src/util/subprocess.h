@@ -31,6 +31,9 @@ struct ProcessSpec {
   // Run the child in a new network namespace (loopback only, down): no network.
   // Needs root, or unprivileged user namespaces; skipped silently where neither works.
   bool isolate_network = false;
+  // With isolate_network: bring the new namespace's loopback up (still no route outside),
+  // for tools whose parts talk over 127.0.0.1 (Nsight Compute and its target process).
+  bool loopback_up = false;
   // Lines the child writes to fd 3. The callback may return a new deadline,
   // in seconds from now (e.g. a worker that finished compiling starts the run clock).
   std::function<std::optional<double>(const std::string&)> on_progress;

@@ -804,10 +804,12 @@ def main():
         progress("stage compile")
         t = time.perf_counter()
         build = req.get("build") or {}
+        import kbrun_build
+        # The backend's flags (include paths, -std, defines, arch), in both compile modes.
+        kbrun_build.add_backend_flags(build.get("backend") or {})
         if build.get("mode", "fast") == "fast":
             # kbrun's build step (kbrun_build.py, beside this file): cached, PCH, lighter CUDA headers.
             # Without a shared cache it still caches in the private dir, so the run phase reuses the compile.
-            import kbrun_build
             private = os.path.join(os.environ.get("TORCH_EXTENSIONS_DIR", "."), "kbrun-cache")
             kbrun_build.install(build.get("cache_dir") or private,
                                 use_pch=bool(build.get("pch", True) and build.get("cache_dir")))
