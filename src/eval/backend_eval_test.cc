@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/eval_test_util.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 #include "util/text.h"
@@ -19,28 +20,7 @@ const fs::path kData = KBRUN_TEST_DATA_DIR;
 // A correct CPU extension for tests/problems/1_ScaleAdd.py, unless the backend's include
 // path holds kb_backend_marker.h: then KB_ONE comes from there.
 std::string Candidate(const std::string& header) {
-  return "import torch\nimport torch.nn as nn\nfrom torch.utils.cpp_extension import load_inline\n"
-         "src = r'''\n" + header + R"(
-torch::Tensor scale_add(torch::Tensor x, torch::Tensor y, double alpha) {
-  auto xc = x.contiguous(), yc = y.contiguous();
-  auto out = torch::empty_like(xc);
-  const float* px = xc.data_ptr<float>();
-  const float* py = yc.data_ptr<float>();
-  float* po = out.data_ptr<float>();
-  for (int64_t i = 0, n = xc.numel(); i < n; ++i) po[i] = px[i] * (float)alpha * KB_ONE + py[i];
-  return out;
-}
-'''
-ext = load_inline(name="backend_test_ext", cpp_sources=src, functions=["scale_add"], verbose=False)
-
-class ModelNew(nn.Module):
-    def __init__(self, alpha):
-        super().__init__()
-        self.alpha = alpha
-
-    def forward(self, x, y):
-        return ext.scale_add(x, y, self.alpha)
-)";
+  return ScaleAddCandidate("backend_test_ext", header);
 }
 
 struct Eval {

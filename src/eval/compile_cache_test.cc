@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/eval_test_util.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 #include "util/text.h"
@@ -25,29 +26,7 @@ std::string Candidate(const std::string& marker, const std::string& cflags = "",
   std::string include = include_dir.empty() ? "#define KB_ONE 1.0f" : "#include \"kb_dep.h\"";
   std::string paths = include_dir.empty() ? "" : ", extra_include_paths=[\"" + include_dir.string() + "\"]";
   std::string flags = cflags.empty() ? "" : ", extra_cflags=[\"" + cflags + "\"]";
-  return "import torch\nimport torch.nn as nn\nfrom torch.utils.cpp_extension import load_inline\n"
-         "src = r'''\n// " + marker + "\n" + include + R"(
-torch::Tensor scale_add(torch::Tensor x, torch::Tensor y, double alpha) {
-  auto xc = x.contiguous(), yc = y.contiguous();
-  auto out = torch::empty_like(xc);
-  const float* px = xc.data_ptr<float>();
-  const float* py = yc.data_ptr<float>();
-  float* po = out.data_ptr<float>();
-  for (int64_t i = 0, n = xc.numel(); i < n; ++i) po[i] = px[i] * (float)alpha * KB_ONE + py[i];
-  return out;
-}
-'''
-ext = load_inline(name="cache_test_ext", cpp_sources=src, functions=["scale_add"], verbose=False)" +
-         flags + paths + R"()
-
-class ModelNew(nn.Module):
-    def __init__(self, alpha):
-        super().__init__()
-        self.alpha = alpha
-
-    def forward(self, x, y):
-        return ext.scale_add(x, y, self.alpha)
-)";
+  return ScaleAddCandidate("cache_test_ext", "// " + marker + "\n" + include, flags + paths);
 }
 
 struct Eval {

@@ -37,4 +37,34 @@ inline EvalRun RunEvalIn(const std::string& dir, const std::string& candidate, s
 }
 
 
+// A correct C++ extension for tests/problems/1_ScaleAdd.py, for tests of the build step.
+// `preamble` opens the C++ source and must define KB_ONE as 1.0f one way or another;
+// `load_inline_args` are further keyword arguments of load_inline (", extra_cflags=[...]").
+inline std::string ScaleAddCandidate(const std::string& ext_name, const std::string& preamble,
+                                     const std::string& load_inline_args = "") {
+  return "import torch\nimport torch.nn as nn\nfrom torch.utils.cpp_extension import load_inline\n"
+         "src = r'''\n" + preamble + R"(
+torch::Tensor scale_add(torch::Tensor x, torch::Tensor y, double alpha) {
+  auto xc = x.contiguous(), yc = y.contiguous();
+  auto out = torch::empty_like(xc);
+  const float* px = xc.data_ptr<float>();
+  const float* py = yc.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  for (int64_t i = 0, n = xc.numel(); i < n; ++i) po[i] = px[i] * (float)alpha * KB_ONE + py[i];
+  return out;
+}
+'''
+ext = load_inline(name=")" + ext_name + R"(", cpp_sources=src, functions=["scale_add"], verbose=False)" +
+         load_inline_args + R"()
+
+class ModelNew(nn.Module):
+    def __init__(self, alpha):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x, y):
+        return ext.scale_add(x, y, self.alpha)
+)";
+}
+
 }  // namespace kbrun
