@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
@@ -38,7 +39,7 @@ std::map<std::string, std::string> Environment(bool with_key = true) {
   auto env = CurrentEnvironment();
   // The developer's own LLM settings must not leak into the test.
   for (const char* name : {"LLM_GATEWAY_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LLM_PROVIDER", "LLM_BASE_URL",
-                           "LLM_MODEL", "LLM_REPLAY", "LLM_HEADERS", "KBRUN_LLM_CONFIG", "NUM_SAMPLES",
+                           "LLM_MODEL", "LLM_REPLAY", "LLM_REPLAY_LATENCY", "LLM_HEADERS", "KBRUN_LLM_CONFIG", "NUM_SAMPLES",
                            "KERNELBENCH_DIR", "KBRUN_PROMPTS_DIR"}) {
     env.erase(name);
   }
@@ -323,6 +324,123 @@ TEST(BatchE2E, InterruptSavesStateAndExits130) {
   EXPECT_TRUE(fs::exists(results / "4_Square/prompt_1.txt"));
   EXPECT_FALSE(fs::exists(results / "4_Square/response_1.txt"));
   EXPECT_FALSE(fs::exists(results / "4_Square/result_1.json"));
+}
+
+// The replay provider instead of the HTTP server: a folder of answers, a simulated latency.
+std::vector<std::string> ReplayArgv(const fs::path& results, const fs::path& replay, int first, int last,
+                                    std::vector<std::string> extra) {
+  std::vector<std::string> argv = BatchArgv(results, "", first, last, extra);
+  for (const char* flag : {"--provider", "--base-url", "--model", "--max-retries"}) {
+    auto it = std::find(argv.begin(), argv.end(), flag);
+    argv.erase(it, it + 2);
+  }
+  argv.insert(argv.begin() + 2, {"--replay-dir", replay.string()});
+  return argv;
+}
+
+// Each problem's [first stage start, last stage end] from timeline.jsonl, and the compiles' CPU seconds.
+struct ProblemSpans {
+  std::map<std::string, std::pair<double, double>> spans;
+  std::vector<double> compile_cpu_s;
+};
+
+ProblemSpans ReadTimeline(const fs::path& results) {
+  ProblemSpans out;
+  for (const auto& line : SplitLines(ReadFile(results / "timeline.jsonl").value_or(""))) {
+    json e = json::parse(line);
+    std::string name = e["problem"];
+    double start = e["start"], end = e["end"];
+    auto [it, fresh] = out.spans.try_emplace(name, start, end);
+    if (!fresh) it->second = {std::min(it->second.first, start), std::max(it->second.second, end)};
+    if (e["stage"] == "compile") out.compile_cpu_s.push_back(e.value("cpu_s", -1.0));
+  }
+  return out;
+}
+
+// --schedule by-problem (the seed runner's order): a problem starts only when the one before it
+// finished, reflection attempts included; a problem's samples still run side by side.
+TEST(BatchE2E, ByProblemScheduleRunsProblemsOneAfterAnother) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-batch-byproblem-");
+  fs::path replay = dir / "replay", results = dir / "results";
+  // 2: wrong at attempt 1, fixed at attempt 2; 3: never any code (no evaluation); 4, 5: correct.
+  WriteFileAtomic(replay / "2_AddTwice/attempt1.txt", Response("add_twice_wrong"));
+  WriteFileAtomic(replay / "2_AddTwice.txt", Response("add_twice_fixed"));
+  WriteFileAtomic(replay / "3_Hopeless.txt", "I am sorry, but I cannot help with that.");
+  WriteFileAtomic(replay / "4_Square.txt", Response("square"));
+  WriteFileAtomic(replay / "5_Negate.txt", Response("negate"));
+  ProcessResult p = RunKbrun(ReplayArgv(results, replay, 2, 5,
+                                        {"--samples", "2", "--attempts", "2", "--schedule", "by-problem",
+                                         "--replay-latency", "0.5"}),
+                             Environment(false));
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  json summary = ReadJson(results / "summary.json");
+  EXPECT_EQ(summary["totals"]["solved"], 3) << summary.dump(2);
+  EXPECT_EQ(summary["config"]["schedule"], "by-problem");
+  EXPECT_EQ(ReadJson(results / "2_AddTwice/best_result.json")["attempt"], 2);
+
+  ProblemSpans t = ReadTimeline(results);
+  ASSERT_EQ(t.spans.size(), 4u);
+  std::vector<std::pair<double, double>> order;  // by start
+  for (const auto& [name, span] : t.spans) order.push_back(span);
+  std::sort(order.begin(), order.end());
+  for (size_t i = 1; i < order.size(); ++i) {
+    EXPECT_GE(order[i].first, order[i - 1].second) << "problems overlap at " << i;
+  }
+  // In problem order, and with the simulated latency on every call.
+  EXPECT_EQ(order.front(), t.spans["2_AddTwice"]);
+  EXPECT_EQ(order.back(), t.spans["5_Negate"]);
+  EXPECT_GE(ReadJson(results / "4_Square/result_1.json")["llm"]["latency_s"].get<double>(), 0.5);
+  // Samples of one attempt in parallel: both of 4_Square's LLM calls were in flight together.
+  json s1 = ReadJson(results / "4_Square/result_1.json")["stages"]["llm"];
+  json s2 = ReadJson(results / "4_Square/result_2.json")["stages"]["llm"];
+  EXPECT_LT(std::max(s1["start"].get<double>(), s2["start"].get<double>()),
+            std::min(s1["end"].get<double>(), s2["end"].get<double>()));
+  // Compile stages carry the CPU seconds of the compile worker (Python with torch imported).
+  ASSERT_EQ(t.compile_cpu_s.size(), 8u);  // 2 + 2 for 2_AddTwice, 2 each for 4 and 5
+  for (double cpu : t.compile_cpu_s) EXPECT_GT(cpu, 0.2);
+  EXPECT_GT(ReadJson(results / "5_Negate/result_1.json")["eval"]["stages"]["compile_cpu_s"].get<double>(), 0.2);
+  fs::remove_all(dir);
+}
+
+// The default schedule has every problem in flight at once: their LLM calls overlap.
+TEST(BatchE2E, PipelinedScheduleOverlapsProblems) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-batch-pipelined-");
+  fs::path replay = dir / "replay", results = dir / "results";
+  WriteFileAtomic(replay / "3_Hopeless.txt", "I am sorry, but I cannot help with that.");
+  WriteFileAtomic(replay / "5_Negate.txt", Response("negate"));
+  WriteFileAtomic(replay / "4_Square.txt", "No code from me either.");  // only 5 is evaluated
+  ProcessResult p = RunKbrun(
+      ReplayArgv(results, replay, 3, 5, {"--samples", "1", "--attempts", "1", "--replay-latency", "1"}),
+      Environment(false));
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  EXPECT_EQ(ReadJson(results / "summary.json")["config"]["schedule"], "pipelined");
+  ProblemSpans t = ReadTimeline(results);
+  ASSERT_EQ(t.spans.size(), 3u);
+  auto a = t.spans["3_Hopeless"], b = t.spans["5_Negate"];
+  EXPECT_LT(std::max(a.first, b.first), std::min(a.second, b.second)) << "problems did not overlap";
+  fs::remove_all(dir);
+}
+
+// Ctrl-C cuts a simulated replay latency short, like a backoff sleep.
+TEST(BatchE2E, InterruptCutsReplayLatencyShort) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-batch-replay-int-");
+  WriteFileAtomic(dir / "replay/4_Square.txt", Response("square"));
+  fs::path results = dir / "results";
+  Background run(ReplayArgv(results, dir / "replay", 4, 4, {"--samples", "1", "--replay-latency", "120"}),
+                 Environment(false), dir / "run.out");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json s = ReadJson(results / "summary.json");
+        return s.is_object() && s["totals"]["in_flight"].value("llm", 0) == 1;
+      },
+      60));
+  auto t0 = std::chrono::steady_clock::now();
+  run.Signal(SIGINT);
+  EXPECT_EQ(run.Wait(30), 130) << ReadFile(dir / "run.out").value_or("");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 15.0);
+  EXPECT_FALSE(fs::exists(results / "4_Square/response_1.txt"));
+  EXPECT_FALSE(fs::exists(results / "4_Square/result_1.json"));
+  fs::remove_all(dir);
 }
 
 TEST(BatchE2E, MissingKeyFailsBeforeAnyWork) {

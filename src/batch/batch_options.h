@@ -11,6 +11,11 @@ namespace kbrun::batch {
 
 namespace fs = std::filesystem;
 
+// pipelined: every problem is in flight at once, each stage's pool takes work from any of
+// them. by-problem: the seed runner's order, for comparison (bench/makespan_bench.sh): a
+// problem starts only when the one before it is finished; its samples still run in parallel.
+enum class Schedule { kPipelined, kByProblem };
+
 struct BatchOptions {
   fs::path problems_dir;
   fs::path results_dir = "results";
@@ -21,6 +26,7 @@ struct BatchOptions {
   int llm_concurrency = 8;          // LLM calls in flight
   int compile_pool = 0;             // compiles in parallel; 0 = number of cores
   std::vector<int> gpu_lanes;       // one timing lane per GPU; empty = one lane (index 0)
+  Schedule schedule = Schedule::kPipelined;
   eval::EvalOptions eval;           // passed to eval::Compile / eval::Run (gpu_index set per lane)
   std::string provider_name, model; // for summary.json and logs only
   bool progress_bar = false;        // stderr is a TTY: redraw one line in place

@@ -68,6 +68,7 @@ class BatchRun {
   void Guarded(const std::function<void()>& body);
 
   void AdvanceLocked(size_t p);
+  void AdmitLocked();
   std::string PromptForLocked(size_t p, int attempt);
   void SetStage(const SampleTask& t, Stage stage);
   void SetStageLocked(const SampleTask& t, Stage stage);
@@ -218,6 +219,19 @@ void BatchRun::AdvanceLocked(size_t p) {
   Changed();
 }
 
+// Starts queued problems: all of them (pipelined), or, by problem, the first one not yet
+// finished, and only when no other problem is in flight.
+void BatchRun::AdmitLocked() {
+  bool one_at_a_time = o_.schedule == Schedule::kByProblem;
+  for (size_t p = 0; p < state_.problems.size(); ++p) {
+    const ProblemState& ps = state_.problems[p];
+    if (one_at_a_time && ps.phase == ProblemPhase::kRunning) return;
+    if (ps.phase != ProblemPhase::kQueued) continue;
+    AdvanceLocked(p);  // a problem finished in an earlier run is marked done here, without work
+    if (one_at_a_time && ps.phase == ProblemPhase::kRunning) return;
+  }
+}
+
 std::string BatchRun::PromptForLocked(size_t p, int attempt) {
   ProblemState& ps = state_.problems[p];
   if (attempt > 1) {
@@ -254,6 +268,8 @@ void BatchRun::Timeline(const SampleTask& t, const char* stage, const StageSpan&
                 {"sample", t.id.sample},   {"stage", stage},       {"start", span.start},
                 {"end", span.end},         {"seconds", span.seconds()}};
   if (std::string(stage) == "gpu") event["lane"] = t.lane;
+  // A compile that failed before the worker started (backend not configured) reports 0.
+  if (std::string(stage) == "compile") event["cpu_s"] = t.compiled.compile_cpu_s;
   store_.AppendTimeline(event);
 }
 
@@ -296,6 +312,7 @@ void BatchRun::Finish(const TaskPtr& t, const eval::EvalResult* result, const st
   if (!o_.progress_bar && !o_.quiet) PrintProgressLocked(false);
   try {
     if (ps.running.empty() && !stopping_) AdvanceLocked(t->problem);
+    if (ps.done() && !stopping_ && o_.schedule == Schedule::kByProblem) AdmitLocked();
   } catch (const std::exception& e) {
     // A prompt that cannot be built (template gone, placeholder typo) stops the batch.
     stopping_ = true;
@@ -482,6 +499,7 @@ BatchOutcome BatchRun::Run() {
                    {"llm_concurrency", o_.llm_concurrency},
                    {"compile_pool", o_.compile_pool},
                    {"gpu_lanes", o_.gpu_lanes},
+                   {"schedule", o_.schedule == Schedule::kByProblem ? "by-problem" : "pipelined"},
                    {"provider", o_.provider_name},
                    {"model", o_.model},
                    {"device", o_.eval.device},
@@ -496,7 +514,7 @@ BatchOutcome BatchRun::Run() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     try {
-      for (size_t p = 0; p < state_.problems.size(); ++p) AdvanceLocked(p);
+      AdmitLocked();
     } catch (const std::exception& e) {
       stopping_ = true;
       config_failure_ = true;

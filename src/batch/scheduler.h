@@ -6,7 +6,8 @@
 //       -> run (eval::Run, one sample at a time per GPU lane)
 //
 // A problem's next attempt is planned (attempt_plan.h) and enqueued when every
-// sample of its current attempt has finished; all problems are in flight at once.
+// sample of its current attempt has finished; all problems are in flight at once
+// (Schedule::kByProblem, for comparison: one problem at a time).
 // Every finished sample is written to the results tree before anything else
 // happens to it, so a crash loses at most the work in flight.
 #pragma once

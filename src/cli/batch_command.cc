@@ -26,7 +26,7 @@ namespace {
 
 struct BatchArgs {
   int first = 1, last = 40, level = 1;
-  std::string problems_dir, results = "results", gpus, replay_dir, gpu_name;
+  std::string problems_dir, results = "results", gpus, replay_dir, gpu_name, schedule = "pipelined";
   int attempts = 3, llm_concurrency = 8;
   std::optional<int> samples;
   double target_speedup = 1.0;
@@ -152,6 +152,7 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   o.compile_pool = a.eval.compile_jobs > 0 ? a.eval.compile_jobs : cores;
   o.gpu_lanes = ChooseLanes(a, gpu_flag_given, *py, on_gpu);
+  o.schedule = a.schedule == "by-problem" ? batch::Schedule::kByProblem : batch::Schedule::kPipelined;
   o.eval = ToEvalOptions(a.eval);
   o.eval.python = py->interpreter;
   o.eval.compile_jobs = std::max(1, cores / o.compile_pool);
@@ -221,6 +222,11 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--llm-concurrency", args->llm_concurrency, "LLM calls in flight")
       ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_option("--schedule", args->schedule,
+                  "pipelined: every problem in flight at once; by-problem: the next problem starts when the "
+                  "previous one is finished (its samples still in parallel), for comparison")
+      ->check(CLI::IsMember({"pipelined", "by-problem"}))
       ->capture_default_str();
   cmd->add_option("--gpus", args->gpus, "GPU lanes for timing, e.g. 0,1 (default: every visible GPU)");
   cmd->add_option("--gpu-name", args->gpu_name, "GPU named in prompts (default: the first lane's)");

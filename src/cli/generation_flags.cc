@@ -21,6 +21,7 @@ const char* const kLlmEnvironmentHelp =
     "  LLM_REASONING_EFFORT   reasoning effort (openai: sent as is; anthropic: thinking budget)\n"
     "  LLM_HEADERS            extra headers, one 'Name: value' per line\n"
     "  LLM_REPLAY             replay file or folder (with LLM_PROVIDER=replay)\n"
+    "  LLM_REPLAY_LATENCY     replay: seconds each call waits, a simulated model (default 0)\n"
     "  LLM_CONNECT_TIMEOUT_S, LLM_REQUEST_TIMEOUT_S, LLM_MAX_RETRIES\n"
     "  KBRUN_LLM_CONFIG       llm.json to use when --llm-config is not given\n"
     "  KBRUN_PROMPTS_DIR      prompts folder when --prompts-dir is not given\n"
@@ -40,6 +41,9 @@ void AddLlmFlags(CLI::App& cmd, LlmFlags& f) {
   cmd.add_option("--header", f.headers, "Extra HTTP header 'Name: value' (repeatable; env LLM_HEADERS)")
       ->allow_extra_args(false);
   cmd.add_option("--replay", f.replay, "Replay responses from this file or folder (implies --provider replay)");
+  cmd.add_option("--replay-latency", f.replay_latency,
+                 "Replay: seconds each call waits, a simulated model for benchmarks (env LLM_REPLAY_LATENCY; default 0)")
+      ->check(CLI::NonNegativeNumber);
   cmd.add_option("--connect-timeout", f.connect_timeout, "Seconds to connect (env LLM_CONNECT_TIMEOUT_S; default 10)")
       ->check(CLI::PositiveNumber);
   cmd.add_option("--request-timeout", f.request_timeout,
@@ -98,6 +102,7 @@ llm::ProviderConfig ResolveLlmConfig(const LlmFlags& f, const fs::path& prompts_
   s.connect_timeout_s = f.connect_timeout;
   s.request_timeout_s = f.request_timeout;
   if (f.replay) s.replay_source = fs::path(*f.replay);
+  s.replay_latency_s = f.replay_latency;
   try {
     for (const auto& h : f.headers) s.extra_headers.insert(llm::ParseHeader(h));
   } catch (const std::invalid_argument& e) {

@@ -16,7 +16,7 @@ namespace kbrun::cli {
 
 struct LlmFlags {
   std::optional<std::string> provider, base_url, model, reasoning_effort, replay;
-  std::optional<double> temperature, connect_timeout, request_timeout;
+  std::optional<double> temperature, connect_timeout, request_timeout, replay_latency;
   std::optional<int> max_tokens, max_retries;
   std::vector<std::string> headers;  // "Name: value", repeatable
   std::string llm_config;            // llm.json

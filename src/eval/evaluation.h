@@ -81,6 +81,7 @@ struct CompiledCandidate {
   fs::path work_dir;             // private dir holding the build; Run() removes it
   double compile_s = 0;
   double worker_start_s = 0;
+  double compile_cpu_s = 0;      // CPU seconds of the whole compile-phase worker and its compilers
   nlohmann::json builds = nlohmann::json::array();  // one record per extension (kbrun_build.py)
   EvalResult failure;
 };

@@ -310,6 +310,7 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
       {"stages",
        {{"worker_start_s", compiled.worker_start_s},
         {"compile_s", compiled.compile_s},
+        {"compile_cpu_s", compiled.compile_cpu_s},
         {"correctness_s", stages.value("correctness_s", 0.0)},
         {"timing_s", stages.value("timing_s", 0.0)},
         {"run_worker_total_s", run ? run->process.wall_s : 0.0}}},
@@ -413,6 +414,7 @@ CompiledCandidate Compile(const EvalRequest& req) {
   json stages = run.result ? run.result->value("stage_times", json::object()) : json::object();
   c.compile_s = stages.value("compile_s", run.process.wall_s);
   c.worker_start_s = stages.value("import_torch_s", 0.0);
+  c.compile_cpu_s = run.process.cpu_s;
   if (run.result && run.result->contains("builds")) c.builds = (*run.result)["builds"];
   if (!c.ok) {
     c.failure.compiled = false;

@@ -30,6 +30,7 @@ struct ProviderConfig {
   double backoff_base_s = 1.0;       // exponential backoff with jitter
   double backoff_max_s = 60.0;
   fs::path replay_source;            // replay: a file, or a folder of responses
+  double replay_latency_s = 0;       // replay: simulated seconds per call (benchmarks)
 };
 
 struct Completion {
@@ -88,7 +89,8 @@ std::unique_ptr<Provider> MakeProvider(const ProviderConfig& config);
 // One source of settings; unset fields fall through to the next layer.
 struct ProviderSettings {
   std::optional<std::string> provider, base_url, model, reasoning_effort;
-  std::optional<double> temperature, connect_timeout_s, request_timeout_s, backoff_base_s, backoff_max_s;
+  std::optional<double> temperature, connect_timeout_s, request_timeout_s, backoff_base_s, backoff_max_s,
+      replay_latency_s;
   std::optional<int> max_tokens, max_retries;
   std::optional<fs::path> replay_source;
   std::optional<std::string> api_key_env;  // llm.json only: name of the variable holding the key
@@ -97,7 +99,7 @@ struct ProviderSettings {
 };
 
 // LLM_PROVIDER, LLM_BASE_URL, LLM_MODEL, LLM_TEMPERATURE, LLM_MAX_TOKENS, LLM_REASONING_EFFORT,
-// LLM_HEADERS (newline-separated "Name: value"), LLM_REPLAY, LLM_CONNECT_TIMEOUT_S,
+// LLM_HEADERS (newline-separated "Name: value"), LLM_REPLAY, LLM_REPLAY_LATENCY, LLM_CONNECT_TIMEOUT_S,
 // LLM_REQUEST_TIMEOUT_S, LLM_MAX_RETRIES. Throws std::invalid_argument naming the variable.
 ProviderSettings SettingsFromEnvironment(const std::map<std::string, std::string>& env);
 // llm.json (keys in docs/PROVIDERS.md). Throws std::runtime_error naming the file and key.

@@ -63,6 +63,7 @@ void OverlaySettings(ProviderSettings& low, const ProviderSettings& high) {
   Overlay(low.max_tokens, high.max_tokens);
   Overlay(low.max_retries, high.max_retries);
   Overlay(low.replay_source, high.replay_source);
+  Overlay(low.replay_latency_s, high.replay_latency_s);
   Overlay(low.api_key_env, high.api_key_env);
   Overlay(low.api_key, high.api_key);
   for (const auto& [name, value] : high.extra_headers) {
@@ -100,6 +101,7 @@ void Validate(const ProviderConfig& c) {
   if (c.max_retries < 0) throw std::invalid_argument("max_retries must not be negative");
   if (c.connect_timeout_s <= 0 || c.request_timeout_s <= 0) throw std::invalid_argument("timeouts must be positive");
   if (c.backoff_base_s < 0 || c.backoff_max_s < 0) throw std::invalid_argument("backoff delays must not be negative");
+  if (c.replay_latency_s < 0) throw std::invalid_argument("replay latency must not be negative");
 }
 
 }  // namespace
@@ -125,6 +127,7 @@ ProviderSettings SettingsFromEnvironment(const std::map<std::string, std::string
   if (auto v = EnvValue(env, "LLM_CONNECT_TIMEOUT_S")) s.connect_timeout_s = ParseDouble(*v, "LLM_CONNECT_TIMEOUT_S");
   if (auto v = EnvValue(env, "LLM_REQUEST_TIMEOUT_S")) s.request_timeout_s = ParseDouble(*v, "LLM_REQUEST_TIMEOUT_S");
   if (auto v = EnvValue(env, "LLM_REPLAY")) s.replay_source = fs::path(*v);
+  if (auto v = EnvValue(env, "LLM_REPLAY_LATENCY")) s.replay_latency_s = ParseDouble(*v, "LLM_REPLAY_LATENCY");
   if (auto v = EnvValue(env, "LLM_HEADERS")) {
     for (const auto& line : SplitLines(*v)) {
       if (Trim(line).empty()) continue;
@@ -173,6 +176,7 @@ ProviderSettings SettingsFromFile(const fs::path& llm_json) {
     else if (key == "request_timeout_s") s.request_timeout_s = num(key);
     else if (key == "backoff_base_s") s.backoff_base_s = num(key);
     else if (key == "backoff_max_s") s.backoff_max_s = num(key);
+    else if (key == "replay_latency_s") s.replay_latency_s = num(key);
     else if (key == "max_tokens") s.max_tokens = integer(key);
     else if (key == "max_retries") s.max_retries = integer(key);
     else if (key == "replay") {
@@ -215,6 +219,7 @@ ProviderConfig ResolveProviderConfig(const ProviderSettings& flags, const fs::pa
   if (merged.backoff_base_s) c.backoff_base_s = *merged.backoff_base_s;
   if (merged.backoff_max_s) c.backoff_max_s = *merged.backoff_max_s;
   if (merged.replay_source) c.replay_source = *merged.replay_source;
+  if (merged.replay_latency_s) c.replay_latency_s = *merged.replay_latency_s;
   c.extra_headers = merged.extra_headers;
   Validate(c);
 
@@ -241,6 +246,7 @@ ProviderConfig ResolveConfig(ProviderConfig config) {
   if (config.backoff_base_s != d.backoff_base_s) s.backoff_base_s = config.backoff_base_s;
   if (config.backoff_max_s != d.backoff_max_s) s.backoff_max_s = config.backoff_max_s;
   if (!config.replay_source.empty()) s.replay_source = config.replay_source;
+  if (config.replay_latency_s != d.replay_latency_s) s.replay_latency_s = config.replay_latency_s;
   s.extra_headers = config.extra_headers;
   return ResolveProviderConfig(s, {}, CurrentEnvironment());
 }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "llm/provider_factories.h"
+#include "llm/retry.h"
 #include "util/fs.h"
 #include "util/text.h"
 
@@ -22,6 +23,11 @@ class ReplayProvider : public Provider {
     fs::path file = Locate(request.replay_key);
     auto text = ReadFile(file);
     if (!text) throw LlmError(LlmErrorKind::kReplayMissing, fmt::format("replay: cannot read {}", file.string()));
+    // A simulated model's think time (benchmarks of the batch pipeline); Ctrl-C cuts it short
+    // like a backoff, and the call is then lost like an interrupted HTTP one.
+    if (config_.replay_latency_s > 0 && !SleepUnlessCancelled(config_.replay_latency_s)) {
+      throw LlmError(LlmErrorKind::kNetwork, "replay: interrupted");
+    }
     // Same contract as the HTTP providers: the raw response is on disk before anything else.
     if (!request.raw_response_path.empty()) WriteFileAtomic(request.raw_response_path, *text);
     Completion c;

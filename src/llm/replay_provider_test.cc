@@ -1,6 +1,9 @@
 // The replay provider: a file for every request, or a folder looked up by key.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "llm/provider.h"
 #include "util/fs.h"
 
@@ -83,6 +86,53 @@ TEST_F(LlmReplay, MissingResponseIsReplayMissing) {
   } catch (const LlmError& e) {
     EXPECT_EQ(e.kind(), LlmErrorKind::kReplayMissing);
   }
+}
+
+TEST_F(LlmReplay, SimulatedLatencyIsWaitedPerCallAndInParallel) {
+  WriteFileAtomic(dir_ / "answer.txt", "text");
+  ProviderConfig c;
+  c.provider = "replay";
+  c.replay_source = dir_ / "answer.txt";
+  c.replay_latency_s = 0.3;
+  auto provider = MakeProvider(c);
+  CompletionRequest r = Key("19_ReLU/attempt1_sample1");
+  Completion one = provider->Complete(r);
+  EXPECT_GE(one.latency_s, 0.3);
+  EXPECT_LT(one.latency_s, 2.0);
+  EXPECT_EQ(ReadFile(r.raw_response_path).value_or(""), "text");
+
+  // Calls in flight at once wait side by side, as a served model's do (--llm-concurrency).
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  std::vector<double> latency(4);
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      CompletionRequest q = Key("k");
+      q.raw_response_path = dir_ / "out" / ("raw" + std::to_string(i) + ".txt");
+      latency[i] = provider->Complete(q).latency_s;
+    });
+  }
+  for (auto& t : threads) t.join();
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (double l : latency) EXPECT_GE(l, 0.3);
+  EXPECT_LT(wall, 1.0);  // 4 x 0.3 s one after another would be 1.2 s
+}
+
+TEST_F(LlmReplay, LatencySettingFromEnvironmentFlagAndFile) {
+  std::map<std::string, std::string> env = {{"LLM_PROVIDER", "replay"}, {"LLM_REPLAY", "r"},
+                                            {"LLM_REPLAY_LATENCY", "20"}};
+  EXPECT_DOUBLE_EQ(ResolveProviderConfig({}, {}, env).replay_latency_s, 20.0);
+  ProviderSettings flags;
+  flags.replay_latency_s = 1.5;
+  EXPECT_DOUBLE_EQ(ResolveProviderConfig(flags, {}, env).replay_latency_s, 1.5);  // the flag wins
+  WriteFileAtomic(dir_ / "llm.json", R"({"provider": "replay", "replay": "r", "replay_latency_s": 2.5})");
+  EXPECT_DOUBLE_EQ(ResolveProviderConfig({}, dir_ / "llm.json", {}).replay_latency_s, 2.5);
+  EXPECT_DOUBLE_EQ(ResolveProviderConfig({}, {}, {{"LLM_PROVIDER", "replay"}, {"LLM_REPLAY", "r"}}).replay_latency_s,
+                   0.0);  // default: no wait
+  env["LLM_REPLAY_LATENCY"] = "-1";
+  EXPECT_THROW(ResolveProviderConfig({}, {}, env), std::invalid_argument);
+  env["LLM_REPLAY_LATENCY"] = "soon";
+  EXPECT_THROW(ResolveProviderConfig({}, {}, env), std::invalid_argument);
 }
 
 TEST_F(LlmReplay, SourceThatDoesNotExist) {

@@ -61,6 +61,8 @@ LlmError FinalError(const HttpRequest& request, const HttpResponse& r, int attem
                   static_cast<int>(r.status));
 }
 
+}  // namespace
+
 // Sleeps in short slices so that Ctrl-C is not held up by a long backoff.
 bool SleepUnlessCancelled(double seconds) {
   using Clock = std::chrono::steady_clock;
@@ -72,8 +74,6 @@ bool SleepUnlessCancelled(double seconds) {
   }
   return !CancelRequested();
 }
-
-}  // namespace
 
 std::optional<double> ParseRetryAfter(const std::string& value) {
   std::string v = Trim(value);

@@ -26,6 +26,8 @@ HttpResponse SendWithRetries(const HttpRequest& request, const RetryPolicy& poli
 double BackoffDelay(int retry, const RetryPolicy& policy, std::optional<double> retry_after_s);
 // "Retry-After: 3" -> 3. The HTTP-date form is not supported (nullopt: use backoff).
 std::optional<double> ParseRetryAfter(const std::string& value);
+// Sleeps in short slices so that Ctrl-C is not held up by a long wait. False: cancelled.
+bool SleepUnlessCancelled(double seconds);
 // The human-readable error in an API error body ({"error":{"message":...}}, {"detail":...}, ...),
 // or the start of the body when it has none.
 std::string ServerErrorMessage(const std::string& body);

@@ -224,8 +224,11 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
 
   while (true) {
     if (!child_done) {
-      pid_t w = waitpid(pid, &status, WNOHANG);
+      struct rusage usage {};
+      pid_t w = wait4(pid, &status, WNOHANG, &usage);
       if (w == pid) {
+        result.cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                       static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
         child_done = true;
         child_done_at = Clock::now();
         // Whatever the child left behind in its group dies with it.

@@ -50,6 +50,9 @@ struct ProcessResult {
   bool cancelled = false;    // we killed it because the user interrupted kbrun
   bool spawn_failed = false; // exec failed (bad interpreter path...)
   double wall_s = 0;
+  // CPU seconds (user + system) of the child and the descendants it waited for (ninja,
+  // nvcc, g++...), from wait4()'s rusage. Descendants killed with the group are not counted.
+  double cpu_s = 0;
   std::string output;        // head + "[... N bytes omitted ...]" + tail
   size_t output_total_bytes = 0;
   bool output_truncated = false;

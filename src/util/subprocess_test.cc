@@ -19,6 +19,21 @@ TEST(RunProcess, CapturesOutputAndExitCode) {
   EXPECT_NE(r.output.find("oops"), std::string::npos);
 }
 
+TEST(RunProcess, CountsCpuSecondsOfWaitedForDescendants) {
+  // The burner is a grandchild that sh waits for (compilers under ninja are the case that matters);
+  // it spins on its own CPU clock, so a loaded machine makes it slower but not shorter.
+  auto burn = RunProcess(Shell(
+      "python3 -c 'import time\nwhile time.process_time() < 0.5: pass' || "
+      "{ e=$(( $(date +%s) + 1 )); while [ $(date +%s) -lt $e ]; do :; done; }; true"));
+  EXPECT_EQ(burn.exit_code, 0);
+  EXPECT_GE(burn.cpu_s, 0.3);
+  EXPECT_LE(burn.cpu_s, burn.wall_s * 1.5);  // one single-threaded burner: not more than its wall time
+
+  auto idle = RunProcess(Shell("sleep 0.5"));
+  EXPECT_GE(idle.wall_s, 0.45);
+  EXPECT_LT(idle.cpu_s, 0.2);
+}
+
 TEST(RunProcess, KillsTheWholeGroupAtTheDeadline) {
   auto spec = Shell("sleep 100 & sleep 100; echo never");
   spec.timeout_s = 0.5;
