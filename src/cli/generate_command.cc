@@ -20,8 +20,9 @@ constexpr int kExitNoCode = 2;  // the response has no usable code
 constexpr int kExitLlm = 3;     // the LLM call failed
 
 struct GenerateArgs {
-  std::string problem, output, prompt, response_file, backend = "cuda", precision = "fp32", gpu_name;
+  std::string problem, output, prompt, response_file, backend = "auto", precision = "fp32", gpu_name;
   bool verbose = false, dry_run = false;
+  bool backend_given = false;  // --backend named one; else it was detected
   LlmFlags llm;
   PromptFlags prompts;
 };
@@ -44,6 +45,7 @@ void Run(const GenerateArgs& a, int* exit_code) {
   };
 
   prompts::PromptChoice choice = ChoosePrompt(a, name);
+  log(fmt::format("backend: {}{}", a.backend, a.backend_given ? "" : " (detected)"));
   log(fmt::format("prompt: {} ({})", choice.template_path.string(), choice.reason));
   prompts::GenerationInputs inputs{name, *source, a.backend,
                                    a.gpu_name.empty() ? prompts::DetectGpuName(a.backend) : a.gpu_name, a.precision};
@@ -120,8 +122,10 @@ void RegisterGenerate(CLI::App& app, int* exit_code) {
   cmd->add_option("--prompt", args->prompt, "Prompt template to use (default: chosen by the prompt configuration)");
   cmd->add_option("--response-file", args->response_file,
                   "Write the raw LLM response here, before anything else (default <output>.response.txt)");
-  cmd->add_option("--backend", args->backend, "cuda | thunderkittens | hip | hipkittens: picks the prompt set")
-      ->check(CLI::IsMember({"cuda", "thunderkittens", "hip", "hipkittens"}))
+  cmd->add_option("--backend", args->backend,
+                  "auto | cuda | thunderkittens | hip | hipkittens: picks the prompt set (auto: hip where AMD's\n"
+                  "compute driver /dev/kfd exists, else cuda)")
+      ->check(CLI::IsMember({"auto", "cuda", "thunderkittens", "hip", "hipkittens"}))
       ->capture_default_str();
   cmd->add_option("--precision", args->precision, "fp32 | fp16 | bf16: the dtype the evaluator will use")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
@@ -135,7 +139,11 @@ void RegisterGenerate(CLI::App& app, int* exit_code) {
                           "kept); 3 LLM error (auth, rate limit, timeout, malformed response...); 64 usage error;\n"
                           "78 broken configuration (prompt config, template, llm.json, environment).\n\n") +
               kLlmEnvironmentHelp);
-  cmd->callback([args, exit_code] { Run(*args, exit_code); });
+  cmd->callback([args, exit_code] {
+    args->backend_given = args->backend != "auto";
+    args->backend = prompts::ResolveBackendForPrompts(args->backend);
+    Run(*args, exit_code);
+  });
 }
 
 }  // namespace kbrun::cli

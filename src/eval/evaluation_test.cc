@@ -31,6 +31,8 @@ TEST(EvalIntegration, CorrectCompiledExtension) {
   EXPECT_EQ(r.result["timing"]["candidate"]["trials"], 10);
   EXPECT_GT(r.result["timing"]["reference"]["median_ms"].get<double>(), 0.0);
   EXPECT_GT(r.result["stages"]["compile_s"].get<double>(), 1.0);  // a real build happened
+  // What kbrun added to the build for the backend is on record (CPU: the cuda set, no flags).
+  EXPECT_EQ(r.result["build"]["backend_flags"]["name"], "cuda") << r.result["build"].dump();
   EXPECT_EQ(r.result["build"]["extensions"][0]["cache"], "miss");
   // The checker process saw every check pass.
   const auto& checks = r.result["correctness"]["checker"]["checks"];

@@ -317,7 +317,9 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
       {"build",
        {{"mode", o.compile_mode},
         {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
-        {"extensions", compiled.builds}}},
+        {"extensions", compiled.builds},
+        // What kbrun added to every build for the backend (eval/backend.h), for reproducing it.
+        {"backend_flags", BackendFlagsFor(o, py).ToRequest()}}},
       {"profile", nullptr},  // set by the profile step (--profile, eval/profile.h)
       {"roofline", nullptr},
       {"fallback", worker.value("fallback", json(nullptr))},

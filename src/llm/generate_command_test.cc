@@ -116,6 +116,15 @@ TEST(GenerateCommand, ReplayAndPromptChoiceByName) {
   EXPECT_EQ(ReadFile(dir / "code.py").value_or(""), kCode);
   EXPECT_NE(r.output.find("elementwise_bf16.txt"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("matched '19_ReLU'"), std::string::npos) << r.output;
+  // No --backend: detected from the machine (AMD's compute driver or not).
+  std::string detected = fs::exists("/dev/kfd") ? "backend: hip (detected)" : "backend: cuda (detected)";
+  EXPECT_NE(r.output.find(detected), std::string::npos) << r.output;
+  // A named backend picks its own prompt set.
+  args.insert(args.end(), {"--backend", "hip", "--dry-run"});
+  auto hip = Kbrun(args, {}, dir);
+  EXPECT_EQ(hip.exit_code, 0) << hip.output;
+  EXPECT_NE(hip.output.find("backend: hip\n"), std::string::npos) << hip.output;
+  EXPECT_NE(hip.output.find("elementwise_bf16_hip.txt"), std::string::npos) << hip.output;
   fs::remove_all(dir);
 }
 

@@ -30,6 +30,12 @@ std::map<std::string, std::string> ReflectionVars(const ReflectionInputs& in) {
 
 std::string ProblemName(const fs::path& problem_file) { return problem_file.stem().string(); }
 
+std::string ResolveBackendForPrompts(const std::string& requested) {
+  if (!requested.empty() && requested != "auto") return requested;
+  std::error_code ec;
+  return fs::exists("/dev/kfd", ec) ? "hip" : "cuda";
+}
+
 std::string DetectGpuName(const std::string& backend) {
   if (const char* env = std::getenv("KBRUN_GPU_NAME"); env && *env) return env;
   if (backend == "hip" || backend == "hipkittens") return "AMD Instinct GPU";

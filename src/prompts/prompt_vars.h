@@ -39,4 +39,9 @@ std::string TorchDtype(const std::string& precision);
 // backends, else a generic "NVIDIA GPU" / "AMD Instinct GPU".
 std::string DetectGpuName(const std::string& backend);
 
+// "auto" (or empty) becomes "hip" on a machine with AMD's compute driver (/dev/kfd), else
+// "cuda"; any other name is returned as given. Cheap: no Python, so `generate` can run
+// where torch is not installed (eval resolves "auto" from torch's build instead).
+std::string ResolveBackendForPrompts(const std::string& requested);
+
 }  // namespace kbrun::prompts
