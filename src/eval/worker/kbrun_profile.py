@@ -191,17 +191,8 @@ def kernels(req):
     """The profiled run: warm-up outside any range, then one reference and one candidate call
     inside their NVTX ranges, each followed by a synchronize so every kernel lands inside."""
     torch, device, dtype = setup_torch(req)
-    build = req.get("build") or {}
-    import kbrun_build
-    # As the run worker does (kbrun_worker.main): the backend's flags, then the cached build.
-    if hasattr(kbrun_build, "add_backend_flags"):
-        kbrun_build.add_backend_flags(build.get("backend") or {})
-    if build.get("mode", "fast") == "fast":
-        private = os.path.join(os.environ.get("TORCH_EXTENSIONS_DIR", "."), "kbrun-cache")
-        kbrun_build.install(build.get("cache_dir") or private,
-                            use_pch=bool(build.get("pch", True) and build.get("cache_dir")))
-    elif os.environ.get("TORCH_EXTENSIONS_DIR"):
-        kw.reuse_compile_phase_builds(os.environ["TORCH_EXTENSIONS_DIR"])
+    # As the run worker does: the backend's flags, then the compile phase's build.
+    kw.prepare_build(req.get("build") or {}, reuse_earlier_builds=True)
     problem = kw.load_module(req["problem"], "kbrun_problem")
     candidate = kw.load_module(req["code"], "kbrun_candidate")
     seed = int(req["seed"])

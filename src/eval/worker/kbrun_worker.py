@@ -94,6 +94,25 @@ def failure_from_exception(exc, phase):
     return Failure(status, category, clip(message, 8000), clip(tb, 8000))
 
 
+def prepare_build(build, reuse_earlier_builds):
+    """Sets up how this process builds the candidate's extensions: the backend's flags
+    (include paths, -std, defines, arch) in both compile modes; in fast mode kbrun's build
+    step (kbrun_build.py, beside this file: cached, PCH, lighter CUDA headers), which without
+    a shared cache still caches in the private dir, so later phases reuse the compile; in
+    plain mode, with reuse_earlier_builds, the compile phase's torch build folders.
+    Returns kbrun_build's list of build records (filled as builds happen) in fast mode, else None."""
+    import kbrun_build
+    kbrun_build.add_backend_flags(build.get("backend") or {})
+    if build.get("mode", "fast") == "fast":
+        private = os.path.join(os.environ.get("TORCH_EXTENSIONS_DIR", "."), "kbrun-cache")
+        kbrun_build.install(build.get("cache_dir") or private,
+                            use_pch=bool(build.get("pch", True) and build.get("cache_dir")))
+        return kbrun_build.builds
+    if reuse_earlier_builds and os.environ.get("TORCH_EXTENSIONS_DIR"):
+        reuse_compile_phase_builds(os.environ["TORCH_EXTENSIONS_DIR"])
+    return None
+
+
 def reuse_compile_phase_builds(build_root):
     """In the run phase, load what the compile phase built instead of building again.
 
@@ -803,19 +822,9 @@ def main():
         guard = Guard(torch, device)
         progress("stage compile")
         t = time.perf_counter()
-        build = req.get("build") or {}
-        import kbrun_build
-        # The backend's flags (include paths, -std, defines, arch), in both compile modes.
-        kbrun_build.add_backend_flags(build.get("backend") or {})
-        if build.get("mode", "fast") == "fast":
-            # kbrun's build step (kbrun_build.py, beside this file): cached, PCH, lighter CUDA headers.
-            # Without a shared cache it still caches in the private dir, so the run phase reuses the compile.
-            private = os.path.join(os.environ.get("TORCH_EXTENSIONS_DIR", "."), "kbrun-cache")
-            kbrun_build.install(build.get("cache_dir") or private,
-                                use_pch=bool(build.get("pch", True) and build.get("cache_dir")))
-            result["builds"] = kbrun_build.builds
-        elif req["phase"] == "run" and os.environ.get("TORCH_EXTENSIONS_DIR"):
-            reuse_compile_phase_builds(os.environ["TORCH_EXTENSIONS_DIR"])
+        builds = prepare_build(req.get("build") or {}, reuse_earlier_builds=req["phase"] == "run")
+        if builds is not None:
+            result["builds"] = builds
         try:
             candidate = load_module(req["code"], "kbrun_candidate")
         except Exception as exc:
