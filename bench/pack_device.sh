@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 rm -rf .devpkg && mkdir -p .devpkg/lib .devpkg/level1
-cp "$build"/kbrun_{worker,build,checker,channel,profile,profile_digest}.py .devpkg/
+cp "$build"/kbrun_{worker,build,checker,channel,profile,profile_digest,zygote}.py .devpkg/
 strip -o .devpkg/kbrun.bin "$build/kbrun"
 # The wrapper gives only kbrun the carried libraries (through the loader, not
 # LD_LIBRARY_PATH), so the Python worker keeps the machine's own libz, libssl, libffi.

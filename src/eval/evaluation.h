@@ -57,6 +57,9 @@ struct EvalOptions {
   bool compile_cache = true;         // share builds across candidates and runs (fast mode)
   fs::path compile_cache_dir;        // empty: KBRUN_COMPILE_CACHE or ~/.cache/kbrun/compile
   bool precompiled_header = true;    // fast mode with a shared cache only
+  // Workers and checkers start as forks of a warm Python that has imported torch
+  // (eval/warm_worker.h), not as fresh interpreters; false: every run starts cold.
+  bool warm_worker = true;
 };
 
 struct EvalRequest {
@@ -82,6 +85,9 @@ struct CompiledCandidate {
   double compile_s = 0;
   double worker_start_s = 0;
   double compile_cpu_s = 0;      // CPU seconds of the whole compile-phase worker and its compilers
+  double compile_worker_s = 0;   // wall time of the compile-phase worker, start to end
+  bool warm_start = false;       // the compile-phase worker was a fork of the warm worker
+  double warm_worker_setup_s = 0;  // of compile_worker_s: starting the warm worker (once per process)
   nlohmann::json builds = nlohmann::json::array();  // one record per extension (kbrun_build.py)
   EvalResult failure;
 };

@@ -15,6 +15,7 @@
 #include "eval/backend.h"
 #include "eval/profile.h"
 #include "eval/python_env.h"
+#include "eval/warm_worker.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 #include "util/text.h"
@@ -167,6 +168,9 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   spec.limits.max_file_bytes = 8ULL << 30;
   double run_timeout = o.run_timeout_s;
   spec.isolate_network = true;
+  // A fork of the warm worker when one can start it, else a fresh interpreter.
+  ChildStarter starter = o.warm_worker ? WarmWorkerStarter(py.interpreter, dir.parent_path()) : nullptr;
+  spec.starter = starter;
   spec.on_progress = [&run, run_timeout, &nonce](const std::string& line) -> std::optional<double> {
     if (ReadResultLine(line, nonce, run.result_lines, run.forged, run.result)) return std::nullopt;
     if (!StartsWith(line, "stage ")) return std::nullopt;
@@ -200,6 +204,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     cspec.hard_timeout_s = spec.hard_timeout_s + 30;  // it ends when the worker's side closes
     cspec.isolate_network = true;
     cspec.channel_fd = sv[1];
+    cspec.starter = starter;
     cspec.on_progress = [&run, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {
       ReadResultLine(line, checker_nonce, checker_lines, checker_forged, run.checker);
       return std::optional<double>();
@@ -241,6 +246,12 @@ EvalResult FromDeadWorker(const WorkerRun& run, const EvalOptions& o) {
   if (p.term_signal) {
     return Fail(Status::kRuntimeError, "crash",
                 fmt::format("worker killed by {} in stage '{}'\n{}", SignalName(p.term_signal),
+                            run.last_stage.empty() ? "start" : run.last_stage, tail));
+  }
+  if (p.exit_status_lost) {
+    return Fail(Status::kRuntimeError, "worker_failed",
+                fmt::format("worker ended without a result in stage '{}'; its exit status is unknown (the warm "
+                            "worker that forked it died)\n{}",
                             run.last_stage.empty() ? "start" : run.last_stage, tail));
   }
   return Fail(Status::kRuntimeError, "worker_failed",
@@ -313,7 +324,14 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"compile_cpu_s", compiled.compile_cpu_s},
         {"correctness_s", stages.value("correctness_s", 0.0)},
         {"timing_s", stages.value("timing_s", 0.0)},
-        {"run_worker_total_s", run ? run->process.wall_s : 0.0}}},
+        {"compile_worker_total_s", compiled.compile_worker_s},
+        {"run_worker_total_s", run ? run->process.wall_s : 0.0},
+        // How the workers started: "warm" (forks of the warm worker) or "cold" (fresh interpreters).
+        {"compile_worker_start", compiled.warm_start ? "warm" : "cold"},
+        {"run_worker_start", run ? json(run->process.started_by_starter ? "warm" : "cold") : json(nullptr)},
+        // Of the two workers' wall times: starting the warm worker itself (once per kbrun process).
+        {"warm_worker_setup_s",
+         compiled.warm_worker_setup_s + (run ? run->process.starter_setup_s : 0.0)}}},
       {"build",
        {{"mode", o.compile_mode},
         {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
@@ -417,6 +435,9 @@ CompiledCandidate Compile(const EvalRequest& req) {
   c.compile_s = stages.value("compile_s", run.process.wall_s);
   c.worker_start_s = stages.value("import_torch_s", 0.0);
   c.compile_cpu_s = run.process.cpu_s;
+  c.compile_worker_s = run.process.wall_s;
+  c.warm_start = run.process.started_by_starter;
+  c.warm_worker_setup_s = run.process.starter_setup_s;
   if (run.result && run.result->contains("builds")) c.builds = (*run.result)["builds"];
   if (!c.ok) {
     c.failure.compiled = false;

@@ -192,7 +192,9 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   envp.push_back(nullptr);
 
   auto start = Clock::now();
-  pid_t pid = fork();
+  std::optional<StartedChild> started;
+  if (spec.starter) started = spec.starter(spec, out_pipe[1], want_progress ? prog_pipe[1] : -1);
+  pid_t pid = started ? started->pid : fork();
   if (pid < 0) {
     result.spawn_failed = true;
     result.output = fmt::format("fork: {}", strerror(errno));
@@ -208,6 +210,11 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   close(out_pipe[1]);
   if (want_progress) close(prog_pipe[1]);
   if (spec.channel_fd >= 0) close(spec.channel_fd);
+  int status_fd = started ? started->status_fd : -1;
+  std::string status_text;
+  if (status_fd >= 0) fcntl(status_fd, F_SETFL, O_NONBLOCK);
+  result.started_by_starter = started.has_value();
+  if (started) result.starter_setup_s = started->setup_s;
   fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
   if (want_progress) fcntl(prog_pipe[0], F_SETFL, O_NONBLOCK);
 
@@ -220,10 +227,49 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   int status = 0;
   char buf[65536];
 
-  auto kill_group = [&] { kill(-pid, SIGKILL); };
+  auto kill_group = [&] {
+    kill(-pid, SIGKILL);
+    // A started child may not have called setsid() yet; before its end is known its pid is its own.
+    if (started && !child_done) kill(pid, SIGKILL);
+  };
+  // A started child's end comes from its starter: "exit <wait status> <cpu seconds>".
+  auto read_status = [&] {
+    char sbuf[256];
+    while (true) {
+      ssize_t n = read(status_fd, sbuf, sizeof sbuf);
+      if (n > 0) { status_text.append(sbuf, static_cast<size_t>(n)); continue; }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+      // EOF: the report is complete, or the starter died without one.
+      close(status_fd);
+      status_fd = -1;
+      break;
+    }
+    int st = 0;
+    double cpu = 0;
+    if (auto p = status_text.find("exit "); p != std::string::npos &&
+        status_text.find('\n', p) != std::string::npos &&
+        sscanf(status_text.c_str() + p, "exit %d %lf", &st, &cpu) == 2) {
+      status = st;
+      result.cpu_s = cpu;
+      return true;
+    }
+    if (status_fd < 0) result.exit_status_lost = true;
+    return false;
+  };
 
   while (true) {
-    if (!child_done) {
+    if (!child_done && started) {
+      if (status_fd >= 0 && read_status()) {
+        child_done = true;
+        child_done_at = Clock::now();
+        kill_group();
+      } else if (result.exit_status_lost && !out_open && !prog_open) {
+        // The starter is gone; the closed pipes say the child is too.
+        child_done = true;
+        child_done_at = Clock::now();
+        kill_group();
+      }
+    } else if (!child_done) {
       struct rusage usage {};
       pid_t w = wait4(pid, &status, WNOHANG, &usage);
       if (w == pid) {
@@ -287,9 +333,12 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   }
   close(out_pipe[0]);
   if (want_progress) close(prog_pipe[0]);
+  if (status_fd >= 0) close(status_fd);
 
   result.wall_s = SecondsSince(start);
-  if (WIFEXITED(status)) {
+  if (result.exit_status_lost) {
+    result.exit_code = -1;
+  } else if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
     if (result.exit_code == 127 && output.total() < 512) result.spawn_failed = true;
   } else if (WIFSIGNALED(status)) {

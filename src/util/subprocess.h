@@ -19,6 +19,23 @@ struct ResourceLimits {
   bool no_core_dumps = true;
 };
 
+struct ProcessSpec;
+
+// A child started by someone else instead of fork + exec: a fork server such as kbrun's
+// warm worker (eval/warm_worker.h), which forks it already set up as ExecChild would.
+struct StartedChild {
+  int pid = -1;
+  // The starter's report of the end, one line "exit <wait status> <cpu seconds>"; EOF
+  // without it means the starter died and the exit status is lost. RunProcess owns it.
+  int status_fd = -1;
+  // Seconds the starter spent on one-time set-up for this start (a fork server starting).
+  double setup_s = 0;
+};
+// Given the spec and the parent's ends for the child's fds 1-2 (output) and 3 (progress,
+// or -1) — spec.channel_fd is its fd 4 — starts the child. nullopt: nothing was started
+// and RunProcess forks and execs the child itself.
+using ChildStarter = std::function<std::optional<StartedChild>(const ProcessSpec&, int out_fd, int progress_fd)>;
+
 struct ProcessSpec {
   std::vector<std::string> argv;               // argv[0] is resolved through PATH
   std::map<std::string, std::string> env;      // the whole environment: nothing is inherited
@@ -41,6 +58,8 @@ struct ProcessSpec {
   // closes the parent's copy once the child is started, so the peer sees EOF when the
   // child dies. -1: none.
   int channel_fd = -1;
+  // Who starts the child: empty, or nullopt from it, and RunProcess forks and execs it.
+  ChildStarter starter;
 };
 
 struct ProcessResult {
@@ -56,6 +75,9 @@ struct ProcessResult {
   std::string output;        // head + "[... N bytes omitted ...]" + tail
   size_t output_total_bytes = 0;
   bool output_truncated = false;
+  bool started_by_starter = false;  // spec.starter started it (a warm worker's fork)
+  bool exit_status_lost = false;    // ... and died before reporting how the child ended
+  double starter_setup_s = 0;       // StartedChild::setup_s: part of wall_s
 };
 
 ProcessResult RunProcess(const ProcessSpec& spec);

@@ -1,0 +1,108 @@
+// The warm worker (eval/warm_worker.h): workers and checkers are forks of one server that
+// imported torch, set up as cold starts are, and a server that dies is replaced.
+#include "eval/warm_worker.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "eval/eval_test_util.h"
+#include "eval/evaluation.h"
+#include "eval/python_env.h"
+
+namespace kbrun::eval {
+namespace {
+
+EvalRequest ProbeRequest(const std::string& candidate, const fs::path& root) {
+  EvalRequest req;
+  req.problem = std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py";
+  req.code = std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py";
+  req.options.device = "cpu";
+  req.options.correctness_trials = 2;
+  req.options.timing_trials = 5;
+  req.options.warmup_runs = 1;
+  req.options.allow_library_kernels = true;  // these candidates compute with torch ops
+  req.options.work_root = root / "work";
+  req.options.compile_cache_dir = root / "cache";
+  return req;
+}
+
+fs::path FreshDir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("kbrun-warm-test-" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// The same candidate, forked and cold: the probe fails unless the fork has its own session,
+// private HOME/TMPDIR, no inherited sockets or pipes, and no secrets.
+TEST(WarmWorker, ForkedRunsAreSetUpLikeColdStarts) {
+  auto warm = RunEvalIn("candidates", "fork_probe", {"--allow-library-kernels"});
+  ASSERT_EQ(warm.result["status"], "correct") << warm.output;
+  EXPECT_EQ(warm.result["stages"]["compile_worker_start"], "warm");
+  EXPECT_EQ(warm.result["stages"]["run_worker_start"], "warm");
+  EXPECT_EQ(warm.result["sandbox"]["network_isolated"], true);
+  EXPECT_EQ(warm.result["correctness"]["checker"]["checks"]["trial"]["passed"], 5);
+
+  auto cold = RunEvalIn("candidates", "fork_probe", {"--allow-library-kernels", "--no-warm-worker"});
+  ASSERT_EQ(cold.result["status"], "correct") << cold.output;
+  EXPECT_EQ(cold.result["stages"]["compile_worker_start"], "cold");
+  EXPECT_EQ(cold.result["stages"]["run_worker_start"], "cold");
+  EXPECT_EQ(cold.result["sandbox"]["network_isolated"], true);
+}
+
+TEST(WarmWorker, OneServerForksEveryRunAndADeadOneIsReplaced) {
+  fs::path root = FreshDir("replace");
+  EvalRequest req = ProbeRequest("fork_probe", root);
+  const std::string python = DiscoverPython("").interpreter;
+  WarmWorkerStats before = GetWarmWorkerStats();
+
+  EvalResult first = Evaluate(req);
+  ASSERT_EQ(first.json["status"], "correct") << first.error_message;
+  int pid = WarmWorkerPid(python);
+  ASSERT_GT(pid, 0);
+  EvalResult second = Evaluate(req);
+  ASSERT_EQ(second.json["status"], "correct") << second.error_message;
+  EXPECT_EQ(WarmWorkerPid(python), pid) << "the second evaluation should reuse the server";
+  WarmWorkerStats after = GetWarmWorkerStats();
+  EXPECT_EQ(after.servers_started - before.servers_started, 1);
+  // Compile worker, run worker and checker of both evaluations.
+  EXPECT_EQ(after.forks - before.forks, 6);
+  EXPECT_EQ(after.cold_fallbacks, before.cold_fallbacks);
+
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  for (int i = 0; i < 100 && WarmWorkerPid(python) == pid; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EvalResult third = Evaluate(req);
+  ASSERT_EQ(third.json["status"], "correct") << third.error_message;
+  EXPECT_EQ(third.json["stages"]["compile_worker_start"], "warm");
+  EXPECT_EQ(third.json["stages"]["run_worker_start"], "warm");
+  int replacement = WarmWorkerPid(python);
+  EXPECT_GT(replacement, 0);
+  EXPECT_NE(replacement, pid);
+  EXPECT_EQ(GetWarmWorkerStats().servers_started - before.servers_started, 2);
+  fs::remove_all(root);
+}
+
+// A candidate that kills its parent (the server) in both phases: its own runs finish, the
+// verdict is unchanged, and the next run gets a new server.
+TEST(WarmWorker, ACandidateThatKillsTheServerStillGetsItsVerdict) {
+  fs::path root = FreshDir("kills-parent");
+  const std::string python = DiscoverPython("").interpreter;
+  WarmWorkerStats before = GetWarmWorkerStats();
+  EvalResult r = Evaluate(ProbeRequest("kills_parent", root));
+  EXPECT_EQ(r.json["status"], "correct") << r.error_message;
+  EvalResult next = Evaluate(ProbeRequest("fork_probe", root));
+  EXPECT_EQ(next.json["status"], "correct") << next.error_message;
+  EXPECT_EQ(next.json["stages"]["run_worker_start"], "warm");
+  // Killed once in the compile phase and once in the run phase: three servers in all.
+  EXPECT_EQ(GetWarmWorkerStats().servers_started - before.servers_started, 3);
+  fs::remove_all(root);
+}
+
+}  // namespace
+}  // namespace kbrun::eval
