@@ -1,6 +1,7 @@
 // kbrun's build step (worker/kbrun_build.py) through the real binary on the CPU: the
 // content-addressed cache (hit, miss, invalidation by flags, toolchain and headers,
-// concurrent writers), the precompiled header, and the lighter CUDA headers.
+// concurrent writers), the precompiled header, the lighter binding header (torch/python.h
+// for main.cpp, with the fallback to the file as written) and the lighter CUDA headers.
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -81,6 +82,8 @@ TEST_F(CompileCache, HitSkipsTheBuildAndThePrecompiledHeaderIsReused) {
   ASSERT_EQ(first.result["status"], "correct") << first.process.output;
   EXPECT_EQ(first.cache(), "miss");
   EXPECT_EQ(first.result["build"]["extensions"][0]["pch"], "built");
+  EXPECT_EQ(first.result["build"]["extensions"][0]["binding_header"], "torch_python_only");
+  EXPECT_FALSE(first.result["build"]["extensions"][0].contains("fallback"));
 
   Eval again = Run(one);
   ASSERT_EQ(again.result["status"], "correct") << again.process.output;
@@ -149,6 +152,81 @@ TEST_F(CompileCache, PlainModeIsTorchsOwnBuild) {
   EXPECT_EQ(plain.result["build"]["mode"], "plain");
   EXPECT_TRUE(plain.result["build"]["extensions"].empty());
   EXPECT_TRUE(Entries("ext").empty());
+}
+
+// main.cpp with torch/python.h in place of torch/extension.h means what torch's own build
+// means: __FILE__ and __LINE__ (the candidate checks them) are those of torch's main.cpp, in
+// both builds. Code that needs more than torch/python.h and slips past the name check is
+// built again as written, and is correct.
+TEST_F(CompileCache, LighterBindingHeaderKeepsMeaningAndFallsBack) {
+  // main.cpp: line 1 is torch's include, line 2 the empty first line of `src`, then this.
+  const std::string where =
+      "// where\n"
+      "static bool kb_where() { std::string f = __FILE__; return __LINE__ == 4 && f.size() > 9 && "
+      "f.substr(f.size() - 9) == \"/main.cpp\"; }\n"
+      "#define KB_ONE (kb_where() ? 1.0f : 2.0f)";
+  fs::path code = Write("where.py", ScaleAddCandidate("cache_test_ext", where));
+  Eval plain = Run(code, {"--compile-mode", "plain"});
+  ASSERT_EQ(plain.result["status"], "correct") << "the test's own line arithmetic: " << plain.process.output;
+  Eval fast = Run(code);
+  EXPECT_EQ(fast.result["status"], "correct") << fast.process.output;
+  const json& ext = fast.result["build"]["extensions"].at(0);
+  EXPECT_EQ(ext["binding_header"], "torch_python_only");
+  EXPECT_FALSE(ext.contains("fallback")) << ext.dump();
+
+  // torch::kSum comes with torch/extension.h (torch/enum.h), not with torch/python.h.
+  const std::string enum_user =
+      "#define KB_ONE 1.0f\n"
+      "using kb_reduction = decltype(torch::kSum);";
+  Eval fallback = Run(Write("enum.py", ScaleAddCandidate("cache_test_ext", enum_user)), {"--no-pch"});
+  EXPECT_EQ(fallback.result["status"], "correct") << fallback.process.output;
+  const json& fb = fallback.result["build"]["extensions"].at(0);
+  EXPECT_EQ(fb["binding_header"], "torch_python_only");
+  ASSERT_TRUE(fb.contains("fallback")) << fb.dump();
+  EXPECT_TRUE(Contains(fb["fallback"].get<std::string>(), "built again as written (main.o)")) << fb.dump();
+}
+
+// Which binding files get torch/python.h: those that name nothing from the C++ frontend.
+TEST(FastBuild, BindingHeaderIsLightenedOnlyWhenSafe) {
+  const std::string prefix = "#include <torch/extension.h>\n";
+  const std::string body = "torch::Tensor f(torch::Tensor x) { return x.relu(); }\n";
+  json cases = {
+      {"glue", prefix + body},
+      {"own_include", prefix + "#include <torch/extension.h>\n" + body},
+      {"indexing", prefix + "using namespace torch::indexing;\n" + body},
+      {"frontend", prefix + "namespace F = torch::nn::functional;\n" + body},
+      {"using_torch", prefix + "using namespace torch;\n" + body},
+      {"reopens_torch", prefix + "namespace torch { int kb_x; }\n" + body},
+      {"torch_h", prefix + "#include <torch/torch.h>\n" + body},
+      {"no_prefix", body},
+  };
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-binding-test-");
+  WriteFileAtomic(dir / "cases.json", cases.dump());
+  ProcessSpec spec;
+  spec.argv = {"python3", "-c",
+               "import json, sys; sys.path.insert(0, sys.argv[1]); import kbrun_build as b\n"
+               "out = {}\n"
+               "for name, text in json.load(open(sys.argv[2])).items():\n"
+               "    light, mode = b.lighten_binding(text, '/b/main.cpp')\n"
+               "    out[name] = [mode, light.count(chr(10)) == text.count(chr(10)), light]\n"
+               "print(json.dumps(out))\n",
+               std::string(KBRUN_SOURCE_DIR) + "/src/eval/worker", (dir / "cases.json").string()};
+  spec.env = CurrentEnvironment();
+  ProcessResult p = RunProcess(spec);
+  fs::remove_all(dir);
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  json modes = json::parse(SplitLines(p.output).back());
+  for (const char* name : {"glue", "own_include", "indexing"}) {
+    EXPECT_EQ(modes[name][0], "torch_python_only") << name;
+    std::string light = modes[name][2];
+    EXPECT_TRUE(StartsWith(light, "#line 2 \"/b/main.cpp\"\n")) << light;
+    EXPECT_FALSE(Contains(light, "torch/extension.h")) << light;
+  }
+  for (const char* name : {"frontend", "using_torch", "reopens_torch", "torch_h", "no_prefix"}) {
+    EXPECT_EQ(modes[name][0], "as_written") << name;
+    EXPECT_EQ(modes[name][2], cases[name]) << name;
+  }
+  for (auto& [name, m] : modes.items()) EXPECT_TRUE(m[1].get<bool>()) << name << ": line numbers moved";
 }
 
 // CUDA code that names nothing from torch loses torch's implicit header (and compiles

@@ -16,6 +16,15 @@ compiled, never what they mean:
   it there). That header is precompiled once per toolchain and flag set and given with
   `-include`, so g++ skips parsing it; the include guard makes the file's own include
   a no-op. g++ ignores a PCH that does not match the flags (-Winvalid-pch says so).
+- Binding header: even with the PCH, g++ spends most of main.cpp's time instantiating
+  the templates that torch/extension.h's inline code uses (at the end of every unit;
+  a g++ PCH cannot hold that work), most of them from the C++ frontend (torch/all.h:
+  nn, optim, data, jit...) that binding code rarely names. When main.cpp names none of
+  it, torch/python.h (tensors, ATen, pybind11 and torch's casters) stands in for
+  torch/extension.h, with a `#line` directive so __FILE__ and __LINE__ are unchanged.
+  If that file fails to compile, it is built again exactly as written, with the full
+  header, and that build's errors are the ones reported. The -O level stays torch's
+  (none, so -O0) or the candidate's own: -O1 and up only cost more (docs/PERFORMANCE.md).
 - CUDA headers: torch prepends `#include <torch/types.h>` to cuda_sources (about
   30 s of nvcc time). When the candidate's CUDA code names nothing from torch, ATen,
   c10 or pybind11, that line is blanked (line numbers stay the same); when it
@@ -38,8 +47,10 @@ import tempfile
 import time
 
 # Bump when this file changes how it builds: older cache entries stop matching.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 PCH_HEADER = "#include <torch/extension.h>\n"
+# What a binding file that names nothing from the C++ frontend needs of torch/extension.h.
+BINDING_HEADER = "#include <torch/python.h>\n"
 TORCH_PREFIX = "#include <torch/types.h>"
 # Anything in CUDA code that needs torch's headers.
 NAMES_TORCH = re.compile(
@@ -47,6 +58,15 @@ NAMES_TORCH = re.compile(
     r"|\b(?:TORCH|AT|C10|PYBIND11|CAFFE2)_[A-Z0-9_]+"
     r"|#\s*include\s*[<\"](?:torch|ATen|c10|caffe2|pybind11|Python|THC?)\b")
 EXTENSION_INCLUDE = re.compile(r"#\s*include\s*[<\"]torch/extension\.h[>\"]")
+# Binding code that needs torch/extension.h in full: the C++ frontend's namespaces (what
+# torch/all.h adds to torch/python.h), a using-directive for all of torch or reopening it
+# (a name of the frontend could then clash or win an overload), another torch/ header.
+NAMES_FRONTEND = re.compile(
+    r"\btorch\s*::\s*(?:nn|optim|data|jit|fft|linalg|special|nested|sparse|serialize|cuda|mps|xpu|"
+    r"autograd|enumtype|save|load)\b"
+    r"|\busing\s+namespace\s+(?:::\s*)?torch\s*;"
+    r"|^\s*(?:inline\s+)?namespace\s+torch\b"
+    r"|#\s*include\s*[<\"]torch/(?!(?:extension|python|types)\.h[>\"]|csrc/)", re.M)
 
 # One record per extension built or loaded in this process, for result.json.
 builds = []
@@ -115,6 +135,18 @@ def lighten_cuda(text):
     return text, "as_written"
 
 
+def lighten_binding(text, path):
+    """Returns (text, mode): the binding file (main.cpp) with torch/python.h in place of
+    torch/extension.h when it names nothing from the C++ frontend. Its first line, torch's
+    include, becomes `#line 2 "main.cpp"`: the header comes with -include, and __FILE__ and
+    __LINE__ stay what torch's own build gives."""
+    first, sep, rest = text.partition("\n")
+    if not sep or first.strip() != PCH_HEADER.strip() or NAMES_FRONTEND.search(rest):
+        return text, "as_written"
+    directive = '#line 2 "%s"' % path.replace("\\", "\\\\").replace('"', '\\"')
+    return directive + sep + EXTENSION_INCLUDE.sub(BINDING_HEADER.strip(), rest), "torch_python_only"
+
+
 def _ninja_var(text, name):
     m = re.search(r"^%s = (.*)$" % re.escape(name), text, re.M)
     return m.group(1) if m else None
@@ -140,8 +172,9 @@ class _Lock:
         self.f.close()
 
 
-def ensure_pch(cache_dir, ninja_text, record, compiler):
-    """The precompiled torch/extension.h for this build's flags; None when unavailable."""
+def ensure_pch(cache_dir, ninja_text, record, compiler, header_text=PCH_HEADER):
+    """The precompiled header (torch/extension.h, or `header_text`) for this build's flags;
+    None when unavailable."""
     cxx, cflags = _ninja_var(ninja_text, "cxx"), _ninja_var(ninja_text, "cflags")
     post = _ninja_var(ninja_text, "post_cflags") or ""
     if not cxx or cflags is None:
@@ -149,7 +182,8 @@ def ensure_pch(cache_dir, ninja_text, record, compiler):
         return None
     strip = re.compile(r"\s-DTORCH_EXTENSION_NAME=\S+")
     flags, post = strip.sub("", " " + cflags), strip.sub("", " " + post)
-    key = _sha(json.dumps([cxx, flags, post, compiler], sort_keys=True, default=str))[:40]
+    key = _sha(json.dumps([cxx, flags, post, compiler] + ([header_text] if header_text != PCH_HEADER else []),
+                          sort_keys=True, default=str))[:40]
     root = os.path.join(cache_dir, "pch")
     os.makedirs(root, exist_ok=True)
     final = os.path.join(root, key)
@@ -166,7 +200,7 @@ def ensure_pch(cache_dir, ninja_text, record, compiler):
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
         tmp_header = os.path.join(tmp, "kbrun_pch.h")
         with open(tmp_header, "w") as f:
-            f.write(PCH_HEADER)
+            f.write(header_text)
         # The flags are shell text from torch's ninja file; ninja runs them with sh too.
         cmd = "%s -x c++-header %s -o %s.gch %s %s" % (cxx, flags, tmp_header, tmp_header, post)
         p = subprocess.run(cmd, shell=True, capture_output=True, text=True)
@@ -181,50 +215,104 @@ def ensure_pch(cache_dir, ninja_text, record, compiler):
     return header
 
 
-def _cuda_sources(ninja_text):
-    return re.findall(r"^build \S+: cuda_compile (\S+)$", ninja_text, re.M)
+def _light_path(src):
+    stem, ext = os.path.splitext(src)
+    return stem + ".kbrun-light" + ext if ext in (".cu", ".cpp") else src + ".light.cu"
+
+
+def _ninja_log_size(build_directory):
+    try:
+        return os.path.getsize(os.path.join(build_directory, ".ninja_log"))
+    except OSError:
+        return 0
+
+
+def _built_since(build_directory, offset):
+    """Outputs ninja built since `offset` bytes of its log (lines: start, end, mtime, output, hash)."""
+    try:
+        with open(os.path.join(build_directory, ".ninja_log")) as f:
+            f.seek(offset)
+            lines = f.read().splitlines()
+    except OSError:
+        return set()
+    return {line.split("\t")[3] for line in lines if not line.startswith("#") and line.count("\t") >= 4}
 
 
 def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
-    """Replaces _run_ninja_build for one build: PCH and lighter CUDA files, with a fallback."""
+    """Replaces _run_ninja_build for one build: PCH, lighter binding and CUDA headers, with
+    a fallback to the files as written."""
 
     def run(build_directory, verbose, error_prefix):
         path = os.path.join(build_directory, "build.ninja")
         with open(path) as f:
             plain = f.read()
-        text = plain
-        if use_pch and re.search(r"^build \S+: compile ", text, re.M):
-            header = ensure_pch(cache_dir, text, record, toolchain(ce, False))
-            if header:
-                cflags = _ninja_var(text, "cflags")
-                text = _set_ninja_var(text, "cflags", "-include %s -Winvalid-pch %s" % (header, cflags))
-        modes = []
-        for src in _cuda_sources(text):
+        cflags = _ninja_var(plain, "cflags")
+        # Lightened files: output -> (its build line as written, as lightened).
+        light = {}
+        compiles = re.findall(r"^build (\S+): compile (\S+)$", plain, re.M)
+        binding = None
+        record["binding_header"] = "as_written"
+        # Only the file load_inline writes (main.cpp in the build folder); files given to load()
+        # keep their own folder for their quoted includes, and the PCH's -include reaches them all.
+        if len(compiles) == 1 and os.path.dirname(os.path.abspath(compiles[0][1])) == os.path.abspath(build_directory):
+            binding, src = compiles[0]
             with open(src) as f:
-                light, mode = lighten_cuda(f.read())
+                text, mode = lighten_binding(f.read(), src)
+            record["binding_header"] = mode
+            if mode != "as_written":
+                with open(_light_path(src), "w") as f:
+                    f.write(text)
+                light[binding] = ("build %s: compile %s\n" % (binding, src),
+                                  "build %s: compile %s\n" % (binding, _light_path(src)))
+        modes = []
+        for obj, src in re.findall(r"^build (\S+): cuda_compile (\S+)$", plain, re.M):
+            with open(src) as f:
+                text, mode = lighten_cuda(f.read())
             modes.append(mode)
             if mode != "as_written":
-                light_path = src[: -len(".cu")] + ".kbrun-light.cu" if src.endswith(".cu") else src + ".light.cu"
-                with open(light_path, "w") as f:
-                    f.write(light)
-                text = text.replace(" cuda_compile %s\n" % src, " cuda_compile %s\n" % light_path)
+                with open(_light_path(src), "w") as f:
+                    f.write(text)
+                light[obj] = ("build %s: cuda_compile %s\n" % (obj, src),
+                              "build %s: cuda_compile %s\n" % (obj, _light_path(src)))
         record["cuda_headers"] = modes
-        with open(path, "w") as f:
-            f.write(text)
-        try:
-            original_run(build_directory, verbose, error_prefix)
-            return
-        except RuntimeError as first:
-            if not any(m != "as_written" for m in modes):
-                raise
-            record["fallback"] = "built again as written after: %s" % str(first)[-1500:]
-        # The lighter CUDA file did not compile: build exactly what torch wrote.
-        for src in _cuda_sources(plain):
-            light_path = src[: -len(".cu")] + ".kbrun-light.cu" if src.endswith(".cu") else src + ".light.cu"
-            text = text.replace(" cuda_compile %s\n" % light_path, " cuda_compile %s\n" % src)
-        with open(path, "w") as f:
-            f.write(text)
-        original_run(build_directory, verbose, error_prefix)
+        # ninja logs each command that succeeded: a lightened file's entries since here are its
+        # light builds (it is never lightened again once it goes back).
+        offset = _ninja_log_size(build_directory)
+        while True:
+            text = plain
+            for written, lightened in light.values():
+                text = text.replace(written, lightened)
+            light_binding = binding in light
+            if compiles and cflags is not None:
+                include = "-include torch/python.h " if light_binding else ""
+                if use_pch:
+                    header = ensure_pch(cache_dir, plain, record, toolchain(ce, False),
+                                        BINDING_HEADER if light_binding else PCH_HEADER)
+                    if header:
+                        include = "-include %s -Winvalid-pch " % header
+                text = _set_ninja_var(text, "cflags", include + cflags)
+            with open(path, "w") as f:
+                f.write(text)
+            try:
+                original_run(build_directory, verbose, error_prefix)
+                return
+            except RuntimeError as exc:
+                if not light:
+                    raise
+                # A lightened file that did not build goes back to what torch wrote; files
+                # that built are kept. When all of them built, a file as written failed (its
+                # errors are the ones to report), or the link did: then all go back.
+                built = _built_since(build_directory, offset)
+                failed = [obj for obj in light if obj not in built]
+                if not failed:
+                    objects = [o for o, _ in compiles] + re.findall(r"^build (\S+): cuda_compile ", plain, re.M)
+                    if not all(os.path.exists(os.path.join(build_directory, o)) for o in objects):
+                        raise
+                    failed = list(light)
+                for obj in failed:
+                    del light[obj]
+                note = "built again as written (%s) after: %s" % (", ".join(failed), str(exc)[-1500:])
+                record["fallback"] = record["fallback"] + "\n" + note if "fallback" in record else note
 
     return run
 
