@@ -43,9 +43,13 @@ void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
                  "Folder of cached builds, shared by runs (env KBRUN_COMPILE_CACHE; default ~/.cache/kbrun/compile)");
   cmd.add_flag("--no-compile-cache", f.no_compile_cache, "Build every candidate afresh (fast mode still applies)");
   cmd.add_flag("--no-pch", f.no_pch, "Do not precompile torch/extension.h for the binding file");
-  cmd.add_flag("--no-warm-worker", f.no_warm_worker,
-               "Start every worker and checker as a fresh Python (seconds each) instead of a fork of the warm "
-               "worker that has imported torch (docs/EVALUATION.md)");
+  cmd.add_option("--warm-worker", f.warm_worker,
+                 "Which workers start as forks of a Python that has imported torch, not as fresh interpreters "
+                 "(seconds each): cpu = those that see no GPU (compile phases, CPU evaluations); all = GPU runs "
+                 "and checkers too (not yet verified on a GPU: docs/PERFORMANCE.md); off = none "
+                 "(docs/EVALUATION.md)")
+      ->check(CLI::IsMember({"cpu", "all", "off"}))
+      ->capture_default_str();
   cmd.add_option("--python", f.python, "Python interpreter with torch (env KBRUN_PYTHON)");
   cmd.add_option("--work-dir", f.work_dir, "Root of private build directories (env KBRUN_WORK_DIR)");
   cmd.add_flag("--keep-work-dir", f.keep_work_dir, "Keep the private directory (builds, logs) for inspection");
@@ -88,7 +92,7 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
   o.compile_cache = !f.no_compile_cache;
   o.compile_cache_dir = f.compile_cache;
   o.precompiled_header = !f.no_pch;
-  o.warm_worker = !f.no_warm_worker;
+  o.warm_worker = f.warm_worker;
   return o;
 }
 

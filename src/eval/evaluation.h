@@ -57,9 +57,10 @@ struct EvalOptions {
   bool compile_cache = true;         // share builds across candidates and runs (fast mode)
   fs::path compile_cache_dir;        // empty: KBRUN_COMPILE_CACHE or ~/.cache/kbrun/compile
   bool precompiled_header = true;    // fast mode with a shared cache only
-  // Workers and checkers start as forks of a warm Python that has imported torch
-  // (eval/warm_worker.h), not as fresh interpreters; false: every run starts cold.
-  bool warm_worker = true;
+  // Which workers and checkers start as forks of a warm Python that has imported torch
+  // (eval/warm_worker.h) instead of fresh interpreters: "cpu" = those that see no GPU
+  // (compile phases, CPU evaluations); "all" = GPU runs too; "off" = none.
+  std::string warm_worker = "cpu";
 };
 
 struct EvalRequest {

@@ -169,7 +169,8 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   double run_timeout = o.run_timeout_s;
   spec.isolate_network = true;
   // A fork of the warm worker when one can start it, else a fresh interpreter.
-  ChildStarter starter = o.warm_worker ? WarmWorkerStarter(py.interpreter, dir.parent_path()) : nullptr;
+  ChildStarter starter = o.warm_worker == "off" ? nullptr
+                         : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
   spec.starter = starter;
   spec.on_progress = [&run, run_timeout, &nonce](const std::string& line) -> std::optional<double> {
     if (ReadResultLine(line, nonce, run.result_lines, run.forged, run.result)) return std::nullopt;

@@ -44,6 +44,13 @@ void Count(int WarmWorkerStats::*field) {
   ++(g_stats.*field);
 }
 
+bool NeedsGpu(const std::map<std::string, std::string>& env) {
+  for (const char* name : {"CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"}) {
+    if (auto it = env.find(name); it != env.end() && !it->second.empty()) return true;
+  }
+  return false;
+}
+
 std::map<std::string, std::string> ServerEnv(const std::map<std::string, std::string>& run_env) {
   auto env = run_env;
   for (const char* name : kPerRunEnv) env.erase(name);
@@ -80,10 +87,16 @@ class Server : public std::enable_shared_from_this<Server> {
     spec.channel_fd = sv[1];
     std::weak_ptr<Server> weak = weak_from_this();
     spec.on_progress = [weak](const std::string& line) -> std::optional<double> {
-      int pid = 0;
-      if (auto self = weak.lock(); self && sscanf(line.c_str(), "ready %d", &pid) == 1) {
+      int pid = 0, gpu = 1;
+      double seconds = 0;
+      if (auto self = weak.lock(); self && sscanf(line.c_str(), "ready %d %lf gpu=%d", &pid, &seconds, &gpu) >= 1) {
         std::lock_guard lock(self->mu_);
         self->pid_ = pid;
+        self->serves_gpu_ = gpu != 0;
+        if (!self->serves_gpu_) {
+          auto why = line.find(" ", line.find("gpu="));
+          self->no_gpu_reason_ = why == std::string::npos ? "" : line.substr(why + 1);
+        }
         self->ready_ = true;
         self->cv_.notify_all();
       }
@@ -115,6 +128,15 @@ class Server : public std::enable_shared_from_this<Server> {
     return dead_ ? -1 : pid_;
   }
   const std::string& interpreter() const { return interpreter_; }
+  // False when torch initialised CUDA in the server: its forks could not use a GPU.
+  bool ServesGpu() {
+    std::lock_guard lock(mu_);
+    return serves_gpu_;
+  }
+  std::string NoGpuReason() {
+    std::lock_guard lock(mu_);
+    return no_gpu_reason_;
+  }
   void Kill() {
     std::lock_guard lock(mu_);
     if (!dead_ && pid_ > 0) kill(pid_, SIGKILL);
@@ -198,7 +220,8 @@ class Server : public std::enable_shared_from_this<Server> {
   int ctrl_ = -1;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool ready_ = false, dead_ = false;
+  bool ready_ = false, dead_ = false, serves_gpu_ = true;
+  std::string no_gpu_reason_;
   int pid_ = -1;
   std::string exit_output_;
 };
@@ -272,12 +295,13 @@ class Pool {
 
 }  // namespace
 
-ChildStarter WarmWorkerStarter(const std::string& interpreter, const fs::path& work_root) {
-  return [interpreter, work_root](const ProcessSpec& spec, int out_fd,
-                                  int progress_fd) -> std::optional<StartedChild> {
+ChildStarter WarmWorkerStarter(const std::string& interpreter, const fs::path& work_root, bool gpu_runs) {
+  return [interpreter, work_root, gpu_runs](const ProcessSpec& spec, int out_fd,
+                                            int progress_fd) -> std::optional<StartedChild> {
     if (spec.argv.size() < 2 || spec.argv[0] != interpreter || !spec.argv[1].ends_with(".py")) {
       return std::nullopt;
     }
+    if (!gpu_runs && NeedsGpu(spec.env)) return std::nullopt;
     auto env = ServerEnv(spec.env);
     // A server that died since its last run is replaced here; one that dies between the
     // check and the fork costs this run a cold start, not a failure.
@@ -285,6 +309,14 @@ ChildStarter WarmWorkerStarter(const std::string& interpreter, const fs::path& w
     for (int attempt = 0; attempt < 2; ++attempt) {
       auto server = Pool::Get().Running(interpreter, env, work_root, &setup_s);
       if (!server) break;
+      if (NeedsGpu(spec.env) && !server->ServesGpu()) {
+        static std::once_flag warned;
+        std::call_once(warned, [&] {
+          fmt::print(stderr, "kbrun: GPU runs start cold: torch initialised CUDA in the warm worker ({})\n",
+                     server->NoGpuReason());
+        });
+        break;
+      }
       if (auto child = server->Fork(spec, out_fd, progress_fd)) {
         Count(&WarmWorkerStats::forks);
         child->setup_s = setup_s;

@@ -22,7 +22,11 @@ namespace kbrun::eval {
 // worker for that interpreter and the spec's environment (all but the per-run variables:
 // HOME, TMPDIR, TORCH_EXTENSIONS_DIR and the visible GPUs), starting one if needed. Its
 // private folder goes under work_root.
-ChildStarter WarmWorkerStarter(const std::string& interpreter, const std::filesystem::path& work_root);
+// With !gpu_runs, runs that see a GPU (CUDA_VISIBLE_DEVICES or HIP_VISIBLE_DEVICES not
+// empty) start cold; with gpu_runs they are forks too, unless the server reported that
+// torch initialised CUDA while it imported (its forks could not use a GPU).
+ChildStarter WarmWorkerStarter(const std::string& interpreter, const std::filesystem::path& work_root,
+                               bool gpu_runs);
 
 struct WarmWorkerStats {
   int servers_started = 0;  // fork servers that reached "ready"

@@ -12,6 +12,8 @@
 #include "eval/eval_test_util.h"
 #include "eval/evaluation.h"
 #include "eval/python_env.h"
+#include "util/fs.h"
+#include "util/subprocess.h"
 
 namespace kbrun::eval {
 namespace {
@@ -47,7 +49,7 @@ TEST(WarmWorker, ForkedRunsAreSetUpLikeColdStarts) {
   EXPECT_EQ(warm.result["sandbox"]["network_isolated"], true);
   EXPECT_EQ(warm.result["correctness"]["checker"]["checks"]["trial"]["passed"], 5);
 
-  auto cold = RunEvalIn("candidates", "fork_probe", {"--allow-library-kernels", "--no-warm-worker"});
+  auto cold = RunEvalIn("candidates", "fork_probe", {"--allow-library-kernels", "--warm-worker", "off"});
   ASSERT_EQ(cold.result["status"], "correct") << cold.output;
   EXPECT_EQ(cold.result["stages"]["compile_worker_start"], "cold");
   EXPECT_EQ(cold.result["stages"]["run_worker_start"], "cold");
@@ -101,6 +103,37 @@ TEST(WarmWorker, ACandidateThatKillsTheServerStillGetsItsVerdict) {
   EXPECT_EQ(next.json["stages"]["run_worker_start"], "warm");
   // Killed once in the compile phase and once in the run phase: three servers in all.
   EXPECT_EQ(GetWarmWorkerStats().servers_started - before.servers_started, 3);
+  fs::remove_all(root);
+}
+
+// RunProcess with the starter: exit status, output and CPU time come back as from fork/exec;
+// runs that would see a GPU are forks only when GPU runs are allowed.
+TEST(WarmWorker, StarterRunsScriptsAndKeepsGpuRunsColdUnlessAllowed) {
+  fs::path root = FreshDir("starter");
+  fs::path script = root / "script.py";
+  WriteFileAtomic(script, "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+                          "print('hello from', sys.argv[1])\nsys.exit(3)\n");
+  const std::string python = DiscoverPython("").interpreter;
+  auto run = [&](const std::string& visible, bool gpu_runs) {
+    ProcessSpec spec;
+    spec.argv = {python, script.string(), "the fork"};
+    spec.env = {{"PATH", "/usr/bin:/bin"}, {"CUDA_VISIBLE_DEVICES", visible}, {"HOME", root.string()}};
+    spec.cwd = root.string();
+    spec.timeout_s = 120;
+    spec.starter = WarmWorkerStarter(python, root, gpu_runs);
+    return RunProcess(spec);
+  };
+  ProcessResult cpu = run("", false);
+  EXPECT_TRUE(cpu.started_by_starter);
+  EXPECT_EQ(cpu.exit_code, 3);
+  EXPECT_NE(cpu.output.find("hello from the fork"), std::string::npos) << cpu.output;
+  EXPECT_GE(cpu.cpu_s, 0.25);  // the server's wait4 rusage of the fork
+  ProcessResult gpu_cold = run("0", false);
+  EXPECT_FALSE(gpu_cold.started_by_starter);
+  EXPECT_EQ(gpu_cold.exit_code, 3);
+  ProcessResult gpu_warm = run("0", true);
+  EXPECT_TRUE(gpu_warm.started_by_starter);  // a CPU torch: the server's probe finds no CUDA to spoil
+  EXPECT_EQ(gpu_warm.exit_code, 3);
   fs::remove_all(root);
 }
 

@@ -18,7 +18,9 @@ Protocol, on fd 4 (a SOCK_SEQPACKET socket from the supervisor):
            "exit <wait status> <cpu seconds>"   it ended (os.wait4: it and the
                                                 descendants it waited for)
            "error <message>"                    nothing was started: run it cold
-Fd 3 gets "ready <pid>" once the imports are done. EOF on fd 4 (kbrun ended): the
+Fd 3 gets "ready <pid> <seconds> gpu=<1|0> <why>" once the imports are done: gpu=0 when
+something initialised CUDA in the server (its forks could not use a GPU; the supervisor
+then starts GPU runs cold). EOF on fd 4 (kbrun ended): the
 children's process groups are killed and the server exits.
 
 In the child, before the script runs, everything the cold start (src/util/subprocess.cc,
@@ -45,9 +47,36 @@ T0 = time.perf_counter()
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+# torch.cuda.is_available() and device_count() without initialising CUDA (NVML instead): a
+# process that has initialised CUDA cannot hand a working GPU to its forks, and torch marks
+# such forks as bad. Only the server's environment: children get their run's own.
+os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
+import torch  # noqa: E402
+
+# torch's calls that make forks bad (they initialise CUDA): while the rest is imported,
+# record who makes them, so the ready line can say why GPU runs must start cold.
+POISONERS = []
+
+
+def _record_calls(name):
+    original = getattr(torch._C, name, None)
+    if original is None:
+        return None
+
+    def recorded(*args, **kwargs):
+        import traceback
+        caller = traceback.extract_stack(limit=8)[:-1]
+        POISONERS.append("%s from %s" % (name, " < ".join("%s:%d" % (os.path.basename(f.filename), f.lineno)
+                                                          for f in reversed(caller))))
+        return original(*args, **kwargs)
+    setattr(torch._C, name, recorded)
+    return original
+
+
+_originals = {name: _record_calls(name) for name in ("_cuda_getDeviceCount", "_cuda_getArchFlags", "_cuda_init")}
+
 # What workers and checkers import, loaded once here (module state is copied into each
 # child by fork; a child's changes never reach the server or its siblings).
-import torch  # noqa: E402,F401
 import torch.utils.cpp_extension  # noqa: E402,F401
 try:
     import numpy  # noqa: E402,F401
@@ -56,6 +85,23 @@ except ImportError:
 import kbrun_build  # noqa: E402,F401
 import kbrun_channel  # noqa: E402,F401
 import kbrun_worker  # noqa: E402,F401
+
+for _name, _original in _originals.items():
+    if _original is not None:
+        setattr(torch._C, _name, _original)
+
+
+def forks_can_use_gpu():
+    """Forks a probe: can a child of this process still initialise CUDA?"""
+    bad_fork = getattr(torch._C, "_cuda_isInBadFork", None)
+    if bad_fork is None:
+        return True  # a torch without CUDA: nothing to poison
+    pid = os.fork()
+    if pid == 0:
+        os._exit(1 if bad_fork() else 0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -195,9 +241,11 @@ def serve(private_dir):
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: None)  # shutdown is EOF on fd 4
     children = {}  # pid -> status socket
+    gpu = forks_can_use_gpu()
+    why = "" if gpu else ("; ".join(POISONERS) or "import torch initialised CUDA")
     gc.collect()
     gc.freeze()  # fewer pages copied into each child by the garbage collector's writes
-    os.write(3, ("ready %d %.2f\n" % (os.getpid(), time.perf_counter() - T0)).encode())
+    os.write(3, ("ready %d %.2f gpu=%d %s\n" % (os.getpid(), time.perf_counter() - T0, gpu, why[:2000])).encode())
     while True:
         try:
             ready, _, _ = select.select([ctrl, wake_r], [], [])
