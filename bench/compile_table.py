@@ -15,7 +15,19 @@ def load(name):
         return None
 
 
+def overhead_s(r):
+    """A run's seconds beyond compiling, checking and timing: process starts, imports, CUDA
+    init, loading the problem. The one-time start of the warm worker itself (once per kbrun
+    process, not per candidate) is reported apart."""
+    st = r["stages"]
+    run_part = st["run_worker_total_s"] - st["correctness_s"] - st["timing_s"]
+    if "compile_worker_total_s" in st:
+        return st["compile_worker_total_s"] - st["compile_s"] + run_part - st.get("warm_worker_setup_s", 0.0)
+    return st["worker_start_s"] + run_part  # results from before the worker wall was recorded
+
+
 rows, plain_s, fast_s, warm_s, overhead = [], [], [], [], []
+warm_worker, cold_worker, server_start = [], [], []
 for path in sorted(glob.glob(os.path.join(d, "c*_plain.json")), key=lambda p: int(os.path.basename(p)[1:].split("_")[0])):
     label = os.path.basename(path)[: -len("_plain.json")]
     p, c, w = load(label + "_plain"), load(label + "_cold"), load(label + "_warm")
@@ -26,9 +38,15 @@ for path in sorted(glob.glob(os.path.join(d, "c*_plain.json")), key=lambda p: in
     ps, cs, ws = (r["stages"]["compile_s"] for r in (p, c, w))
     plain_s.append(ps); fast_s.append(cs); warm_s.append(ws)
     for r in (p, c, w):
-        st = r["stages"]
-        run_overhead = st["run_worker_total_s"] - st["correctness_s"] - st["timing_s"]
-        overhead.append(st["worker_start_s"] + run_overhead)
+        overhead.append(overhead_s(r))
+    # Side by side on the same cached build: forks of the warm worker vs fresh interpreters.
+    cw = load(label + "_coldworker")
+    if cw and w["stages"].get("run_worker_start") == "warm":
+        warm_worker.append(overhead_s(w))
+        cold_worker.append(overhead_s(cw))
+    for r in (p, c, w):
+        if r["stages"].get("warm_worker_setup_s", 0) > 0:
+            server_start.append(r["stages"]["warm_worker_setup_s"])
     rows.append("%-36s %-14s %8.1f %8.1f %8.1f %6.2f   %-9s %-9s %-9s %s" % (
         p["problem"][:36], ",".join(ext.get("cuda_headers", [])) or "-", ps, cs, ws, cs / ps,
         p["status"], c["status"], w["status"], (w["build"]["extensions"] or [{}])[0].get("cache", "-")))
@@ -51,3 +69,11 @@ if plain_s:
         mp, mc, mc / mp, mw, mw / mp))
     print("per-candidate overhead (worker starts + loading, excluding compile, checks and timing): "
           "median %.2f s, max %.2f s over %d evaluations" % (statistics.median(overhead), max(overhead), len(overhead)))
+if warm_worker:
+    print("overhead on the same cached builds: warm worker median %.2f s (max %.2f), cold starts median %.2f s "
+          "(max %.2f), n=%d each; warm/cold %.2fx" % (
+              statistics.median(warm_worker), max(warm_worker), statistics.median(cold_worker), max(cold_worker),
+              len(warm_worker), statistics.median(warm_worker) / statistics.median(cold_worker)))
+if server_start:
+    print("warm worker start (once per kbrun process, not per candidate): median %.2f s over %d processes" % (
+        statistics.median(server_start), len(server_start)))

@@ -15,7 +15,9 @@
 # projection from its finished problems (bench/makespan_table.py).
 # Knobs (env): LATENCY (20 s), SAMPLES (3), ATTEMPTS (2), LLM_CONCURRENCY (8),
 # CORRECT_TRIALS (2), PERF_TRIALS (20), BENCH_BUDGET_S (540), DEVICE (cuda), WARMUP (1),
-# SCHEDULES ("pipelined by-problem"), and for a CPU dry run KB, LEVEL1, REPLAY, EXTRA (flags).
+# WARM_WORKER (all: --warm-worker for every evaluation),
+# SCHEDULES ("pipelined by-problem"), PCH_FROM (a compile cache whose precompiled header to
+# reuse instead of a warm-up), and for a CPU dry run KB, LEVEL1, REPLAY, EXTRA (flags).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 KB=${KB:-$PWD/.devpkg/kbrun}
@@ -46,6 +48,11 @@ est_seq=$(( problems * 13 / 10 * (LATENCY + 10 + SAMPLES * 8) ))
 echo "estimate: warm-up ~60 s, pipelined ~${est_pipe} s, by-problem ~${est_seq} s" \
      "(by-problem is cut at the budget when it does not fit: reported as a lower bound)"
 
+# PCH_FROM=<a compile cache that has built the precompiled header>: reuse it, no warm-up.
+if [ -n "${PCH_FROM:-}" ] && [ -d "$PCH_FROM/pch" ]; then
+  mkdir -p "$D/seed" && cp -al "$PCH_FROM/pch" "$D/seed/pch" && WARMUP=0
+  echo "precompiled header taken from $PCH_FROM"
+fi
 if [ "${WARMUP:-1}" = 1 ]; then
   # The precompiled header (about 35 s) once, for both runs: one eval of a replayed answer.
   first=""
@@ -62,7 +69,7 @@ code = m.group(1) if m else text
 open(sys.argv[2], "w").write(re.sub(r'name="([^"]+)"', r'name="\1_warmup"', code))
 PY
   $KB eval --code "$D/warmup.py" --problem "$LEVEL1/$first.py" --device "$DEVICE" --compile-cache "$D/seed" \
-    --correct-trials 1 --perf-trials 1 --output "$D/warmup.json" ${EXTRA:-} > "$D/warmup.log" 2>&1
+    --correct-trials 1 --perf-trials 1 --output "$D/warmup.json" --warm-worker "${WARM_WORKER:-all}" ${EXTRA:-} > "$D/warmup.log" 2>&1
   echo "warm-up ($first) done at $(elapsed) s: $(grep -o '"status": "[a-z_]*"' "$D/warmup.json" | head -1)," \
        "$(grep -o '"pch": *"[a-z]*"' "$D/warmup.json" | tail -1)"
 fi
@@ -77,7 +84,7 @@ for s in $SCHEDULES; do
   timeout -s INT -k 30 "$left" "$KB" batch 1 999 --problems-dir "$LEVEL1" --results "$D/$s" --replay-dir "$REPLAY" \
     --replay-latency "$LATENCY" --schedule "$s" --samples "$SAMPLES" --attempts "$ATTEMPTS" \
     --llm-concurrency "$LLM_CONCURRENCY" --target-speedup 0 --device "$DEVICE" --compile-cache "$cache" \
-    --correct-trials "${CORRECT_TRIALS:-2}" --perf-trials "${PERF_TRIALS:-20}" --no-report ${EXTRA:-} \
+    --correct-trials "${CORRECT_TRIALS:-2}" --perf-trials "${PERF_TRIALS:-20}" --no-report --warm-worker "${WARM_WORKER:-all}" ${EXTRA:-} \
     > "$D/$s.log" 2>&1
   rc=$?
   [ $rc = 124 ] && rc="124 (cut at the time limit, state saved)"
