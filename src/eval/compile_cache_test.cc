@@ -186,6 +186,23 @@ TEST_F(CompileCache, LighterBindingHeaderKeepsMeaningAndFallsBack) {
   EXPECT_TRUE(Contains(fb["fallback"].get<std::string>(), "built again as written (main.o)")) << fb.dump();
 }
 
+// Runs `loop_body` (Python: kbrun_build as `b`, each case's `name` and `text`, results into
+// `out`, `sys.argv[3]` = dir) over the cases and returns `out`; null when the script failed.
+json LightenEach(const json& cases, const fs::path& dir, const std::string& loop_body) {
+  WriteFileAtomic(dir / "cases.json", cases.dump());
+  ProcessSpec spec;
+  spec.argv = {"python3", "-c",
+               "import json, sys; sys.path.insert(0, sys.argv[1]); import kbrun_build as b\n"
+               "out = {}\n"
+               "for name, text in json.load(open(sys.argv[2])).items():\n" + loop_body + "print(json.dumps(out))\n",
+               std::string(KBRUN_SOURCE_DIR) + "/src/eval/worker", (dir / "cases.json").string(), dir.string()};
+  spec.env = CurrentEnvironment();
+  ProcessResult p = RunProcess(spec);
+  EXPECT_EQ(p.exit_code, 0) << p.output;
+  if (p.exit_code != 0) return nullptr;
+  return json::parse(SplitLines(p.output).back());
+}
+
 // Which binding files get torch/python.h: those that name nothing from the C++ frontend.
 TEST(FastBuild, BindingHeaderIsLightenedOnlyWhenSafe) {
   const std::string prefix = "#include <torch/extension.h>\n";
@@ -201,21 +218,11 @@ TEST(FastBuild, BindingHeaderIsLightenedOnlyWhenSafe) {
       {"no_prefix", body},
   };
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-binding-test-");
-  WriteFileAtomic(dir / "cases.json", cases.dump());
-  ProcessSpec spec;
-  spec.argv = {"python3", "-c",
-               "import json, sys; sys.path.insert(0, sys.argv[1]); import kbrun_build as b\n"
-               "out = {}\n"
-               "for name, text in json.load(open(sys.argv[2])).items():\n"
-               "    light, mode = b.lighten_binding(text, '/b/main.cpp')\n"
-               "    out[name] = [mode, light.count(chr(10)) == text.count(chr(10)), light]\n"
-               "print(json.dumps(out))\n",
-               std::string(KBRUN_SOURCE_DIR) + "/src/eval/worker", (dir / "cases.json").string()};
-  spec.env = CurrentEnvironment();
-  ProcessResult p = RunProcess(spec);
+  json modes = LightenEach(cases, dir,
+                           "    light, mode = b.lighten_binding(text, '/b/main.cpp')\n"
+                           "    out[name] = [mode, light.count(chr(10)) == text.count(chr(10)), light]\n");
   fs::remove_all(dir);
-  ASSERT_EQ(p.exit_code, 0) << p.output;
-  json modes = json::parse(SplitLines(p.output).back());
+  ASSERT_TRUE(modes.is_object());
   for (const char* name : {"glue", "own_include", "indexing"}) {
     EXPECT_EQ(modes[name][0], "torch_python_only") << name;
     std::string light = modes[name][2];
@@ -242,22 +249,11 @@ TEST(FastBuild, CudaHeadersAreLightenedOnlyWhenSafe) {
       {"includes_aten", prefix + "#include <ATen/ATen.h>\nvoid h() {}\n"},
       {"no_prefix", std::string("__global__ void k() {}\n")},
   };
-  WriteFileAtomic(dir / "cases.json", cases.dump());
-  ProcessSpec spec;
-  spec.argv = {"python3", "-c",
-               "import json, sys; sys.path.insert(0, sys.argv[1]); import kbrun_build as b\n"
-               "cases = json.load(open(sys.argv[2]))\n"
-               "out = {}\n"
-               "for name, text in cases.items():\n"
-               "    light, mode = b.lighten_cuda(text)\n"
-               "    open(sys.argv[3] + '/' + name + '.cu', 'w').write(light)\n"
-               "    out[name] = [mode, light.count(chr(10)) == text.count(chr(10))]\n"
-               "print(json.dumps(out))\n",
-               std::string(KBRUN_SOURCE_DIR) + "/src/eval/worker", (dir / "cases.json").string(), dir.string()};
-  spec.env = CurrentEnvironment();
-  ProcessResult p = RunProcess(spec);
-  ASSERT_EQ(p.exit_code, 0) << p.output;
-  json modes = json::parse(SplitLines(p.output).back());
+  json modes = LightenEach(cases, dir,
+                           "    light, mode = b.lighten_cuda(text)\n"
+                           "    open(sys.argv[3] + '/' + name + '.cu', 'w').write(light)\n"
+                           "    out[name] = [mode, light.count(chr(10)) == text.count(chr(10))]\n");
+  ASSERT_TRUE(modes.is_object());
   EXPECT_EQ(modes["plain_kernel"][0], "no_torch_headers");
   EXPECT_EQ(modes["uses_torch"][0], "torch_types_only");
   EXPECT_EQ(modes["checks_with_macro"][0], "as_written");
