@@ -105,12 +105,11 @@ class Server : public std::enable_shared_from_this<Server> {
     // The server lives as long as kbrun: its supervising thread is detached, and kbrun's
     // exit closes the control socket, on which the server kills its children and ends.
     std::thread([self = shared_from_this(), spec = std::move(spec), dir] {
-      ProcessResult p = RunProcess(spec);
+      RunProcess(spec);
       std::error_code ec;
       fs::remove_all(dir, ec);
       std::lock_guard lock(self->mu_);
       self->dead_ = true;
-      self->exit_output_ = KeepHeadTailLines(p.output, 20);
       shutdown(self->ctrl_, SHUT_RDWR);  // senders fail at once instead of waiting
       self->cv_.notify_all();
     }).detach();
@@ -223,7 +222,6 @@ class Server : public std::enable_shared_from_this<Server> {
   bool ready_ = false, dead_ = false, serves_gpu_ = true;
   std::string no_gpu_reason_;
   int pid_ = -1;
-  std::string exit_output_;
 };
 
 // Servers by interpreter and environment. Never destroyed: detached threads use them

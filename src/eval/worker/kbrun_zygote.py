@@ -275,7 +275,7 @@ def serve(private_dir):
             msg, fds = b"", []
         if not msg:
             break  # kbrun is gone
-        handle(msg, fds, ctrl, wake_r, wake_w, children)
+        handle(msg, fds, children)
     for pid in children:
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -286,7 +286,7 @@ def serve(private_dir):
         shutil.rmtree(private_dir, ignore_errors=True)
 
 
-def handle(msg, fds, ctrl, wake_r, wake_w, children):
+def handle(msg, fds, children):
     if not fds:
         return
     status = socket.socket(fileno=fds[0])
