@@ -69,6 +69,21 @@ if plain_s:
         mp, mc, mc / mp, mw, mw / mp))
     print("per-candidate overhead (worker starts + loading, excluding compile, checks and timing): "
           "median %.2f s, max %.2f s over %d evaluations" % (statistics.median(overhead), max(overhead), len(overhead)))
+# Where a cold build's time goes (kbrun_build's record): compile_s beyond the build step is
+# torch's own work around it (checks, writing sources, loading the module).
+breakdown = []
+for path in sorted(glob.glob(os.path.join(d, "c*_cold.json"))):
+    c = load(os.path.basename(path)[:-5])
+    for ext in (c["build"]["extensions"] if c and c.get("build") else []):
+        if "ninja_steps" not in ext:
+            continue
+        steps = ", ".join("%s %.2f-%.2f" % (name, start, end) for name, start, end in ext["ninja_steps"])
+        breakdown.append("  %-34s compile_s %.2f = build %.2f (key %.2f, ninja %.2f: %s; store %.2f) + torch %.2f" % (
+            c["problem"][:34], c["stages"]["compile_s"], ext["seconds"], ext.get("key_s", 0), ext["ninja_s"], steps,
+            ext.get("store_s", 0), c["stages"]["compile_s"] - ext["seconds"]))
+if breakdown:
+    print("cold builds, where the time went (ninja steps: output start-end s):")
+    print("\n".join(breakdown))
 if warm_worker:
     print("overhead on the same cached builds: warm worker median %.2f s (max %.2f), cold starts median %.2f s "
           "(max %.2f), n=%d each; warm/cold %.2fx" % (

@@ -95,6 +95,22 @@ TEST_F(CompileCache, HitSkipsTheBuildAndThePrecompiledHeaderIsReused) {
   ASSERT_EQ(two.result["status"], "correct") << two.process.output;
   EXPECT_EQ(two.cache(), "miss");
   EXPECT_EQ(two.result["build"]["extensions"][0]["pch"], "used");
+  // Where the build's time went: ninja's steps (main.o compiled, then the library linked)
+  // fit inside ninja's wall time, which fits inside the build step's.
+  const auto& ext = two.result["build"]["extensions"][0];
+  ASSERT_TRUE(ext.contains("ninja_steps")) << ext.dump();
+  std::vector<std::string> outputs;
+  double last_end = 0;
+  for (const auto& step : ext["ninja_steps"]) {
+    outputs.push_back(step[0].get<std::string>());
+    EXPECT_LE(step[1].get<double>(), step[2].get<double>()) << step.dump();
+    last_end = std::max(last_end, step[2].get<double>());
+  }
+  EXPECT_EQ(outputs, (std::vector<std::string>{"main.o", "cache_test_ext.so"})) << ext.dump();
+  EXPECT_GT(ext["ninja_steps"][0][2].get<double>(), 0.5) << "a torch binding file compiles in well over 0.5 s";
+  EXPECT_LE(last_end, ext["ninja_s"].get<double>() + 0.05);
+  EXPECT_LE(ext["ninja_s"].get<double>(), ext["seconds"].get<double>());
+  EXPECT_LE(ext["key_s"].get<double>() + ext["ninja_s"].get<double>(), ext["seconds"].get<double>() + 0.01);
 
   EXPECT_EQ(Entries("ext").size(), 2u);
   EXPECT_EQ(Entries("pch").size(), 1u);

@@ -238,6 +238,23 @@ def _built_since(build_directory, offset):
     return {line.split("\t")[3] for line in lines if not line.startswith("#") and line.count("\t") >= 4}
 
 
+def _record_ninja_run(record, build_directory, offset, seconds):
+    """Where a build's time went: ninja's wall time, and each step it ran ([output, start,
+    end] in seconds from ninja's start, from its log), so time outside the compilers shows."""
+    record["ninja_s"] = round(record.get("ninja_s", 0) + seconds, 3)
+    try:
+        with open(os.path.join(build_directory, ".ninja_log")) as f:
+            f.seek(offset)
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    steps = record.setdefault("ninja_steps", [])
+    for line in lines:
+        fields = line.split("\t")
+        if not line.startswith("#") and len(fields) >= 4 and fields[0].isdigit() and fields[1].isdigit():
+            steps.append([os.path.basename(fields[3]), int(fields[0]) / 1000, int(fields[1]) / 1000])
+
+
 def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
     """Replaces _run_ninja_build for one build: PCH, lighter binding and CUDA headers, with
     a fallback to the files as written."""
@@ -293,6 +310,7 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 text = _set_ninja_var(text, "cflags", include + cflags)
             with open(path, "w") as f:
                 f.write(text)
+            t, log_offset = time.perf_counter(), _ninja_log_size(build_directory)
             try:
                 original_run(build_directory, verbose, error_prefix)
                 return
@@ -313,6 +331,8 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                     del light[obj]
                 note = "built again as written (%s) after: %s" % (", ".join(failed), str(exc)[-1500:])
                 record["fallback"] = record["fallback"] + "\n" + note if "fallback" in record else note
+            finally:
+                _record_ninja_run(record, build_directory, log_offset, time.perf_counter() - t)
 
     return run
 
@@ -410,7 +430,7 @@ def install(cache_dir, use_pch=True):
             with_cuda = any(map(ce._is_cuda_file, a["sources"]))
         t = time.perf_counter()
         key = cache_key(a, with_cuda, ce)
-        record = {"name": name, "key": key, "cache": "miss"}
+        record = {"name": name, "key": key, "cache": "miss", "key_s": round(time.perf_counter() - t, 3)}
         builds.append(record)
         entry = os.path.join(ext_root, key)
         lib_name = name + lib_ext
@@ -435,6 +455,7 @@ def install(cache_dir, use_pch=True):
         finally:
             ce._run_ninja_build = original_run
         record["seconds"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
         try:
             tmp = tempfile.mkdtemp(prefix=".tmp-", dir=ext_root)
             shutil.copy2(os.path.join(build_directory, lib_name), os.path.join(tmp, lib_name))
@@ -447,6 +468,7 @@ def install(cache_dir, use_pch=True):
                 shutil.rmtree(tmp, ignore_errors=True)
         except OSError as exc:  # a cache that cannot be written costs speed, not results
             record["store_error"] = str(exc)
+        record["store_s"] = round(time.perf_counter() - t, 3)
         return None
 
     ce._write_ninja_file_and_build_library = build_library
