@@ -45,9 +45,8 @@ void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
   cmd.add_flag("--no-pch", f.no_pch, "Do not precompile torch/extension.h for the binding file");
   cmd.add_option("--warm-worker", f.warm_worker,
                  "Which workers start as forks of a Python that has imported torch, not as fresh interpreters "
-                 "(seconds each): cpu = those that see no GPU (compile phases, CPU evaluations); all = GPU runs "
-                 "and checkers too (not yet verified on a GPU: docs/PERFORMANCE.md); off = none "
-                 "(docs/EVALUATION.md)")
+                 "(seconds each): all = every worker and checker; cpu = only those that see no GPU (compile "
+                 "phases, CPU evaluations); off = none: every one a fresh interpreter (docs/EVALUATION.md)")
       ->check(CLI::IsMember({"cpu", "all", "off"}))
       ->capture_default_str();
   cmd.add_option("--python", f.python, "Python interpreter with torch (env KBRUN_PYTHON)");

@@ -59,8 +59,9 @@ struct EvalOptions {
   bool precompiled_header = true;    // fast mode with a shared cache only
   // Which workers and checkers start as forks of a warm Python that has imported torch
   // (eval/warm_worker.h) instead of fresh interpreters: "cpu" = those that see no GPU
-  // (compile phases, CPU evaluations); "all" = GPU runs too; "off" = none.
-  std::string warm_worker = "cpu";
+  // (compile phases, CPU evaluations); "all" = GPU runs too (the default: a fork starts
+  // in ~0.7 s instead of ~10, measured on the H100, docs/PERFORMANCE.md); "off" = none.
+  std::string warm_worker = "all";
 };
 
 struct EvalRequest {
