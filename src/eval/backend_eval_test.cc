@@ -23,15 +23,7 @@ std::string Candidate(const std::string& header) {
   return ScaleAddCandidate("backend_test_ext", header);
 }
 
-struct Eval {
-  ProcessResult process;
-  json result;
-  std::string status() const { return result.is_object() ? result.value("status", "") : ""; }
-  std::string category() const {
-    return result.is_object() && result["error"].is_object() ? result["error"].value("category", "") : "";
-  }
-  std::string cache() const { return result["build"]["extensions"].at(0).value("cache", ""); }
-};
+using Eval = BuildEval;
 
 class BackendEval : public ::testing::Test {
  protected:
@@ -44,22 +36,9 @@ class BackendEval : public ::testing::Test {
     return dir_ / name;
   }
 
+  // The roots must come from the flags of each test, never from the machine.
   Eval Run(const fs::path& code, std::vector<std::string> extra) {
-    static int n = 0;
-    fs::path out = dir_ / ("result-" + std::to_string(++n) + ".json");
-    ProcessSpec spec;
-    spec.argv = {KBRUN_BINARY, "eval", "--code", code.string(), "--problem",
-                 (kData / "problems/1_ScaleAdd.py").string(), "--device", "cpu", "--correct-trials", "2",
-                 "--perf-trials", "5", "--compile-cache", (dir_ / "cache").string(), "--output", out.string()};
-    spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
-    spec.env = CurrentEnvironment();
-    // The roots must come from the flags of each test, never from the machine.
-    spec.env.erase("THUNDERKITTENS_ROOT");
-    spec.env.erase("HIPKITTENS_ROOT");
-    spec.timeout_s = 600;
-    Eval e{RunProcess(spec), nullptr};
-    if (auto text = ReadFile(out)) e.result = json::parse(*text);
-    return e;
+    return RunBuildEval(dir_, code, extra, {}, {"THUNDERKITTENS_ROOT", "HIPKITTENS_ROOT"});
   }
 
   size_t ExtEntries() {

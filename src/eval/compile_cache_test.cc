@@ -30,12 +30,7 @@ std::string Candidate(const std::string& marker, const std::string& cflags = "",
   return ScaleAddCandidate("cache_test_ext", "// " + marker + "\n" + include, flags + paths);
 }
 
-struct Eval {
-  ProcessResult process;
-  json result;
-  std::string cache() const { return result["build"]["extensions"].at(0).value("cache", ""); }
-  double compile_s() const { return result["stages"]["compile_s"].get<double>(); }
-};
+using Eval = BuildEval;
 
 class CompileCache : public ::testing::Test {
  protected:
@@ -49,19 +44,7 @@ class CompileCache : public ::testing::Test {
 
   Eval Run(const fs::path& code, std::vector<std::string> extra = {},
            std::map<std::string, std::string> env_extra = {}) {
-    static int n = 0;
-    fs::path out = dir_ / ("result-" + std::to_string(++n) + ".json");
-    ProcessSpec spec;
-    spec.argv = {KBRUN_BINARY, "eval", "--code", code.string(), "--problem",
-                 (kData / "problems/1_ScaleAdd.py").string(), "--device", "cpu", "--correct-trials", "2",
-                 "--perf-trials", "5", "--compile-cache", (dir_ / "cache").string(), "--output", out.string()};
-    spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
-    spec.env = CurrentEnvironment();
-    for (auto& [k, v] : env_extra) spec.env[k] = v;
-    spec.timeout_s = 600;
-    Eval e{RunProcess(spec), nullptr};
-    if (auto text = ReadFile(out)) e.result = json::parse(*text);
-    return e;
+    return RunBuildEval(dir_, code, extra, env_extra);
   }
 
   std::vector<fs::path> Entries(const std::string& sub) {

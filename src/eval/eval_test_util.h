@@ -1,6 +1,7 @@
 // Test helper: run the real `kbrun eval` on a fixture and read its result document.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,39 @@ inline EvalRun RunEvalIn(const std::string& dir, const std::string& candidate, s
   return run;
 }
 
+// One `kbrun eval` of a build-step test: its process and result document.
+struct BuildEval {
+  ProcessResult process;
+  nlohmann::json result;
+  std::string status() const { return result.is_object() ? result.value("status", "") : ""; }
+  std::string category() const {
+    return result.is_object() && result["error"].is_object() ? result["error"].value("category", "") : "";
+  }
+  std::string cache() const { return result["build"]["extensions"].at(0).value("cache", ""); }
+  double compile_s() const { return result["stages"]["compile_s"].get<double>(); }
+};
+
+// Runs `kbrun eval` of `code` against tests/problems/1_ScaleAdd.py on the CPU, with the
+// result file and the compile cache (dir/cache) in `dir`. `env_set` overrides variables of
+// this environment, `env_unset` removes them.
+inline BuildEval RunBuildEval(const fs::path& dir, const fs::path& code, const std::vector<std::string>& extra,
+                              const std::map<std::string, std::string>& env_set = {},
+                              const std::vector<std::string>& env_unset = {}) {
+  static int n = 0;
+  fs::path out = dir / ("result-" + std::to_string(++n) + ".json");
+  ProcessSpec spec;
+  spec.argv = {KBRUN_BINARY, "eval", "--code", code.string(), "--problem",
+               std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py", "--device", "cpu", "--correct-trials",
+               "2", "--perf-trials", "5", "--compile-cache", (dir / "cache").string(), "--output", out.string()};
+  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+  spec.env = CurrentEnvironment();
+  for (const auto& [k, v] : env_set) spec.env[k] = v;
+  for (const auto& k : env_unset) spec.env.erase(k);
+  spec.timeout_s = 600;
+  BuildEval e{RunProcess(spec), nullptr};
+  if (auto text = ReadFile(out)) e.result = nlohmann::json::parse(*text);
+  return e;
+}
 
 // A correct C++ extension for tests/problems/1_ScaleAdd.py, for tests of the build step.
 // `preamble` opens the C++ source and must define KB_ONE as 1.0f one way or another;
