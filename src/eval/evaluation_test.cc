@@ -62,6 +62,9 @@ TEST(EvalIntegration, CompileErrorCarriesCompilerMessage) {
   std::string msg = r.result["error"]["message"];
   EXPECT_NE(msg.find("undeclared_thing"), std::string::npos) << msg;
   EXPECT_LT(msg.size(), 8000u);  // trimmed, not the whole log
+  // No run phase: its stage fields say so (they once repeated the compile worker's).
+  EXPECT_TRUE(r.result["stages"]["run_worker_start"].is_null()) << r.result["stages"].dump();
+  EXPECT_EQ(r.result["stages"]["run_worker_total_s"].get<double>(), 0.0);
 }
 
 TEST(EvalIntegration, SegfaultIsRuntimeError) {

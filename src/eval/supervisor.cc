@@ -288,6 +288,9 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
   json stages = worker.value("stage_times", json::object());
   json timing = worker.value("timing", json(nullptr));
   double tol = o.precision == "fp32" ? 1e-4 : 1e-2;
+  // `run` is the last worker (its output goes in output_tail); after a failed compile it is
+  // the compile worker, and there was no run phase.
+  const WorkerRun* run_phase = compiled.ok ? run : nullptr;
   json doc = {
       {"kbrun_version", KBRUN_VERSION},
       {"problem", req.problem.stem().string()},
@@ -326,13 +329,14 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"correctness_s", stages.value("correctness_s", 0.0)},
         {"timing_s", stages.value("timing_s", 0.0)},
         {"compile_worker_total_s", compiled.compile_worker_s},
-        {"run_worker_total_s", run ? run->process.wall_s : 0.0},
+        {"run_worker_total_s", run_phase ? run_phase->process.wall_s : 0.0},
         // How the workers started: "warm" (forks of the warm worker) or "cold" (fresh interpreters).
         {"compile_worker_start", compiled.warm_start ? "warm" : "cold"},
-        {"run_worker_start", run ? json(run->process.started_by_starter ? "warm" : "cold") : json(nullptr)},
+        {"run_worker_start",
+         run_phase ? json(run_phase->process.started_by_starter ? "warm" : "cold") : json(nullptr)},
         // Of the two workers' wall times: starting the warm worker itself (once per kbrun process).
         {"warm_worker_setup_s",
-         compiled.warm_worker_setup_s + (run ? run->process.starter_setup_s : 0.0)}}},
+         compiled.warm_worker_setup_s + (run_phase ? run_phase->process.starter_setup_s : 0.0)}}},
       {"build",
        {{"mode", o.compile_mode},
         {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
