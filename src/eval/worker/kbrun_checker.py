@@ -47,11 +47,7 @@ def main():
               "max_abs_diff": None, "mean_abs_diff": None, "failure": None}
     try:
         import torch
-        device = torch.device("cuda:0" if req["device"] == "cuda" else "cpu")
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+        device = kw.use_device(torch, req["device"])
         precision = req["precision"]
         atol = req.get("atol") if req.get("atol") is not None else kw.DEFAULT_TOLERANCE[precision]
         rtol = req.get("rtol") if req.get("rtol") is not None else kw.DEFAULT_TOLERANCE[precision]

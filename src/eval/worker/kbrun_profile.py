@@ -38,12 +38,7 @@ def progress(line):
 
 def setup_torch(req):
     import torch
-    device = torch.device("cuda:0" if req["device"] == "cuda" else "cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        # The same honest fp32 as the run worker: no TF32 for the reference.
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+    device = kw.use_device(torch, req["device"])
     dtype = getattr(torch, kw.PRECISIONS[req["precision"]]) if req["precision"] != "fp32" else None
     return torch, device, dtype
 

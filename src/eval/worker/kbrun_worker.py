@@ -134,6 +134,18 @@ def reuse_compile_phase_builds(build_root):
     cpp_extension._run_ninja_build = run_ninja_build
 
 
+def use_device(torch, name):
+    """The device a process works on ("cuda": its only visible GPU), set up alike in the
+    worker, the checker and the profiler: honest fp32, no TF32 shortcuts for the reference
+    (or the candidate's torch calls)."""
+    device = torch.device("cuda:0" if name == "cuda" else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return device
+
+
 def seed_all(torch, seed):
     random.seed(seed)
     torch.manual_seed(seed)
@@ -812,12 +824,8 @@ def main():
             "hip_version": getattr(torch.version, "hip", None),
             "network_interfaces": network_interfaces(),
         })
-        device = torch.device("cuda:0" if req["device"] == "cuda" and req["phase"] != "compile" else "cpu")
+        device = use_device(torch, req["device"] if req["phase"] != "compile" else "cpu")
         if device.type == "cuda":
-            torch.cuda.set_device(device)
-            # Honest fp32: no TF32 shortcuts for the reference (or the candidate's torch calls).
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
             torch.cuda.init()
         guard = Guard(torch, device)
         progress("stage compile")
