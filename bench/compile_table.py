@@ -84,6 +84,14 @@ for path in sorted(glob.glob(os.path.join(d, "c*_cold.json"))):
 if breakdown:
     print("cold builds, where the time went (ninja steps: output start-end s):")
     print("\n".join(breakdown))
+# The run worker's parts of that overhead (results from before they were recorded lack them).
+parts = [load(os.path.basename(p)[:-5]) for p in glob.glob(os.path.join(d, "c*_warm.json"))]
+parts = [r["stages"] for r in parts if r and "run_cuda_init_s" in r["stages"]]
+if parts:
+    print("per-candidate overhead, the warm run worker's parts (medians, n=%d): GPU set-up %.2f s, importing the candidate %.2f s, "
+          "building the models %.2f s" % (len(parts), statistics.median(p["run_cuda_init_s"] for p in parts),
+                                          statistics.median(p["run_load_candidate_s"] for p in parts),
+                                          statistics.median(p["run_load_models_s"] for p in parts)))
 if warm_worker:
     print("overhead on the same cached builds: warm worker median %.2f s (max %.2f), cold starts median %.2f s "
           "(max %.2f), n=%d each; warm/cold %.2fx" % (

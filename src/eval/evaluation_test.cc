@@ -31,6 +31,18 @@ TEST(EvalIntegration, CorrectCompiledExtension) {
   EXPECT_EQ(r.result["timing"]["candidate"]["trials"], 10);
   EXPECT_GT(r.result["timing"]["reference"]["median_ms"].get<double>(), 0.0);
   EXPECT_GT(r.result["stages"]["compile_s"].get<double>(), 1.0);  // a real build happened
+  // The run worker's own parts fit in its wall time; importing the candidate there reuses
+  // the compile phase's build (no second compile).
+  const auto& st = r.result["stages"];
+  EXPECT_GT(st["run_load_candidate_s"].get<double>(), 0.0) << st.dump();
+  EXPECT_LT(st["run_load_candidate_s"].get<double>(), st["compile_s"].get<double>() / 2) << st.dump();
+  EXPECT_GT(st["run_load_models_s"].get<double>(), 0.0) << st.dump();
+  EXPECT_GE(st["run_cuda_init_s"].get<double>(), 0.0) << st.dump();
+  EXPECT_LT(st["run_cuda_init_s"].get<double>() + st["run_load_candidate_s"].get<double>() +
+                st["run_load_models_s"].get<double>() + st["correctness_s"].get<double>() +
+                st["timing_s"].get<double>(),
+            st["run_worker_total_s"].get<double>())
+      << st.dump();
   // What kbrun added to the build for the backend is on record (CPU: the cuda set, no flags).
   EXPECT_EQ(r.result["build"]["backend_flags"]["name"], "cuda") << r.result["build"].dump();
   EXPECT_EQ(r.result["build"]["extensions"][0]["cache"], "miss");

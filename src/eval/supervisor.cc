@@ -330,6 +330,11 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"timing_s", stages.value("timing_s", 0.0)},
         {"compile_worker_total_s", compiled.compile_worker_s},
         {"run_worker_total_s", run_phase ? run_phase->process.wall_s : 0.0},
+        // Of the run worker's wall time, besides correctness and timing: setting up the GPU,
+        // importing the candidate (its build comes from the compile phase), building the models.
+        {"run_cuda_init_s", run_phase ? stages.value("cuda_init_s", 0.0) : 0.0},
+        {"run_load_candidate_s", run_phase ? stages.value("compile_s", 0.0) : 0.0},
+        {"run_load_models_s", run_phase ? stages.value("load_models_s", 0.0) : 0.0},
         // How the workers started: "warm" (forks of the warm worker) or "cold" (fresh interpreters).
         {"compile_worker_start", compiled.warm_start ? "warm" : "cold"},
         {"run_worker_start",

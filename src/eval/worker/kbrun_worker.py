@@ -824,9 +824,11 @@ def main():
             "hip_version": getattr(torch.version, "hip", None),
             "network_interfaces": network_interfaces(),
         })
+        t = time.perf_counter()
         device = use_device(torch, req["device"] if req["phase"] != "compile" else "cpu")
         if device.type == "cuda":
             torch.cuda.init()
+        stage_times["cuda_init_s"] = time.perf_counter() - t
         guard = Guard(torch, device)
         progress("stage compile")
         t = time.perf_counter()
