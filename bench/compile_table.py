@@ -28,6 +28,7 @@ def overhead_s(r):
 
 rows, plain_s, fast_s, warm_s, overhead = [], [], [], [], []
 warm_worker, cold_worker, server_start = [], [], []
+breakdown, parts = [], []  # cold builds' timings; the warm run workers' own parts
 for path in sorted(glob.glob(os.path.join(d, "c*_plain.json")), key=lambda p: int(os.path.basename(p)[1:].split("_")[0])):
     label = os.path.basename(path)[: -len("_plain.json")]
     p, c, w = load(label + "_plain"), load(label + "_cold"), load(label + "_warm")
@@ -47,6 +48,16 @@ for path in sorted(glob.glob(os.path.join(d, "c*_plain.json")), key=lambda p: in
     for r in (p, c, w):
         if r["stages"].get("warm_worker_setup_s", 0) > 0:
             server_start.append(r["stages"]["warm_worker_setup_s"])
+    # Where a cold build's time goes (kbrun_build's record): compile_s beyond the build step is
+    # torch's own work around it (checks, writing sources, loading the module).
+    for e in c["build"]["extensions"]:
+        if "ninja_steps" in e:
+            steps = ", ".join("%s %.2f-%.2f" % (name, start, end) for name, start, end in e["ninja_steps"])
+            breakdown.append("  %-34s compile_s %.2f = build %.2f (key %.2f, ninja %.2f: %s; store %.2f) + torch %.2f" % (
+                c["problem"][:34], cs, e["seconds"], e.get("key_s", 0), e["ninja_s"], steps, e.get("store_s", 0),
+                cs - e["seconds"]))
+    if "run_cuda_init_s" in w["stages"]:  # results from before they were recorded lack them
+        parts.append(w["stages"])
     rows.append("%-36s %-14s %8.1f %8.1f %8.1f %6.2f   %-9s %-9s %-9s %s" % (
         p["problem"][:36], ",".join(ext.get("cuda_headers", [])) or "-", ps, cs, ws, cs / ps,
         p["status"], c["status"], w["status"], (w["build"]["extensions"] or [{}])[0].get("cache", "-")))
@@ -69,24 +80,9 @@ if plain_s:
         mp, mc, mc / mp, mw, mw / mp))
     print("per-candidate overhead (worker starts + loading, excluding compile, checks and timing): "
           "median %.2f s, max %.2f s over %d evaluations" % (statistics.median(overhead), max(overhead), len(overhead)))
-# Where a cold build's time goes (kbrun_build's record): compile_s beyond the build step is
-# torch's own work around it (checks, writing sources, loading the module).
-breakdown = []
-for path in sorted(glob.glob(os.path.join(d, "c*_cold.json"))):
-    c = load(os.path.basename(path)[:-5])
-    for ext in (c["build"]["extensions"] if c and c.get("build") else []):
-        if "ninja_steps" not in ext:
-            continue
-        steps = ", ".join("%s %.2f-%.2f" % (name, start, end) for name, start, end in ext["ninja_steps"])
-        breakdown.append("  %-34s compile_s %.2f = build %.2f (key %.2f, ninja %.2f: %s; store %.2f) + torch %.2f" % (
-            c["problem"][:34], c["stages"]["compile_s"], ext["seconds"], ext.get("key_s", 0), ext["ninja_s"], steps,
-            ext.get("store_s", 0), c["stages"]["compile_s"] - ext["seconds"]))
 if breakdown:
     print("cold builds, where the time went (ninja steps: output start-end s):")
     print("\n".join(breakdown))
-# The run worker's parts of that overhead (results from before they were recorded lack them).
-parts = [load(os.path.basename(p)[:-5]) for p in glob.glob(os.path.join(d, "c*_warm.json"))]
-parts = [r["stages"] for r in parts if r and "run_cuda_init_s" in r["stages"]]
 if parts:
     print("per-candidate overhead, the warm run worker's parts (medians, n=%d): GPU set-up %.2f s, importing the candidate %.2f s, "
           "building the models %.2f s" % (len(parts), statistics.median(p["run_cuda_init_s"] for p in parts),

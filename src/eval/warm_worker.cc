@@ -299,7 +299,8 @@ ChildStarter WarmWorkerStarter(const std::string& interpreter, const fs::path& w
     if (spec.argv.size() < 2 || spec.argv[0] != interpreter || !spec.argv[1].ends_with(".py")) {
       return std::nullopt;
     }
-    if (!gpu_runs && NeedsGpu(spec.env)) return std::nullopt;
+    const bool needs_gpu = NeedsGpu(spec.env);
+    if (!gpu_runs && needs_gpu) return std::nullopt;
     auto env = ServerEnv(spec.env);
     // A server that died since its last run is replaced here; one that dies between the
     // check and the fork costs this run a cold start, not a failure.
@@ -307,7 +308,7 @@ ChildStarter WarmWorkerStarter(const std::string& interpreter, const fs::path& w
     for (int attempt = 0; attempt < 2; ++attempt) {
       auto server = Pool::Get().Running(interpreter, env, work_root, &setup_s);
       if (!server) break;
-      if (NeedsGpu(spec.env) && !server->ServesGpu()) {
+      if (needs_gpu && !server->ServesGpu()) {
         static std::once_flag warned;
         std::call_once(warned, [&] {
           fmt::print(stderr, "kbrun: GPU runs start cold: torch initialised CUDA in the warm worker ({})\n",

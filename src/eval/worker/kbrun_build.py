@@ -227,32 +227,35 @@ def _ninja_log_size(build_directory):
         return 0
 
 
-def _built_since(build_directory, offset):
-    """Outputs ninja built since `offset` bytes of its log (lines: start, end, mtime, output, hash)."""
+def _ninja_log_since(build_directory, offset):
+    """The commands ninja logged after `offset` bytes of its log: (start s, end s, output),
+    times from ninja's start (log lines: start ms, end ms, mtime, output, hash)."""
     try:
         with open(os.path.join(build_directory, ".ninja_log")) as f:
             f.seek(offset)
             lines = f.read().splitlines()
     except OSError:
-        return set()
-    return {line.split("\t")[3] for line in lines if not line.startswith("#") and line.count("\t") >= 4}
+        return []
+    entries = []
+    for line in lines:
+        fields = line.split("\t")
+        if not line.startswith("#") and len(fields) >= 5 and fields[0].isdigit() and fields[1].isdigit():
+            entries.append((int(fields[0]) / 1000, int(fields[1]) / 1000, fields[3]))
+    return entries
+
+
+def _built_since(build_directory, offset):
+    """Outputs ninja built since `offset` bytes of its log."""
+    return {output for _, _, output in _ninja_log_since(build_directory, offset)}
 
 
 def _record_ninja_run(record, build_directory, offset, seconds):
     """Where a build's time went: ninja's wall time, and each step it ran ([output, start,
-    end] in seconds from ninja's start, from its log), so time outside the compilers shows."""
+    end] in seconds from ninja's start), so time outside the compilers shows."""
     record["ninja_s"] = round(record.get("ninja_s", 0) + seconds, 3)
-    try:
-        with open(os.path.join(build_directory, ".ninja_log")) as f:
-            f.seek(offset)
-            lines = f.read().splitlines()
-    except OSError:
-        return
     steps = record.setdefault("ninja_steps", [])
-    for line in lines:
-        fields = line.split("\t")
-        if not line.startswith("#") and len(fields) >= 4 and fields[0].isdigit() and fields[1].isdigit():
-            steps.append([os.path.basename(fields[3]), int(fields[0]) / 1000, int(fields[1]) / 1000])
+    for start, end, output in _ninja_log_since(build_directory, offset):
+        steps.append([os.path.basename(output), start, end])
 
 
 def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
