@@ -3,9 +3,9 @@
 It measures; it does not decide. The supervisor (src/eval/supervisor.cc) reads the
 measurements this worker writes and decides the verdict. Phases:
   compile  import the candidate (its load_inline builds run here); no GPU work
-  run      reload the candidate (the build is cached in the same private dir),
-           check correctness against the reference, then time both
-  all      both, in one process
+  run      reload the candidate (the build is cached in the same private dir), call it on
+           the inputs the checker (kbrun_checker.py) draws, and time it; the checker judges
+           the outputs and runs and times the reference in its own process
 
 Progress lines go to fd 3 ("stage <name>") so the supervisor can start the run
 clock when compiling ends. Only torch (and the standard library) is used.
@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import random
-import re
 import statistics
 import threading
 import sys
@@ -239,43 +238,106 @@ def stats(samples_ms):
     }
 
 
-class Timer:
-    """Times one call of fn, the same way for reference and candidate.
+# Timing methods (result.json timing.method). On the GPU every run has both: kbrun's figure,
+# and KernelBench's cuda_event method on a quarter as many calls, interleaved, for comparison.
+GPU_METHOD = "cuda_events_launch_hidden_l2_flush"
+KERNELBENCH_METHOD = "kernelbench_cuda_event_l2_flush"
+CPU_METHOD = "wall_clock_cache_flush"
+# The spin that hides a call's launch latency covers at most this much host time.
+MAX_SPIN_MS = 1.0
 
-    GPU: the L2 cache is flushed (a buffer twice its size is zeroed), the device is
-    synchronised, then the end event is recorded only after a device-wide synchronize,
-    so work the call left on other streams is counted. CPU: wall clock, with a cache
-    flush by writing a buffer larger than the last-level cache.
+
+def timing_methods(device, n):
+    """The method of each timed call, in order."""
+    if device.type != "cuda":
+        return [CPU_METHOD] * n
+    methods = []
+    for i in range(n):
+        methods.append(GPU_METHOD)
+        if i % 4 == 3:
+            methods.append(KERNELBENCH_METHOD)
+    return methods
+
+
+class Timer:
+    """Times one call of fn, the same way for the reference (in the checker) and the candidate
+    (in the worker).
+
+    GPU, kbrun's method: the L2 cache is flushed (a buffer twice its size is zeroed) and the
+    device synchronised; a spin kernel then holds the stream while the call's launches queue
+    up behind it (nvbench's blocking kernel), so the events measure the GPU's time for the
+    call, not the host's launch latency. The spin lasts about twice the call's host time seen
+    in the warm-up (at most MAX_SPIN_MS): host time beyond that is still counted. KernelBench's
+    method is the same without the spin (launch latency counted). Both record the end event in
+    stream order; `snapshot(out)` is queued right after it, outside the timed region, and the
+    whole device is synchronised before anything else runs, so work the call left on another
+    stream shows in the snapshot and never overlaps the next measurement.
+    CPU: wall clock, with a cache flush by writing a buffer larger than the last-level cache.
     """
 
     def __init__(self, torch, device):
         self.torch = torch
         self.cuda = device.type == "cuda"
+        self.host_ms = []
+        self.spin_ms = 0.0
+        self.spin_cycles = 0
         if self.cuda:
             props = torch.cuda.get_device_properties(device)
             l2 = getattr(props, "L2_cache_size", 0) or 64 * 1024 * 1024
             self.flush_buf = torch.empty(int(2 * l2) // 4, dtype=torch.int32, device=device)
             self.start = torch.cuda.Event(enable_timing=True)
             self.end = torch.cuda.Event(enable_timing=True)
+            self.cycles_per_ms = self._spin_cycles_per_ms()
         else:
             self.flush_buf = torch.empty(32 * 1024 * 1024 // 4, dtype=torch.int32)
 
-    def time_once(self, fn, args, keep_output=False):
+    def _spin_cycles_per_ms(self):
+        torch = self.torch
+        torch.cuda.synchronize()
+        self.start.record()
+        torch.cuda._sleep(1000000)
+        self.end.record()
+        self.end.synchronize()
+        ms = self.start.elapsed_time(self.end)
+        return 1000000 / ms if ms > 0 else 2000000.0
+
+    def warm_up(self, fn, args):
+        """One untimed call (a warm-up): measures how long the host takes to issue it, which
+        sizes the spin. Returns its output."""
+        torch = self.torch
+        if not self.cuda:
+            return fn(*args)
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = fn(*args)
+        self.host_ms.append((time.perf_counter() - t) * 1000.0)
+        torch.cuda.synchronize()
+        self.spin_ms = min(max(2 * statistics.median(self.host_ms) + 0.01, 0.02), MAX_SPIN_MS)
+        self.spin_cycles = int(self.spin_ms * self.cycles_per_ms)
+        return out
+
+    def time_once(self, fn, args, method=None, snapshot=None):
+        """Returns (milliseconds, output, snapshot(output) or None)."""
         torch = self.torch
         self.flush_buf.zero_()
+        snap = None
         if self.cuda:
             torch.cuda.synchronize()
+            if method != KERNELBENCH_METHOD and self.spin_cycles:
+                torch.cuda._sleep(self.spin_cycles)
             self.start.record()
             out = fn(*args)
-            torch.cuda.synchronize()
             self.end.record()
+            if snapshot is not None:
+                snap = snapshot(out)
             self.end.synchronize()
             ms = self.start.elapsed_time(self.end)
+            torch.cuda.synchronize()
         else:
             t = time.perf_counter()
             out = fn(*args)
             ms = (time.perf_counter() - t) * 1000.0
-        return (ms, out) if keep_output else ms
+        return ms, out, snap
 
 
 class Guard:
@@ -297,7 +359,6 @@ class Guard:
             "torch.equal": torch.equal,
             "torch.Tensor.float": torch.Tensor.float,
             "time.perf_counter": time.perf_counter,
-            "kbrun_worker.compare": compare,
             "kbrun_worker.Timer.time_once": Timer.time_once,
             "kbrun_worker.progress": progress,
         }
@@ -424,10 +485,11 @@ EXTRA_DRAWS = (("extra inputs x*4+2", 4.0, 2.0), ("extra inputs x*0.1-0.5", 0.1,
 class CheckerLink:
     """The worker's end of the channel to the checker process (kbrun_checker.py).
 
-    The checker, not this process, draws the inputs of every checked call and decides
-    whether the outputs are right: the worker asks it for inputs, calls the candidate,
-    and sends the outputs back. Its verdict comes back so that a failing run stops early;
-    its own counts go to the supervisor directly.
+    The checker, not this process, draws the inputs of every checked call, runs the reference
+    and decides whether the outputs are right: the worker receives the inputs (written by the
+    checker into buffers this process allocated, so it never holds a handle to the checker's
+    memory; or by value), calls the candidate, and sends the outputs back. The checker's verdict
+    comes back so that a failing run stops early; its own counts go to the supervisor directly.
     """
 
     def __init__(self, torch, device):
@@ -435,48 +497,89 @@ class CheckerLink:
         self.torch = torch
         self.device = device
         self.channel = kbrun_channel
-        self.by_value = False  # CUDA tensors as IPC handles until mapping one fails
+        self.by_value = device.type != "cuda"  # CUDA: IPC until the checker says otherwise
         try:
             self.chan = kbrun_channel.Channel(4)
         except OSError as exc:
             raise Failure("runtime_error", "checker_failed", "no channel to the checker: %s" % exc)
 
-    def _request(self, header, payloads=()):
+    def _send(self, header, payloads=()):
         try:
-            return self.chan.request(header, payloads)
+            self.chan.send(header, payloads)
+        except OSError as exc:
+            raise Failure("runtime_error", "checker_failed", "the checker stopped answering: %s" % exc)
+
+    def _recv(self):
+        try:
+            return self.chan.recv()
         except (OSError, EOFError, ValueError) as exc:
             raise Failure("runtime_error", "checker_failed", "the checker stopped answering: %s" % exc)
 
-    def draw(self, kind, label):
-        """Inputs for one checked call, drawn by the checker."""
-        reply, payloads = self._request({"type": "draw", "kind": kind, "label": label, "by_value": self.by_value})
-        if reply.get("type") != "inputs":
-            raise Failure("runtime_error", "checker_failed", "unexpected answer from the checker: %r" % reply)
-        try:
-            return self.channel.rebuild(self.torch, reply["inputs"], payloads, self.device)
-        except Exception as exc:
-            if self.by_value:
-                raise Failure("runtime_error", "checker_failed", "cannot map the checker's inputs: %s" % exc)
-            self.by_value = True  # e.g. CUDA IPC refused here: draw again, by value
-            try:
-                self.chan.send({"type": "redraw", "error": "%s: %s" % (type(exc).__name__, str(exc)[:300])})
-            except OSError as send_exc:
-                raise Failure("runtime_error", "checker_failed", "the checker stopped answering: %s" % send_exc)
-            return self.draw(kind, label)
+    def _unexpected(self, header):
+        return Failure("runtime_error", "checker_failed", "unexpected answer from the checker: %r" % (
+            {k: header.get(k) for k in ("type", "message")},))
 
-    def after(self, inputs, outputs, own_buffers=False):
-        """Sends the outputs; the inputs too where the checker cannot see them itself (they
-        came by value, or they are the worker's own buffers, as in timed calls)."""
+    def receive_inputs(self, buffers=None):
+        """The checker's next inputs. It asks for buffers (shapes and dtypes) the first time and
+        writes into them; or it sends values, which go into `buffers` when given, so that the
+        candidate sees the same pointers every timed call."""
+        torch = self.torch
+        header, payloads = self._recv()
+        if header.get("type") == "specs":
+            buffers = []
+            for spec in header.get("inputs", []):
+                if spec.get("kind") != "tensor":
+                    buffers.append(spec.get("v"))
+                    continue
+                dtype = self.channel._dtype(torch, spec["dtype"])
+                if spec.get("stride") is not None:
+                    buffers.append(torch.empty_strided(spec["shape"], spec["stride"], dtype=dtype, device=self.device))
+                else:
+                    buffers.append(torch.empty(spec["shape"], dtype=dtype, device=self.device))
+            descs, out_payloads = self.channel.describe(torch, buffers)
+            self._send({"type": "buffers", "inputs": descs}, out_payloads)
+            header, payloads = self._recv()
+        if header.get("type") == "filled" and buffers is not None:
+            return buffers
+        if header.get("type") != "inputs":
+            raise self._unexpected(header)
+        self.by_value = True  # the checker sends values from now on
+        try:
+            values = self.channel.rebuild(torch, header["inputs"], payloads, self.device)
+        except Exception as exc:
+            raise Failure("runtime_error", "checker_failed", "cannot read the checker's inputs: %s" % exc)
+        if buffers is None:
+            return values
+        for b, v in zip(buffers, values):
+            if isinstance(b, torch.Tensor):
+                b.copy_(v)
+        return buffers
+
+    def check(self, kind, label):
+        """Inputs for one correctness check."""
+        self._send({"type": "check", "kind": kind, "label": label})
+        return self.receive_inputs()
+
+    def start_timing(self, warmup, methods):
+        """The buffers every warm-up and timed call uses, holding the first call's values."""
+        self._send({"type": "timing", "warmup": warmup, "methods": methods})
+        return self.receive_inputs()
+
+    def outputs(self, inputs, outputs):
+        """Sends the outputs (and the inputs, where the checker cannot see the worker's buffers
+        itself); returns the checker's verdict, or raises its failure."""
         torch = self.torch
         descs, payloads = self.channel.describe(torch, flatten_outputs(torch, outputs), cuda_by_value=self.by_value)
         header = {"type": "outputs", "outputs": descs}
-        if own_buffers or self.by_value or not any(isinstance(x, torch.Tensor) and x.is_cuda for x in inputs):
-            header["inputs_after"], payloads = self.channel.describe(torch, inputs, payloads, self.by_value)
-        v, _ = self._request(header, payloads)
+        if self.by_value:
+            header["inputs_after"], payloads = self.channel.describe(torch, inputs, payloads, True)
+        self._send(header, payloads)
+        v, _ = self._recv()
         if v.get("type") != "verdict":
-            raise Failure("runtime_error", "checker_failed", "unexpected answer from the checker: %r" % v)
+            raise self._unexpected(v)
         if not v.get("ok"):
             raise Failure(v.get("status", "incorrect"), v.get("category", "checker"), v.get("message", ""))
+        return v
 
     def done(self):
         try:
@@ -514,9 +617,10 @@ def check_stream_order(torch, out, snapshot):
                           "ran on another stream without synchronising with the caller's stream" % i)
 
 
-def check_trial(torch, guard, device, ref_model, new_model, inputs, atol, rtol, label, checker=None):
-    """One correctness check: candidate first (no reference output exists yet), then reference."""
-    saved = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
+def check_trial(torch, guard, device, new_model, checker, kind, label):
+    """One correctness check: the checker's inputs, the candidate's call, the checker's verdict
+    (it runs the reference on its own copy of the inputs, in its own process)."""
+    inputs = checker.check(kind, label)
     poison_free_memory(torch, device)
     with torch.no_grad():
         try:
@@ -528,110 +632,16 @@ def check_trial(torch, guard, device, ref_model, new_model, inputs, atol, rtol, 
             raise
         except Exception as exc:
             raise failure_from_exception(exc, "run")
-        guard.check_after_call(inputs, saved, new_out)
+        guard.check_after_call(inputs, None, new_out)
         if snapshot is not None:
             check_stream_order(torch, new_out, snapshot)
-        if checker is not None:
-            checker.after(inputs, new_out)
-        ref_out = ref_model(*saved)
-    ok, category, message, md, mean = compare(torch, ref_out, new_out, atol, rtol)
-    return ok, category, "%s: %s" % (label, message), md, mean
-
-
-# Names only libraries produce: library time whatever the candidate declares.
-LIBRARY_KERNEL_MARKERS = ("at::", "at_cuda_detail", "cutlass", "cublas", "cudnn", "xmma", "cub::", "triton_",
-                          "memcpy", "memset", "nvjet")
-# Words that library kernels contain but a candidate's own kernel may too (its "sgemm_tiled"):
-# library time unless the candidate's source declares a __global__ of that name.
-GENERIC_LIBRARY_MARKERS = ("gemm", "gemv", "elementwise_kernel", "reduce_kernel", "splitk", "softmax_warp",
-                           "vectorized_layer_norm")
-GLOBAL_DECL = re.compile(r"__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(?:[\w:<>,\s\*&]+?\s+)?"
-                         r"(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(")
-
-
-def own_kernel_names(source):
-    return set(GLOBAL_DECL.findall(source or ""))
-
-
-def kernel_base_name(name):
-    base = name.split("(", 1)[0].strip()
-    base = re.sub(r"<.*>", "", base)  # template arguments
-    return base.split()[-1].split("::")[-1] if base.split() else base
-
-
-# cuBLAS/cuDNN kernels are named after the architecture (ampere_sgemm_..., sm90_xmma_...).
-ARCH_PREFIXED = re.compile(r"^(?:void\s+)?(?:maxwell|pascal|volta|turing|ampere|ada|hopper|blackwell|sm\d+)_")
-
-
-def is_library_kernel(name, own=frozenset()):
-    low = name.lower()
-    if any(m in low for m in LIBRARY_KERNEL_MARKERS) or ARCH_PREFIXED.match(low):
-        return True
-    return any(m in low for m in GENERIC_LIBRARY_MARKERS) and kernel_base_name(name) not in own
-
-
-def library_share(torch, model, inputs, device, own=frozenset()):
-    """The library-kernel share of the forward (see _library_share_once). On the CPU the
-    figure is wall-clock based and a loaded machine lowers it (scheduling delays count as
-    the candidate's own time), so the highest of three measurements is kept."""
-    runs = [_library_share_once(torch, model, inputs, device, own) for _ in range(1 if device.type == "cuda" else 3)]
-    return max(runs, key=lambda r: r["library_time_fraction"] if r["library_time_fraction"] is not None else -1.0)
-
-
-def _library_share_once(torch, model, inputs, device, own=frozenset()):
-    """Where the candidate's forward spends its time: its own code, or torch/library kernels.
-
-    GPU: kernels recorded by the torch profiler, classified by name (ATen, cuBLAS, cuDNN,
-    CUTLASS, Triton are library). CPU: time inside top-level aten:: operators over the
-    forward's wall time (an extension's own loop is not an aten operator).
-    """
-    from torch.profiler import ProfilerActivity, profile
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with torch.no_grad(), profile(activities=activities) as prof:
-        t = time.perf_counter()
-        for _ in range(3):
-            model(*inputs)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        wall_us = (time.perf_counter() - t) * 1e6
-    kernels = {}
-    if device.type == "cuda":
-        for e in prof.events():
-            if str(getattr(e, "device_type", "")).endswith("CUDA"):
-                us = getattr(e, "device_time", None)
-                if us is None:
-                    us = getattr(e, "cuda_time", 0.0)
-                kernels[e.name] = kernels.get(e.name, 0.0) + float(us or 0.0)
-        total = sum(kernels.values())
-        library = sum(us for name, us in kernels.items() if is_library_kernel(name, own))
-    else:
-        for e in prof.events():
-            if e.cpu_parent is None and e.name.startswith("aten::"):
-                kernels[e.name] = kernels.get(e.name, 0.0) + float(e.cpu_time_total)
-        total = wall_us
-        library = min(sum(kernels.values()), wall_us)
-    top = sorted(kernels.items(), key=lambda kv: -kv[1])[:10]
-    fraction = library / total if total > 0 else None
-    # GPU kernel times are exact; on the CPU the profiler's own overhead counts as
-    # non-library time, so a lower bar says "mostly torch" there.
-    threshold = 0.9 if device.type == "cuda" else 0.5
-    return {
-        "library_time_fraction": fraction,
-        "threshold": threshold,
-        "uses_library_only": fraction is not None and fraction > threshold,
-        "kernels": [{"name": n[:200], "time_us": round(us, 3),
-                     "library": True if device.type == "cpu" else is_library_kernel(n, own)} for n, us in top],
-    }
+        checker.outputs(inputs, new_out)
 
 
 def run_phase(req, result, stage_times, torch, module_candidate, guard):
     device_kind = req["device"]
     precision = req["precision"]
     dtype = getattr(torch, PRECISIONS[precision]) if precision != "fp32" else None
-    tol = req.get("atol")
-    atol = tol if tol is not None else DEFAULT_TOLERANCE[precision]
-    rtol = req.get("rtol")
-    rtol = rtol if rtol is not None else DEFAULT_TOLERANCE[precision]
     seed = int(req["seed"])
     device = torch.device("cuda:0" if device_kind == "cuda" else "cpu")
     if device.type == "cuda":
@@ -642,7 +652,7 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
     t = time.perf_counter()
     try:
         problem = load_module(req["problem"], "kbrun_problem")
-        Model, get_inputs, get_init_inputs = problem.Model, problem.get_inputs, problem.get_init_inputs
+        get_init_inputs = problem.get_init_inputs
     except Exception as exc:  # the problem itself is broken: not the candidate's fault
         raise Failure("runtime_error", "problem_error", "cannot load problem: %s: %s" % (type(exc).__name__, exc),
                       clip(traceback.format_exc(), 8000))
@@ -650,19 +660,13 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
     if ModelNew is None:
         raise Failure("compile_error", "no_model_new", "the candidate defines no ModelNew")
 
+    # The reference Model is built (from the same seed) and run only in the checker, a process
+    # that never loads the candidate: nothing the candidate does here can reach it.
     seed_all(torch, seed)
     init_inputs = get_init_inputs()
-    seed_all(torch, seed)
-    ref_model = Model(*init_inputs)
     try:
         seed_all(torch, seed)
         new_model = ModelNew(*init_inputs)
-    except Exception as exc:
-        raise failure_from_exception(exc, "run")
-    ref_model = ref_model.to(device)
-    if dtype is not None:
-        ref_model = ref_model.to(dtype)
-    try:
         if hasattr(new_model, "to"):
             new_model = new_model.to(device)
             if dtype is not None:
@@ -670,133 +674,87 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
     except Exception as exc:
         raise failure_from_exception(exc, "run")
     guard.check_harness()
-    checker = CheckerLink(torch, device) if req.get("checker") else None
+    checker = CheckerLink(torch, device)
     stage_times["load_models_s"] = time.perf_counter() - t
 
-    # Correctness: fresh inputs for every trial, from seeds drawn now (not predictable
-    # from anything the candidate could read), recorded for reproduction.
+    # Correctness: fresh inputs for every trial, drawn by the checker from seeds this process
+    # never sees; the checker's figures are the ones the supervisor reports.
     progress("stage correctness")
     t = time.perf_counter()
     trials = int(req["correctness_trials"])
-    corr = {"trials_run": 0, "trials_passed": 0, "atol": atol, "rtol": rtol, "seed": seed,
-            "trial_seeds": [], "max_abs_diff": None, "mean_abs_diff": None,
-            "extra_trials_run": 0, "extra_trials_passed": 0}
+    corr = {"trials_run": 0, "trials_passed": 0, "seed": seed, "extra_trials_run": 0, "extra_trials_passed": 0}
     result["correctness"] = corr
-    max_diff, mean_diffs = 0.0, []
-
-    def record(ok, md, mean):
-        nonlocal max_diff
-        if md is not None:
-            max_diff = max(max_diff, md)
-            mean_diffs.append(mean)
-            corr["max_abs_diff"] = max_diff
-            corr["mean_abs_diff"] = statistics.fmean(mean_diffs)
-
     for trial in range(trials):
-        trial_seed = int.from_bytes(os.urandom(4), "little")
-        corr["trial_seeds"].append(trial_seed)
-        seed_all(torch, trial_seed)
-        label = "trial %d" % trial
-        inputs = checker.draw("trial", label) if checker else make_inputs(torch, get_inputs, device, dtype)
         corr["trials_run"] += 1
-        ok, category, message, md, mean = check_trial(torch, guard, device, ref_model, new_model, inputs,
-                                                      atol, rtol, label, checker)
-        record(ok, md, mean)
-        if not ok:
+        try:
+            check_trial(torch, guard, device, new_model, checker, "trial", "trial %d" % trial)
+        except Failure:
             corr["failed_trial"] = trial
             stage_times["correctness_s"] = time.perf_counter() - t
-            raise Failure("incorrect", category, message)
+            raise
         corr["trials_passed"] += 1
-        del inputs
-
     # Extra draws: other scales and means than get_inputs() gives.
-    for label, scale, shift in EXTRA_DRAWS:
-        trial_seed = int.from_bytes(os.urandom(4), "little")
-        seed_all(torch, trial_seed)
-        if checker:
-            inputs = checker.draw("extra", label)
-        else:
-            inputs = transformed_inputs(torch, make_inputs(torch, get_inputs, device, dtype), scale, shift)
+    for label, _, _ in EXTRA_DRAWS:
         corr["extra_trials_run"] += 1
-        ok, category, message, md, mean = check_trial(torch, guard, device, ref_model, new_model, inputs,
-                                                      atol, rtol, label, checker)
-        if not ok:
+        try:
+            check_trial(torch, guard, device, new_model, checker, "extra", label)
+        except Failure:
             stage_times["correctness_s"] = time.perf_counter() - t
-            raise Failure("incorrect", "failed_extra_inputs", "%s (%s)" % (message, category))
+            raise
         corr["extra_trials_passed"] += 1
-        del inputs
     stage_times["correctness_s"] = time.perf_counter() - t
 
-    # Timing: warm-up, then reference and candidate interleaved so that drift
-    # (clocks, temperature, other tenants) hits both alike.
+    # Timing: the candidate here, the reference in the checker, alternating call by call so
+    # that drift (clocks, temperature, other tenants) hits both alike. Every call gets new
+    # values in the same buffers and every output is checked: a candidate that remembers its
+    # last answer (by pointer, shape, sampled values or a checksum) returns a wrong one.
     progress("stage timing")
     t = time.perf_counter()
-    seed_all(torch, int.from_bytes(os.urandom(4), "little"))
-    inputs = make_inputs(torch, get_inputs, device, dtype)
     timer = Timer(torch, device)
     n = int(req["timing_trials"])
-    # Some timed calls, chosen at random, have their outputs checked: a candidate that
-    # behaves differently when timed (or caches by pointer) is caught there.
-    checked = set(random.SystemRandom().sample(range(n), min(n, 3)))
-    ref_ms, new_ms = [], []
-    timed_checks = 0
+    warmup = int(req["warmup_runs"])
+    methods = timing_methods(device, n)
+    rounds = [None] * warmup + methods
+    samples = {}
+    snapshot = (lambda out: stream_snapshot(torch, out)) if device.type == "cuda" else None
+    inputs = checker.start_timing(warmup, methods)
     with torch.no_grad():
-        try:
-            for _ in range(int(req["warmup_runs"])):
-                ref_model(*inputs)
-                new_model(*inputs)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            for i in range(n):
-                ref_ms.append(timer.time_once(ref_model, inputs))
-                if i in checked:
-                    # Fresh values in the same buffers: a cache keyed by pointer returns stale answers.
-                    if checker is not None:
-                        fresh = checker.draw("timed", "timed call %d" % i)
-                        for x, f in zip(inputs, fresh):
-                            if isinstance(x, torch.Tensor):
-                                x.copy_(f)
-                        del fresh
-                    else:
-                        for x in inputs:
-                            if isinstance(x, torch.Tensor) and x.is_floating_point():
-                                x.copy_(x * -0.5 + 0.25)
-                    expected = ref_model(*inputs)
-                    poison_free_memory(torch, device)
-                    ms, out = timer.time_once(new_model, inputs, keep_output=True)
-                    new_ms.append(ms)
-                    guard.check_after_call(inputs, None, out)
-                    if checker is not None:
-                        checker.after(inputs, out, own_buffers=True)
-                    ok, category, message, _, _ = compare(torch, expected, out, atol, rtol)
-                    if not ok:
-                        raise Failure("incorrect", "timed_output_mismatch",
-                                      "timed call %d returned a wrong result: %s" % (i, message))
-                    timed_checks += 1
-                    del out, expected
+        for method in rounds:
+            try:
+                if method is None:
+                    out, snap = timer.warm_up(new_model, inputs), None
                 else:
-                    new_ms.append(timer.time_once(new_model, inputs))
-        except Failure:
-            raise
-        except Exception as exc:
-            raise failure_from_exception(exc, "run")
+                    ms, out, snap = timer.time_once(new_model, inputs, method, snapshot)
+                    samples.setdefault(method, []).append(ms)
+            except Failure:
+                raise
+            except Exception as exc:
+                raise failure_from_exception(exc, "run")
+            guard.check_after_call(inputs, None, out)
+            if snap is not None:
+                check_stream_order(torch, out, snap)
+            verdict = checker.outputs(inputs, out)
+            del out, snap
+            if verdict.get("next"):
+                inputs = checker.receive_inputs(inputs)
     guard.check_harness()
-    if checker is not None:
-        checker.done()
+    checker.done()
     try:
-        with open(req["code"], errors="replace") as f:
-            own = own_kernel_names(f.read())
-        result["fallback"] = library_share(torch, new_model, inputs, device, own)
+        import kbrun_library_share  # beside this file (the zygote has it loaded)
+        result["fallback"] = kbrun_library_share.library_share(torch, new_model, inputs, device, req["code"])
     except Exception as exc:  # the profiler is a check, not a verdict: note it and go on
         result["fallback"] = {"error": "%s: %s" % (type(exc).__name__, exc), "uses_library_only": None}
     guard.check_harness()
+    primary = methods[0] if methods else (GPU_METHOD if device.type == "cuda" else CPU_METHOD)
     result["timing"] = {
-        "method": "cuda_events_device_sync_l2_flush" if device.type == "cuda" else "wall_clock_cache_flush",
-        "warmup_runs": int(req["warmup_runs"]),
-        "checked_timed_calls": timed_checks,
-        "reference": stats(ref_ms),
-        "candidate": stats(new_ms),
+        "method": primary,
+        "warmup_runs": warmup,
+        "checked_timed_calls": len(methods),
+        "spin_ms": timer.spin_ms,
+        "candidate": stats(samples[primary]) if samples.get(primary) else None,
     }
+    if samples.get(KERNELBENCH_METHOD):
+        result["timing"]["candidate_kernelbench"] = stats(samples[KERNELBENCH_METHOD])
     stage_times["timing_s"] = time.perf_counter() - t
 
 
@@ -851,7 +809,7 @@ def main():
         if getattr(candidate, "ModelNew", None) is None:
             raise Failure("compile_error", "no_model_new", "the candidate defines no ModelNew")
         result["compiled"] = True
-        if req["phase"] in ("run", "all"):
+        if req["phase"] == "run":
             guard.check_harness()
             run_phase(req, result, stage_times, torch, candidate, guard)
         result["ok"] = True
