@@ -84,6 +84,7 @@ except ImportError:
     pass
 import kbrun_build  # noqa: E402,F401
 import kbrun_channel  # noqa: E402,F401
+import kbrun_judge  # noqa: E402,F401
 import kbrun_library_share  # noqa: E402,F401
 import kbrun_worker  # noqa: E402,F401
 
