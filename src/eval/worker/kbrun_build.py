@@ -70,6 +70,9 @@ NAMES_FRONTEND = re.compile(
 
 # One record per extension built or loaded in this process, for result.json.
 builds = []
+# Each shared object the candidate's load_inline/load calls loaded, with its hash at load time:
+# the code that kbrun_library_share.py counts as the candidate's own.
+loaded_libraries = []
 _toolchain = {}
 
 
@@ -383,13 +386,40 @@ def merge_flags(ours, theirs):
     return [f for f in ours if f not in theirs] + theirs
 
 
+def watch_loads():
+    """Records in `loaded_libraries` each library torch's extension loader loads (in both
+    compile modes, built now, cached, or reused from the compile phase)."""
+    from torch.utils import cpp_extension as ce
+
+    original = ce._import_module_from_library
+    if getattr(original, "kbrun_watched", False):
+        return
+    lib_ext = getattr(ce, "LIB_EXT", ".so")
+
+    def import_module_from_library(module_name, path, is_python_module, *args, **kwargs):
+        module = original(module_name, path, is_python_module, *args, **kwargs)
+        library = os.path.realpath(os.path.join(path, module_name + lib_ext))
+        try:
+            with open(library, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+        except OSError:
+            return module
+        loaded_libraries.append({"name": module_name, "path": library, "sha256": digest})
+        return module
+
+    import_module_from_library.kbrun_watched = True
+    ce._import_module_from_library = import_module_from_library
+
+
 def add_backend_flags(backend):
     """Adds the backend's flags (from the supervisor's request) to every extension the
     candidate builds with load_inline or load, in both compile modes.
 
     It wraps torch's _jit_compile, upstream of the build step, so the flags are part of
     the build arguments: torch's own version check and this module's cache key see them.
+    Every build mode sets this up first, so it also starts watch_loads().
     """
+    watch_loads()
     adds = {"extra_cflags": backend.get("cflags") or [],
             "extra_cuda_cflags": backend.get("cuda_cflags") or [],
             "extra_ldflags": backend.get("ldflags") or [],
