@@ -38,6 +38,38 @@ bool LooksSecret(const std::string& name) {
   return std::regex_search(name, secret);
 }
 
+// Values of kbrun's secret variables (API keys): scrubbed from whatever a child prints.
+// Short values are left alone: "1" or "true" would be replaced all over the output.
+std::vector<std::string> SecretValues() {
+  std::vector<std::string> values;
+  for (const auto& [name, value] : CurrentEnvironment()) {
+    if (LooksSecret(name) && value.size() >= 8) values.push_back(value);
+  }
+  return values;
+}
+
+unsigned long long MemoryLimit(const EvalOptions& o) {
+  if (o.memory_limit_bytes) return *o.memory_limit_bytes;
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<unsigned long long>(pages) * static_cast<unsigned long long>(page) / 2
+                               : 0;
+}
+
+// Seals a worker, checker or profiler process (util/subprocess.h, docs/EVALUATION.md
+// "Isolation"): its own PID and mount namespaces, the filesystem read-only except `writable`,
+// no network, the memory cap, secrets scrubbed from what it prints.
+// The worker and its checker share `shm` (dir/shm, for torch's CUDA IPC reference counts).
+void Seal(ProcessSpec& spec, const EvalOptions& o, std::vector<std::string> writable, const fs::path& shm) {
+  spec.limits.max_file_bytes = 8ULL << 30;
+  spec.limits.max_memory_bytes = MemoryLimit(o);
+  spec.isolate_network = true;
+  spec.sandbox = true;
+  spec.writable_paths = std::move(writable);
+  fs::create_directories(shm);
+  spec.shm_dir = fs::absolute(shm).string();
+  spec.redact = SecretValues();
+}
+
 fs::path DefaultWorkRoot() {
   if (const char* w = std::getenv("KBRUN_WORK_DIR"); w && *w) return w;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "kbrun/work";
@@ -145,6 +177,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
       {"warmup_runs", o.warmup_runs},
       {"atol", o.atol ? json(*o.atol) : json(nullptr)},
       {"rtol", o.rtol ? json(*o.rtol) : json(nullptr)},
+      {"tolerance", o.tolerance},
       {"build",
        {{"mode", o.compile_mode},
         {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
@@ -165,9 +198,14 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   spec.cwd = dir.string();
   spec.timeout_s = o.compile_timeout_s;
   spec.hard_timeout_s = o.compile_timeout_s + (phase == "compile" ? 30 : o.run_timeout_s + 30);
-  spec.limits.max_file_bytes = 8ULL << 30;
   double run_timeout = o.run_timeout_s;
-  spec.isolate_network = true;
+  // The build step writes the shared compile cache: it stays writable.
+  std::vector<std::string> writable = {fs::absolute(dir).string()};
+  if (std::string cache = CompileCacheDir(o); !cache.empty()) {
+    fs::create_directories(cache);
+    writable.push_back(cache);
+  }
+  Seal(spec, o, writable, dir / "shm");
   // A fork of the warm worker when one can start it, else a fresh interpreter.
   ChildStarter starter = o.warm_worker == "off" ? nullptr
                          : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
@@ -193,6 +231,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     const std::string checker_nonce = MakeNonce();
     json creq = {{"problem", request["problem"]}, {"device", device},       {"precision", o.precision},
                  {"seed", seed},                  {"atol", request["atol"]}, {"rtol", request["rtol"]},
+                 {"tolerance", o.tolerance},
                  {"nonce", checker_nonce}};
     fs::create_directories(dir / "checker/home");
     fs::create_directories(dir / "checker/tmp");
@@ -203,7 +242,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     cspec.env = WorkerEnvironment(o, py, dir / "checker", device == "cuda");
     cspec.cwd = (dir / "checker").string();
     cspec.hard_timeout_s = spec.hard_timeout_s + 30;  // it ends when the worker's side closes
-    cspec.isolate_network = true;
+    Seal(cspec, o, {fs::absolute(dir).string()}, dir / "shm");
     cspec.channel_fd = sv[1];
     cspec.starter = starter;
     cspec.on_progress = [&run, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {
@@ -244,6 +283,11 @@ EvalResult FromDeadWorker(const WorkerRun& run, const EvalOptions& o) {
                             KeepHeadTailLines(p.output, 20)));
   }
   if (p.spawn_failed) return Fail(Status::kRuntimeError, "worker_failed", "cannot start the worker: " + tail);
+  if (p.out_of_memory) {
+    return Fail(Status::kRuntimeError, "out_of_memory",
+                fmt::format("killed at the memory limit of {} (--memory-limit) in stage '{}'\n{}",
+                            FormatBytes(MemoryLimit(o)), run.last_stage.empty() ? "start" : run.last_stage, tail));
+  }
   if (p.term_signal) {
     return Fail(Status::kRuntimeError, "crash",
                 fmt::format("worker killed by {} in stage '{}'\n{}", SignalName(p.term_signal),
@@ -276,8 +320,43 @@ EvalResult FromWorkerFailure(const json& failure, const std::string& output) {
   return Fail(*status, category, message);
 }
 
+// What sealed the worker and checker (util/subprocess.h ProbeSandbox, docs/EVALUATION.md).
+json SandboxDoc(const EvalOptions& o, const json& env, const WorkerRun* run) {
+  const SandboxReport sandbox = ProbeSandbox();
+  const unsigned long long limit = MemoryLimit(o);
+  json doc = {
+      {"network_interfaces", env.value("network_interfaces", json(nullptr))},
+      {"network_isolated", env.contains("network_interfaces") && env["network_interfaces"] == json::array({"lo"})},
+      {"secrets_removed", true},
+      {"private_dir", true},
+      {"pid_namespace", sandbox.pid_namespace},
+      {"filesystem_read_only", sandbox.read_only_root},
+      {"minimal_dev", sandbox.minimal_dev},
+      {"private_shm", sandbox.private_shm},
+      {"memory_limit_bytes", limit ? json(limit) : json(nullptr)},
+      {"memory_limit_method", limit ? json(MemoryCapMethod()) : json("none")},
+      {"memory_peak_bytes", run && run->process.memory_peak_bytes ? json(run->process.memory_peak_bytes)
+                                                                  : json(nullptr)},
+  };
+  if (!sandbox.note.empty()) doc["note"] = sandbox.note;
+  return doc;
+}
+
 json StatsOrNull(const json& timing, const char* key) {
   return timing.is_object() && timing.contains(key) ? timing[key] : json(nullptr);
+}
+
+// The tolerance block of result.json: the rule asked for and, where the checker judged the
+// run, its own account of the rule (k, floor, whether the float64 reference ran and why not).
+json ToleranceDoc(const EvalOptions& o, const WorkerRun* run) {
+  double tol = o.tolerance == "kernelbench" || o.precision != "fp32" ? 1e-2 : 1e-4;
+  json t = {{"rule", o.tolerance}, {"atol", o.atol.value_or(tol)}, {"rtol", o.rtol.value_or(tol)}};
+  const json judge = run && run->checker ? run->checker->value("judge", json::object()) : json::object();
+  for (const char* k : {"k", "floor_ulps", "unit_roundoff", "fp64_reference", "fp64_note",
+                        "worst_relative_reference_error", "skipped_extra_draws"}) {
+    if (judge.is_object() && judge.contains(k)) t[k] = judge[k];
+  }
+  return t;
 }
 
 // Assembles the result document (docs/RESULT_SCHEMA.md).
@@ -287,7 +366,6 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
   json env = worker.value("env", json::object());
   json stages = worker.value("stage_times", json::object());
   json timing = worker.value("timing", json(nullptr));
-  double tol = o.precision == "fp32" ? 1e-4 : 1e-2;
   // `run` is the last worker (its output goes in output_tail); after a failed compile it is
   // the compile worker, and there was no run phase.
   const WorkerRun* run_phase = compiled.ok ? run : nullptr;
@@ -303,12 +381,15 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
       {"error", r.error_category.empty() ? json(nullptr)
                                          : json{{"category", r.error_category}, {"message", r.error_message}}},
       {"correctness", worker.value("correctness", json{{"trials_run", 0}, {"trials_passed", 0}})},
-      {"tolerance", {{"atol", o.atol.value_or(tol)}, {"rtol", o.rtol.value_or(tol)}}},
+      {"tolerance", ToleranceDoc(o, run_phase)},
       {"timing",
        {{"method", timing.is_object() ? timing.value("method", "") : ""},
         {"warmup_runs", o.warmup_runs},
         {"reference", StatsOrNull(timing, "reference")},
-        {"candidate", StatsOrNull(timing, "candidate")}}},
+        {"candidate", StatsOrNull(timing, "candidate")},
+        {"checked_timed_calls", StatsOrNull(timing, "checked_timed_calls")},
+        {"spin_ms", {{"candidate", StatsOrNull(timing, "spin_ms")}, {"reference", StatsOrNull(timing, "reference_spin_ms")}}},
+        {"kernelbench", StatsOrNull(timing, "kernelbench")}}},
       {"device",
        {{"kind", device},
         {"name", env.value("device_name", device == "cpu" ? "cpu" : (py.gpu_names.empty() ? "" : py.gpu_names[0]))},
@@ -351,17 +432,40 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
       {"profile", nullptr},  // set by the profile step (--profile, eval/profile.h)
       {"roofline", nullptr},
       {"fallback", worker.value("fallback", json(nullptr))},
-      {"sandbox",
-       {{"network_interfaces", env.value("network_interfaces", json(nullptr))},
-        {"network_isolated", env.contains("network_interfaces") && env["network_interfaces"] == json::array({"lo"})},
-        {"secrets_removed", true},
-        {"private_dir", true}}},
+      {"sandbox", SandboxDoc(o, env, run)},
   };
   if (run && r.status != Status::kCorrect && r.status != Status::kIncorrect) {
     doc["output_tail"] = KeepHeadTailLines(run->process.output, 40);
     doc["output_bytes"] = run->process.output_total_bytes;
   }
   r.json = std::move(doc);
+}
+
+// The timing block of result.json: the candidate's figures from the worker, the reference's
+// from the checker, which never loads candidate code (the worker's word on the reference
+// would be the candidate's).
+json MergedTiming(const json& worker_timing, const std::optional<json>& checker) {
+  json t = worker_timing;
+  const std::string method = t.value("method", "");
+  json ref = checker && (*checker).contains("timing") ? (*checker)["timing"] : json::object();
+  t["reference"] = ref.contains(method) ? ref[method] : json(nullptr);
+  t["reference_spin_ms"] = ref.value("spin_ms", 0.0);
+  int all = 0;
+  for (auto& [name, stats] : ref.items()) {
+    if (stats.is_object()) all += stats.value("trials", 0);
+  }
+  t["reference_trials_all_methods"] = all;
+  // KernelBench's cuda_event method on the same run, for comparison with its published figures.
+  if (t.contains("candidate_kernelbench") && ref.contains("kernelbench_cuda_event_l2_flush")) {
+    json kb = {{"method", "kernelbench_cuda_event_l2_flush"},
+               {"reference", ref["kernelbench_cuda_event_l2_flush"]},
+               {"candidate", t["candidate_kernelbench"]}};
+    double r = kb["reference"].value("median_ms", 0.0), c = kb["candidate"].value("median_ms", 0.0);
+    kb["speedup"] = r > 0 && c > 0 ? json(r / c) : json(nullptr);
+    t["kernelbench"] = kb;
+  }
+  t.erase("candidate_kernelbench");
+  return t;
 }
 
 // The checker's counts must show every check the worker claims to have passed; anything
@@ -375,13 +479,26 @@ std::optional<EvalResult> CheckerDisagrees(const WorkerRun& run, const EvalOptio
   const json& c = *run.checker;
   if (c.contains("failure") && c["failure"].is_object()) return FromWorkerFailure(c["failure"], "");
   auto passed = [&](const char* kind) { return c["checks"][kind].value("passed", -1); };
-  int timed = worker.contains("timing") ? worker["timing"].value("checked_timed_calls", -2) : -2;
+  // Extra draws whose reference is not finite left the problem's domain: skipped, not failed.
+  int extra_judged = passed("extra") + c["checks"]["extra"].value("skipped", 0);
+  const json timing = worker.value("timing", json::object());
+  int timed = timing.value("checked_timed_calls", -2);
+  // Every timed call, of either method, was checked, and the checker timed the reference as
+  // often as the worker timed the candidate.
+  int reference_trials = timing.value("reference_trials_all_methods", -3);
+  int candidate_trials = timing.contains("candidate") && timing["candidate"].is_object()
+                             ? timing["candidate"].value("trials", -4) : -4;
+  int reference_primary = timing.contains("reference") && timing["reference"].is_object()
+                              ? timing["reference"].value("trials", -5) : -5;
   const json corr = worker.value("correctness", json::object());
-  if (passed("trial") != o.correctness_trials || passed("extra") != corr.value("extra_trials_run", -1) ||
-      passed("extra") < 2 || passed("timed") != timed || timed != std::min(3, o.timing_trials)) {
+  if (passed("trial") != o.correctness_trials || extra_judged != corr.value("extra_trials_run", -1) ||
+      extra_judged < 2 || passed("timed") != timed || timed != reference_trials ||
+      candidate_trials != o.timing_trials || reference_primary != o.timing_trials) {
     return Fail(Status::kIncorrect, "incomplete_checks",
-                fmt::format("the checker saw {} of {} trials, {} extra and {} timed checks pass",
-                            passed("trial"), o.correctness_trials, passed("extra"), passed("timed")));
+                fmt::format("the checker saw {} of {} trials, {} extra and {} of {} timed checks pass, and timed the "
+                            "reference {} times for {} timed candidate calls",
+                            passed("trial"), o.correctness_trials, passed("extra"), passed("timed"), timed,
+                            reference_trials, candidate_trials));
   }
   return std::nullopt;
 }
@@ -465,7 +582,8 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
   uint64_t seed = ChooseSeed(o);
   WorkerRun run = RunWorker("run", req, py, device, seed, compiled.work_dir);
   EvalResult r;
-  const json worker = run.result.value_or(json::object());
+  json worker = run.result.value_or(json::object());
+  if (worker.contains("timing")) worker["timing"] = MergedTiming(worker["timing"], run.checker);
   if (!run.result) {
     r = FromDeadWorker(run, o);
     r.compiled = true;
@@ -512,6 +630,13 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
     for (const char* k : {"max_abs_diff", "mean_abs_diff"}) {
       if (run.checker->contains(k) && !(*run.checker)[k].is_null()) corr[k] = (*run.checker)[k];
     }
+    // The evidence rule's figures (worker/kbrun_judge.py): the check closest to failing.
+    const json judge = run.checker->value("judge", json::object());
+    for (const char* k : {"err_candidate", "err_reference", "error_ratio", "mean_err_candidate",
+                          "mean_err_reference", "mean_error_ratio"}) {
+      if (judge.is_object() && judge.contains(k)) corr[k] = judge[k];
+    }
+    corr["extra_trials_skipped"] = run.checker->value("checks", json::object()).value("extra", json::object()).value("skipped", 0);
   }
   // After the verdict, in the same private dir and build: never changes status, timing or exit code.
   if (o.profile && !run.process.cancelled) {

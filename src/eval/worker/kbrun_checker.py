@@ -1,25 +1,44 @@
-"""kbrun's checker: decides correctness in a process the candidate never runs in.
+"""kbrun's checker: the clean reference. It decides correctness and times the reference in a
+process the candidate never runs in.
 
-The supervisor starts it beside the worker for the run phase, connected to the worker by
-a socket (fd 4; kbrun_channel.py). For every checked call the worker sends the inputs
-before calling the candidate (the checker keeps its own copies) and the outputs after
-it; the checker runs the reference on its copies, checks that the inputs were not
-modified, compares, and answers with a verdict. It counts the checks by kind (trial,
-extra, timed) and writes them, with its nonce, on fd 3; the supervisor accepts a
-correct result only when these counts are complete. Nothing the worker sends is
+The supervisor starts it beside the worker for the run phase, connected to the worker by a
+socket (fd 4; kbrun_channel.py). The checker never imports candidate code, so nothing the
+candidate does to torch in its own process (patches, dispatcher overrides, global flags,
+allocator settings) reaches the reference's outputs or its timings.
+
+For every checked call the checker draws the inputs from seeds the worker never sees and
+keeps them private. It writes their values into buffers the worker allocated (CUDA IPC: the
+worker gets no handle to the checker's memory) or sends them by value; after the call it
+checks that the worker's buffers still hold those values, runs the reference on its own
+copy, compares, and answers with a verdict.
+
+Timing alternates: the worker times candidate call i, then the checker times reference call
+i on the same values, so drift hits both. Every timed call gets new values in the same
+buffers, either a fresh draw or a few swapped elements (a change that a sampled-values memo
+or a sum checksum cannot see), and every timed output is compared.
+
+It counts the checks by kind (trial, extra, timed, warmup) and writes them, its reference
+timings and its nonce, on fd 3; the supervisor accepts a correct result only when these counts
+are complete and takes the reference's timing from here. Nothing the worker sends is
 unpickled or executed here.
 """
 
 import argparse
 import json
 import os
+import random
 import sys
 import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kbrun_channel  # noqa: E402
-import kbrun_worker as kw  # noqa: E402  (trusted helpers: compare, seeding, loading the problem)
+import kbrun_judge  # noqa: E402  (the tolerance rules: evidence, kernelbench, fixed)
+import kbrun_worker as kw  # noqa: E402  (trusted helpers: compare, seeding, timing, loading the problem)
+
+# Elements swapped per tensor in a "swap" round: few enough that a memo checking a sample of
+# the inputs misses the change, and sums (any permutation-invariant checksum) do not move.
+SWAPS_PER_TENSOR = 16
 
 
 def build_reference(torch, req, device):
@@ -35,6 +54,256 @@ def build_reference(torch, req, device):
     return model
 
 
+def swap_elements(torch, values, rng):
+    """A few elements of each tensor swapped with others along one random axis (same index on
+    the other axes). Keeps what KernelBench's inputs rely on: the multiset of values, row sums
+    along that axis, zero patterns (only non-zero pairs are swapped: triangular inputs stay
+    triangular), symmetry (a square matrix equal to its transpose gets the mirrored swaps), and
+    sorted axes (never swapped along)."""
+    out = []
+    for v in values:
+        if not isinstance(v, torch.Tensor) or v.numel() < 2 or v.dim() == 0:
+            out.append(v)
+            continue
+        t = v.clone()
+        axes = [a for a in range(t.dim()) if t.shape[a] > 1 and not _sorted_along(torch, t, a)]
+        if not axes:
+            out.append(t)
+            continue
+        symmetric = t.dim() >= 2 and t.shape[-1] == t.shape[-2] and torch.equal(t, t.transpose(-1, -2))
+        for _ in range(SWAPS_PER_TENSOR):
+            axis = rng.choice(axes)
+            index = [rng.randrange(n) for n in t.shape]
+            i, j = rng.randrange(t.shape[axis]), rng.randrange(t.shape[axis])
+            if i == j:
+                continue
+            a, b = list(index), list(index)
+            a[axis], b[axis] = i, j
+            pairs = [(tuple(a), tuple(b))]
+            if symmetric:
+                mirror = lambda p: p[:-2] + (p[-1], p[-2])  # noqa: E731
+                pairs.append((mirror(tuple(a)), mirror(tuple(b))))
+                if set(pairs[0]) & set(pairs[1]):
+                    continue  # touches the diagonal: mirrored swaps would overlap
+            if any(bool(t[p] == 0) or bool(t[q] == 0) for p, q in pairs):
+                continue
+            for p, q in pairs:
+                x = t[p].clone()
+                t[p] = t[q]
+                t[q] = x
+        out.append(t)
+    return out
+
+
+def _sorted_along(torch, t, axis):
+    if t.dtype == torch.bool or t.is_complex():
+        return False
+    d = t.diff(dim=axis)
+    return bool((d >= 0).all()) or bool((d <= 0).all())
+
+
+class Checker:
+    def __init__(self, torch, req, device, chan, result):
+        self.torch = torch
+        self.device = device
+        self.chan = chan
+        self.result = result
+        self.model = build_reference(torch, req, device)
+        self.problem = sys.modules["kbrun_problem"]
+        precision = req["precision"]
+        self.dtype = getattr(torch, kw.PRECISIONS[precision]) if precision != "fp32" else None
+        self.atol = req.get("atol") if req.get("atol") is not None else kw.DEFAULT_TOLERANCE[precision]
+        self.rtol = req.get("rtol") if req.get("rtol") is not None else kw.DEFAULT_TOLERANCE[precision]
+        self.judger = kbrun_judge.Judge(torch, kbrun_judge.rule_from_request(req), precision, self.model, device,
+                                        req.get("atol"), req.get("rtol"))
+        result["checks"]["extra"]["skipped"] = 0
+        self.cuda = device.type == "cuda"
+        self.by_value = not self.cuda  # CUDA: values go into the worker's buffers by IPC
+        self.seeds = []
+        self.diffs = []
+        self.rng = random.Random(int.from_bytes(os.urandom(8), "little"))
+        self.timer = None
+        self.ref_ms = {}  # method -> reference timings
+
+    # Inputs ---------------------------------------------------------------------------
+    def draw(self, kind):
+        """Fresh inputs from a seed the candidate's process never sees (private to the checker)."""
+        torch = self.torch
+        seed = int.from_bytes(os.urandom(4), "little")
+        self.seeds.append(seed)
+        kw.seed_all(torch, seed)
+        live = kw.make_inputs(torch, self.problem.get_inputs, self.device, self.dtype)
+        if kind == "extra":
+            _, scale, shift = kw.EXTRA_DRAWS[min(self.result["checks"]["extra"]["run"], len(kw.EXTRA_DRAWS) - 1)]
+            live = kw.transformed_inputs(torch, live, scale, shift)
+        return live
+
+    def hand_over(self, live, buffers=None):
+        """Gives the worker the values of `live`: written into its buffers (mapped once, reused
+        for every timed call), or by value. Returns the worker's buffers as mapped here."""
+        torch = self.torch
+        if self.by_value:
+            descs, payloads = kbrun_channel.describe(torch, live, cuda_by_value=True)
+            self.chan.send({"type": "inputs", "inputs": descs}, payloads)
+            return None
+        if buffers is None:
+            specs = [{"kind": "tensor", "dtype": str(x.dtype).replace("torch.", ""), "shape": list(x.shape),
+                      "stride": list(x.stride()) if x.is_non_overlapping_and_dense() else None}
+                     if isinstance(x, torch.Tensor) else {"kind": "value", "v": x if x is None or isinstance(
+                         x, (bool, int, float)) else None} for x in live]
+            header, payloads = self.chan.request({"type": "specs", "inputs": specs})
+            if header.get("type") != "buffers":
+                raise RuntimeError("expected the worker's buffers, got %r" % header.get("type"))
+            try:
+                buffers = kbrun_channel.rebuild(torch, header["inputs"], payloads, self.device)
+            except Exception as exc:  # e.g. CUDA IPC refused on this machine: by value from now on
+                self.result["transport_note"] = "CUDA IPC could not be mapped in the checker (%s: %s); tensors " \
+                    "sent by value" % (type(exc).__name__, str(exc)[:300])
+                self.by_value = True
+                return self.hand_over(live)
+        for b, x in zip(buffers, live):
+            if isinstance(x, torch.Tensor):
+                if not isinstance(b, torch.Tensor) or b.shape != x.shape or b.dtype != x.dtype:
+                    raise RuntimeError("the worker's buffers do not match the inputs")
+                b.copy_(x)
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.chan.send({"type": "filled"})
+        return buffers
+
+    def inputs_after(self, header, payloads, live, buffers):
+        """The inputs as the worker holds them after the call."""
+        if "inputs_after" in header:
+            return kbrun_channel.rebuild(self.torch, header["inputs_after"], payloads, self.device)
+        return buffers if buffers is not None else live
+
+    # Judging --------------------------------------------------------------------------
+    def judge(self, kind, label, live, after, outputs, expected):
+        torch = self.torch
+        counts = self.result["checks"][kind]
+        counts["run"] += 1
+        verdict = {"type": "verdict", "ok": True, "status": "correct", "category": "", "message": ""}
+        modified = [i for i, (now, before) in enumerate(zip(after, live))
+                    if isinstance(before, torch.Tensor) and not (isinstance(now, torch.Tensor) and torch.equal(now, before))]
+        if modified:
+            verdict.update(ok=False, status="rejected", category="modified_inputs",
+                           message="%s: forward modified input %d in place" % (label, modified[0]))
+        else:
+            out = outputs[0] if len(outputs) == 1 and isinstance(expected, torch.Tensor) else tuple(outputs)
+            # Timed calls against the fp32 reference only, within the bound the trials' evidence gives.
+            v = (self.judger.judge_timed(expected, out) if kind in ("timed", "warmup")
+                 else self.judger.judge(live, expected, out, kind, label))
+            ok, category, message = v.ok, v.category, v.message
+            self.result["max_abs_diff"] = self.judger.max_abs_diff
+            self.result["mean_abs_diff"] = self.judger.mean_abs_diff
+            if v.skipped:  # an extra draw outside the problem's domain: recorded, neither failed nor passed
+                counts["skipped"] += 1
+                verdict["skipped"] = True
+            if not ok:
+                if kind == "extra":
+                    category, message = "failed_extra_inputs", "%s (%s)" % (message, category)
+                elif kind in ("timed", "warmup"):
+                    category = "timed_output_mismatch"
+                verdict.update(ok=False, status="incorrect", category=category, message="%s: %s" % (label, message))
+        if verdict["ok"] and not verdict.get("skipped"):
+            counts["passed"] += 1
+        elif self.result["failure"] is None:
+            self.result["failure"] = {k: verdict[k] for k in ("status", "category", "message")}
+        return verdict
+
+    def reference(self, live, method=None):
+        """The reference's output for `live` (on a copy: a reference that writes its inputs
+        must not change the values later calls start from); timed when `method` is given."""
+        torch = self.torch
+        args = [x.clone() if isinstance(x, torch.Tensor) else x for x in live]
+        with torch.no_grad():
+            if method is None:
+                return self.model(*args)
+            if method == "warmup":
+                return self.timer.warm_up(self.model, args)
+            ms, out, _ = self.timer.time_once(self.model, args, method=method)
+        self.ref_ms.setdefault(method, []).append(ms)
+        return out
+
+    # Protocol -------------------------------------------------------------------------
+    def checked_call(self, header):
+        """One correctness check: inputs out, the candidate's outputs back, a verdict."""
+        kind = header.get("kind") if header.get("kind") in ("trial", "extra") else "trial"
+        label = str(header.get("label", ""))[:200]
+        live = self.draw(kind)
+        buffers = self.hand_over(live)
+        reply, payloads = self.chan.recv()
+        if reply.get("type") != "outputs":
+            raise RuntimeError("unexpected message %r" % reply.get("type"))
+        outputs = kbrun_channel.rebuild(self.torch, reply["outputs"], payloads, self.device)
+        after = self.inputs_after(reply, payloads, live, buffers)
+        expected = self.reference(live)
+        verdict = self.judge(kind, label, live, after, outputs, expected)
+        del outputs, after, expected, buffers
+        if self.cuda:
+            self.torch.cuda.synchronize()
+        self.chan.send(verdict)
+
+    def timing(self, header):
+        """Warm-up and timed calls, alternating with the worker: each round new values in the
+        worker's buffers, the candidate's call (timed there), then the reference's (timed here)."""
+        torch = self.torch
+        rounds = [("warmup", None)] * int(header.get("warmup", 0)) + \
+                 [("timed", m) for m in header.get("methods", [])]
+        self.timer = kw.Timer(torch, self.device)
+        live = self.draw("timed")
+        buffers = self.hand_over(live)
+        for n, (kind, method) in enumerate(rounds):
+            reply, payloads = self.chan.recv()
+            if reply.get("type") != "outputs":
+                raise RuntimeError("unexpected message %r" % reply.get("type"))
+            outputs = kbrun_channel.rebuild(torch, reply["outputs"], payloads, self.device)
+            after = self.inputs_after(reply, payloads, live, buffers)
+            expected = self.reference(live, "warmup" if kind == "warmup" else method)
+            timed_index = n - int(header.get("warmup", 0))
+            label = "warm-up call %d" % n if kind == "warmup" else "timed call %d" % timed_index
+            verdict = self.judge(kind, label, live, after, outputs, expected)
+            del outputs, after, expected
+            if verdict["ok"] and n + 1 < len(rounds):
+                # The next round's values: a fresh draw, or every other timed round a few swapped
+                # elements of these (a sampled or summed memo of the inputs misses that change).
+                if kind == "timed" and timed_index % 2 == 0:
+                    live = swap_elements(torch, live, self.rng)
+                else:
+                    live = self.draw("timed")
+                verdict["next"] = True
+                self.chan.send(verdict)
+                self.hand_over(live, buffers)
+            else:
+                self.chan.send(verdict)
+                if not verdict["ok"]:
+                    return
+
+    def serve(self):
+        while True:
+            try:
+                header, _ = self.chan.recv()
+            except EOFError:
+                return
+            t = header.get("type")
+            if t == "done":
+                return
+            if t == "check":
+                self.checked_call(header)
+            elif t == "timing":
+                self.timing(header)
+            else:
+                raise RuntimeError("unexpected message %r" % t)
+
+    def timing_summary(self):
+        out = {}
+        for method, samples in self.ref_ms.items():
+            out[method] = kw.stats(samples)
+        if self.timer is not None:
+            out["spin_ms"] = self.timer.spin_ms
+        return out
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--request", required=True)
@@ -43,95 +312,25 @@ def main():
         req = json.load(f)
     os.unlink(args.request)
     nonce = req.pop("nonce")
-    result = {"checks": {k: {"run": 0, "passed": 0} for k in ("trial", "extra", "timed")},
+    result = {"checks": {k: {"run": 0, "passed": 0} for k in ("trial", "extra", "timed", "warmup")},
               "max_abs_diff": None, "mean_abs_diff": None, "failure": None}
+    checker = None
+    t0 = time.perf_counter()
     try:
         import torch
         device = kw.use_device(torch, req["device"])
-        precision = req["precision"]
-        atol = req.get("atol") if req.get("atol") is not None else kw.DEFAULT_TOLERANCE[precision]
-        rtol = req.get("rtol") if req.get("rtol") is not None else kw.DEFAULT_TOLERANCE[precision]
-        model = build_reference(torch, req, device)
         chan = kbrun_channel.Channel(4)
-        problem = sys.modules["kbrun_problem"]
-        dtype = getattr(torch, kw.PRECISIONS[precision]) if precision != "fp32" else None
-        extra_draws = list(kw.EXTRA_DRAWS)
-        saved = live = None
-        label, kind, seeds = "", "trial", []
-        diffs = []
-        while True:
-            try:
-                header, payloads = chan.recv()
-            except EOFError:
-                break
-            t = header.get("type")
-            if t == "done":
-                break
-            if t == "draw":
-                # Fresh inputs from a seed the candidate's process never sees.
-                label = str(header.get("label", ""))[:200]
-                kind = header.get("kind") if header.get("kind") in result["checks"] else "trial"
-                seed = int.from_bytes(os.urandom(4), "little")
-                seeds.append(seed)
-                kw.seed_all(torch, seed)
-                live = kw.make_inputs(torch, problem.get_inputs, device, dtype)
-                if kind == "extra":
-                    _, scale, shift = extra_draws[min(result["checks"]["extra"]["run"], len(extra_draws) - 1)]
-                    live = kw.transformed_inputs(torch, live, scale, shift)
-                saved = [x.clone() if isinstance(x, torch.Tensor) else x for x in live]
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                descs, out_payloads = kbrun_channel.describe(torch, live, cuda_by_value=bool(header.get("by_value")))
-                chan.send({"type": "inputs", "inputs": descs}, out_payloads)
-                continue
-            if t == "redraw":  # the worker could not map CUDA IPC handles: it asks again by value
-                result["transport_note"] = "CUDA IPC could not be mapped in the worker (%s); tensors sent by value" % (
-                    str(header.get("error", ""))[:300])
-                continue
-            if t != "outputs" or saved is None:
-                raise RuntimeError("unexpected message %r" % t)
-            outputs = kbrun_channel.rebuild(torch, header["outputs"], payloads, device)
-            after = live if "inputs_after" not in header else kbrun_channel.rebuild(
-                torch, header["inputs_after"], payloads, device)
-            counts = result["checks"][kind]
-            counts["run"] += 1
-            verdict = {"type": "verdict", "ok": True, "status": "correct", "category": "", "message": ""}
-            out = expected = None
-            modified = [i for i, (now, before) in enumerate(zip(after, saved))
-                        if isinstance(before, torch.Tensor) and not (isinstance(now, torch.Tensor) and torch.equal(now, before))]
-            if modified:
-                verdict.update(ok=False, status="rejected", category="modified_inputs",
-                               message="%s: forward modified input %d in place" % (label, modified[0]))
-            else:
-                with torch.no_grad():
-                    expected = model(*saved)
-                out = outputs[0] if len(outputs) == 1 and isinstance(expected, torch.Tensor) else tuple(outputs)
-                ok, category, message, md, mean = kw.compare(torch, expected, out, atol, rtol)
-                if md is not None:
-                    result["max_abs_diff"] = max(result["max_abs_diff"] or 0.0, md)
-                    diffs.append(mean)
-                    result["mean_abs_diff"] = sum(diffs) / len(diffs)
-                if not ok:
-                    if kind == "extra":
-                        category, message = "failed_extra_inputs", "%s (%s)" % (message, category)
-                    elif kind == "timed":
-                        category = "timed_output_mismatch"
-                    verdict.update(ok=False, status="incorrect", category=category,
-                                   message="%s: %s" % (label, message))
-            if verdict["ok"]:
-                counts["passed"] += 1
-            elif result["failure"] is None:
-                result["failure"] = {k: verdict[k] for k in ("status", "category", "message")}
-            del outputs, after, out, expected
-            saved = live = None
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            chan.send(verdict)
-        result["input_seeds"] = seeds
+        checker = Checker(torch, req, device, chan, result)
+        checker.serve()
     except BaseException as exc:
         result["failure"] = {"status": "runtime_error", "category": "checker_failed",
                              "message": kw.clip("%s: %s" % (type(exc).__name__, exc), 4000),
                              "detail": kw.clip(traceback.format_exc(), 8000)}
+    if checker is not None:
+        result["input_seeds"] = checker.seeds
+        result["timing"] = checker.timing_summary()
+        result["judge"] = checker.judger.summary()
+    result["checker_total_s"] = time.perf_counter() - t0
     kw.progress("result %s %s" % (nonce, json.dumps(result, allow_nan=True)))
     os._exit(0)
 
