@@ -38,9 +38,20 @@ std::string Incorrect(const SampleRecord& r, const json& eval) {
   }
   if (double d = Num(corr, "max_abs_diff"); d >= 0) figures.push_back(fmt::format("max abs diff {:.6g}", d));
   if (double d = Num(corr, "mean_abs_diff"); d >= 0) figures.push_back(fmt::format("mean abs diff {:.6g}", d));
+  // The evidence rule: both errors against a float64 run of the reference, and their ratio.
+  double err_new = Num(corr, "err_candidate"), err_ref = Num(corr, "err_reference");
+  if (err_new >= 0 && err_ref >= 0) {
+    figures.push_back(fmt::format("error against a float64 run of the reference {:.3g}, the fp32 reference's own error {:.3g}",
+                                  err_new, err_ref) +
+                      (err_ref > 0 ? fmt::format(" (ratio {:.3g})", err_new / err_ref) : std::string()));
+  }
   if (eval.is_object() && eval.contains("tolerance")) {
-    figures.push_back(fmt::format("tolerance atol={:g} rtol={:g}", Num(eval["tolerance"], "atol"),
-                                  Num(eval["tolerance"], "rtol")));
+    const json& tol = eval["tolerance"];
+    if (tol.is_object() && tol.value("rule", "") == "evidence" && tol.value("fp64_reference", false)) {
+      figures.push_back(fmt::format("allowed: {:g}x the reference's own error plus a few roundings", Num(tol, "k")));
+    } else {
+      figures.push_back(fmt::format("tolerance atol={:g} rtol={:g}", Num(tol, "atol"), Num(tol, "rtol")));
+    }
   }
   if (!figures.empty()) {
     text += " (";

@@ -55,6 +55,18 @@ TEST(Reflection, IncorrectCarriesTheMismatchFigures) {
   EXPECT_TRUE(Contains(r.feedback, "trial 0: output 0 differs")) << r.feedback;
 }
 
+TEST(Reflection, IncorrectCarriesBothErrorsAndTheirRatio) {
+  json doc = {{"correctness", {{"trials_run", 1}, {"trials_passed", 0}, {"err_candidate", 0.0125},
+                                {"err_reference", 2.5e-5}, {"error_ratio", 500.0}}},
+              {"tolerance", {{"rule", "evidence"}, {"k", 128}, {"fp64_reference", true}}}};
+  auto e = Result(eval::Status::kIncorrect, "precision_downgrade", "trial 0: output 0: ...", doc);
+  SampleRecord r = MakeRecord(kId, &e, "", "", Extras());
+  EXPECT_TRUE(Contains(r.feedback, "float64 run of the reference 0.0125, the fp32 reference's own error 2.5e-05 "
+                                   "(ratio 500)"))
+      << r.feedback;
+  EXPECT_TRUE(Contains(r.feedback, "allowed: 128x the reference's own error")) << r.feedback;
+}
+
 TEST(Reflection, TooSlowCarriesTheMeasuredTimes) {
   json doc = {{"timing",
                {{"reference", {{"median_ms", 1.25}}}, {"candidate", {{"median_ms", 2.5}, {"trials", 100}}}}},

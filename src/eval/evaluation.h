@@ -37,7 +37,12 @@ struct EvalOptions {
   int correctness_trials = 5;
   int timing_trials = 100;
   int warmup_runs = 5;
-  std::optional<double> atol, rtol;  // default by precision
+  std::optional<double> atol, rtol;  // the fixed rule's tolerances; default by precision
+  // How outputs are judged (worker/kbrun_judge.py, docs/EVALUATION.md "Correctness"):
+  // "evidence" = against a float64 run of the reference, relative to the reference's own
+  // rounding error; "kernelbench" = allclose with atol = rtol = 1e-2; "fixed" = allclose
+  // with atol/rtol (chosen whenever atol or rtol is given).
+  std::string tolerance = "evidence";
   double compile_timeout_s = 900;
   double run_timeout_s = 300;
   std::optional<uint64_t> seed;      // default: random per run, recorded in the result

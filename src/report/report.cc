@@ -137,6 +137,10 @@ Report BuildReport(const fs::path& results_dir) {
       ++r.samples;
       ++r.samples_by_status[rec.status];
       if (rec.correct) ++r.samples_correct;
+      const json ev = rec.doc.is_object() ? rec.doc.value("eval", json(nullptr)) : json(nullptr);
+      if (ev.is_object() && ev.contains("tolerance") && ev["tolerance"].is_object()) {
+        ++r.tolerance_rules[ev["tolerance"].value("rule", "fixed")];
+      }
       const json& llm = rec.doc.contains("llm") ? rec.doc["llm"] : json(nullptr);
       if (llm.is_object()) {
         p.prompt_tokens += llm.value("prompt_tokens", 0LL);
@@ -229,6 +233,7 @@ json ReportJson(const Report& r) {
             {"geomean_over", r.correct},
             {"samples", r.samples},
             {"samples_correct", r.samples_correct},
+            {"tolerance_rules", r.tolerance_rules},
             {"samples_by_status", r.samples_by_status},
             {"failure_kinds", r.failure_kinds},
             {"prompt_tokens", r.prompt_tokens},
@@ -275,6 +280,7 @@ std::string ReportText(const Report& r) {
   out += problems.Render() + "\n";
 
   out += fmt::format("Samples        {} evaluated or attempted, {} correct\n", r.samples, r.samples_correct);
+  if (!r.tolerance_rules.empty()) out += "Judged by      " + KindsText(r.tolerance_rules) + " (--tolerance rule)\n";
   TextTable breakdown({"Outcome", "Samples", "Share"},
                       {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight});
   for (const auto& [status, count] : r.samples_by_status) {

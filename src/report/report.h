@@ -53,6 +53,7 @@ struct Report {
   double wall_s = 0;                            // summed over the batch's sessions (resumes)
   int sessions = 0;
   int gpu_lanes = 1;
+  std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
   StageSums stages;
 };
 
