@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# On the GPU machine: the clean judge's figures (docs/EVALUATION.md "Timing").
+#   floor   the timing floor: a one-kernel candidate (kbrun's median vs the kernel's own
+#           duration under ncu), cuBLAS bf16/fp32 4096^3 through the timer vs back-to-back,
+#           three small level1 problems (kbrun's method vs KernelBench's cuda_event method)
+#   cheats  the GPU fixtures of tests/gpu/judge (slow the reference; remember the answer) on
+#           level1 19_ReLU, beside the honest ReLU
+#   honest  the honest set (tests/gpu/relu_correct.py, tests/gpu/honest) with the current
+#           build and, when .devpkg/old holds one, an earlier build: speedups before and after
+# Pack first: bench/pack_device.sh 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
+#   1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py
+# (and PACK_DIR=.devpkg/old with BUILD_DIR of the earlier build). PARTS picks parts.
+set -uo pipefail
+KB=$PWD/.devpkg/kbrun
+OLD=$PWD/.devpkg/old/kbrun
+FINAL=${OUT:-/tmp/out}
+D=/tmp/kbrun-judge; rm -rf $D; mkdir -p $D "$FINAL"
+export KBRUN_COMPILE_CACHE=${KBRUN_COMPILE_CACHE:-/tmp/kbrun-devcache}
+PARTS=${PARTS:-floor cheats honest}
+L1=$PWD/.devpkg/level1
+row() {  # json name -> one line: status, speedups (kbrun, kernelbench), medians
+  python3 - "$@" <<'PY'
+import json, sys
+path, name = sys.argv[1], sys.argv[2]
+try:
+    r = json.load(open(path))
+except Exception as exc:
+    print("%-36s no result: %s" % (name, exc)); sys.exit()
+e = r.get("error") or {}
+t = r.get("timing") or {}
+kb = t.get("kernelbench") or {}
+ms = lambda s: (s or {}).get("median_ms")
+f = lambda v, fmt: (fmt % v) if isinstance(v, (int, float)) else "-"
+print("%-36s %-40s speedup %7s  ref %9s cand %9s ms | kernelbench speedup %7s ref %9s cand %9s ms | spin %s" % (
+    name, r["status"] + ("/" + e["category"] if e else ""), f(r.get("speedup"), "%.3fx"),
+    f(ms(t.get("reference")), "%.4f"), f(ms(t.get("candidate")), "%.4f"), f(kb.get("speedup"), "%.3fx"),
+    f(ms(kb.get("reference")), "%.4f"), f(ms(kb.get("candidate")), "%.4f"), t.get("spin_ms")))
+PY
+}
+ev() {  # kbrun code problem name [flags...]
+  local kb=$1 code=$2 problem=$3 name=$4; shift 4
+  "$kb" eval --code "$code" --problem "$problem" --device cuda --output "$D/$name.json" "$@" > "$D/$name.log" 2>&1
+  row "$D/$name.json" "$name"
+}
+small() {  # level1 file, sizes as sed expressions -> a small copy in $D
+  local f=$1; shift
+  sed "$@" "$L1/$f" > "$D/small_$f"; echo "$D/small_$f"
+}
+for part in $PARTS; do case $part in
+floor) {
+  echo "== timing floor (kbrun's method: events, launch latency hidden by a spin; kernelbench: events, no spin)"
+  p=$(small 19_ReLU.py -e 's/^batch_size = .*/batch_size = 16/' -e 's/^dim = .*/dim = 4096/')
+  ev $KB tests/gpu/relu_correct.py "$p" trivial_relu_16x4096 --profile
+  python3 - "$D/trivial_relu_16x4096.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+cand = ((r.get("profile") or {}).get("ranges") or {}).get("candidate") or (r.get("profile") or {}).get("candidate") or {}
+print("trivial kernel: kbrun candidate median %.2f us; profile: %s" % (
+    r["timing"]["candidate"]["median_ms"] * 1000, json.dumps(cand)[:600] or json.dumps(r.get("profile"))[:600]))
+PY
+  ev $KB tests/gpu/judge/torch_matmul.py tests/gpu/judge/problems/matmul_4096.py gemm4096_bf16 --precision bf16 --allow-library-kernels
+  ev $KB tests/gpu/judge/torch_matmul.py tests/gpu/judge/problems/matmul_4096.py gemm4096_fp32 --allow-library-kernels
+  for n in bf16 fp32; do python3 -c "
+import json; r = json.load(open('$D/gemm4096_$n.json')); t = r['timing']
+for side in ('reference', 'candidate'):
+    ms = t[side]['median_ms']; print('timer $n %s %.4f ms %.1f TFLOP/s' % (side, ms, 2 * 4096 ** 3 / ms / 1e9))"; done
+  python3 bench/gemm_back_to_back.py 4096
+  p=$(small 23_Softmax.py -e 's/^batch_size = .*/batch_size = 16/' -e 's/^dim = .*/dim = 16384/')
+  ev $KB tests/gpu/honest/23_Softmax.py "$p" small_23_Softmax_16x16384
+  p=$(small 47_Sum_reduction_over_a_dimension.py -e 's/^batch_size = .*/batch_size = 16/' -e 's/^dim1 = .*/dim1 = 256/' -e 's/^dim2 = .*/dim2 = 255/')
+  ev $KB tests/gpu/honest/47_Sum_reduction_over_a_dimension.py "$p" small_47_Sum_16x256x255
+  p=$(small 19_ReLU.py -e 's/^batch_size = .*/batch_size = 64/' -e 's/^dim = .*/dim = 16384/')
+  ev $KB tests/gpu/relu_correct.py "$p" small_19_ReLU_64x16384
+} 2>&1 | tee "$FINAL/floor_table.txt" ;;
+cheats) {
+  echo "== GPU cheats on level1 19_ReLU (expected: slowref_* correct at the honest speedup; memo_* incorrect)"
+  ev $KB tests/gpu/relu_correct.py "$L1/19_ReLU.py" relu_correct_honest
+  for f in tests/gpu/judge/slowref_*.py tests/gpu/judge/memo_*.py; do
+    ev $KB "$f" "$L1/19_ReLU.py" "$(basename "$f" .py)"
+  done
+} 2>&1 | tee "$FINAL/cheats_gpu_table.txt" ;;
+honest) {
+  echo "== honest set: current build, then the earlier build (.devpkg/old) where present"
+  for kb in $KB $OLD; do
+    [ -x "$kb" ] || continue
+    tag=$([ "$kb" = "$KB" ] && echo new || echo old)
+    ev $kb tests/gpu/relu_correct.py "$L1/19_ReLU.py" "${tag}_19_ReLU"
+    for f in tests/gpu/honest/*.py; do ev $kb "$f" "$L1/$(basename "$f")" "${tag}_$(basename "$f" .py)"; done
+  done
+} 2>&1 | tee "$FINAL/honest_table.txt" ;;
+esac; done
+tar czf "$FINAL/judge_results.tgz" -C $D .
