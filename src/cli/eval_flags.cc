@@ -1,5 +1,7 @@
 #include "cli/eval_flags.h"
 
+#include "util/text.h"
+
 namespace kbrun::cli {
 
 void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
@@ -59,6 +61,14 @@ void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
                  "phases, CPU evaluations); off = none: every one a fresh interpreter (docs/EVALUATION.md)")
       ->check(CLI::IsMember({"cpu", "all", "off"}))
       ->capture_default_str();
+  cmd.add_option("--memory-limit", f.memory_limit,
+                 "Memory cap of each worker and checker process and everything it starts, e.g. 16G or 512M: "
+                 "auto = half of physical memory, off = none. A run that exceeds it is runtime_error/out_of_memory "
+                 "(a cgroup where kbrun can make one, else RLIMIT_DATA; docs/EVALUATION.md)")
+      ->check([](const std::string& v) -> std::string {
+        return v == "auto" || v == "off" || ParseByteSize(v) ? "" : "expected a size such as 16G, auto or off";
+      })
+      ->capture_default_str();
   cmd.add_option("--python", f.python, "Python interpreter with torch (env KBRUN_PYTHON)");
   cmd.add_option("--work-dir", f.work_dir, "Root of private build directories (env KBRUN_WORK_DIR)");
   cmd.add_flag("--keep-work-dir", f.keep_work_dir, "Keep the private directory (builds, logs) for inspection");
@@ -103,6 +113,8 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
   o.compile_cache_dir = f.compile_cache;
   o.precompiled_header = !f.no_pch;
   o.warm_worker = f.warm_worker;
+  if (f.memory_limit == "off") o.memory_limit_bytes = 0;
+  else if (f.memory_limit != "auto") o.memory_limit_bytes = ParseByteSize(f.memory_limit);
   return o;
 }
 

@@ -16,6 +16,7 @@ struct EvalFlags {
   std::string tk_root, hk_root;  // empty: THUNDERKITTENS_ROOT / HIPKITTENS_ROOT
   bool no_compile_cache = false, no_pch = false;
   std::string warm_worker = "all";
+  std::string memory_limit = "auto";
   std::string tolerance = "evidence";
   int gpu = 0, correct_trials = 5, perf_trials = 100, warmup = 5, compile_jobs = 0;
   std::optional<double> atol, rtol;

@@ -67,6 +67,9 @@ struct EvalOptions {
   // (compile phases, CPU evaluations); "all" = GPU runs too (the default: a fork starts
   // in ~0.7 s instead of ~10, measured on the H100, docs/PERFORMANCE.md); "off" = none.
   std::string warm_worker = "all";
+  // Memory cap of each worker and checker process and all it starts (util/subprocess.h:
+  // a cgroup, else RLIMIT_DATA). nullopt: half of physical memory; 0: none.
+  std::optional<unsigned long long> memory_limit_bytes;
 };
 
 struct EvalRequest {

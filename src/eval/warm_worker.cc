@@ -142,9 +142,11 @@ class Server : public std::enable_shared_from_this<Server> {
   }
 
   // One run as a fork: nullopt when the server could not start it.
-  std::optional<StartedChild> Fork(const ProcessSpec& spec, int out_fd, int progress_fd) {
+  std::optional<StartedChild> Fork(const ProcessSpec& spec, const ChildSetup& setup, int out_fd, int progress_fd) {
     int st[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st) != 0) return std::nullopt;
+    json dev_nodes = json::array();
+    for (const auto& node : setup.dev_nodes) dev_nodes.push_back({node.name, node.dir});
     json req = {{"argv", spec.argv},
                 {"env", spec.env},
                 {"cwd", spec.cwd},
@@ -152,12 +154,19 @@ class Server : public std::enable_shared_from_this<Server> {
                  {{"max_file_bytes", spec.limits.max_file_bytes},
                   {"max_processes", spec.limits.max_processes},
                   {"max_address_space", spec.limits.max_address_space},
-                  {"max_cpu_seconds", spec.limits.max_cpu_seconds}}},
+                  {"max_cpu_seconds", spec.limits.max_cpu_seconds},
+                  {"max_data_bytes", setup.max_data_bytes}}},
+                {"cgroup_procs", setup.cgroup_procs},
+                {"sandbox", spec.sandbox},
+                {"writable_paths", spec.writable_paths},
+                {"shm_dir", spec.shm_dir},
+                {"dev_nodes", dev_nodes},
                 {"isolate_network", spec.isolate_network},
                 {"loopback_up", spec.loopback_up},
                 {"progress", progress_fd >= 0},
                 {"channel", spec.channel_fd >= 0}};
-    std::string body = req.dump();
+    // Invalid UTF-8 in an inherited variable must not stop the run.
+    std::string body = req.dump(-1, ' ', false, json::error_handler_t::replace);
     std::vector<int> fds = {st[1], out_fd};
     if (progress_fd >= 0) fds.push_back(progress_fd);
     if (spec.channel_fd >= 0) fds.push_back(spec.channel_fd);
@@ -294,7 +303,7 @@ class Pool {
 }  // namespace
 
 ChildStarter WarmWorkerStarter(const std::string& interpreter, const fs::path& work_root, bool gpu_runs) {
-  return [interpreter, work_root, gpu_runs](const ProcessSpec& spec, int out_fd,
+  return [interpreter, work_root, gpu_runs](const ProcessSpec& spec, const ChildSetup& setup, int out_fd,
                                             int progress_fd) -> std::optional<StartedChild> {
     if (spec.argv.size() < 2 || spec.argv[0] != interpreter || !spec.argv[1].ends_with(".py")) {
       return std::nullopt;
@@ -316,7 +325,7 @@ ChildStarter WarmWorkerStarter(const std::string& interpreter, const fs::path& w
         });
         break;
       }
-      if (auto child = server->Fork(spec, out_fd, progress_fd)) {
+      if (auto child = server->Fork(spec, setup, out_fd, progress_fd)) {
         Count(&WarmWorkerStats::forks);
         child->setup_s = setup_s;
         return child;

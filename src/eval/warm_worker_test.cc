@@ -2,11 +2,16 @@
 // imported torch, set up as cold starts are, and a server that dies is replaced.
 #include "eval/warm_worker.h"
 
+#include <pwd.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <map>
+#include <random>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "eval/eval_test_util.h"
@@ -135,6 +140,111 @@ TEST(WarmWorker, StarterRunsScriptsAndKeepsGpuRunsColdUnlessAllowed) {
   EXPECT_TRUE(gpu_warm.started_by_starter);  // a CPU torch: the server's probe finds no CUDA to spoil
   EXPECT_EQ(gpu_warm.exit_code, 3);
   fs::remove_all(root);
+}
+
+// --- The sandbox against hostile candidates (tests/candidates), warm and cold -------------
+
+// `kbrun eval` of tests/candidates/<candidate>.py with `env_set` added to this environment.
+EvalRun HostileEval(const std::string& candidate, const std::vector<std::string>& extra,
+                    const std::map<std::string, std::string>& env_set = {}) {
+  fs::path out = fs::temp_directory_path() / ("kbrun-hostile-" + candidate + ".json");
+  fs::remove(out);
+  ProcessSpec spec;
+  spec.argv = {KBRUN_BINARY, "eval", "--code", std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
+               "--problem", std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py", "--device", "cpu",
+               "--correct-trials", "2", "--perf-trials", "5", "--allow-library-kernels", "--output", out.string()};
+  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+  spec.env = CurrentEnvironment();
+  for (const auto& [k, v] : env_set) spec.env[k] = v;
+  spec.timeout_s = 600;
+  ProcessResult p = RunProcess(spec);
+  EvalRun run{p.exit_code, p.output, nullptr, p.wall_s};
+  if (auto text = ReadFile(out)) run.result = nlohmann::json::parse(*text);
+  fs::remove(out);
+  return run;
+}
+
+std::string Category(const EvalRun& run) {
+  return run.result.is_object() && run.result["error"].is_object() ? run.result["error"].value("category", "") : "";
+}
+
+// Host processes whose command line contains `marker`.
+std::vector<int> ProcessesWith(const std::string& marker) {
+  std::vector<int> pids;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto cmdline = ReadFile(entry.path() / "cmdline");
+    if (cmdline && cmdline->find(marker) != std::string::npos && std::stoi(name) != getpid()) {
+      pids.push_back(std::stoi(name));
+    }
+  }
+  return pids;
+}
+
+const std::vector<std::string> kWarmAndCold[] = {{"--warm-worker", "all"}, {"--warm-worker", "off"}};
+
+TEST(Sandbox, OutputThatIsNotUtf8StillGivesAClassifiedResult) {
+  auto run = HostileEval("non_utf8_output", {});
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  ASSERT_TRUE(run.result.is_object()) << run.output;
+  EXPECT_EQ(run.result["status"], "runtime_error");
+  EXPECT_NE(run.result.value("output_tail", "").find("bad bytes: \xEF\xBF\xBD\xEF\xBF\xBD"), std::string::npos)
+      << run.result.dump(2);
+}
+
+TEST(Sandbox, ACandidateCannotFindTheApiKeyAndItLeaksNowhere) {
+  const std::string secret = fmt::format("sk-test-{:x}{:x}", getpid(), std::random_device()());
+  for (const auto& mode : kWarmAndCold) {
+    auto run = HostileEval("secret_hunter", mode, {{"LLM_GATEWAY_KEY", secret}});
+    ASSERT_TRUE(run.result.is_object()) << run.output;
+    // The hunter raises with whatever it finds: correct means it found no key at all.
+    EXPECT_EQ(run.result["status"], "correct") << mode[1] << "\n" << run.result.dump(2);
+    EXPECT_EQ(run.result.dump().find(secret), std::string::npos) << mode[1];
+    EXPECT_EQ(run.output.find(secret), std::string::npos) << mode[1];
+    EXPECT_EQ(run.result["sandbox"]["pid_namespace"], true);
+  }
+}
+
+TEST(Sandbox, ADoubleForkedDaemonDiesWithTheEvaluation) {
+  for (int pid : ProcessesWith("kbrun-daemon-marker")) kill(pid, SIGKILL);
+  for (const auto& mode : kWarmAndCold) {
+    auto run = HostileEval("double_fork_daemon", mode);
+    ASSERT_TRUE(run.result.is_object()) << run.output;
+    auto left = ProcessesWith("kbrun-daemon-marker");
+    for (int pid : left) kill(pid, SIGKILL);
+    EXPECT_TRUE(left.empty()) << mode[1] << ": the daemon outlived the evaluation";
+    EXPECT_EQ(run.result["status"], "rejected") << mode[1] << "\n" << run.result.dump(2);
+    EXPECT_EQ(Category(run), "spawned_process") << mode[1];
+  }
+}
+
+TEST(Sandbox, AMemoryHogEndsAsOutOfMemoryUnderTheCap) {
+  auto run = HostileEval("memory_hog", {"--memory-limit", "2G"});
+  ASSERT_TRUE(run.result.is_object()) << run.output;
+  EXPECT_EQ(run.result["status"], "runtime_error") << run.result.dump(2);
+  EXPECT_EQ(Category(run), "out_of_memory") << run.result.dump(2);
+  EXPECT_EQ(run.result["sandbox"]["memory_limit_bytes"], 2ULL << 30);
+  EXPECT_EQ(run.result["sandbox"]["memory_limit_method"], MemoryCapMethod());
+  EXPECT_LT(run.wall_s, 300);
+}
+
+TEST(Sandbox, WritesOutsideThePrivateDirectoryFail) {
+  const fs::path in_tmp = "/tmp/kbrun-fs-escape-probe";
+  const fs::path in_home = fs::path(getpwuid(getuid())->pw_dir) / "kbrun-fs-escape-probe";
+  for (const auto& mode : kWarmAndCold) {
+    fs::remove(in_tmp);
+    fs::remove(in_home);
+    auto run = HostileEval("fs_escape", mode);
+    ASSERT_TRUE(run.result.is_object()) << run.output;
+    // The candidate raises if a write outside works or one inside fails.
+    EXPECT_EQ(run.result["status"], "correct") << mode[1] << "\n" << run.result.dump(2);
+    EXPECT_FALSE(fs::exists(in_tmp)) << mode[1];
+    EXPECT_FALSE(fs::exists(in_home)) << mode[1];
+    EXPECT_EQ(run.result["sandbox"]["filesystem_read_only"], true);
+  }
+  fs::remove(in_tmp);
+  fs::remove(in_home);
 }
 
 }  // namespace

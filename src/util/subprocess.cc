@@ -1,22 +1,45 @@
 #include "util/subprocess.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <sstream>
 
 #include <fmt/format.h>
+
+#include "util/fs.h"
+#include "util/text.h"
+
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442  // the same number on every architecture (Linux 5.12)
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
 
 extern char** environ;
 
@@ -107,7 +130,160 @@ void IsolateNetwork(bool loopback_up) {
   if (loopback_up) LoopbackUp();
 }
 
-[[noreturn]] void ExecChild(const ProcessSpec& spec, int out_fd, int progress_fd,
+// Unshares `flags`; where that needs privileges we lack, inside a user namespace that maps
+// our own ids (the network namespace alone works so on most distributions).
+bool UnshareNamespaces(int flags) {
+  if (unshare(flags) == 0) return true;
+  uid_t uid = getuid();
+  gid_t gid = getgid();
+  if (unshare(CLONE_NEWUSER | flags) != 0) return false;
+  char map[64];
+  WriteProcFile("/proc/self/setgroups", "deny");
+  snprintf(map, sizeof map, "%u %u 1\n", static_cast<unsigned>(uid), static_cast<unsigned>(uid));
+  WriteProcFile("/proc/self/uid_map", map);
+  snprintf(map, sizeof map, "%u %u 1\n", static_cast<unsigned>(gid), static_cast<unsigned>(gid));
+  WriteProcFile("/proc/self/gid_map", map);
+  return true;
+}
+
+// Everything the forked child needs, as C strings made before the fork (no allocation after).
+struct ChildPlan {
+  const char* cgroup_procs = nullptr;
+  unsigned long long max_data_bytes = 0;
+  bool sandbox = false;
+  std::vector<const char*> writable;
+  const char* shm_dir = nullptr;
+  std::vector<std::string> node_source, node_staged;  // /dev/<x>, /dev/shm/<x>
+  std::vector<char> node_is_dir;
+};
+
+struct MountAttr {  // struct mount_attr (linux/mount.h, not in every libc's headers)
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+bool SetReadOnly(const char* path, bool read_only) {
+  MountAttr attr{};
+  (read_only ? attr.attr_set : attr.attr_clr) = MOUNT_ATTR_RDONLY;
+  return syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof attr) == 0;
+}
+
+// In the sandbox's init (pid 1 of the new PID namespace, in the new mount namespace):
+// a /dev of its own, the filesystem read-only but for the writable paths, a fresh /proc
+// and /dev/shm. Async-signal-safe calls only. A part that fails is left out.
+void SealFilesystem(const ChildPlan& plan) {
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return;
+  // The new /dev is built in a tmpfs on /dev/shm (a directory that exists and that we
+  // may cover), then moved over /dev.
+  if (!plan.node_source.empty() &&
+      mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=1m") == 0) {
+    for (size_t i = 0; i < plan.node_source.size(); ++i) {
+      const char* staged = plan.node_staged[i].c_str();
+      if (plan.node_is_dir[i]) {
+        mkdir(staged, 0755);
+      } else {
+        int fd = open(staged, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd >= 0) close(fd);
+      }
+      mount(plan.node_source[i].c_str(), staged, nullptr, MS_BIND | MS_REC, nullptr);
+    }
+    int ignored = symlink("/proc/self/fd", "/dev/shm/fd");
+    ignored |= symlink("/proc/self/fd/0", "/dev/shm/stdin");
+    ignored |= symlink("/proc/self/fd/1", "/dev/shm/stdout");
+    ignored |= symlink("/proc/self/fd/2", "/dev/shm/stderr");
+    (void)ignored;
+    mkdir("/dev/shm/shm", 01777);
+    if (mount("/dev/shm", "/dev", nullptr, MS_MOVE, nullptr) != 0) umount2("/dev/shm", MNT_DETACH);
+  }
+  for (const char* path : plan.writable) mount(path, path, nullptr, MS_BIND | MS_REC, nullptr);
+  if (SetReadOnly("/", true)) {
+    bool all_writable = true;
+    for (const char* path : plan.writable) all_writable = SetReadOnly(path, false) && all_writable;
+    // A private directory the run cannot write would fail every run: rather no read-only view.
+    if (!all_writable) SetReadOnly("/", false);
+  }
+  mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, nullptr);
+  if (plan.shm_dir) mount(plan.shm_dir, "/dev/shm", nullptr, MS_BIND | MS_REC, nullptr);
+  else mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+}
+
+// Root in the sandbox keeps uid 0 but no capabilities: it cannot remount, mount, leave its
+// cgroup or load modules, and the read-only view holds. (Non-root: nothing to drop.)
+void DropCapabilities() {
+  for (int cap = 0; cap <= 63; ++cap) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL) break;
+  }
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  syscall(SYS_capset, &header, data);
+  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+// The outer process (outside the namespace, the pid the supervisor knows) ends as its
+// worker ended: the same exit code, or the same signal.
+[[noreturn]] void EndAs(int status) {
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    kill(getpid(), sig);
+  }
+  _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+}
+
+// After unshare(CLONE_NEWPID): forks the namespace's init, which seals the filesystem and
+// forks the worker (pid 2) and returns in it. The init reaps whatever is reparented to it
+// and exits when the worker does, which kills every process left in the namespace; the
+// outer process waits for the init and ends as the worker ended. Returns only in the worker.
+void BecomeSandboxedWorker(const ChildPlan& plan) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return;
+  // Above 0-4, which the outer process and the init close (with fds 3 or 4 unused the pipe
+  // would get those numbers).
+  int report[2] = {fcntl(pipe_fds[0], F_DUPFD_CLOEXEC, 64), fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, 64)};
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  if (report[0] < 0 || report[1] < 0) return;
+  pid_t init = fork();
+  if (init < 0) return;  // no sandbox: the caller runs the worker itself
+  if (init > 0) {
+    close(report[1]);
+    for (int fd = 0; fd <= 4; ++fd) close(fd);  // the worker's ends are the worker's alone
+    int status = 0;
+    while (waitpid(init, &status, 0) < 0 && errno == EINTR) {
+    }
+    int worker_status = 0;
+    if (read(report[0], &worker_status, sizeof worker_status) == sizeof worker_status) status = worker_status;
+    EndAs(status);
+  }
+  close(report[0]);
+  prctl(PR_SET_NAME, "kbrun-sandbox", 0, 0, 0);  // /proc/1/comm: how the worker knows its init
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  SealFilesystem(plan);
+  pid_t worker = fork();
+  if (worker < 0) _exit(126);
+  if (worker == 0) {
+    close(report[1]);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    setsid();
+    DropCapabilities();
+    return;
+  }
+  for (int fd = 0; fd <= 4; ++fd) close(fd);
+  int status = 0;
+  while (true) {
+    pid_t ended = waitpid(-1, &status, 0);
+    if (ended == worker) break;
+    if (ended < 0 && errno != EINTR) _exit(126);
+  }
+  ssize_t ignored = write(report[1], &status, sizeof status);
+  (void)ignored;
+  _exit(0);
+}
+
+[[noreturn]] void ExecChild(const ProcessSpec& spec, const ChildPlan& plan, int out_fd, int progress_fd,
                             const std::vector<char*>& argv, const std::vector<char*>& envp) {
   setsid();  // own process group: a timeout kills the whole tree
   // Out of the way of the dup2 calls below, whatever number it has now.
@@ -133,10 +309,18 @@ void IsolateNetwork(bool loopback_up) {
   if (l.max_processes) SetLimit(RLIMIT_NPROC, l.max_processes);
   if (l.max_address_space) SetLimit(RLIMIT_AS, l.max_address_space);
   if (l.max_cpu_seconds) SetLimit(RLIMIT_CPU, l.max_cpu_seconds);
-  if (spec.isolate_network) IsolateNetwork(spec.loopback_up);
+  if (plan.max_data_bytes) SetLimit(RLIMIT_DATA, plan.max_data_bytes);
+  if (plan.cgroup_procs) WriteProcFile(plan.cgroup_procs, "0");  // it and all it starts
   signal(SIGPIPE, SIG_DFL);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
+  if (plan.sandbox &&
+      UnshareNamespaces(CLONE_NEWPID | CLONE_NEWNS | (spec.isolate_network ? CLONE_NEWNET : 0))) {
+    if (spec.isolate_network && spec.loopback_up) LoopbackUp();
+    BecomeSandboxedWorker(plan);
+  } else if (spec.isolate_network) {
+    IsolateNetwork(spec.loopback_up);
+  }
   if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) _exit(126);
   // execvpe resolves argv[0] with the child's PATH.
   execvpe(argv[0], argv.data(), envp.data());
@@ -144,7 +328,202 @@ void IsolateNetwork(bool loopback_up) {
   _exit(127);
 }
 
+// --- Memory cap: a cgroup per child -------------------------------------------------
+
+// Writes `text` into a cgroup (or any kernel) file; false on failure.
+bool WriteKernelFile(const fs::path& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  return ok;
+}
+
+// The value after `key` in a "key value" file (memory.events, memory.oom_control).
+unsigned long long KeyedValue(const fs::path& file, const std::string& key) {
+  for (const auto& line : SplitLines(ReadFile(file).value_or(""))) {
+    if (StartsWith(line, key + " ")) return std::strtoull(line.c_str() + key.size() + 1, nullptr, 10);
+  }
+  return 0;
+}
+
+// The folder kbrun makes its children's memory cgroups in: <hierarchy>/kbrun-<pid>, made
+// once per process. Version 0: no cgroup can be made (not root, no delegation).
+struct CgroupRoot {
+  int version = 0;
+  fs::path dir;
+};
+
+const CgroupRoot& MemoryCgroupRoot() {
+  static const CgroupRoot root = [] {
+    // Where each hierarchy is mounted (mountinfo: ... mountpoint ... - fstype source options).
+    std::string v2_mount, v1_mount;
+    for (const auto& line : SplitLines(ReadFile("/proc/self/mountinfo").value_or(""))) {
+      std::vector<std::string> fields;
+      std::istringstream words(line);
+      for (std::string w; words >> w;) fields.push_back(w);
+      auto dash = std::find(fields.begin(), fields.end(), "-");
+      if (fields.size() < 5 || dash == fields.end() || dash + 3 > fields.end()) continue;
+      const std::string& type = *(dash + 1);
+      if (type == "cgroup2" && v2_mount.empty()) v2_mount = fields[4];
+      if (type == "cgroup" && ("," + *(dash + 3) + ",").find(",memory,") != std::string::npos) v1_mount = fields[4];
+    }
+    std::string v2_own, v1_own;
+    for (const auto& line : SplitLines(ReadFile("/proc/self/cgroup").value_or(""))) {
+      if (StartsWith(line, "0::")) v2_own = line.substr(3);
+      auto c1 = line.find(':'), c2 = line.find(':', c1 + 1);
+      if (c1 != std::string::npos && c2 != std::string::npos &&
+          ("," + line.substr(c1 + 1, c2 - c1 - 1) + ",").find(",memory,") != std::string::npos) {
+        v1_own = line.substr(c2 + 1);
+      }
+    }
+    const std::string name = fmt::format("kbrun-{}", getpid());
+    std::error_code ec;
+    if (!v2_mount.empty()) {
+      for (fs::path parent : {fs::path(v2_mount), fs::path(v2_mount + v2_own)}) {
+        fs::path dir = parent / name;
+        WriteKernelFile(parent / "cgroup.subtree_control", "+memory");
+        if (!fs::create_directory(dir, ec) && !fs::is_directory(dir)) continue;
+        // Our folder has no processes, so it may hand the memory controller to its children.
+        if (WriteKernelFile(dir / "cgroup.subtree_control", "+memory")) return CgroupRoot{2, dir};
+        fs::remove(dir, ec);
+      }
+    }
+    if (!v1_mount.empty()) {
+      for (fs::path parent : {fs::path(v1_mount + v1_own), fs::path(v1_mount)}) {
+        fs::path dir = parent / name;
+        if (!fs::create_directory(dir, ec) && !fs::is_directory(dir)) continue;
+        if (fs::exists(dir / "memory.limit_in_bytes")) return CgroupRoot{1, dir};
+        fs::remove(dir, ec);
+      }
+    }
+    return CgroupRoot{};
+  }();
+  static std::once_flag cleanup;
+  if (root.version) std::call_once(cleanup, [] { std::atexit([] { rmdir(MemoryCgroupRoot().dir.c_str()); }); });
+  return root;
+}
+
+// One child's memory cgroup, removed (after killing whatever is left in it) on destruction.
+class MemoryCgroup {
+ public:
+  // nullopt where no cgroup can be made.
+  static std::unique_ptr<MemoryCgroup> Make(unsigned long long limit) {
+    const CgroupRoot& root = MemoryCgroupRoot();
+    if (!root.version) return nullptr;
+    static std::atomic<int> serial{0};
+    auto cg = std::unique_ptr<MemoryCgroup>(new MemoryCgroup);
+    cg->version_ = root.version;
+    cg->dir_ = root.dir / fmt::format("run-{}", ++serial);
+    std::error_code ec;
+    if (!fs::create_directory(cg->dir_, ec)) return nullptr;
+    bool ok;
+    if (root.version == 2) {
+      ok = WriteKernelFile(cg->dir_ / "memory.max", std::to_string(limit));
+      WriteKernelFile(cg->dir_ / "memory.swap.max", "0");
+      WriteKernelFile(cg->dir_ / "memory.oom.group", "1");  // an OOM kill takes the whole run
+    } else {
+      ok = WriteKernelFile(cg->dir_ / "memory.limit_in_bytes", std::to_string(limit));
+      WriteKernelFile(cg->dir_ / "memory.memsw.limit_in_bytes", std::to_string(limit));  // no swap either
+    }
+    if (!ok) {
+      fs::remove(cg->dir_, ec);
+      return nullptr;
+    }
+    return cg;
+  }
+  ~MemoryCgroup() {
+    // With the PID-namespace sandbox nothing is left; without it, whatever escaped the
+    // process group still dies here.
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      auto pids = SplitLines(ReadFile(dir_ / "cgroup.procs").value_or(""));
+      if (pids.empty() && rmdir(dir_.c_str()) == 0) return;
+      for (const auto& pid : pids) {
+        if (int p = std::atoi(pid.c_str()); p > 0) kill(p, SIGKILL);
+      }
+      usleep(10000);
+    }
+  }
+  std::string procs() const { return (dir_ / "cgroup.procs").string(); }
+  std::string method() const { return version_ == 2 ? "cgroup_v2" : "cgroup_v1"; }
+  bool OomKilled() const {
+    return version_ == 2 ? KeyedValue(dir_ / "memory.events", "oom_kill") > 0
+                         : KeyedValue(dir_ / "memory.oom_control", "oom_kill") > 0;
+  }
+  unsigned long long Peak() const {
+    auto text = ReadFile(dir_ / (version_ == 2 ? "memory.peak" : "memory.max_usage_in_bytes"));
+    return text ? std::strtoull(text->c_str(), nullptr, 10) : 0;
+  }
+
+ private:
+  MemoryCgroup() = default;
+  int version_ = 0;
+  fs::path dir_;
+};
+
 }  // namespace
+
+std::string MemoryCapMethod() {
+  int version = MemoryCgroupRoot().version;
+  return version == 2 ? "cgroup_v2" : version == 1 ? "cgroup_v1" : "rlimit_data";
+}
+
+std::vector<ChildSetup::Node> SandboxDevNodes() {
+  static const std::vector<ChildSetup::Node> nodes = [] {
+    std::vector<ChildSetup::Node> found;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/dev", ec)) {
+      std::string name = entry.path().filename().string();
+      bool gpu = StartsWith(name, "nvidia") || name == "kfd" || name == "dri";
+      bool basic = name == "null" || name == "zero" || name == "full" || name == "random" || name == "urandom" ||
+                   name == "tty";
+      if (!gpu && !basic) continue;
+      std::error_code e2;
+      auto st = fs::symlink_status(entry.path(), e2);
+      if (fs::is_directory(st)) found.push_back({name, true});
+      else if (fs::is_character_file(st)) found.push_back({name, false});
+    }
+    return found;
+  }();
+  return nodes;
+}
+
+SandboxReport ProbeSandbox() {
+  static const SandboxReport report = [] {
+    SandboxReport r;
+    std::error_code ec;
+    fs::path writable = MakeUniqueDir(fs::temp_directory_path(), "kbrun-sandbox-probe-");
+    fs::path outside = writable.string() + "-outside";
+    std::string shm_marker = fmt::format("/dev/shm/kbrun-sandbox-probe-{}", getpid());
+    { int fd = open(shm_marker.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600); if (fd >= 0) close(fd); }
+    ProcessSpec spec;
+    spec.argv = {"/bin/sh", "-c",
+                 "echo pid=$$; echo init=$(cat /proc/1/comm); echo procs=$(ls /proc | grep -c '^[0-9]'); "
+                 "touch \"$1\" 2>/dev/null && echo outside_written; touch \"$2/x\" && echo inside_written; "
+                 "test -e \"$3\" && echo host_shm; echo dev=$(ls /dev | tr '\\n' ' ')",
+                 "probe", outside.string(), writable.string(), shm_marker};
+    spec.env = {{"PATH", "/usr/bin:/bin"}};
+    spec.timeout_s = 30;
+    spec.sandbox = true;
+    spec.isolate_network = true;
+    spec.writable_paths = {writable.string()};
+    ProcessResult p = RunProcess(spec);
+    std::string out = p.output;
+    bool outside_written = Contains(out, "outside_written");
+    bool inside_written = Contains(out, "inside_written");
+    r.pid_namespace = Contains(out, "pid=2\n") && Contains(out, "init=kbrun-sandbox") && Contains(out, "procs=");
+    r.read_only_root = !outside_written && inside_written;
+    r.private_shm = !Contains(out, "host_shm") && p.exit_code == 0;
+    r.minimal_dev = Contains(out, "dev=") && !Contains(out, " sda") && !Contains(out, " mem ") &&
+                    Contains(out, "null") && !Contains(out, " loop0");
+    if (!(r.pid_namespace && r.read_only_root && r.private_shm)) r.note = Trim(out).substr(0, 400);
+    fs::remove(outside, ec);
+    fs::remove_all(writable, ec);
+    fs::remove(shm_marker, ec);
+    return r;
+  }();
+  return report;
+}
 
 void RequestCancel() { g_cancel.store(true); }
 bool CancelRequested() { return g_cancel.load(); }
@@ -191,9 +570,36 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
 
+  // The memory cap and the sandbox's parts, prepared before the fork.
+  ChildSetup setup;
+  std::unique_ptr<MemoryCgroup> cgroup;
+  if (spec.limits.max_memory_bytes) {
+    cgroup = MemoryCgroup::Make(spec.limits.max_memory_bytes);
+    if (cgroup) setup.cgroup_procs = cgroup->procs();
+    else setup.max_data_bytes = spec.limits.max_memory_bytes;
+    result.memory_cap_method = cgroup ? cgroup->method() : "rlimit_data";
+  } else {
+    result.memory_cap_method = "none";
+  }
+  ChildPlan plan;
+  plan.max_data_bytes = setup.max_data_bytes;
+  plan.cgroup_procs = cgroup ? setup.cgroup_procs.c_str() : nullptr;
+  plan.sandbox = spec.sandbox;
+  if (spec.sandbox) {
+    for (const auto& path : spec.writable_paths) plan.writable.push_back(path.c_str());
+    if (!spec.shm_dir.empty()) plan.shm_dir = spec.shm_dir.c_str();
+    struct stat shm;
+    if (lstat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode)) setup.dev_nodes = SandboxDevNodes();
+    for (const auto& node : setup.dev_nodes) {
+      plan.node_source.push_back("/dev/" + node.name);
+      plan.node_staged.push_back("/dev/shm/" + node.name);
+      plan.node_is_dir.push_back(node.dir);
+    }
+  }
+
   auto start = Clock::now();
   std::optional<StartedChild> started;
-  if (spec.starter) started = spec.starter(spec, out_pipe[1], want_progress ? prog_pipe[1] : -1);
+  if (spec.starter) started = spec.starter(spec, setup, out_pipe[1], want_progress ? prog_pipe[1] : -1);
   pid_t pid = started ? started->pid : fork();
   if (pid < 0) {
     result.spawn_failed = true;
@@ -205,7 +611,7 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   }
   if (pid == 0) {
     // The pipes were made O_CLOEXEC; dup2 clears that flag on the copies.
-    ExecChild(spec, out_pipe[1], want_progress ? prog_pipe[1] : -1, argv, envp);
+    ExecChild(spec, plan, out_pipe[1], want_progress ? prog_pipe[1] : -1, argv, envp);
   }
   close(out_pipe[1]);
   if (want_progress) close(prog_pipe[1]);
@@ -316,7 +722,8 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
         progress_partial.append(buf, static_cast<size_t>(n));
         size_t nl;
         while ((nl = progress_partial.find('\n')) != std::string::npos) {
-          std::string line = progress_partial.substr(0, nl);
+          // What reaches JSON and logs: valid UTF-8, secrets removed.
+          std::string line = RedactValues(ValidUtf8(progress_partial.substr(0, nl)), spec.redact);
           progress_partial.erase(0, nl + 1);
           if (auto next = spec.on_progress(line)) {
             deadline = *next > 0 ? SecondsSince(start) + *next : -1;
@@ -344,8 +751,13 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   } else if (WIFSIGNALED(status)) {
     result.term_signal = WTERMSIG(status);
   }
-  result.output = output.Str(&result.output_truncated);
+  result.output = RedactValues(ValidUtf8(output.Str(&result.output_truncated)), spec.redact);
   result.output_total_bytes = output.total();
+  if (cgroup) {
+    result.out_of_memory = cgroup->OomKilled();
+    result.memory_peak_bytes = cgroup->Peak();
+    cgroup.reset();  // kills what is left in it and removes it
+  }
   return result;
 }
 

@@ -16,10 +16,40 @@ struct ResourceLimits {
   unsigned long long max_processes = 0;    // RLIMIT_NPROC
   unsigned long long max_address_space = 0;  // RLIMIT_AS (never for CUDA workers)
   unsigned long long max_cpu_seconds = 0;  // RLIMIT_CPU
+  // Resident memory of the child and everything it starts: a cgroup of its own
+  // (memory.max on cgroup v2, memory.limit_in_bytes on v1) where one can be made, else
+  // RLIMIT_DATA (not RLIMIT_AS: CUDA reserves far more address space than it uses, and
+  // RLIMIT_DATA does not count PROT_NONE reservations). See MemoryCapMethod().
+  unsigned long long max_memory_bytes = 0;
   bool no_core_dumps = true;
 };
 
+// What a sandboxed child gets (ProcessSpec::sandbox). Decided once per kbrun process by
+// ProbeSandbox(), which starts a child set up exactly so and checks from inside it.
+struct SandboxReport {
+  bool pid_namespace = false;   // its own PID namespace and a fresh /proc: sees no other process
+  bool read_only_root = false;  // the filesystem is read-only except the writable paths
+  bool minimal_dev = false;     // /dev holds only null, zero, (u)random, tty and GPU nodes
+  bool private_shm = false;     // /dev/shm is its own tmpfs
+  std::string note;             // why a part is missing, where one is
+};
+SandboxReport ProbeSandbox();
+
+// "cgroup_v2", "cgroup_v1" or "rlimit_data": how ResourceLimits::max_memory_bytes is held here.
+std::string MemoryCapMethod();
+
 struct ProcessSpec;
+
+// What RunProcess prepared for one child, for a starter that sets the child up itself.
+struct ChildSetup {
+  std::string cgroup_procs;                 // join: write "0" here
+  unsigned long long max_data_bytes = 0;    // RLIMIT_DATA fallback
+  struct Node { std::string name; bool dir; };
+  std::vector<Node> dev_nodes;              // /dev entries the sandbox's /dev gets
+};
+// /dev entries a sandbox keeps: null, zero, full, random, urandom, tty, and the GPU's
+// (nvidia*, nvidia-caps/, kfd, dri/) where they exist.
+std::vector<ChildSetup::Node> SandboxDevNodes();
 
 // A child started by someone else instead of fork + exec: a fork server such as kbrun's
 // warm worker (eval/warm_worker.h), which forks it already set up as ExecChild would.
@@ -31,10 +61,11 @@ struct StartedChild {
   // Seconds the starter spent on one-time set-up for this start (a fork server starting).
   double setup_s = 0;
 };
-// Given the spec and the parent's ends for the child's fds 1-2 (output) and 3 (progress,
-// or -1) — spec.channel_fd is its fd 4 — starts the child. nullopt: nothing was started
+// Given the spec, what RunProcess prepared, and the parent's ends for the child's fds 1-2
+// (output) and 3 (progress, or -1) — spec.channel_fd is its fd 4 — starts the child. nullopt: nothing was started
 // and RunProcess forks and execs the child itself.
-using ChildStarter = std::function<std::optional<StartedChild>(const ProcessSpec&, int out_fd, int progress_fd)>;
+using ChildStarter =
+    std::function<std::optional<StartedChild>(const ProcessSpec&, const ChildSetup&, int out_fd, int progress_fd)>;
 
 struct ProcessSpec {
   std::vector<std::string> argv;               // argv[0] is resolved through PATH
@@ -51,6 +82,20 @@ struct ProcessSpec {
   // With isolate_network: bring the new namespace's loopback up (still no route outside),
   // for tools whose parts talk over 127.0.0.1 (Nsight Compute and its target process).
   bool loopback_up = false;
+  // Seal the child (Linux namespaces, needs root or unprivileged user namespaces): its own
+  // PID namespace whose init ends every process it started when the child exits (and is
+  // not the child: the child is a session leader with pid 2), a mount namespace with a
+  // fresh /proc, the filesystem read-only except `writable_paths`, a /dev of its own with
+  // only the nodes a GPU needs, a private /dev/shm. Parts that cannot be set up are skipped
+  // (ProbeSandbox() says which).
+  bool sandbox = false;
+  std::vector<std::string> writable_paths;  // existing directories, absolute
+  // A directory (inside a writable path) bound on the sandbox's /dev/shm, so that processes
+  // that exchange shared-memory files (torch's CUDA IPC reference counts) see the same one;
+  // empty: a tmpfs of its own.
+  std::string shm_dir;
+  // Values (secrets) replaced by "[redacted]" in the captured output and in progress lines.
+  std::vector<std::string> redact;
   // Lines the child writes to fd 3. The callback may return a new deadline,
   // in seconds from now (e.g. a worker that finished compiling starts the run clock).
   std::function<std::optional<double>(const std::string&)> on_progress;
@@ -78,9 +123,16 @@ struct ProcessResult {
   bool started_by_starter = false;  // spec.starter started it (a warm worker's fork)
   bool exit_status_lost = false;    // ... and died before reporting how the child ended
   double starter_setup_s = 0;       // StartedChild::setup_s: part of wall_s
+  // limits.max_memory_bytes: the kernel's OOM killer ended a process of the child's cgroup
+  // (cgroup methods only; under RLIMIT_DATA an allocation fails inside the child instead).
+  bool out_of_memory = false;
+  unsigned long long memory_peak_bytes = 0;  // the cgroup's peak, where the kernel keeps one
+  std::string memory_cap_method;             // how the cap was held: MemoryCapMethod() or "none"
 };
 
 ProcessResult RunProcess(const ProcessSpec& spec);
+
+
 
 // Set by SIGINT/SIGTERM handlers: running children are killed and callers wind down.
 void RequestCancel();

@@ -75,6 +75,83 @@ std::string ExtractCompilerErrors(std::string_view log, size_t max_lines) {
   return out;
 }
 
+std::string ValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    size_t len = 0;
+    // Second-byte ranges exclude overlong forms and surrogates (RFC 3629).
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c < 0x80) len = 1;
+    else if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    bool ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) {
+      unsigned char b = s[i + k];
+      ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+    }
+    if (ok) {
+      out.append(text.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD for one bad byte, then resynchronise
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string RedactValues(std::string_view text, const std::vector<std::string>& values) {
+  std::string out(text);
+  for (const auto& value : values) {
+    if (value.empty()) continue;
+    for (size_t at = out.find(value); at != std::string::npos; at = out.find(value, at + 10)) {
+      out.replace(at, value.size(), "[redacted]");
+    }
+  }
+  return out;
+}
+
+std::optional<unsigned long long> ParseByteSize(std::string_view text) {
+  std::string t = ToLower(Trim(text));
+  size_t digits = 0;
+  while (digits < t.size() && (std::isdigit(static_cast<unsigned char>(t[digits])) || t[digits] == '.')) ++digits;
+  if (digits == 0) return std::nullopt;
+  double value = 0;
+  try {
+    value = std::stod(t.substr(0, digits));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  std::string unit = Trim(t.substr(digits));
+  if (!unit.empty() && unit.back() == 'b') unit.pop_back();  // "gb", "gib", "b"
+  if (unit.size() == 2 && unit.back() == 'i') unit.pop_back();
+  static const std::string kUnits = "kmgt";
+  double scale = 1;
+  if (unit.size() == 1 && kUnits.find(unit[0]) != std::string::npos) {
+    for (size_t i = 0; i <= kUnits.find(unit[0]); ++i) scale *= 1024;
+  } else if (!unit.empty()) {
+    return std::nullopt;
+  }
+  return static_cast<unsigned long long>(value * scale);
+}
+
+std::string FormatBytes(unsigned long long bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int u = 0;
+  while (value >= 1024 && u < 4) {
+    value /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, units[u]);
+}
+
 std::string FormatDuration(double seconds) {
   if (seconds < 60) return fmt::format("{:.1f} s", seconds);
   int total = static_cast<int>(seconds + 0.5);

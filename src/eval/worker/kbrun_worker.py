@@ -76,7 +76,8 @@ def classify_exception(exc, phase):
         return "compile_error", "syntax_error"
     if "error building extension" in low or "ninja: build stopped" in low:
         return "compile_error", "build_failed"
-    if "out of memory" in low or type(exc).__name__ == "OutOfMemoryError":
+    if "out of memory" in low or type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError) \
+            or "can't allocate memory" in low:
         return "runtime_error", "out_of_memory"
     if "illegal memory access" in low or "cuda error" in low or "device-side assert" in low \
             or "misaligned address" in low or "unspecified launch failure" in low:
@@ -432,11 +433,20 @@ def network_interfaces():
 
 
 def child_processes():
-    """Live children of this process (the worker starts none after compiling)."""
+    """Live children of this process (the worker starts none after compiling). In kbrun's
+    sandbox (a PID namespace whose init, pid 1, is kbrun's) every other live process there
+    is the candidate's, a double-forked daemon too."""
     pids = []
     me = os.getpid()
     try:
-        for tid in os.listdir("/proc/self/task"):
+        with open("/proc/1/comm") as f:
+            sandboxed = me != 1 and f.read().strip() == "kbrun-sandbox"
+        if sandboxed:
+            pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
+    except OSError:
+        sandboxed = False
+    try:
+        for tid in ([] if sandboxed else os.listdir("/proc/self/task")):
             with open("/proc/self/task/%s/children" % tid) as f:
                 pids += [int(p) for p in f.read().split()]
     except OSError:
@@ -446,7 +456,7 @@ def child_processes():
         try:
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            if fields[0] != "Z" and int(fields[1]) == me:
+            if fields[0] != "Z" and (sandboxed or int(fields[1]) == me):
                 alive.append(pid)
         except (OSError, IndexError, ValueError):
             pass

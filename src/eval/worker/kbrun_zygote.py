@@ -6,8 +6,8 @@ with the same scrubbed environment the workers get and no GPU visible. It never 
 GPU: CUDA is initialised in the children, after the fork, each with its own device list.
 
 Protocol, on fd 4 (a SOCK_SEQPACKET socket from the supervisor):
-  request  one message: JSON {argv, env, cwd, limits, isolate_network, loopback_up,
-           progress, channel} with descriptors attached (SCM_RIGHTS), in this order:
+  request  one message: JSON {argv, env, cwd, limits, cgroup_procs, sandbox, writable_paths,
+           shm_dir, dev_nodes, isolate_network, loopback_up, progress, channel} with descriptors attached (SCM_RIGHTS), in this order:
            status socket, output (stdout and stderr), progress (fd 3, if "progress"),
            channel (fd 4, if "channel").
   replies  on the request's own status socket, text lines:
@@ -24,9 +24,13 @@ then starts GPU runs cold). EOF on fd 4 (kbrun ended): the
 children's process groups are killed and the server exits.
 
 In the child, before the script runs, everything the cold start (src/util/subprocess.cc,
-ExecChild) does: own session and process group, only fds 0-4, resource limits, a new
-network namespace, the working directory, the request's environment; then the script
-runs as __main__ (runpy), exactly as `python script args` would run it.
+ExecChild) does: own session and process group, only fds 0-4, resource limits, the run's
+memory cgroup, and with "sandbox" new PID, mount and network namespaces: the fork (the pid
+the supervisor knows) forks the namespace's init, which seals the filesystem and forks the
+worker (pid 2, its own session, no capabilities); the working directory, the request's
+environment; then the script runs as __main__ (runpy), exactly as `python script args`
+would run it. The fork ends as the worker ended (exit code or signal), so "exit" reports
+the worker's status; its wait4 CPU time includes the worker's.
 """
 
 import array
@@ -105,11 +109,20 @@ def forks_can_use_gpu():
     return os.waitstatus_to_exitcode(status) == 0
 
 
+CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x1000, 0x2000, 0x4000, 0x40000
+MNT_DETACH = 2
+SYS_MOUNT_SETATTR = 442  # the same on every architecture (Linux 5.12)
+AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
+PR_SET_PDEATHSIG, PR_SET_NAME, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 15, 24, 38
 MAX_FDS = 4
 LIMITS = {"max_file_bytes": resource.RLIMIT_FSIZE, "max_processes": resource.RLIMIT_NPROC,
-          "max_address_space": resource.RLIMIT_AS, "max_cpu_seconds": resource.RLIMIT_CPU}
+          "max_address_space": resource.RLIMIT_AS, "max_cpu_seconds": resource.RLIMIT_CPU,
+          "max_data_bytes": resource.RLIMIT_DATA}
 
 
 def write_proc(path, text):
@@ -149,6 +162,160 @@ def isolate_network(with_loopback):
         loopback_up()
 
 
+def libc_handle():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    return libc
+
+
+def unshare_namespaces(libc, flags):
+    """As subprocess.cc's UnshareNamespaces: directly, else inside a user namespace mapping our ids."""
+    if libc.unshare(flags) == 0:
+        return True
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWUSER | flags) != 0:
+        return False
+    write_proc("/proc/self/setgroups", "deny")
+    write_proc("/proc/self/uid_map", "%d %d 1\n" % (uid, uid))
+    write_proc("/proc/self/gid_map", "%d %d 1\n" % (gid, gid))
+    return True
+
+
+def set_read_only(libc, path, read_only):
+    attr = (ctypes.c_uint64 * 4)(MOUNT_ATTR_RDONLY if read_only else 0, 0 if read_only else MOUNT_ATTR_RDONLY, 0, 0)
+    return libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), ctypes.c_char_p(path),
+                        ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))) == 0
+
+
+def seal_filesystem(libc, req):
+    """As subprocess.cc's SealFilesystem, in the sandbox's init: own /dev, read-only view but
+    for the writable paths, fresh /proc and /dev/shm."""
+    mount = libc.mount
+    if mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return
+    nodes = req.get("dev_nodes") or []
+    if nodes and mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NOEXEC, b"mode=755,size=1m") == 0:
+        for name, is_dir in nodes:
+            staged = "/dev/shm/" + name
+            try:
+                if is_dir:
+                    os.mkdir(staged, 0o755)
+                else:
+                    os.close(os.open(staged, os.O_CREAT | os.O_WRONLY, 0o644))
+            except OSError:
+                continue
+            mount(("/dev/" + name).encode(), staged.encode(), None, MS_BIND | MS_REC, None)
+        for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                             ("stderr", "/proc/self/fd/2")):
+            try:
+                os.symlink(target, "/dev/shm/" + link)
+            except OSError:
+                pass
+        try:
+            os.mkdir("/dev/shm/shm", 0o1777)
+        except OSError:
+            pass
+        if mount(b"/dev/shm", b"/dev", None, MS_MOVE, None) != 0:
+            libc.umount2(b"/dev/shm", MNT_DETACH)
+    writable = [p.encode() for p in req.get("writable_paths") or []]
+    for path in writable:
+        mount(path, path, None, MS_BIND | MS_REC, None)
+    if set_read_only(libc, b"/", True):
+        cleared = [set_read_only(libc, path, False) for path in writable]
+        if not all(cleared):
+            set_read_only(libc, b"/", False)  # a private dir the run cannot write would fail it
+    mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, None)
+    if req.get("shm_dir"):
+        mount(req["shm_dir"].encode(), b"/dev/shm", None, MS_BIND | MS_REC, None)
+    else:
+        mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=1777")
+
+
+def drop_capabilities(libc):
+    """Root in the sandbox keeps uid 0 but no capabilities (as subprocess.cc's DropCapabilities)."""
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == 22:  # EINVAL: no such cap
+            break
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()
+    libc.capset(ctypes.byref(header), ctypes.byref(data))
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def end_as(status):
+    """The outer process ends as the worker ended: the same exit code, or the same signal."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+def become_sandboxed_worker(libc, req):
+    """As subprocess.cc's BecomeSandboxedWorker, after unshare(CLONE_NEWPID): the outer
+    process waits for the namespace's init and ends as the worker did; the init seals the
+    filesystem, forks the worker (pid 2), reaps orphans and exits with the worker, which
+    kills every process left in the namespace. Returns only in the worker."""
+    import fcntl
+    pipe_fds = os.pipe2(os.O_CLOEXEC)
+    # Above 0-4, which the outer process and the init close (unused 3 or 4 could be reused).
+    report_r, report_w = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in pipe_fds)
+    for fd in pipe_fds:
+        os.close(fd)
+    init = os.fork()
+    if init > 0:
+        os.close(report_w)
+        for fd in range(5):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        while True:
+            try:
+                _, status = os.waitpid(init, 0)
+                break
+            except InterruptedError:
+                continue
+        data = os.read(report_r, 4)
+        if len(data) == 4:
+            status = int.from_bytes(data, sys.byteorder, signed=True)
+        end_as(status)
+    os.close(report_r)
+    libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(b"kbrun-sandbox"), ctypes.c_void_p).value, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    seal_filesystem(libc, req)
+    worker = os.fork()
+    if worker == 0:
+        os.close(report_w)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        os.setsid()
+        drop_capabilities(libc)
+        return
+    for fd in range(5):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            os._exit(126)
+        if pid == worker:
+            break
+    os.write(report_w, status.to_bytes(4, sys.byteorder, signed=True))
+    os._exit(0)
+
+
 def become_child(req, fds):
     """In the forked child: set up like a cold start, run the script, never return."""
     code = 1
@@ -185,7 +352,15 @@ def become_child(req, fds):
             value = int(req.get("limits", {}).get(key, 0))
             if value:
                 resource.setrlimit(which, (value, value))
-        if req.get("isolate_network"):
+        if req.get("cgroup_procs"):
+            write_proc(req["cgroup_procs"], "0")  # the run's memory cgroup: it and all it starts
+        libc = libc_handle()
+        if req.get("sandbox") and unshare_namespaces(
+                libc, CLONE_NEWPID | CLONE_NEWNS | (CLONE_NEWNET if req.get("isolate_network") else 0)):
+            if req.get("isolate_network") and req.get("loopback_up"):
+                loopback_up()
+            become_sandboxed_worker(libc, req)
+        elif req.get("isolate_network"):
             isolate_network(req.get("loopback_up", False))
         if req.get("cwd"):
             os.chdir(req["cwd"])

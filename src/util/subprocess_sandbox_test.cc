@@ -1,0 +1,135 @@
+// The sandbox, memory cap, byte-safe capture and secret scrubbing of RunProcess
+// (util/subprocess.h): real children, checked from inside and after they end.
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "util/fs.h"
+#include "util/subprocess.h"
+#include "util/text.h"
+
+namespace kbrun {
+namespace {
+
+ProcessSpec Shell(const std::string& script) {
+  ProcessSpec spec;
+  spec.argv = {"/bin/sh", "-c", script};
+  spec.env = {{"PATH", "/usr/bin:/bin"}};
+  spec.timeout_s = 60;
+  return spec;
+}
+
+// Host processes whose command line contains `marker`.
+std::vector<int> ProcessesWith(const std::string& marker) {
+  std::vector<int> pids;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto cmdline = ReadFile(entry.path() / "cmdline");
+    if (cmdline && cmdline->find(marker) != std::string::npos && std::stoi(name) != getpid()) {
+      pids.push_back(std::stoi(name));
+    }
+  }
+  return pids;
+}
+
+TEST(Subprocess, OutputThatIsNotUtf8IsReplacedNotFatal) {
+  auto spec = Shell("printf 'before \\377\\376 after\\n'; printf 'stage \\377x\\n' >&3");
+  std::string progress;
+  spec.on_progress = [&](const std::string& line) {
+    progress = line;
+    return std::optional<double>();
+  };
+  auto r = RunProcess(spec);
+  EXPECT_EQ(r.output, "before \xEF\xBF\xBD\xEF\xBF\xBD after\n");
+  EXPECT_EQ(progress, "stage \xEF\xBF\xBDx");
+  EXPECT_NO_THROW(nlohmann::json({{"output", r.output}, {"progress", progress}}).dump());
+}
+
+TEST(Subprocess, SecretValuesAreScrubbedFromOutputAndProgress) {
+  auto spec = Shell("echo \"key=$K\"; echo \"result $K\" >&3");
+  spec.env["K"] = "sk-test-0123456789";
+  spec.redact = {"sk-test-0123456789"};
+  std::string progress;
+  spec.on_progress = [&](const std::string& line) {
+    progress = line;
+    return std::optional<double>();
+  };
+  auto r = RunProcess(spec);
+  EXPECT_EQ(r.output, "key=[redacted]\n");
+  EXPECT_EQ(progress, "result [redacted]");
+}
+
+TEST(Subprocess, SandboxSealsPidsFilesystemAndDev) {
+  fs::path writable = MakeUniqueDir(fs::temp_directory_path(), "kbrun-sandbox-test-");
+  fs::path outside = fs::temp_directory_path() / ("kbrun-sandbox-test-outside-" + std::to_string(getpid()));
+  auto spec = Shell(
+      "echo pid=$$; echo init=$(cat /proc/1/comm); echo procs=$(ls /proc | grep -c '^[0-9]'); "
+      "touch " + outside.string() + " 2>/dev/null && echo wrote_outside; "
+      "touch " + (writable / "inside").string() + " && echo wrote_inside; "
+      "echo dev=$(ls /dev | tr '\\n' ' '); "
+      "(setsid sh -c 'sleep 300; echo kbrun-sandbox-test-daemon' &); echo done");
+  spec.sandbox = true;
+  spec.isolate_network = true;
+  spec.writable_paths = {writable.string()};
+  auto r = RunProcess(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("pid=2\n"), std::string::npos) << r.output;  // pid 1 is the sandbox's init
+  EXPECT_NE(r.output.find("init=kbrun-sandbox"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("wrote_outside"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(outside));
+  EXPECT_NE(r.output.find("wrote_inside"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(writable / "inside"));
+  EXPECT_NE(r.output.find("null"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(" sda"), std::string::npos) << r.output;  // no disks
+  // The daemon (its own session, not in the child's process group) died with the sandbox.
+  usleep(200000);
+  EXPECT_TRUE(ProcessesWith("kbrun-sandbox-test-daemon").empty());
+  for (int pid : ProcessesWith("kbrun-sandbox-test-daemon")) kill(pid, SIGKILL);
+  fs::remove(outside);
+  fs::remove_all(writable);
+
+  SandboxReport probe = ProbeSandbox();
+  EXPECT_TRUE(probe.pid_namespace) << probe.note;
+  EXPECT_TRUE(probe.read_only_root) << probe.note;
+  EXPECT_TRUE(probe.private_shm) << probe.note;
+  EXPECT_TRUE(probe.minimal_dev) << probe.note;
+}
+
+TEST(Subprocess, SandboxedChildEndsAsItsWorkerEnded) {
+  auto spec = Shell("exit 7");
+  spec.sandbox = true;
+  EXPECT_EQ(RunProcess(spec).exit_code, 7);
+  auto killed = Shell("kill -SEGV $$");
+  killed.sandbox = true;
+  EXPECT_EQ(RunProcess(killed).term_signal, SIGSEGV);
+}
+
+TEST(Subprocess, MemoryCapEndsAHogAsOutOfMemory) {
+  auto spec = Shell("python3 -c 'held = [bytearray(b\"x\") * (256 << 20) for _ in range(16)]'; echo survived");
+  spec.limits.max_memory_bytes = 512ULL << 20;
+  spec.sandbox = true;
+  auto r = RunProcess(spec);
+  if (MemoryCapMethod() == "rlimit_data") {
+    EXPECT_NE(r.output.find("MemoryError"), std::string::npos) << r.output;
+  } else {
+    EXPECT_TRUE(r.out_of_memory) << r.output;
+    EXPECT_EQ(r.memory_cap_method, MemoryCapMethod());
+    EXPECT_LE(r.memory_peak_bytes, (512ULL << 20) + (1 << 20));
+  }
+  EXPECT_LT(r.wall_s, 30);
+}
+
+TEST(Text, ParsesByteSizes) {
+  EXPECT_EQ(ParseByteSize("2G"), 2ULL << 30);
+  EXPECT_EQ(ParseByteSize("512MiB"), 512ULL << 20);
+  EXPECT_EQ(ParseByteSize("1.5g"), 3ULL << 29);
+  EXPECT_EQ(ParseByteSize("4096"), 4096ULL);
+  EXPECT_FALSE(ParseByteSize("lots"));
+  EXPECT_FALSE(ParseByteSize("2X"));
+}
+
+}  // namespace
+}  // namespace kbrun
