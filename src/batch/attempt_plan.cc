@@ -5,7 +5,7 @@
 namespace kbrun::batch {
 
 AttemptPlan PlanNextAttempt(const std::map<int, SampleRecord>& records, const std::function<bool(int)>& has_response,
-                            int samples_per_attempt, int max_attempts) {
+                            int samples_per_attempt, int max_attempts, int index_offset) {
   auto solved_before = [&](int attempt) {
     return std::any_of(records.begin(), records.end(),
                        [&](const auto& kv) { return kv.second.success && kv.second.id.attempt < attempt; });
@@ -14,8 +14,14 @@ AttemptPlan PlanNextAttempt(const std::map<int, SampleRecord>& records, const st
   for (int attempt = 1; attempt <= max_attempts; ++attempt) {
     if (solved_before(attempt)) break;
     for (int s = 1; s <= samples_per_attempt; ++s) {
-      int index = SampleIndex(attempt, s, samples_per_attempt);
-      if (records.count(index)) continue;
+      int index = index_offset + SampleIndex(attempt, s, samples_per_attempt);
+      // A record without attempt and sample (hand-made) is known by its index only.
+      auto it = records.find(index);
+      bool done = (it != records.end() && it->second.id.attempt == 0) ||
+                  std::any_of(records.begin(), records.end(), [&](const auto& kv) {
+                    return kv.second.id.attempt == attempt && kv.second.id.sample == s;
+                  });
+      if (done) continue;
       (has_response(index) ? plan.to_evaluate : plan.to_generate).push_back(s);
     }
     if (!plan.to_generate.empty() || !plan.to_evaluate.empty()) {

@@ -19,12 +19,14 @@ struct AttemptPlan {
   std::vector<int> to_evaluate;  // sample numbers whose response is already on disk
 };
 
-// `records`: finished samples by index. `has_response(index)`: response_N.txt exists.
+// `records`: finished samples by index; a sample counts as finished when a record claims its
+// attempt and sample (its index may come from other settings: --reconfigure). Samples still
+// to do are numbered index_offset + SampleIndex(...). `has_response(index)`: response_N.txt exists.
 // The first attempt with unfinished samples is completed before a problem is judged, so a
 // resumed batch ends in the same state as one that was never interrupted. A problem is
 // solved when an attempt it completed holds a successful sample.
 AttemptPlan PlanNextAttempt(const std::map<int, SampleRecord>& records, const std::function<bool(int)>& has_response,
-                            int samples_per_attempt, int max_attempts);
+                            int samples_per_attempt, int max_attempts, int index_offset = 0);
 
 // On resume, samples whose LLM call failed are tried again: no answer was lost.
 void DropRetryableRecords(std::map<int, SampleRecord>& records);

@@ -28,7 +28,19 @@ struct BatchOptions {
   std::vector<int> gpu_lanes;       // one timing lane per GPU; empty = one lane (index 0)
   Schedule schedule = Schedule::kPipelined;
   eval::EvalOptions eval;           // passed to eval::Compile / eval::Run (gpu_index set per lane)
-  std::string provider_name, model; // for summary.json and logs only
+  std::string provider_name, model; // for summary.json, logs and the settings check
+  // Settings of the LLM call and prompts, recorded so that a resume can tell they changed.
+  fs::path prompts_dir;
+  double temperature = 0;
+  int max_tokens = 0;
+  std::string reasoning_effort;
+  // A resume whose plan settings (batch_settings.h) differ from the folder's is refused
+  // unless this is set; then the new settings are recorded and the run goes on.
+  bool reconfigure = false;
+  // LLM outage: after this many LLM calls in a row failed to connect, LLM calls pause and
+  // are retried with backoff; still no connection after outage_timeout_s: the batch stops.
+  int llm_outage_after = 5;
+  double llm_outage_timeout_s = 600;
   bool progress_bar = false;        // stderr is a TTY: redraw one line in place
   bool quiet = false;               // no progress on stderr
 };

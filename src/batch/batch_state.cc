@@ -114,6 +114,7 @@ json SummaryJson(const BatchState& state) {
           {"finished_at", state.finished_at > 0 ? json(state.finished_at) : json(nullptr)},
           {"sessions", state.sessions},
           {"config", state.config},
+          {"llm_outage", state.llm_outage},
           {"totals",
            {{"problems", c.problems},
             {"queued", c.queued},
@@ -143,7 +144,7 @@ std::string ProgressLine(const BatchState& state, double now) {
     line += ":";
     // Fixed order, so that the line does not jump around as counts appear.
     const char* order[] = {"correct", "incorrect", "compile_error", "runtime_error", "timeout", "rejected",
-                           kStatusNoCode, kStatusLlmError};
+                           kStatusNoCode, kStatusLlmError, kStatusInternalError};
     bool first = true;
     for (const char* status : order) {
       auto it = c.by_status.find(status);

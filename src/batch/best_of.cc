@@ -10,7 +10,7 @@ int OutcomeRank(const SampleRecord& r) {
   if (r.status == "compile_error") return 3;
   if (r.status == "rejected") return 2;
   if (r.status == kStatusNoCode) return 1;
-  return 0;  // llm_error and anything unknown
+  return 0;  // llm_error, internal_error and anything unknown
 }
 
 bool IsBetter(const SampleRecord& a, const SampleRecord& b) {

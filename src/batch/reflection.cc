@@ -109,6 +109,8 @@ std::string FeedbackFor(const SampleRecord& r, double target_speedup) {
            " Answer with one complete Python code block that defines ModelNew.";
   } else if (kind == kKindLlmError) {
     text = "The LLM call failed: " + r.error_message;
+  } else if (kind == kKindInternal) {
+    text = "kbrun could not evaluate the previous answer (its own error, not the code's): " + r.error_message;
   } else if (kind == kKindRejected) {
     text = "Rejected" + Category(r) + ": " + r.error_message;
   } else if (!kind.empty()) {

@@ -16,6 +16,10 @@ namespace kbrun::batch {
 
 using nlohmann::json;
 
+std::string JsonText(const json& doc, int indent) {
+  return doc.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
 ResultsStore::ResultsStore(fs::path root) : root_(std::move(root)) {}
 
 ResultsStore::~ResultsStore() {
@@ -34,6 +38,10 @@ void ResultsStore::Lock() {
     throw std::runtime_error(fmt::format("another kbrun batch{} is using {}: wait for it, or stop it first",
                                          holder.empty() ? "" : " (pid " + holder + ")", root_.string()));
   }
+}
+
+void ResultsStore::WriteLockHolder() const {
+  if (lock_fd_ < 0) return;
   std::string pid = std::to_string(getpid());
   if (ftruncate(lock_fd_, 0) == 0 && write(lock_fd_, pid.data(), pid.size()) < 0) {
     // Only informative: the lock itself is what matters.
@@ -107,7 +115,7 @@ void ResultsStore::WriteResponse(const std::string& problem, int index, const st
   WriteFileAtomic(ResponsePath(problem, index), text);
 }
 void ResultsStore::WriteResponseMeta(const std::string& problem, int index, const json& meta) const {
-  WriteFileAtomic(ResponseMetaPath(problem, index), meta.dump(2) + "\n");
+  WriteFileAtomic(ResponseMetaPath(problem, index), JsonText(meta) + "\n");
 }
 json ResultsStore::ReadResponseMeta(const std::string& problem, int index) const {
   auto text = ReadFile(ResponseMetaPath(problem, index));
@@ -118,7 +126,7 @@ void ResultsStore::WriteCode(const std::string& problem, int index, const std::s
   WriteFileAtomic(CodePath(problem, index), code);
 }
 void ResultsStore::WriteResult(const SampleRecord& record) const {
-  WriteFileAtomic(ResultPath(record.id.problem, record.id.index), record.doc.dump(2) + "\n");
+  WriteFileAtomic(ResultPath(record.id.problem, record.id.index), JsonText(record.doc) + "\n");
 }
 
 void ResultsStore::WriteBest(const SampleRecord& record) const {
@@ -129,25 +137,47 @@ void ResultsStore::WriteBest(const SampleRecord& record) const {
     WriteFileAtomic(dir / "best_code.py", *code);
   }
   // Written last: best_result.json names the sample the other two files came from.
-  WriteFileAtomic(dir / "best_result.json", record.doc.dump(2) + "\n");
+  WriteFileAtomic(dir / "best_result.json", JsonText(record.doc) + "\n");
 }
 
 void ResultsStore::Log(const std::string& message) const {
   AppendLine(LogPath(), IsoTime(NowUnix()) + " " + message);
 }
 
-void ResultsStore::AppendTimeline(const json& event) const { AppendLine(TimelinePath(), event.dump()); }
+void ResultsStore::AppendTimeline(const json& event) const { AppendLine(TimelinePath(), JsonText(event, -1)); }
 
 void ResultsStore::WriteSummary(const json& summary) const {
-  WriteFileAtomic(SummaryPath(), summary.dump(2) + "\n");
+  WriteFileAtomic(SummaryPath(), JsonText(summary) + "\n");
 }
 
 std::optional<json> ResultsStore::ReadSummary() const {
+  SummaryFile file = LoadSummary();
+  if (file.state != SummaryFile::State::kOk) return std::nullopt;
+  return file.doc;
+}
+
+ResultsStore::SummaryFile ResultsStore::LoadSummary() const {
+  SummaryFile file;
+  std::error_code ec;
+  if (!fs::exists(SummaryPath(), ec)) return file;
+  file.state = SummaryFile::State::kDamaged;
   auto text = ReadFile(SummaryPath());
-  if (!text) return std::nullopt;
-  auto doc = json::parse(*text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
-  return doc;
+  if (!text) {
+    file.problem = "cannot be read";
+    return file;
+  }
+  try {
+    file.doc = json::parse(*text);
+  } catch (const json::parse_error& e) {
+    file.problem = fmt::format("is not valid JSON ({} bytes): {}", text->size(), e.what());
+    return file;
+  }
+  if (!file.doc.is_object()) {
+    file.problem = "is not a JSON object";
+    return file;
+  }
+  file.state = SummaryFile::State::kOk;
+  return file;
 }
 
 }  // namespace kbrun::batch

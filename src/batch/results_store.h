@@ -25,6 +25,10 @@ namespace kbrun::batch {
 
 namespace fs = std::filesystem;
 
+// JSON text for the results tree. Strings that are not UTF-8 (a candidate's output, a file
+// name) never make it throw: their bad bytes become U+FFFD. indent < 0: one line.
+std::string JsonText(const nlohmann::json& doc, int indent = 2);
+
 class ResultsStore {
  public:
   explicit ResultsStore(fs::path root);
@@ -66,7 +70,16 @@ class ResultsStore {
   void Log(const std::string& message) const;
   void AppendTimeline(const nlohmann::json& event) const;
   void WriteSummary(const nlohmann::json& summary) const;
+  // summary.json when it parses as a JSON object; nullopt when it is missing or damaged.
   std::optional<nlohmann::json> ReadSummary() const;
+  // The same, saying which: kMissing, or kDamaged with the reason (unreadable, the JSON
+  // parser's error, not an object).
+  struct SummaryFile {
+    enum class State { kOk, kMissing, kDamaged } state = State::kMissing;
+    nlohmann::json doc;
+    std::string problem;  // why it is damaged
+  };
+  SummaryFile LoadSummary() const;
 
   // Temporary files of atomic writes that a kill -9 interrupted (never read: removing them
   // only frees space). Call before writers start.
@@ -75,6 +88,9 @@ class ResultsStore {
   // One batch at a time per results folder: an exclusive flock on <root>/.lock, released
   // when the process ends however it ends. Throws std::runtime_error when another holds it.
   void Lock();
+  // Writes this process's pid into .lock, for the message of a batch refused by it. Separate
+  // from Lock() so that a batch that takes the lock and then refuses to run changes nothing.
+  void WriteLockHolder() const;
 
  private:
   fs::path root_;

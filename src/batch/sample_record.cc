@@ -23,6 +23,7 @@ std::string FailureKindFor(const std::string& status, bool success) {
   if (status == "rejected") return kKindRejected;
   if (status == kStatusNoCode) return kKindNoCode;
   if (status == kStatusLlmError) return kKindLlmError;
+  if (status == kStatusInternalError) return kKindInternal;
   return kKindRuntime;
 }
 

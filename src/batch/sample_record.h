@@ -1,9 +1,10 @@
 // One finished sample as the batch keeps it: what result_N.json says, parsed.
 //
 // A sample is one LLM answer to one prompt, evaluated. Its status is the eval
-// status ("correct", "incorrect", "compile_error", ...) or one of two statuses
-// that never reach the evaluator: "no_code" (the response held no usable code)
-// and "llm_error" (the LLM call itself failed after its retries).
+// status ("correct", "incorrect", "compile_error", ...) or one of three statuses
+// the evaluator does not give: "no_code" (the response held no usable code),
+// "llm_error" (the LLM call itself failed after its retries) and "internal_error"
+// (kbrun's own failure while handling that one sample: an exception, not a verdict).
 #pragma once
 
 #include <optional>
@@ -17,6 +18,7 @@ namespace kbrun::batch {
 
 inline constexpr const char* kStatusNoCode = "no_code";
 inline constexpr const char* kStatusLlmError = "llm_error";
+inline constexpr const char* kStatusInternalError = "internal_error";
 
 // Failure kinds: the keys of prompts/config.json's reflection_hints.
 inline constexpr const char* kKindCompile = "Compile error";
@@ -27,6 +29,7 @@ inline constexpr const char* kKindTooSlow = "PERFORMANCE TOO SLOW";
 inline constexpr const char* kKindRejected = "Rejected";
 inline constexpr const char* kKindNoCode = "No code";
 inline constexpr const char* kKindLlmError = "LLM error";
+inline constexpr const char* kKindInternal = "Internal error";
 
 // Where a sample sits in its problem. `index` is N in prompt_N.txt, result_N.json:
 // (attempt - 1) * samples_per_attempt + sample, all 1-based.
@@ -75,7 +78,7 @@ struct SampleExtras {
 
 // Builds the record (and its result_N.json document) for an evaluated sample,
 // or for a sample that failed before evaluation when `eval_result` is null:
-// then `status` and `message` say why ("no_code", "llm_error").
+// then `status` and `message` say why ("no_code", "llm_error", "internal_error").
 SampleRecord MakeRecord(const SampleId& id, const eval::EvalResult* eval_result, const std::string& status,
                         const std::string& message, const SampleExtras& extras);
 

@@ -3,15 +3,18 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <regex>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "batch/attempt_plan.h"
+#include "batch/batch_settings.h"
 #include "batch/batch_state.h"
 #include "batch/best_of.h"
 #include "batch/clock.h"
@@ -56,16 +59,28 @@ class BatchRun {
            const PromptBuilder& prompts)
       : o_(options), store_(options.results_dir), provider_(provider), prompts_(prompts) {
     for (const auto& p : problems) state_.problems.push_back(ProblemState{p});
+    // Test hook: "<problem>#<N>" makes sample N's evaluation throw, as a kbrun bug would.
+    if (const char* fault = std::getenv("KBRUN_TEST_THROW_IN_EVAL")) throw_in_eval_ = fault;
   }
 
   BatchOutcome Run();
 
  private:
-  void LoadPreviousState();
+  void LoadPreviousState(const json& previous_summary);
+  json ConfigJson() const;
+  void SetAsideDamagedSummary(const std::string& problem);
+  int HighestIndexOnDisk() const;
+  bool WaitForLlm();
+  void LlmReachable();
+  void LlmConnectionFailed(const TaskPtr& t, const std::string& what);
   void LlmWorker();
   void CompileWorker();
   void GpuLane(int gpu);
+  void GenerateOne(const TaskPtr& t);
+  void CompileOne(const TaskPtr& t);
+  void RunOne(const TaskPtr& t, int gpu);
   void Guarded(const std::function<void()>& body);
+  void SampleGuarded(const TaskPtr& t, const char* stage, const std::function<void()>& body);
 
   void AdvanceLocked(size_t p);
   void AdmitLocked();
@@ -107,21 +122,32 @@ class BatchRun {
   bool stopping_ = false;
   bool config_failure_ = false;
   int llm_calls_ = 0;
+  std::string throw_in_eval_;
+  int index_offset_ = 0;  // added to N for samples planned under this run's settings
+  // LLM outage (docs/RESULTS.md): connection failures in a row, and the pause they caused.
+  struct LlmOutage {
+    int consecutive_failures = 0;
+    bool paused = false;
+    bool probe_in_flight = false;  // while paused, one call at a time tries the endpoint
+    double since = 0, next_probe_at = 0, backoff_s = 1;
+    std::string last_error;
+  } outage_;
+  bool llm_unavailable_ = false;
 
   WorkQueue<TaskPtr> llm_q_, compile_q_, gpu_q_;
 };
 
-void BatchRun::LoadPreviousState() {
+void BatchRun::LoadPreviousState(const json& previous) {
   // Sessions of earlier runs of the same batch: the report sums their wall time.
-  if (auto previous = store_.ReadSummary()) {
-    if (previous->contains("sessions") && (*previous)["sessions"].is_array()) {
-      for (auto session : (*previous)["sessions"]) {
-        // A session that was killed never wrote its end: its last update is the best we know.
-        if (session.value("ended_at", json(nullptr)).is_null()) {
-          session["ended_at"] = previous->value("updated_at", 0.0);
-        }
-        state_.sessions.push_back(session);
+  if (previous.is_object() && previous.contains("sessions") && previous["sessions"].is_array()) {
+    for (auto session : previous["sessions"]) {
+      if (!session.is_object()) continue;
+      // A session that was killed never wrote its end: its last update is the best we know.
+      if (session.value("ended_at", json(nullptr)).is_null() && session["started_at"].is_number() &&
+          previous["updated_at"].is_number()) {
+        session["ended_at"] = previous["updated_at"];
       }
+      state_.sessions.push_back(session);
     }
   }
   for (auto& ps : state_.problems) {
@@ -144,12 +170,79 @@ void BatchRun::LoadPreviousState() {
   }
 }
 
+json BatchRun::ConfigJson() const {
+  auto optional_number = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+  return {{"problems_dir", fs::absolute(o_.problems_dir).string()},
+          {"first", o_.first},
+          {"last", o_.last},
+          {"attempts", o_.attempts},
+          {"samples", o_.samples},
+          {"target_speedup", o_.target_speedup},
+          {"llm_concurrency", o_.llm_concurrency},
+          {"compile_pool", o_.compile_pool},
+          {"gpu_lanes", o_.gpu_lanes},
+          {"schedule", o_.schedule == Schedule::kByProblem ? "by-problem" : "pipelined"},
+          {"provider", o_.provider_name},
+          {"model", o_.model},
+          {"prompts_dir", o_.prompts_dir.empty() ? json(nullptr) : json(fs::absolute(o_.prompts_dir).string())},
+          {"temperature", o_.temperature},
+          {"max_tokens", o_.max_tokens},
+          {"reasoning_effort", o_.reasoning_effort},
+          {"device", o_.eval.device},
+          {"precision", o_.eval.precision},
+          {"backend", o_.eval.backend},
+          {"correctness_trials", o_.eval.correctness_trials},
+          {"timing_trials", o_.eval.timing_trials},
+          {"atol", optional_number(o_.eval.atol)},
+          {"rtol", optional_number(o_.eval.rtol)},
+          {"allow_library_kernels", o_.eval.allow_library_kernels},
+          {"llm_outage_after", o_.llm_outage_after},
+          {"llm_outage_timeout_s", o_.llm_outage_timeout_s}};
+}
+
+// A summary.json that does not parse (truncated, edited) is kept for a post-mortem, and the
+// state is rebuilt from the result files. What only it knew (earlier sessions' times, recent
+// errors) is lost: the sessions list says so, and the report shows those figures as unknown.
+void BatchRun::SetAsideDamagedSummary(const std::string& problem) {
+  std::string stamp;
+  for (char c : IsoTime(NowUnix()).substr(0, 19)) {
+    if (c != '-' && c != ':') stamp += c;
+  }
+  fs::path aside = store_.root() / ("summary.json.damaged-" + stamp + "Z");
+  std::error_code ec;
+  fs::rename(store_.SummaryPath(), aside, ec);
+  std::string message = fmt::format(
+      "summary.json {}; {}; the batch state is rebuilt from the result files (earlier sessions' times are unknown)",
+      problem, ec ? "it could not be moved aside: " + ec.message() : "kept as " + aside.filename().string());
+  fmt::print(stderr, "kbrun: warning: {}\n", message);
+  Event("WARNING " + message);
+  state_.sessions.push_back({{"started_at", nullptr}, {"ended_at", nullptr}, {"pid", nullptr}, {"lost", true}});
+}
+
+// The highest N of any prompt/response/code/result file in the folder: samples planned
+// after a change of --samples are numbered above it, so no file is claimed twice.
+int BatchRun::HighestIndexOnDisk() const {
+  static const std::regex sample_file(R"(^(prompt|response|code|result)_(\d+)\..*)");
+  int highest = 0;
+  std::error_code ec;
+  for (const auto& problem_dir : fs::directory_iterator(store_.root(), ec)) {
+    if (!problem_dir.is_directory(ec)) continue;
+    for (const auto& f : fs::directory_iterator(problem_dir.path(), ec)) {
+      std::smatch m;
+      std::string name = f.path().filename().string();
+      if (std::regex_match(name, m, sample_file)) highest = std::max(highest, std::stoi(m[2].str()));
+    }
+  }
+  return highest;
+}
+
 // Plans what problem `p` needs next and enqueues it; marks it finished when nothing is left.
 void BatchRun::AdvanceLocked(size_t p) {
   ProblemState& ps = state_.problems[p];
   const std::string& name = ps.problem.name;
   AttemptPlan plan = PlanNextAttempt(
-      ps.records, [&](int index) { return fs::exists(store_.ResponsePath(name, index)); }, o_.samples, o_.attempts);
+      ps.records, [&](int index) { return fs::exists(store_.ResponsePath(name, index)); }, o_.samples, o_.attempts,
+      index_offset_);
   double now = NowUnix();
   if (plan.finished) {
     bool was_done = ps.done();
@@ -186,6 +279,7 @@ void BatchRun::AdvanceLocked(size_t p) {
     auto t = std::make_shared<SampleTask>();
     t->problem = p;
     t->id = MakeSampleId(name, plan.attempt, sample, o_.samples);
+    t->id.index += index_offset_;
     return t;
   };
   for (int sample : plan.to_evaluate) {
@@ -237,7 +331,10 @@ std::string BatchRun::PromptForLocked(size_t p, int attempt) {
   if (attempt > 1) {
     std::map<int, SampleRecord> earlier;
     for (const auto& [index, r] : ps.records) {
-      if (r.id.attempt < attempt && r.status != kStatusLlmError) earlier[index] = r;
+      // Failures that are not the model's (its call, kbrun itself) teach it nothing.
+      if (r.id.attempt < attempt && r.status != kStatusLlmError && r.status != kStatusInternalError) {
+        earlier[index] = r;
+      }
     }
     // The freshest of the best: the model learns most from its latest try.
     if (auto best = PickBest(earlier, Ties::kPreferLater)) {
@@ -353,114 +450,211 @@ void BatchRun::Guarded(const std::function<void()>& body) {
   }
 }
 
-void BatchRun::LlmWorker() {
-  while (auto next = llm_q_.Pop()) {
-    TaskPtr t = *next;
-    if (CancelRequested()) {
-      Abandon(t);
-      continue;
-    }
-    SetStage(*t, Stage::kLlm);
-    Event(fmt::format("{}: llm start", Label(t->id)));
-    llm::CompletionRequest request;
-    request.prompt = t->prompt;
-    request.replay_key = fmt::format("{}/attempt{}_sample{}", t->id.problem, t->id.attempt, t->id.sample);
-    request.raw_response_path = store_.RawResponsePath(t->id.problem, t->id.index);
-    t->llm_stage.start = NowUnix();
-    llm::Completion c;
-    try {
-      c = provider_.Complete(request);
-    } catch (const llm::LlmError& e) {
-      t->llm_stage.end = NowUnix();
-      if (CancelRequested()) {
-        Abandon(t);
-        continue;
-      }
-      std::string what = fmt::format("{} ({})", e.what(), llm::LlmErrorKindName(e.kind()));
-      if (e.kind() == llm::LlmErrorKind::kAuth || e.kind() == llm::LlmErrorKind::kNoKey) {
-        Abandon(t);
-        Fatal("the LLM API refused the key: " + what, true);
-        continue;
-      }
-      t->llm = {{"error", what}, {"latency_s", t->llm_stage.seconds()}};
-      Timeline(*t, "llm", t->llm_stage);
-      Finish(t, nullptr, kStatusLlmError, what);
-      continue;
-    }
-    t->llm_stage.end = NowUnix();
-    t->llm = {{"model", c.model},
-              {"prompt_tokens", c.prompt_tokens},
-              {"completion_tokens", c.completion_tokens},
-              {"latency_s", c.latency_s},
-              {"http_requests", c.attempts},
-              {"finish_reason", c.finish_reason.empty() ? json(nullptr) : json(c.finish_reason)}};
-    json meta = t->llm;
-    meta["stage"] = {{"start", t->llm_stage.start}, {"end", t->llm_stage.end}};
-    // The answer is saved before anything reads it: a crash from here on costs no LLM call.
-    store_.WriteResponseMeta(t->id.problem, t->id.index, meta);
-    store_.WriteResponse(t->id.problem, t->id.index, c.text);
-    Timeline(*t, "llm", t->llm_stage);
-    Event(fmt::format("{}: llm done in {}, {}+{} tokens", Label(t->id), FormatDuration(c.latency_s), c.prompt_tokens,
-                      c.completion_tokens));
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      state_.prompt_tokens += c.prompt_tokens;
-      state_.completion_tokens += c.completion_tokens;
-      ++llm_calls_;
-      SetStageLocked(*t, Stage::kCompileQueue);
-    }
-    if (!compile_q_.Push(t)) Abandon(t);  // stopping: the saved response is evaluated on resume
+// An exception while handling one sample (kbrun's own bug, a stray byte, a full disk in
+// the evaluator's private dir) is that sample's internal_error: the batch goes on. Only
+// when the sample cannot even be recorded does the exception reach Guarded and stop it.
+void BatchRun::SampleGuarded(const TaskPtr& t, const char* stage, const std::function<void()>& body) {
+  std::string message;
+  try {
+    body();
+    return;
+  } catch (const std::exception& e) {
+    message = fmt::format("internal error in the {} stage: {}", stage, e.what());
   }
+  Event(fmt::format("{}: {}", Label(t->id), message));
+  if (!t->compiled.work_dir.empty() && !o_.eval.keep_work_dir) {
+    std::error_code ec;
+    fs::remove_all(t->compiled.work_dir, ec);
+  }
+  Finish(t, nullptr, kStatusInternalError, message);
+}
+
+void BatchRun::LlmWorker() {
+  while (auto next = llm_q_.Pop()) SampleGuarded(*next, "llm", [&] { GenerateOne(*next); });
 }
 
 void BatchRun::CompileWorker() {
-  while (auto next = compile_q_.Pop()) {
-    TaskPtr t = *next;
-    if (CancelRequested()) {
-      Abandon(t);
-      continue;
-    }
-    auto response = store_.ReadResponse(t->id.problem, t->id.index);
-    prompts::ExtractedCode code = prompts::ExtractCode(response.value_or(""));
-    if (!code.ok) {
-      Finish(t, nullptr, kStatusNoCode, fmt::format("{}: {}", code.failure, code.reason));
-      continue;
-    }
-    store_.WriteCode(t->id.problem, t->id.index, code.code);
-    t->has_code = true;
-    SetStage(*t, Stage::kCompile);
-    Event(fmt::format("{}: compile start{}", Label(t->id), t->resumed ? " (response saved by an earlier run)" : ""));
-    t->compile_stage.start = NowUnix();
-    t->compiled = eval::Compile(RequestFor(*t, 0));
-    t->compile_stage.end = NowUnix();
-    Timeline(*t, "compile", t->compile_stage);
-    if (!t->compiled.ok) {
-      Finish(t, &t->compiled.failure, "", "");
-      continue;
-    }
-    Event(fmt::format("{}: compiled in {}", Label(t->id), FormatDuration(t->compile_stage.seconds())));
-    SetStage(*t, Stage::kGpuQueue);
-    if (!gpu_q_.Push(t)) Abandon(t);
-  }
+  while (auto next = compile_q_.Pop()) SampleGuarded(*next, "compile", [&] { CompileOne(*next); });
 }
 
 void BatchRun::GpuLane(int gpu) {
-  while (auto next = gpu_q_.Pop()) {
-    TaskPtr t = *next;
+  while (auto next = gpu_q_.Pop()) SampleGuarded(*next, "gpu", [&] { RunOne(*next, gpu); });
+}
+
+// While the LLM stage is paused by an outage, callers wait here; one at a time is let
+// through, when its backoff has passed, to try the endpoint. False: the batch is stopping.
+bool BatchRun::WaitForLlm() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    if (stopping_ || CancelRequested()) return false;
+    if (!outage_.paused) return true;
+    if (!outage_.probe_in_flight && NowUnix() >= outage_.next_probe_at) {
+      outage_.probe_in_flight = true;
+      return true;
+    }
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+}
+
+void BatchRun::LlmReachable() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (outage_.paused) {
+    Event(fmt::format("LLM reachable again after {}: LLM calls resume", FormatDuration(NowUnix() - outage_.since)));
+  }
+  outage_ = LlmOutage{};
+  Changed();
+}
+
+// A call that could not connect is no answer: the sample goes back to the queue with its
+// attempt untouched. A run of them pauses the LLM stage; a pause that outlasts
+// --llm-outage-timeout stops the batch as llm_unavailable.
+void BatchRun::LlmConnectionFailed(const TaskPtr& t, const std::string& what) {
+  std::unique_lock<std::mutex> lock(mu_);
+  double now = NowUnix();
+  ++outage_.consecutive_failures;
+  outage_.last_error = what;
+  outage_.probe_in_flight = false;
+  if (!outage_.paused && outage_.consecutive_failures >= o_.llm_outage_after) {
+    outage_.paused = true;
+    outage_.since = now;
+    outage_.backoff_s = 1;
+    outage_.next_probe_at = now + outage_.backoff_s;
+    std::string message = fmt::format(
+        "LLM unreachable: {} calls in a row could not connect ({}); LLM calls paused, retried with backoff for up "
+        "to {}",
+        outage_.consecutive_failures, what, FormatDuration(o_.llm_outage_timeout_s));
+    Event(message);
+    if (!o_.quiet) fmt::print(stderr, "{}kbrun: {}\n", o_.progress_bar ? "\n" : "", message);
+  } else if (outage_.paused) {
+    double deadline = outage_.since + o_.llm_outage_timeout_s;
+    if (now >= deadline) {
+      if (state_.failure.empty()) {
+        state_.failure = fmt::format("the LLM endpoint was unreachable for {} ({} calls in a row could not connect; "
+                                     "last: {}); problems not finished stay unattempted: run the same command to "
+                                     "resume when it is back",
+                                     FormatDuration(now - outage_.since), outage_.consecutive_failures, what);
+        Event("FATAL " + state_.failure);
+      }
+      llm_unavailable_ = true;
+      stopping_ = true;
+    } else {
+      outage_.backoff_s = std::min(outage_.backoff_s * 2, 60.0);
+      outage_.next_probe_at = std::min(now + outage_.backoff_s, deadline);
+    }
+  }
+  SetStageLocked(*t, Stage::kLlmQueue);
+  lock.unlock();
+  if (!llm_q_.Push(t, -t->id.attempt)) Abandon(t);
+}
+
+void BatchRun::GenerateOne(const TaskPtr& t) {
+  if (CancelRequested() || !WaitForLlm()) {
+    Abandon(t);
+    return;
+  }
+  SetStage(*t, Stage::kLlm);
+  Event(fmt::format("{}: llm start", Label(t->id)));
+  llm::CompletionRequest request;
+  request.prompt = t->prompt;
+  request.replay_key = fmt::format("{}/attempt{}_sample{}", t->id.problem, t->id.attempt, t->id.sample);
+  request.raw_response_path = store_.RawResponsePath(t->id.problem, t->id.index);
+  t->llm_stage.start = NowUnix();
+  llm::Completion c;
+  try {
+    c = provider_.Complete(request);
+  } catch (const llm::LlmError& e) {
+    t->llm_stage.end = NowUnix();
     if (CancelRequested()) {
       Abandon(t);
-      continue;
+      return;
     }
-    SetStage(*t, Stage::kGpu);
-    Event(fmt::format("{}: run start on lane {}", Label(t->id), gpu));
-    t->lane = gpu;
-    t->gpu_stage.start = NowUnix();
-    eval::EvalResult result = eval::Run(RequestFor(*t, gpu), t->compiled);
-    t->gpu_stage.end = NowUnix();
-    t->compiled.work_dir.clear();  // Run() removed it
-    Timeline(*t, "gpu", t->gpu_stage);
-    Finish(t, &result, "", "");
+    std::string what = fmt::format("{} ({})", e.what(), llm::LlmErrorKindName(e.kind()));
+    if (e.kind() == llm::LlmErrorKind::kConnection) {
+      LlmConnectionFailed(t, what);
+      return;
+    }
+    LlmReachable();  // it answered, if only with an error
+    if (e.kind() == llm::LlmErrorKind::kAuth || e.kind() == llm::LlmErrorKind::kNoKey) {
+      Abandon(t);
+      Fatal("the LLM API refused the key: " + what, true);
+      return;
+    }
+    t->llm = {{"error", what}, {"latency_s", t->llm_stage.seconds()}};
+    Timeline(*t, "llm", t->llm_stage);
+    Finish(t, nullptr, kStatusLlmError, what);
+    return;
   }
+  t->llm_stage.end = NowUnix();
+  LlmReachable();
+  t->llm = {{"model", c.model},
+            {"prompt_tokens", c.prompt_tokens},
+            {"completion_tokens", c.completion_tokens},
+            {"latency_s", c.latency_s},
+            {"http_requests", c.attempts},
+            {"finish_reason", c.finish_reason.empty() ? json(nullptr) : json(c.finish_reason)}};
+  json meta = t->llm;
+  meta["stage"] = {{"start", t->llm_stage.start}, {"end", t->llm_stage.end}};
+  // The answer is saved before anything reads it: a crash from here on costs no LLM call.
+  store_.WriteResponseMeta(t->id.problem, t->id.index, meta);
+  store_.WriteResponse(t->id.problem, t->id.index, c.text);
+  Timeline(*t, "llm", t->llm_stage);
+  Event(fmt::format("{}: llm done in {}, {}+{} tokens", Label(t->id), FormatDuration(c.latency_s), c.prompt_tokens,
+                    c.completion_tokens));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.prompt_tokens += c.prompt_tokens;
+    state_.completion_tokens += c.completion_tokens;
+    ++llm_calls_;
+    SetStageLocked(*t, Stage::kCompileQueue);
+  }
+  if (!compile_q_.Push(t)) Abandon(t);  // stopping: the saved response is evaluated on resume
+}
+
+void BatchRun::CompileOne(const TaskPtr& t) {
+  if (CancelRequested()) {
+    Abandon(t);
+    return;
+  }
+  auto response = store_.ReadResponse(t->id.problem, t->id.index);
+  prompts::ExtractedCode code = prompts::ExtractCode(response.value_or(""));
+  if (!code.ok) {
+    Finish(t, nullptr, kStatusNoCode, fmt::format("{}: {}", code.failure, code.reason));
+    return;
+  }
+  store_.WriteCode(t->id.problem, t->id.index, code.code);
+  t->has_code = true;
+  SetStage(*t, Stage::kCompile);
+  Event(fmt::format("{}: compile start{}", Label(t->id), t->resumed ? " (response saved by an earlier run)" : ""));
+  t->compile_stage.start = NowUnix();
+  if (!throw_in_eval_.empty() && throw_in_eval_ == fmt::format("{}#{}", t->id.problem, t->id.index)) {
+    throw std::runtime_error("injected fault (KBRUN_TEST_THROW_IN_EVAL) before evaluating " + Label(t->id));
+  }
+  t->compiled = eval::Compile(RequestFor(*t, 0));
+  t->compile_stage.end = NowUnix();
+  Timeline(*t, "compile", t->compile_stage);
+  if (!t->compiled.ok) {
+    Finish(t, &t->compiled.failure, "", "");
+    return;
+  }
+  Event(fmt::format("{}: compiled in {}", Label(t->id), FormatDuration(t->compile_stage.seconds())));
+  SetStage(*t, Stage::kGpuQueue);
+  if (!gpu_q_.Push(t)) Abandon(t);
+}
+
+void BatchRun::RunOne(const TaskPtr& t, int gpu) {
+  if (CancelRequested()) {
+    Abandon(t);
+    return;
+  }
+  SetStage(*t, Stage::kGpu);
+  Event(fmt::format("{}: run start on lane {}", Label(t->id), gpu));
+  t->lane = gpu;
+  t->gpu_stage.start = NowUnix();
+  eval::EvalResult result = eval::Run(RequestFor(*t, gpu), t->compiled);
+  t->gpu_stage.end = NowUnix();
+  t->compiled.work_dir.clear();  // Run() removed it
+  Timeline(*t, "gpu", t->gpu_stage);
+  Finish(t, &result, "", "");
 }
 
 void BatchRun::PrintProgressLocked(bool final_line) {
@@ -478,33 +672,52 @@ void BatchRun::PrintProgressLocked(bool final_line) {
 
 BatchOutcome BatchRun::Run() {
   double t0 = NowUnix();
+  // A refused batch leaves the folder exactly as it found it: no log line, no report.
+  BatchOutcome refused;
+  refused.refused = true;
+  refused.config_failure = true;
   try {
     store_.Lock();
   } catch (const std::exception& e) {
-    BatchOutcome out;
-    out.failure = e.what();
-    out.config_failure = true;
-    return out;
+    refused.failure = e.what();
+    return refused;
   }
-  LoadPreviousState();
+  state_.config = ConfigJson();
+  ResultsStore::SummaryFile previous = store_.LoadSummary();
+  std::string reconfigured;
+  if (previous.state == ResultsStore::SummaryFile::State::kOk) {
+    json before = previous.doc.contains("config") ? previous.doc["config"] : json(nullptr);
+    if (before.is_object() && before["index_offset"].is_number_integer()) {
+      index_offset_ = before["index_offset"].get<int>();
+    }
+    auto changes = PlanSettingChanges(before, state_.config);
+    if (!changes.empty() && !o_.reconfigure) {
+      refused.failure = fmt::format(
+          "{} holds a batch run with other settings: {}. Resume it with its own settings, pass --reconfigure to "
+          "go on with the new ones (recorded in summary.json; earlier samples are kept), or use another --results "
+          "folder",
+          o_.results_dir.string(), DescribeChanges(changes));
+      refused.config_failure = false;
+      refused.settings_changed = true;
+      return refused;
+    }
+    if (!changes.empty()) {
+      reconfigured = DescribeChanges(changes);
+      bool renumbered = std::any_of(changes.begin(), changes.end(), [](const auto& c) { return c.key == "samples"; });
+      if (renumbered) index_offset_ = HighestIndexOnDisk();
+    }
+  }
+  state_.config["index_offset"] = index_offset_;
+  store_.WriteLockHolder();
+  if (previous.state == ResultsStore::SummaryFile::State::kDamaged) SetAsideDamagedSummary(previous.problem);
+  LoadPreviousState(previous.doc);
   state_.started_at = t0;
   state_.updated_at = t0;
   state_.sessions.push_back({{"started_at", t0}, {"ended_at", nullptr}, {"pid", static_cast<long long>(getpid())}});
-  state_.config = {{"problems_dir", fs::absolute(o_.problems_dir).string()},
-                   {"first", o_.first},
-                   {"last", o_.last},
-                   {"attempts", o_.attempts},
-                   {"samples", o_.samples},
-                   {"target_speedup", o_.target_speedup},
-                   {"llm_concurrency", o_.llm_concurrency},
-                   {"compile_pool", o_.compile_pool},
-                   {"gpu_lanes", o_.gpu_lanes},
-                   {"schedule", o_.schedule == Schedule::kByProblem ? "by-problem" : "pipelined"},
-                   {"provider", o_.provider_name},
-                   {"model", o_.model},
-                   {"device", o_.eval.device},
-                   {"precision", o_.eval.precision},
-                   {"backend", o_.eval.backend}};
+  if (!reconfigured.empty()) {
+    Event(fmt::format("reconfigured (--reconfigure): {}{}", reconfigured,
+                      index_offset_ > 0 ? fmt::format("; new samples are numbered from {}", index_offset_ + 1) : ""));
+  }
   int resumed = 0;
   for (const auto& p : state_.problems) resumed += static_cast<int>(p.records.size());
   Event(fmt::format("batch start: {} problems, {} attempts x {} samples, llm {} / compile {} / {} gpu lane(s){}",
@@ -531,6 +744,14 @@ BatchOutcome BatchRun::Run() {
   // The main thread keeps summary.json and the progress line fresh until the batch ends.
   auto last_write = std::chrono::steady_clock::now() - std::chrono::seconds(1);
   auto flush = [&](std::unique_lock<std::mutex>& lock) {
+    state_.llm_outage = nullptr;
+    if (outage_.paused) {
+      state_.llm_outage = {{"since", outage_.since},
+                           {"consecutive_failures", outage_.consecutive_failures},
+                           {"next_try_at", llm_unavailable_ ? json(nullptr) : json(outage_.next_probe_at)},
+                           {"gives_up_at", outage_.since + o_.llm_outage_timeout_s},
+                           {"last_error", outage_.last_error}};
+    }
     json summary = SummaryJson(state_);
     dirty_ = false;
     lock.unlock();
@@ -560,6 +781,8 @@ BatchOutcome BatchRun::Run() {
   if (CancelRequested()) {
     state_.state = "interrupted";
     Event("batch interrupted: state saved; run the same command again to resume");
+  } else if (llm_unavailable_) {
+    state_.state = "llm_unavailable";
   } else if (!state_.failure.empty()) {
     state_.state = "failed";
   } else {
@@ -588,6 +811,7 @@ BatchOutcome BatchRun::Run() {
   out.interrupted = state_.state == "interrupted";
   out.failure = state_.failure;
   out.config_failure = config_failure_;
+  out.llm_unavailable = llm_unavailable_;
   out.wall_s = end - t0;
   return out;
 }

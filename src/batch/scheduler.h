@@ -29,6 +29,9 @@ struct BatchOutcome {
   bool interrupted = false; // Ctrl-C: state saved, resume by running the same command
   std::string failure;      // a fatal error stopped the batch (bad API key, disk full...)
   bool config_failure = false;  // ... and it is a configuration problem (exit 78)
+  bool refused = false;         // ... before touching the folder (busy, settings changed): no report
+  bool settings_changed = false;  // refused: the plan settings differ from the folder's (exit 64)
+  bool llm_unavailable = false;   // stopped: no connection to the LLM for the outage timeout (exit 69)
   double wall_s = 0;
 };
 

@@ -30,7 +30,9 @@ struct BatchArgs {
   int attempts = 3, llm_concurrency = 8;
   std::optional<int> samples;
   double target_speedup = 1.0;
-  bool quiet = false, no_report = false;
+  bool quiet = false, no_report = false, reconfigure = false;
+  int llm_outage_after = 5;
+  double llm_outage_timeout_s = 600;
   EvalFlags eval;
   LlmFlags llm;
   PromptFlags prompts;
@@ -160,6 +162,13 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
   o.model = llm_config.provider == "replay" ? llm_config.replay_source.string() : llm_config.model;
   o.progress_bar = isatty(STDERR_FILENO) != 0;
   o.quiet = a.quiet;
+  o.prompts_dir = ResolvePromptsDir(a.prompts);
+  o.temperature = llm_config.temperature;
+  o.max_tokens = llm_config.max_tokens;
+  o.reasoning_effort = llm_config.reasoning_effort;
+  o.reconfigure = a.reconfigure;
+  o.llm_outage_after = a.llm_outage_after;
+  o.llm_outage_timeout_s = a.llm_outage_timeout_s;
 
   batch::PromptContext context;
   context.backend = a.eval.backend;
@@ -175,6 +184,9 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
                o.gpu_lanes.size(), on_gpu ? "GPU" : "CPU");
   }
   batch::BatchOutcome out = batch::RunBatch(o, problems, *provider, builder);
+  if (out.refused) {
+    throw CommandError{out.settings_changed ? kExitUsage : kExitConfig, out.failure};
+  }
 
   if (!a.no_report) {
     try {
@@ -188,6 +200,8 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
     fmt::print(stderr, "kbrun: interrupted; state saved in {}: run the same command to resume\n",
                o.results_dir.string());
     *exit_code = kExitInterrupted;
+  } else if (out.llm_unavailable) {
+    throw CommandError{kExitUnavailable, out.failure};
   } else if (!out.failure.empty()) {
     throw CommandError{out.config_failure ? kExitConfig : kExitInternal, out.failure};
   } else {
@@ -234,16 +248,32 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
                   "Same as --replay: a folder of responses (implies --provider replay)");
   cmd->add_flag("--quiet,-q", args->quiet, "No progress on stderr and no report on stdout");
   cmd->add_flag("--no-report", args->no_report, "Do not write detailed_report.{txt,json} at the end");
+  cmd->add_flag("--reconfigure", args->reconfigure,
+                "Resume a folder whose settings differ (samples, attempts, target speedup, model, backend...): "
+                "record the new ones and go on; without it such a resume is refused (exit 64)");
+  cmd->add_option("--llm-outage-after", args->llm_outage_after,
+                  "After this many LLM calls in a row could not connect, pause LLM calls and retry with backoff")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--llm-outage-timeout", args->llm_outage_timeout_s,
+                  "Seconds a paused LLM stage keeps retrying before the batch stops as llm_unavailable (exit 69)")
+      ->check(CLI::Range(0.0, 1e7))
+      ->capture_default_str();
   AddEvalFlags(*cmd, args->eval);
   cmd->get_option("--compile-jobs")->description("Compiles in parallel (default: the number of cores)");
   cmd->get_option("--gpu")->description("Time on this one GPU only (same as --gpus N)");
   AddPromptFlags(*cmd, args->prompts);
   AddLlmFlags(*cmd, args->llm);
   cmd->footer(std::string(
-                  "Run the same command again to resume after a crash or Ctrl-C: finished samples are kept,\n"
-                  "saved responses are evaluated without a new LLM call.\n\n"
-                  "Exit codes: 0 the batch ran to its end (solved or not: see the report); 64 usage error;\n"
-                  "70 internal error; 78 configuration error (no API key, no Python with torch, broken prompts);\n"
+                  "Run the same command again to resume after a crash, Ctrl-C or an LLM outage: finished samples\n"
+                  "are kept, saved responses are evaluated without a new LLM call. A resume with other settings\n"
+                  "(samples, attempts, target speedup, model, prompts, backend, precision, tolerances...) is\n"
+                  "refused unless --reconfigure is given. A sample that meets an internal error is recorded as\n"
+                  "internal_error and the batch goes on.\n\n"
+                  "Exit codes: 0 the batch ran to its end (solved or not: see the report); 64 usage error, or the\n"
+                  "folder was run with other settings (nothing written); 69 the LLM endpoint stayed unreachable\n"
+                  "(state llm_unavailable, resumable); 70 internal error; 78 configuration error (no API key, no\n"
+                  "Python with torch, broken prompts, another batch holds the folder: nothing written);\n"
                   "130 interrupted (state saved).\n\n"
                   "  KERNELBENCH_DIR   problems folder when --problems-dir is not given\n"
                   "  NUM_SAMPLES       samples per attempt when --samples is not given\n"

@@ -8,6 +8,9 @@ namespace kbrun::cli {
 
 // Exit codes shared by all commands (eval adds 0/1/2 verdicts, see eval_command.cc).
 inline constexpr int kExitUsage = 64;     // bad flag, missing file (EX_USAGE)
+inline constexpr int kExitDataError = 65; // input that is there but damaged (EX_DATAERR)
+inline constexpr int kExitNoInput = 66;   // input that is not there (EX_NOINPUT)
+inline constexpr int kExitUnavailable = 69;  // a service kbrun needs is down (EX_UNAVAILABLE)
 inline constexpr int kExitConfig = 78;    // broken configuration (EX_CONFIG)
 inline constexpr int kExitInternal = 70;  // kbrun's own failure (EX_SOFTWARE)
 inline constexpr int kExitInterrupted = 130;

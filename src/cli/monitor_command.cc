@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "report/monitor.h"
+#include "report/report.h"
 #include "util/subprocess.h"
 
 namespace kbrun::cli {
@@ -28,11 +29,18 @@ void RegisterMonitor(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->footer(
       "Reads only summary.json, which kbrun batch rewrites atomically on every change: it works on a\n"
-      "folder written by another process or machine. Stops when the batch ends. Exit codes: 0; 130 Ctrl-C.");
+      "folder written by another process or machine. Stops when the batch ends.\n\n"
+      "Exit codes: 0 the batch ended (or --once printed it); 65 summary.json is damaged (unreadable, not\n"
+      "JSON, not a kbrun summary); 66 no such folder, or no summary.json in it; 130 Ctrl-C.");
   cmd->callback([args, exit_code] {
     const bool tty = isatty(STDOUT_FILENO) != 0;
     while (true) {
-      report::MonitorView view = report::MonitorSnapshot(args->dir);
+      report::MonitorView view;
+      try {
+        view = report::MonitorSnapshot(args->dir);
+      } catch (const report::FolderError& e) {
+        throw CommandError{e.kind() == report::FolderError::Kind::kMissing ? kExitNoInput : kExitDataError, e.what()};
+      }
       // On a terminal, redraw in place; in a pipe, one snapshot after another.
       if (tty && !args->once) fmt::print("\033[H\033[2J");
       fmt::print("{}", view.text);

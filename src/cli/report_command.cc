@@ -15,13 +15,17 @@ void RegisterReport(CLI::App& app, int* exit_code) {
   cmd->add_flag("--quiet,-q", *quiet, "Write the files only");
   cmd->footer(
       "fast_p is KernelBench's: the fraction of problems whose best kernel is correct and faster than p\n"
-      "times the reference. Exit codes: 0 written; 64 not a results folder.");
+      "times the reference.\n\n"
+      "Exit codes: 0 written; 65 summary.json is damaged (unreadable, not JSON, fields of the wrong type);\n"
+      "66 no such folder, or it holds neither summary.json nor result files.");
   cmd->callback([dir, quiet, exit_code] {
     report::Report r;
     try {
       r = report::WriteReport(*dir);
-    } catch (const std::runtime_error& e) {
-      throw CommandError{kExitUsage, e.what()};
+    } catch (const report::FolderError& e) {
+      throw CommandError{e.kind() == report::FolderError::Kind::kMissing ? kExitNoInput : kExitDataError, e.what()};
+    } catch (const nlohmann::json::exception& e) {
+      throw CommandError{kExitDataError, fmt::format("{}: a results file is not kbrun's: {}", *dir, e.what())};
     }
     if (!*quiet) fmt::print("{}", report::ReportText(r));
     fmt::print(stderr, "kbrun report: wrote {0}/detailed_report.txt and {0}/detailed_report.json\n", *dir);

@@ -92,6 +92,10 @@ HttpResponse HttpPost(const HttpRequest& request) {
   } else {
     response.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
     response.interrupted = rc == CURLE_ABORTED_BY_CALLBACK;
+    curl_off_t connect_us = 0;
+    curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+    response.no_connection = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+                             rc == CURLE_COULDNT_RESOLVE_PROXY || (response.timed_out && connect_us == 0);
     response.transport_error = error_buffer[0] ? error_buffer : curl_easy_strerror(rc);
   }
   curl_slist_free_all(header_list);

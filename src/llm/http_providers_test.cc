@@ -184,7 +184,7 @@ TEST(LlmHttp, BadRequestShowsTheServerMessage) {
   EXPECT_EQ(server.Requests().size(), 1u);
 }
 
-TEST(LlmHttp, ConnectionRefusedIsANetworkError) {
+TEST(LlmHttp, ConnectionRefusedIsAConnectionError) {
   ProviderConfig c;
   c.base_url = "http://127.0.0.1:1/v1";  // nothing listens on port 1
   c.model = "m";
@@ -196,7 +196,7 @@ TEST(LlmHttp, ConnectionRefusedIsANetworkError) {
     provider->Complete(CompletionRequest{"", "hi", "", ""});
     FAIL() << "no error";
   } catch (const LlmError& e) {
-    EXPECT_EQ(e.kind(), LlmErrorKind::kNetwork) << e.what();
+    EXPECT_EQ(e.kind(), LlmErrorKind::kConnection) << e.what();
   }
 }
 

@@ -17,6 +17,7 @@ std::string LlmErrorKindName(LlmErrorKind k) {
     case LlmErrorKind::kMalformed: return "malformed";
     case LlmErrorKind::kNoKey: return "no_key";
     case LlmErrorKind::kReplayMissing: return "replay_missing";
+    case LlmErrorKind::kConnection: return "connection";
   }
   return "unknown";
 }

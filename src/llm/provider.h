@@ -45,7 +45,11 @@ struct Completion {
 };
 
 // Classified failure of an LLM call.
-enum class LlmErrorKind { kAuth, kBadRequest, kRateLimited, kServer, kNetwork, kTimeout, kMalformed, kNoKey, kReplayMissing };
+// kConnection: no connection to the endpoint at all (refused, host unknown, connect timeout):
+// the endpoint is down, not this request wrong; the batch pauses its LLM stage on a run of them.
+enum class LlmErrorKind {
+  kAuth, kBadRequest, kRateLimited, kServer, kNetwork, kTimeout, kMalformed, kNoKey, kReplayMissing, kConnection
+};
 std::string LlmErrorKindName(LlmErrorKind k);
 
 class LlmError : public std::runtime_error {

@@ -42,6 +42,10 @@ LlmError ClientError(const HttpRequest& request, const HttpResponse& r) {
 LlmError FinalError(const HttpRequest& request, const HttpResponse& r, int attempts) {
   std::string after = fmt::format("after {} attempt{}", attempts, attempts == 1 ? "" : "s");
   if (!r.transport_ok) {
+    if (r.no_connection) {
+      return LlmError(LlmErrorKind::kConnection,
+                      fmt::format("{}: no connection {}: {}", request.url, after, r.transport_error));
+    }
     if (r.timed_out) {
       return LlmError(LlmErrorKind::kTimeout,
                       fmt::format("{}: timed out {} ({}); raise --request-timeout or check the server", request.url,

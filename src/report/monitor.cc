@@ -9,6 +9,7 @@
 
 #include "batch/clock.h"
 #include "batch/results_store.h"
+#include "report/report.h"
 #include "report/text_table.h"
 #include "util/text.h"
 
@@ -61,17 +62,34 @@ MonitorView RenderMonitor(const json& s, double now, const std::string& local_ho
   std::string& out = view.text;
   // Elapsed over every session of the batch: a resumed batch counts its earlier runs too.
   double elapsed = 0;
+  bool elapsed_known = true;
   for (const auto& session : s.value("sessions", json::array())) {
+    if (!session.is_object() || !session["started_at"].is_number()) {
+      elapsed_known = false;  // lost with a damaged summary.json
+      continue;
+    }
     double end = session["ended_at"].is_number() ? session["ended_at"].get<double>() : (view.ended ? updated : now);
     elapsed += std::max(0.0, end - Num(session, "started_at", end));
   }
   if (elapsed == 0) elapsed = (view.ended ? updated : now) - started;
-  out += fmt::format("kbrun batch: {} (pid {} on {}), elapsed {}", state, pid, host, FormatDuration(elapsed));
+  out += fmt::format("kbrun batch: {} (pid {} on {}), elapsed {}", state, pid, host,
+                     elapsed_known ? FormatDuration(elapsed)
+                                   : FormatDuration(elapsed) + " + unknown (earlier sessions' times were lost)");
   out += view.ended ? "\n" : fmt::format(", updated {} ago\n", FormatDuration(std::max(0.0, now - updated)));
   if (dead) {
     out += "  the batch process is gone (killed or crashed): run the same kbrun batch command to resume\n";
   }
   if (s.contains("failure") && s["failure"].is_string()) out += "  failure: " + s["failure"].get<std::string>() + "\n";
+  if (s.contains("llm_outage") && s["llm_outage"].is_object()) {
+    const json& o = s["llm_outage"];
+    out += fmt::format("  LLM unreachable since {} ({} calls in a row could not connect): LLM calls paused", ClockTime(Num(o, "since")),
+                       o.value("consecutive_failures", 0));
+    if (o["next_try_at"].is_number() && state == "running") {
+      out += fmt::format(", next try in {}, giving up at {}", FormatDuration(std::max(0.0, Num(o, "next_try_at") - now)),
+                         ClockTime(Num(o, "gives_up_at")));
+    }
+    out += "\n    last error: " + o.value("last_error", std::string("?")) + "\n";
+  }
   out += fmt::format("  {} provider, model {}, {} attempts x {} samples, target {:.2f}x\n",
                      config.value("provider", "?"), config.value("model", "?"), config.value("attempts", 0),
                      config.value("samples", 0), config.value("target_speedup", 1.0));
@@ -131,15 +149,31 @@ MonitorView RenderMonitor(const json& s, double now, const std::string& local_ho
 }
 
 MonitorView MonitorSnapshot(const fs::path& results_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(results_dir, ec)) {
+    throw FolderError(FolderError::Kind::kMissing, fmt::format("no such results folder: {}", results_dir.string()));
+  }
   batch::ResultsStore store(results_dir);
-  auto summary = store.ReadSummary();
-  if (!summary) {
-    return {fmt::format("no batch in {} yet (waiting for {})\n", results_dir.string(), store.SummaryPath().string()),
-            false};
+  batch::ResultsStore::SummaryFile summary = store.LoadSummary();
+  using State = batch::ResultsStore::SummaryFile::State;
+  if (summary.state == State::kMissing) {
+    throw FolderError(FolderError::Kind::kMissing,
+                      fmt::format("no summary.json in {}: no kbrun batch has run there (a batch writes it "
+                                  "within a second of starting)",
+                                  results_dir.string()));
+  }
+  if (summary.state == State::kDamaged) {
+    throw FolderError(FolderError::Kind::kDamaged, fmt::format("{} {}", store.SummaryPath().string(), summary.problem));
   }
   char host[256] = {};
   gethostname(host, sizeof host - 1);
-  return RenderMonitor(*summary, batch::NowUnix(), host);
+  try {
+    return RenderMonitor(summary.doc, batch::NowUnix(), host);
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong type: hand-edited, or written by something else.
+    throw FolderError(FolderError::Kind::kDamaged,
+                      fmt::format("{} is not a kbrun summary: {}", store.SummaryPath().string(), e.what()));
+  }
 }
 
 }  // namespace kbrun::report

@@ -21,7 +21,9 @@ struct MonitorView {
 // machine's name: a "running" batch on this host whose pid is gone is reported as dead.
 MonitorView RenderMonitor(const nlohmann::json& summary, double now, const std::string& local_host);
 
-// Reads <results_dir>/summary.json and renders it (a waiting message when there is none yet).
+// Reads <results_dir>/summary.json and renders it. Throws FolderError (report.h) when the
+// folder or its summary.json is missing, or the summary is damaged (unreadable, not JSON,
+// not a kbrun summary): summary.json is written atomically, so none of these goes away by waiting.
 MonitorView MonitorSnapshot(const fs::path& results_dir);
 
 }  // namespace kbrun::report

@@ -1,5 +1,6 @@
 // The monitor's snapshot, from summary.json alone.
 #include "report/monitor.h"
+#include "report/report.h"
 
 #include <unistd.h>
 
@@ -61,11 +62,40 @@ TEST(Monitor, DeadProcessOnThisHostEndsTheWatch) {
   EXPECT_FALSE(RenderMonitor(s, 2060.0, "this-host").ended);
 }
 
-TEST(Monitor, NoSummaryYet) {
+// A paused LLM stage and sessions whose times were lost are shown as such.
+TEST(Monitor, OutageAndLostSessions) {
+  json s = HandWrittenSummary();
+  s["state"] = "running";
+  s["host"] = "another-host";
+  s["sessions"].push_back({{"started_at", nullptr}, {"ended_at", nullptr}, {"pid", nullptr}, {"lost", true}});
+  s["llm_outage"] = {{"since", 2000.0}, {"consecutive_failures", 5}, {"next_try_at", 2070.0},
+                     {"gives_up_at", 2600.0}, {"last_error", "no connection (connection)"}};
+  MonitorView v = RenderMonitor(s, 2060.0, "this-host");
+  EXPECT_TRUE(Contains(v.text, "LLM unreachable since")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "5 calls in a row could not connect")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "next try in 10.0 s")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "earlier sessions' times were lost")) << v.text;
+}
+
+// Nothing to watch is an error, not a wait: summary.json is written atomically, so a missing or
+// damaged one does not mend itself.
+TEST(Monitor, MissingOrDamagedSummaryIsAnError) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-monitor-test-");
-  MonitorView v = MonitorSnapshot(dir);
-  EXPECT_FALSE(v.ended);
-  EXPECT_TRUE(Contains(v.text, "no batch in")) << v.text;
+  auto kind_of = [](const fs::path& d) {
+    try {
+      MonitorSnapshot(d);
+    } catch (const FolderError& e) {
+      return e.kind();
+    }
+    ADD_FAILURE() << "no error for " << d;
+    return FolderError::Kind::kMissing;
+  };
+  EXPECT_EQ(kind_of(dir / "nowhere"), FolderError::Kind::kMissing);
+  EXPECT_EQ(kind_of(dir), FolderError::Kind::kMissing);
+  WriteFileAtomic(dir / "summary.json", "{\"state\": ");
+  EXPECT_EQ(kind_of(dir), FolderError::Kind::kDamaged);
+  WriteFileAtomic(dir / "summary.json", "{\"state\": 5}");  // JSON, but not a kbrun summary
+  EXPECT_EQ(kind_of(dir), FolderError::Kind::kDamaged);
   fs::remove_all(dir);
 }
 

@@ -91,12 +91,27 @@ std::string KindsText(const std::map<std::string, int>& kinds) {
 
 std::string FastPKey(double p) { return fmt::format("fast_{:.1f}", p); }
 
+std::optional<double> GpuBusyFraction(const Report& r) {
+  if (!r.wall_known || r.wall_s <= 0 || r.gpu_lanes <= 0) return std::nullopt;
+  double fraction = r.stages.gpu_s / (r.wall_s * r.gpu_lanes);
+  // Over 100% cannot be: the times do not belong together (a hand-edited or rebuilt folder).
+  if (fraction > 1.0 + 1e-6) return std::nullopt;
+  return fraction;
+}
+
 Report BuildReport(const fs::path& results_dir) {
   if (!fs::is_directory(results_dir)) {
-    throw std::runtime_error(fmt::format("no such results folder: {}", results_dir.string()));
+    throw FolderError(FolderError::Kind::kMissing, fmt::format("no such results folder: {}", results_dir.string()));
   }
   batch::ResultsStore store(results_dir);
-  json summary = store.ReadSummary().value_or(json(nullptr));
+  batch::ResultsStore::SummaryFile summary_file = store.LoadSummary();
+  if (summary_file.state == batch::ResultsStore::SummaryFile::State::kDamaged) {
+    throw FolderError(FolderError::Kind::kDamaged,
+                      fmt::format("{} {}; a kbrun batch run on this folder keeps it aside and rebuilds it from "
+                                  "the result files",
+                                  store.SummaryPath().string(), summary_file.problem));
+  }
+  json summary = summary_file.doc;
   Report r;
   r.results_dir = results_dir.string();
   if (summary.is_object()) {
@@ -106,16 +121,24 @@ Report BuildReport(const fs::path& results_dir) {
     if (config.contains("gpu_lanes") && config["gpu_lanes"].is_array() && !config["gpu_lanes"].empty()) {
       r.gpu_lanes = static_cast<int>(config["gpu_lanes"].size());
     }
-    for (const auto& s : summary.value("sessions", json::array())) {
-      double start = s.value("started_at", 0.0);
-      double end = s["ended_at"].is_number() ? s["ended_at"].get<double>() : summary.value("updated_at", start);
-      r.wall_s += std::max(0.0, end - start);
+    const json sessions = summary.contains("sessions") ? summary["sessions"] : json(nullptr);
+    for (const auto& s : sessions.is_array() ? sessions : json::array()) {
       ++r.sessions;
+      if (!s.is_object() || !s["started_at"].is_number()) {
+        r.wall_known = false;  // a session whose times were lost
+        continue;
+      }
+      double start = s["started_at"].get<double>();
+      double end = s["ended_at"].is_number()       ? s["ended_at"].get<double>()
+                   : summary["updated_at"].is_number() ? summary["updated_at"].get<double>()
+                                                       : start;
+      r.wall_s += std::max(0.0, end - start);
     }
   }
   auto problems = ListProblems(results_dir, summary);
   if (problems.empty() && !summary.is_object()) {
-    throw std::runtime_error(fmt::format("{} holds no summary.json and no result files", results_dir.string()));
+    throw FolderError(FolderError::Kind::kMissing,
+                      fmt::format("{} holds no summary.json and no result files", results_dir.string()));
   }
 
   double log_sum = 0;
@@ -194,7 +217,10 @@ Report BuildReport(const fs::path& results_dir) {
   r.correctness_rate = n > 0 ? r.correct / n : 0;
   for (double t : kFastPThresholds) r.fast_p.push_back({t, n > 0 ? fast_counts[t] / n : 0});
   if (log_n > 0) r.geomean_speedup = std::exp(log_sum / log_n);
-  if (r.wall_s <= 0 && last_end > first_start) r.wall_s = last_end - first_start;
+  if (r.sessions == 0 && last_end > first_start) r.wall_s = last_end - first_start;  // no summary: the stages' span
+  // Stages ran but no time was recorded for them: not "0.0 s".
+  if (r.wall_s <= 0 && last_end > 0) r.wall_known = false;
+  if (!r.wall_known) r.wall_s = 0;
   return r;
 }
 
@@ -216,7 +242,8 @@ json ReportJson(const Report& r) {
   }
   json fast = json::object();
   for (const auto& [p, f] : r.fast_p) fast[FastPKey(p)] = f;
-  double wall = r.wall_s;
+  double wall = r.wall_known ? r.wall_s : 0;
+  std::optional<double> gpu_busy = GpuBusyFraction(r);
   return {{"kbrun_version", KBRUN_VERSION},
           {"results_dir", r.results_dir},
           {"generated_at", batch::IsoTime(batch::NowUnix())},
@@ -238,7 +265,7 @@ json ReportJson(const Report& r) {
             {"failure_kinds", r.failure_kinds},
             {"prompt_tokens", r.prompt_tokens},
             {"completion_tokens", r.completion_tokens},
-            {"wall_s", wall},
+            {"wall_s", r.wall_known ? json(wall) : json(nullptr)},
             {"sessions", r.sessions},
             {"gpu_lanes", r.gpu_lanes},
             {"stage_seconds",
@@ -247,8 +274,8 @@ json ReportJson(const Report& r) {
               {"gpu", r.stages.gpu_s},
               {"total", r.stages.total()}}},
             {"stage_counts", {{"llm", r.stages.llm_n}, {"compile", r.stages.compile_n}, {"gpu", r.stages.gpu_n}}},
-            {"stage_sum_over_wall", wall > 0 ? json(r.stages.total() / wall) : json(nullptr)},
-            {"gpu_busy_fraction", wall > 0 ? json(r.stages.gpu_s / (wall * r.gpu_lanes)) : json(nullptr)}}}};
+            {"stage_sum_over_wall", r.wall_known && wall > 0 ? json(r.stages.total() / wall) : json(nullptr)},
+            {"gpu_busy_fraction", gpu_busy ? json(*gpu_busy) : json(nullptr)}}}};
 }
 
 std::string ReportText(const Report& r) {
@@ -295,28 +322,31 @@ std::string ReportText(const Report& r) {
 
   out += fmt::format("Tokens         {} prompt + {} completion = {}\n", Thousands(r.prompt_tokens),
                      Thousands(r.completion_tokens), Thousands(r.prompt_tokens + r.completion_tokens));
-  out += fmt::format("Wall time      {}{}\n", FormatDuration(r.wall_s),
+  out += fmt::format("Wall time      {}{}\n",
+                     r.wall_known ? FormatDuration(r.wall_s)
+                                  : std::string("unknown (the times of an earlier session were lost)"),
                      r.sessions > 1 ? fmt::format(" over {} sessions (resumed)", r.sessions) : "");
   TextTable stages({"Stage", "Runs", "Time (sum)", "Share of wall"},
                    {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight,
                     TextTable::Align::kRight});
-  auto share = [&](double s) { return r.wall_s > 0 ? fmt::format("{:.2f}x", s / r.wall_s) : std::string("-"); };
+  auto share = [&](double s) {
+    return r.wall_known && r.wall_s > 0 ? fmt::format("{:.2f}x", s / r.wall_s) : std::string("unknown");
+  };
   stages.AddRow({"llm", std::to_string(r.stages.llm_n), FormatDuration(r.stages.llm_s), share(r.stages.llm_s)});
   stages.AddRow({"compile", std::to_string(r.stages.compile_n), FormatDuration(r.stages.compile_s),
                  share(r.stages.compile_s)});
   stages.AddRow({"gpu", std::to_string(r.stages.gpu_n), FormatDuration(r.stages.gpu_s), share(r.stages.gpu_s)});
   stages.AddRow({"all stages", "", FormatDuration(r.stages.total()), share(r.stages.total())});
   out += "Stage time sums vs wall time (above 1.00x: stages overlapped)\n" + stages.Render(2);
-  if (r.wall_s > 0) {
-    out += fmt::format("  GPU lanes busy {} of the wall time ({} lane{})\n",
-                       Percent(r.stages.gpu_s / (r.wall_s * r.gpu_lanes)), r.gpu_lanes, r.gpu_lanes == 1 ? "" : "s");
-  }
+  std::optional<double> gpu_busy = GpuBusyFraction(r);
+  out += fmt::format("  GPU lanes busy {} of the wall time ({} lane{})\n", gpu_busy ? Percent(*gpu_busy) : "unknown",
+                     r.gpu_lanes, r.gpu_lanes == 1 ? "" : "s");
   return out;
 }
 
 Report WriteReport(const fs::path& results_dir) {
   Report r = BuildReport(results_dir);
-  WriteFileAtomic(results_dir / "detailed_report.json", ReportJson(r).dump(2) + "\n");
+  WriteFileAtomic(results_dir / "detailed_report.json", batch::JsonText(ReportJson(r)) + "\n");
   WriteFileAtomic(results_dir / "detailed_report.txt", ReportText(r));
   return r;
 }

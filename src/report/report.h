@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -51,21 +52,42 @@ struct Report {
   std::map<std::string, int> failure_kinds;     // over all samples
   long long prompt_tokens = 0, completion_tokens = 0;
   double wall_s = 0;                            // summed over the batch's sessions (resumes)
+  // False when the wall time cannot be known: a session's times were lost (summary.json was
+  // damaged and rebuilt), or none is recorded for stages that ran. Figures over the wall time
+  // are then unknown too ("unknown" in the text, null in the JSON).
+  bool wall_known = true;
   int sessions = 0;
   int gpu_lanes = 1;
   std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
   StageSums stages;
 };
 
+// A results folder that cannot be read: kMissing (no such folder, no summary.json where
+// one is needed) or kDamaged (summary.json is there but unreadable or not kbrun's).
+class FolderError : public std::runtime_error {
+ public:
+  enum class Kind { kMissing, kDamaged };
+  FolderError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
 // The p values of fast_p (KernelBench's definition: correct and speedup > p).
 inline const std::vector<double> kFastPThresholds = {0.0, 1.0, 1.5, 2.0};
 
-// Throws std::runtime_error when `results_dir` is not a results tree.
+// Throws FolderError when `results_dir` is missing, holds neither summary.json nor result
+// files, or its summary.json is damaged.
 Report BuildReport(const fs::path& results_dir);
 nlohmann::json ReportJson(const Report& report);
 std::string ReportText(const Report& report);
 // Builds the report and writes detailed_report.{txt,json} into the results folder.
 Report WriteReport(const fs::path& results_dir);
+
+// GPU stage time / (wall x lanes); nullopt when the wall time is unknown or the figure would
+// exceed 100% (times that do not belong together).
+std::optional<double> GpuBusyFraction(const Report& report);
 
 // "1.0" -> key used in the JSON's fast_p object: "fast_1.0".
 std::string FastPKey(double p);
