@@ -34,7 +34,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kbrun_channel  # noqa: E402
 import kbrun_judge  # noqa: E402  (the tolerance rules: evidence, kernelbench, fixed)
-import kbrun_worker as kw  # noqa: E402  (trusted helpers: compare, seeding, timing, loading the problem)
+import kbrun_worker as kw  # noqa: E402  (trusted helpers: seeding, timing, loading the problem)
 
 # Elements swapped per tensor in a "swap" round: few enough that a memo checking a sample of
 # the inputs misses the change, and sums (any permutation-invariant checksum) do not move.
@@ -123,15 +123,12 @@ class Checker:
         self.problem = sys.modules["kbrun_problem"]
         precision = req["precision"]
         self.dtype = getattr(torch, kw.PRECISIONS[precision]) if precision != "fp32" else None
-        self.atol = req.get("atol") if req.get("atol") is not None else kw.DEFAULT_TOLERANCE[precision]
-        self.rtol = req.get("rtol") if req.get("rtol") is not None else kw.DEFAULT_TOLERANCE[precision]
         self.judger = kbrun_judge.Judge(torch, kbrun_judge.rule_from_request(req), precision, self.model, device,
                                         req.get("atol"), req.get("rtol"))
         result["checks"]["extra"]["skipped"] = 0
         self.cuda = device.type == "cuda"
         self.by_value = not self.cuda  # CUDA: values go into the worker's buffers by IPC
         self.seeds = []
-        self.diffs = []
         self.rng = random.Random(int.from_bytes(os.urandom(8), "little"))
         self.timer = None
         self.ref_ms = {}  # method -> reference timings

@@ -25,8 +25,6 @@ import traceback
 T0 = time.perf_counter()
 
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-# KernelBench's tolerances: atol = rtol.
-DEFAULT_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 1e-2}
 MAX_TEXT = 20000
 CHUNK = 1 << 26  # elements compared at a time
 
@@ -183,48 +181,6 @@ def flatten_outputs(torch, out):
             flat.extend(flatten_outputs(torch, o))
         return flat
     raise Failure("incorrect", "bad_output_type", "forward returned %s, not a tensor" % type(out).__name__)
-
-
-def compare(torch, ref_out, new_out, atol, rtol):
-    """Returns (ok, category, message, max_abs_diff, mean_abs_diff)."""
-    refs = flatten_outputs(torch, ref_out)
-    news = flatten_outputs(torch, new_out)
-    if len(refs) != len(news):
-        return False, "output_count_mismatch", "expected %d output tensors, got %d" % (len(refs), len(news)), None, None
-    max_diff, mean_diffs = 0.0, []
-    for i, (r, n) in enumerate(zip(refs, news)):
-        if not isinstance(n, torch.Tensor):
-            return False, "bad_output_type", "output %d is %s, not a tensor" % (i, type(n).__name__), None, None
-        if tuple(r.shape) != tuple(n.shape):
-            return False, "shape_mismatch", "output %d shape %s, expected %s" % (i, tuple(n.shape), tuple(r.shape)), None, None
-        if r.dtype != n.dtype:
-            return False, "dtype_mismatch", "output %d dtype %s, expected %s" % (i, n.dtype, r.dtype), None, None
-        if n.device != r.device:
-            return False, "device_mismatch", "output %d on %s, expected %s" % (i, n.device, r.device), None, None
-        # Chunked so that a 6 GB output does not need 30 GB of temporaries.
-        nonfinite, total_diff, close = 0, 0.0, True
-        rflat, nflat = r.reshape(-1), n.reshape(-1)
-        for start in range(0, rflat.numel(), CHUNK):
-            rc = rflat[start:start + CHUNK].float()
-            nc = nflat[start:start + CHUNK].float()
-            rfin, nfin = torch.isfinite(rc), torch.isfinite(nc)
-            nonfinite += int(((~nfin) & rfin).sum())
-            diff = torch.where(rfin & nfin, (nc - rc).abs(), torch.zeros_like(rc))
-            if diff.numel():
-                max_diff = max(max_diff, float(diff.max()))
-                total_diff += float(diff.double().sum())
-            close = close and torch.allclose(nflat[start:start + CHUNK], rflat[start:start + CHUNK],
-                                             atol=atol, rtol=rtol, equal_nan=True)
-        if nonfinite:
-            return False, "non_finite", "output %d has %d NaN/Inf values where the reference is finite" % (
-                i, nonfinite), float("inf"), float("inf")
-        mean_diffs.append(total_diff / max(1, rflat.numel()))
-        if not close:
-            mean = statistics.fmean(mean_diffs) if mean_diffs else 0.0
-            return False, "value_mismatch", "output %d differs: max abs diff %.6g, mean abs diff %.6g (atol=rtol=%g)" % (
-                i, max_diff, mean, atol), max_diff, mean
-    mean = statistics.fmean(mean_diffs) if mean_diffs else 0.0
-    return True, "", "", max_diff, mean
 
 
 def stats(samples_ms):
