@@ -1,5 +1,6 @@
 # Hostile: kills the process that started it when that is kbrun's warm worker (the fork
-# server), then computes the right answer. The verdict must not depend on the server.
+# server; in the sandbox, the PID namespace's init, a fork of it that ignores the kill),
+# then computes the right answer. The verdict must not depend on the server.
 import os
 import signal
 
