@@ -29,6 +29,12 @@ void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   cmd.add_option("--warmup", f.warmup, "Untimed warm-up runs")->check(CLI::Range(0, 10000))->capture_default_str();
+  cmd.add_option("--shapes", f.shapes,
+                 "fixed: correctness at the problem's own shapes (KernelBench's way; kernels may specialise to "
+                 "them); varied: also at half and double its batch_size (skipped and recorded where the problem "
+                 "has none or the inputs do not fit)")
+      ->check(CLI::IsMember({"fixed", "varied"}))
+      ->capture_default_str();
   auto* tolerance =
       cmd.add_option("--tolerance", f.tolerance,
                      "How outputs are judged: evidence = against a float64 run of the reference, allowing 128x the "
@@ -98,6 +104,7 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
   o.atol = f.atol;
   o.rtol = f.rtol;
   o.tolerance = f.atol || f.rtol ? "fixed" : f.tolerance;
+  o.shapes = f.shapes;
   o.seed = f.seed;
   o.compile_timeout_s = f.compile_timeout;
   o.run_timeout_s = f.run_timeout;

@@ -17,7 +17,7 @@ struct EvalFlags {
   bool no_compile_cache = false, no_pch = false;
   std::string warm_worker = "all";
   std::string memory_limit = "auto";
-  std::string tolerance = "evidence";
+  std::string tolerance = "evidence", shapes = "fixed";
   int gpu = 0, correct_trials = 5, perf_trials = 100, warmup = 5, compile_jobs = 0;
   std::optional<double> atol, rtol;
   std::optional<uint64_t> seed;

@@ -43,6 +43,9 @@ struct EvalOptions {
   // rounding error; "kernelbench" = allclose with atol = rtol = 1e-2; "fixed" = allclose
   // with atol/rtol (chosen whenever atol or rtol is given).
   std::string tolerance = "evidence";
+  // "varied": correctness is also checked at half and double the problem's batch_size (its
+  // module-level global); "fixed": only at the problem's own shapes, as KernelBench does.
+  std::string shapes = "fixed";
   double compile_timeout_s = 900;
   double run_timeout_s = 300;
   std::optional<uint64_t> seed;      // default: random per run, recorded in the result

@@ -178,6 +178,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
       {"atol", o.atol ? json(*o.atol) : json(nullptr)},
       {"rtol", o.rtol ? json(*o.rtol) : json(nullptr)},
       {"tolerance", o.tolerance},
+      {"shapes", o.shapes},
       {"build",
        {{"mode", o.compile_mode},
         {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
@@ -232,6 +233,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     json creq = {{"problem", request["problem"]}, {"device", device},       {"precision", o.precision},
                  {"seed", seed},                  {"atol", request["atol"]}, {"rtol", request["rtol"]},
                  {"tolerance", o.tolerance},
+                 {"shapes", o.shapes},
                  {"nonce", checker_nonce}};
     fs::create_directories(dir / "checker/home");
     fs::create_directories(dir / "checker/tmp");
@@ -500,6 +502,15 @@ std::optional<EvalResult> CheckerDisagrees(const WorkerRun& run, const EvalOptio
                             passed("trial"), o.correctness_trials, passed("extra"), passed("timed"), timed,
                             reference_trials, candidate_trials));
   }
+  // --shapes varied: both other batch sizes checked, or skipped by the checker with its reason.
+  if (o.shapes == "varied") {
+    const json shape = c["checks"].value("shape", json::object());
+    int shape_judged = shape.value("passed", -1) + shape.value("skipped", 0);
+    if (shape_judged != 2 || corr.value("shape_trials_run", -1) != 2) {
+      return Fail(Status::kIncorrect, "incomplete_checks",
+                  fmt::format("the checker saw {} of 2 varied-shape checks pass or skip", shape_judged));
+    }
+  }
   return std::nullopt;
 }
 
@@ -637,6 +648,8 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
       if (judge.is_object() && judge.contains(k)) corr[k] = judge[k];
     }
     corr["extra_trials_skipped"] = run.checker->value("checks", json::object()).value("extra", json::object()).value("skipped", 0);
+    corr["shapes"] = o.shapes;
+    if (run.checker->contains("shape_skipped")) corr["shape_skipped"] = (*run.checker)["shape_skipped"];
   }
   // After the verdict, in the same private dir and build: never changes status, timing or exit code.
   if (o.profile && !run.process.cancelled) {

@@ -89,5 +89,37 @@ TEST(Tolerance, ExtraDrawOutsideTheDomainIsSkipped) {
   ASSERT_EQ(r.result["tolerance"]["skipped_extra_draws"].size(), 1u) << r.result["tolerance"].dump();
 }
 
+
+TEST(VariedShapes, CheckedAtHalfAndDoubleTheBatchSize) {
+  auto r = Eval("kl_div_in_domain", "3_KLDiv", {"--shapes", "varied"});
+  ASSERT_TRUE(r.result.is_object()) << r.output;
+  EXPECT_EQ(r.result["status"], "correct") << r.result.dump(2).substr(0, 3000);
+  EXPECT_EQ(r.result["correctness"]["shapes"], "varied");
+  const json& shape = r.result["correctness"]["checker"]["checks"]["shape"];
+  EXPECT_EQ(shape["passed"], 2) << shape.dump();
+  EXPECT_EQ(shape["skipped"], 0) << shape.dump();
+}
+
+TEST(VariedShapes, AKernelSpecialisedToTheBatchSizeFailsOnlyWhenVaried) {
+  auto fixed = Eval("kl_div_fixed_batch", "3_KLDiv", {});
+  ASSERT_TRUE(fixed.result.is_object()) << fixed.output;
+  EXPECT_TRUE(fixed.result["correctness"]["checker"]["failure"].is_null())
+      << fixed.result["correctness"]["checker"].dump();
+  auto varied = Eval("kl_div_fixed_batch", "3_KLDiv", {"--shapes", "varied"});
+  ASSERT_TRUE(varied.result.is_object()) << varied.output;
+  EXPECT_EQ(varied.result["status"], "incorrect") << varied.result.dump(2).substr(0, 3000);
+  EXPECT_EQ(Category(varied.result), "failed_varied_shapes") << varied.result["error"].dump();
+}
+
+TEST(VariedShapes, AProblemWithoutBatchSizeIsSkippedAndRecorded) {
+  auto r = Eval("correct_cpp", "1_ScaleAdd", {"--shapes", "varied"});
+  ASSERT_TRUE(r.result.is_object()) << r.output;
+  EXPECT_EQ(r.result["status"], "correct") << r.result.dump(2).substr(0, 3000);
+  EXPECT_EQ(r.result["correctness"]["checker"]["checks"]["shape"]["skipped"], 2);
+  ASSERT_EQ(r.result["correctness"]["shape_skipped"].size(), 2u) << r.result["correctness"].dump();
+  EXPECT_NE(r.result["correctness"]["shape_skipped"][0].get<std::string>().find("no module-level batch_size"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace kbrun

@@ -126,6 +126,8 @@ class Checker:
         self.judger = kbrun_judge.Judge(torch, kbrun_judge.rule_from_request(req), precision, self.model, device,
                                         req.get("atol"), req.get("rtol"))
         result["checks"]["extra"]["skipped"] = 0
+        result["checks"]["shape"]["skipped"] = 0
+        self.shape_skip = None  # why the current shape draw could not change the batch size
         self.cuda = device.type == "cuda"
         self.by_value = not self.cuda  # CUDA: values go into the worker's buffers by IPC
         self.seeds = []
@@ -141,11 +143,39 @@ class Checker:
         seed = int.from_bytes(os.urandom(4), "little")
         self.seeds.append(seed)
         kw.seed_all(torch, seed)
+        if kind == "shape":
+            return self.shape_draw()
         live = kw.make_inputs(torch, self.problem.get_inputs, self.device, self.dtype)
         if kind == "extra":
             _, scale, shift = kw.EXTRA_DRAWS[min(self.result["checks"]["extra"]["run"], len(kw.EXTRA_DRAWS) - 1)]
             live = kw.transformed_inputs(torch, live, scale, shift)
         return live
+
+    def shape_draw(self):
+        """--shapes varied: inputs at another leading batch size, through the problem's module-level
+        batch_size (KernelBench's get_inputs() reads it), restored afterwards. Where the problem has
+        no such global or the inputs do not fit, the problem's own inputs, and the check is skipped."""
+        torch = self.torch
+        label, factor = kw.SHAPE_DRAWS[min(self.result["checks"]["shape"]["run"], len(kw.SHAPE_DRAWS) - 1)]
+        old = getattr(self.problem, "batch_size", None)
+        self.shape_skip = None
+        if not isinstance(old, int) or isinstance(old, bool) or old < 2:
+            self.shape_skip = "%s: the problem has no module-level batch_size" % label
+        else:
+            self.problem.batch_size = max(1, int(old * factor))
+            try:
+                live = kw.make_inputs(torch, self.problem.get_inputs, self.device, self.dtype)
+                if any(isinstance(x, torch.Tensor) and x.dim() and x.shape[0] == self.problem.batch_size
+                       for x in live):
+                    return live
+                self.shape_skip = "%s: get_inputs() does not size its inputs by batch_size" % label
+            except (RuntimeError, MemoryError) as exc:  # e.g. out of memory at twice the batch
+                self.shape_skip = "%s: %s: %s" % (label, type(exc).__name__, str(exc)[:200])
+                if self.cuda:
+                    torch.cuda.empty_cache()
+            finally:
+                self.problem.batch_size = old
+        return kw.make_inputs(torch, self.problem.get_inputs, self.device, self.dtype)
 
     def hand_over(self, live, buffers=None):
         """Gives the worker the values of `live`: written into its buffers (mapped once, reused
@@ -197,6 +227,10 @@ class Checker:
         if modified:
             verdict.update(ok=False, status="rejected", category="modified_inputs",
                            message="%s: forward modified input %d in place" % (label, modified[0]))
+        elif kind == "shape" and self.shape_skip:
+            counts["skipped"] += 1
+            verdict["skipped"] = True
+            self.result.setdefault("shape_skipped", []).append(self.shape_skip)
         else:
             out = outputs[0] if len(outputs) == 1 and isinstance(expected, torch.Tensor) else tuple(outputs)
             # Timed calls against the fp32 reference only, within the bound the trials' evidence gives.
@@ -211,6 +245,8 @@ class Checker:
             if not ok:
                 if kind == "extra":
                     category, message = "failed_extra_inputs", "%s (%s)" % (message, category)
+                elif kind == "shape":
+                    category, message = "failed_varied_shapes", "%s (%s)" % (message, category)
                 elif kind in ("timed", "warmup"):
                     category = "timed_output_mismatch"
                 verdict.update(ok=False, status="incorrect", category=category, message="%s: %s" % (label, message))
@@ -239,7 +275,7 @@ class Checker:
     # Protocol -------------------------------------------------------------------------
     def checked_call(self, header):
         """One correctness check: inputs out, the candidate's outputs back, a verdict."""
-        kind = header.get("kind") if header.get("kind") in ("trial", "extra") else "trial"
+        kind = header.get("kind") if header.get("kind") in ("trial", "extra", "shape") else "trial"
         label = str(header.get("label", ""))[:200]
         live = self.draw(kind)
         buffers = self.hand_over(live)
@@ -325,7 +361,7 @@ def main():
         req = json.load(f)
     os.unlink(args.request)
     nonce = req.pop("nonce")
-    result = {"checks": {k: {"run": 0, "passed": 0} for k in ("trial", "extra", "timed", "warmup")},
+    result = {"checks": {k: {"run": 0, "passed": 0} for k in ("trial", "extra", "shape", "timed", "warmup")},
               "max_abs_diff": None, "mean_abs_diff": None, "failure": None}
     checker = None
     t0 = time.perf_counter()

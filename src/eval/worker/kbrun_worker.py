@@ -446,6 +446,8 @@ def transformed_inputs(torch, inputs, scale, shift):
 
 # The two extra draws: other scales and means than get_inputs() gives.
 EXTRA_DRAWS = (("extra inputs x*4+2", 4.0, 2.0), ("extra inputs x*0.1-0.5", 0.1, -0.5))
+# --shapes varied: the leading batch size (a problem's module-level batch_size) halved and doubled.
+SHAPE_DRAWS = (("batch size x0.5", 0.5), ("batch size x2", 2.0))
 
 
 class CheckerLink:
@@ -668,6 +670,18 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
             stage_times["correctness_s"] = time.perf_counter() - t
             raise
         corr["extra_trials_passed"] += 1
+    # Varied shapes (--shapes varied): the same path at other batch sizes; the checker skips
+    # (and records) them where the problem has no batch_size global or they do not fit.
+    if req.get("shapes") == "varied":
+        corr["shape_trials_run"] = corr["shape_trials_passed"] = 0
+        for label, _ in SHAPE_DRAWS:
+            corr["shape_trials_run"] += 1
+            try:
+                check_trial(torch, guard, device, new_model, checker, "shape", label)
+            except Failure:
+                stage_times["correctness_s"] = time.perf_counter() - t
+                raise
+            corr["shape_trials_passed"] += 1
     stage_times["correctness_s"] = time.perf_counter() - t
 
     # Timing: the candidate here, the reference in the checker, alternating call by call so
