@@ -1,7 +1,7 @@
 # Cheat (GPU only, sm_80+): an fp32 GEMM done on TF32 tensor cores (WMMA m16n16k8, inputs
 # rounded to 10-bit mantissas) for tests/problems/2_Matmul.py. Fast, but below fp32
-# accuracy: with K = 1024 the error is ~1e-2, some 200-900 times the fp32 reference's own
-# error against float64 (the evidence rule allows 128), so kbrun must say
+# accuracy: with K = 1024 the error is ~1e-2, about 220 times the fp32 reference's own
+# error against float64 (measured on the CPU with TF32-rounded inputs; the evidence rule allows 128), so kbrun must say
 # incorrect/precision_downgrade (incorrect/value_mismatch under --tolerance fixed).
 import torch
 import torch.nn as nn
