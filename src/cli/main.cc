@@ -1,4 +1,6 @@
 // kbrun: ask an LLM for GPU kernels, evaluate them honestly, keep the best.
+#include <sys/prctl.h>
+
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -20,6 +22,9 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, OnInterrupt);
   std::signal(SIGTERM, OnInterrupt);
   std::signal(SIGPIPE, SIG_IGN);
+  // kbrun holds the API key: a process of the same user without CAP_SYS_PTRACE (a sandboxed
+  // candidate) may then not read its /proc/<pid>/environ or memory.
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
   CLI::App app{"kbrun: generate GPU kernels with an LLM, evaluate them honestly, keep the best.\n"
                "Run 'kbrun COMMAND --help' for a command's flags and environment variables."};

@@ -158,6 +158,7 @@ class Server : public std::enable_shared_from_this<Server> {
                   {"max_data_bytes", setup.max_data_bytes}}},
                 {"cgroup_procs", setup.cgroup_procs},
                 {"sandbox", spec.sandbox},
+                {"pid_namespace", spec.pid_namespace},
                 {"writable_paths", spec.writable_paths},
                 {"shm_dir", spec.shm_dir},
                 {"dev_nodes", dev_nodes},

@@ -145,6 +145,43 @@ TEST(WarmWorker, StarterRunsScriptsAndKeepsGpuRunsColdUnlessAllowed) {
   fs::remove_all(root);
 }
 
+// The warm worker's fork in a GPU run's sandbox (no PID namespace): a double-forked daemon
+// is killed by the sandbox's init when the script ends.
+TEST(WarmWorker, ForkWithoutPidNamespaceLeavesNoDaemon) {
+  fs::path root = FreshDir("nopid");
+  fs::path script = root / "script.py";
+  WriteFileAtomic(script, "import os, sys, time\n"
+                          "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+                          "        sys.argv[0] = 'kbrun-nopid-daemon'\n"
+                          "        open(sys.argv[1], 'w').write(str(os.getpid()))\n        time.sleep(300)\n"
+                          "    os._exit(0)\n"
+                          "time.sleep(0.5)\nprint('parent', open('/proc/%d/comm' % os.getppid()).read().strip())\n");
+  const std::string python = DiscoverPython("").interpreter;
+  fs::path pid_file = root / "daemon.pid";
+  ProcessSpec spec;
+  spec.argv = {python, script.string(), pid_file.string()};
+  spec.env = {{"PATH", "/usr/bin:/bin"}, {"HOME", root.string()}};
+  spec.cwd = root.string();
+  spec.timeout_s = 120;
+  spec.sandbox = true;
+  spec.pid_namespace = false;
+  spec.writable_paths = {root.string()};
+  spec.starter = WarmWorkerStarter(python, root, false);
+  ProcessResult r = RunProcess(spec);
+  EXPECT_TRUE(r.started_by_starter);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("parent kbrun-sandbox"), std::string::npos) << r.output;
+  auto pid_text = ReadFile(pid_file);
+  ASSERT_TRUE(pid_text.has_value()) << r.output;
+  int daemon = std::stoi(*pid_text);
+  usleep(200000);
+  bool alive = kill(daemon, 0) == 0 && ReadFile(fmt::format("/proc/{}/stat", daemon)).value_or("").find(") Z") ==
+                                           std::string::npos;
+  EXPECT_FALSE(alive) << "daemon " << daemon << " outlived the run";
+  if (alive) kill(daemon, SIGKILL);
+  fs::remove_all(root);
+}
+
 // --- The sandbox against hostile candidates (tests/candidates), warm and cold -------------
 
 // `kbrun eval` of tests/candidates/<candidate>.py with `env_set` added to this environment.

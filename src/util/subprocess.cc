@@ -151,6 +151,7 @@ struct ChildPlan {
   const char* cgroup_procs = nullptr;
   unsigned long long max_data_bytes = 0;
   bool sandbox = false;
+  bool pid_namespace = true;
   std::vector<const char*> writable;
   const char* shm_dir = nullptr;
   std::vector<std::string> node_source, node_staged;  // /dev/<x>, /dev/shm/<x>
@@ -233,6 +234,28 @@ void DropCapabilities() {
   _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
 }
 
+// The sandbox's init without a PID namespace: kills and reaps every child it has (what the
+// worker left behind was reparented to it, a subreaper) until none is left.
+void KillChildren() {
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/self/task/%d/children", static_cast<int>(getpid()));
+  for (int round = 0; round < 1000; ++round) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return;
+    buf[n] = 0;
+    for (char* p = buf; *p;) {
+      long pid = strtol(p, &p, 10);
+      if (pid > 0) kill(static_cast<pid_t>(pid), SIGKILL);
+      while (*p == ' ' || *p == '\n') ++p;
+    }
+    while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
+    }
+  }
+}
+
 // After unshare(CLONE_NEWPID): forks the namespace's init, which seals the filesystem and
 // forks the worker (pid 2) and returns in it. The init reaps whatever is reparented to it
 // and exits when the worker does, which kills every process left in the namespace; the
@@ -261,6 +284,9 @@ void BecomeSandboxedWorker(const ChildPlan& plan) {
   close(report[0]);
   prctl(PR_SET_NAME, "kbrun-sandbox", 0, 0, 0);  // /proc/1/comm: how the worker knows its init
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  // Without a PID namespace, orphans (a double-forked daemon) are reparented here, not to
+  // the machine's init, and are killed below when the worker ends.
+  if (!plan.pid_namespace) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   SealFilesystem(plan);
   pid_t worker = fork();
   if (worker < 0) _exit(126);
@@ -280,6 +306,7 @@ void BecomeSandboxedWorker(const ChildPlan& plan) {
   }
   ssize_t ignored = write(report[1], &status, sizeof status);
   (void)ignored;
+  if (!plan.pid_namespace) KillChildren();
   _exit(0);
 }
 
@@ -314,8 +341,8 @@ void BecomeSandboxedWorker(const ChildPlan& plan) {
   signal(SIGPIPE, SIG_DFL);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
-  if (plan.sandbox &&
-      UnshareNamespaces(CLONE_NEWPID | CLONE_NEWNS | (spec.isolate_network ? CLONE_NEWNET : 0))) {
+  if (plan.sandbox && UnshareNamespaces((plan.pid_namespace ? CLONE_NEWPID : 0) | CLONE_NEWNS |
+                                        (spec.isolate_network ? CLONE_NEWNET : 0))) {
     if (spec.isolate_network && spec.loopback_up) LoopbackUp();
     BecomeSandboxedWorker(plan);
   } else if (spec.isolate_network) {
@@ -585,6 +612,7 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   plan.max_data_bytes = setup.max_data_bytes;
   plan.cgroup_procs = cgroup ? setup.cgroup_procs.c_str() : nullptr;
   plan.sandbox = spec.sandbox;
+  plan.pid_namespace = spec.pid_namespace;
   if (spec.sandbox) {
     for (const auto& path : spec.writable_paths) plan.writable.push_back(path.c_str());
     if (!spec.shm_dir.empty()) plan.shm_dir = spec.shm_dir.c_str();

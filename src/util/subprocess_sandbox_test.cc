@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -96,6 +97,31 @@ TEST(Subprocess, SandboxSealsPidsFilesystemAndDev) {
   EXPECT_TRUE(probe.read_only_root) << probe.note;
   EXPECT_TRUE(probe.private_shm) << probe.note;
   EXPECT_TRUE(probe.minimal_dev) << probe.note;
+}
+
+// A GPU run's sandbox has no PID namespace (NVIDIA's driver refuses one): its init is a
+// subreaper that kills what the child left behind, and the filesystem is still sealed.
+TEST(Subprocess, SandboxWithoutPidNamespaceStillKillsLeftovers) {
+  fs::path writable = MakeUniqueDir(fs::temp_directory_path(), "kbrun-sandbox-nopid-");
+  fs::path outside = fs::temp_directory_path() / fmt::format("kbrun-sandbox-nopid-outside-{}", getpid());
+  auto spec = Shell("echo pid=$$; echo parent=$(cat /proc/$PPID/comm); touch " + outside.string() +
+                    " 2>/dev/null && echo wrote_outside; "
+                    "(setsid sh -c 'sleep 300; echo kbrun-sandbox-nopid-daemon' &); echo done");
+  spec.sandbox = true;
+  spec.pid_namespace = false;
+  spec.isolate_network = true;
+  spec.writable_paths = {writable.string()};
+  auto r = RunProcess(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("pid=2\n"), std::string::npos) << r.output;  // the host's PID namespace
+  EXPECT_NE(r.output.find("parent=kbrun-sandbox"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("wrote_outside"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(outside));
+  usleep(200000);
+  EXPECT_TRUE(ProcessesWith("kbrun-sandbox-nopid-daemon").empty()) << "the daemon outlived the sandbox";
+  for (int pid : ProcessesWith("kbrun-sandbox-nopid-daemon")) kill(pid, SIGKILL);
+  fs::remove(outside);
+  fs::remove_all(writable);
 }
 
 TEST(Subprocess, SandboxedChildEndsAsItsWorkerEnded) {

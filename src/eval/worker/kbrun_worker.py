@@ -391,14 +391,23 @@ def network_interfaces():
 def child_processes():
     """Live children of this process (the worker starts none after compiling). In kbrun's
     sandbox (a PID namespace whose init, pid 1, is kbrun's) every other live process there
-    is the candidate's, a double-forked daemon too."""
-    pids = []
+    is the candidate's, a double-forked daemon too. A GPU run's sandbox has no PID namespace:
+    there the init (the parent, a subreaper) adopts what the candidate left, so its other
+    children are the candidate's."""
+    pids, adopted = [], []
     me = os.getpid()
     try:
         with open("/proc/1/comm") as f:
             sandboxed = me != 1 and f.read().strip() == "kbrun-sandbox"
         if sandboxed:
             pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
+        else:
+            parent = os.getppid()
+            with open("/proc/%d/comm" % parent) as f:
+                if f.read().strip() == "kbrun-sandbox":
+                    with open("/proc/%d/task/%d/children" % (parent, parent)) as f:
+                        adopted = [int(p) for p in f.read().split() if int(p) != me]
+                    pids += adopted
     except OSError:
         sandboxed = False
     try:
@@ -412,7 +421,7 @@ def child_processes():
         try:
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            if fields[0] != "Z" and (sandboxed or int(fields[1]) == me):
+            if fields[0] != "Z" and (sandboxed or int(fields[1]) == me or pid in adopted):
                 alive.append(pid)
         except (OSError, IndexError, ValueError):
             pass

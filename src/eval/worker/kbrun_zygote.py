@@ -115,6 +115,7 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x1000, 0x2000, 0x4000, 0x40000
+PR_SET_CHILD_SUBREAPER = 36
 MNT_DETACH = 2
 SYS_MOUNT_SETATTR = 442  # the same on every architecture (Linux 5.12)
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
@@ -290,6 +291,9 @@ def become_sandboxed_worker(libc, req):
     os.close(report_r)
     libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(b"kbrun-sandbox"), ctypes.c_void_p).value, 0, 0, 0)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    pid_namespace = req.get("pid_namespace", True)
+    if not pid_namespace:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans come here, and die below
     seal_filesystem(libc, req)
     worker = os.fork()
     if worker == 0:
@@ -313,7 +317,34 @@ def become_sandboxed_worker(libc, req):
         if pid == worker:
             break
     os.write(report_w, status.to_bytes(4, sys.byteorder, signed=True))
+    if not pid_namespace:
+        kill_children()
     os._exit(0)
+
+
+def kill_children():
+    """The sandbox's init without a PID namespace (as subprocess.cc's KillChildren): kills and
+    reaps its children, what the worker left behind included, until none is left."""
+    for _ in range(1000):
+        try:
+            with open("/proc/self/task/%d/children" % os.getpid()) as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            return
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
 
 
 def become_child(req, fds):
@@ -355,8 +386,10 @@ def become_child(req, fds):
         if req.get("cgroup_procs"):
             write_proc(req["cgroup_procs"], "0")  # the run's memory cgroup: it and all it starts
         libc = libc_handle()
+        pid_namespace = req.get("pid_namespace", True)  # off for GPU runs (subprocess.h says why)
         if req.get("sandbox") and unshare_namespaces(
-                libc, CLONE_NEWPID | CLONE_NEWNS | (CLONE_NEWNET if req.get("isolate_network") else 0)):
+                libc, (CLONE_NEWPID if pid_namespace else 0) | CLONE_NEWNS |
+                (CLONE_NEWNET if req.get("isolate_network") else 0)):
             if req.get("isolate_network") and req.get("loopback_up"):
                 loopback_up()
             become_sandboxed_worker(libc, req)

@@ -1,0 +1,81 @@
+"""Which part of kbrun's sandbox stops CUDA from initialising? Forks one child per variant,
+applies that part of the sandbox (kbrun_zygote's own functions), calls cuInit(0) and prints
+its result (0 = CUDA_SUCCESS; 304 = CUDA_ERROR_OPERATING_SYSTEM). Run on the GPU machine from
+the repository root: python3 bench/sandbox_cuda_probe.py [worker dir]"""
+import ctypes
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "src/eval/worker")
+import kbrun_zygote as z  # noqa: E402
+
+NODES = [(n, os.path.isdir("/dev/" + n)) for n in sorted(os.listdir("/dev"))
+         if n.startswith("nvidia") or n in ("kfd", "dri", "null", "zero", "full", "random", "urandom", "tty")]
+PRIVATE = tempfile.mkdtemp(prefix="kbrun-probe-")
+
+
+def cuinit():
+    rc = ctypes.CDLL("libcuda.so.1").cuInit(0)
+    count = ctypes.c_int(-1)
+    if rc == 0:
+        ctypes.CDLL("libcuda.so.1").cuDeviceGetCount(ctypes.byref(count))
+    return rc, count.value
+
+
+def variant(name, steps):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        libc = z.libc_handle()
+        try:
+            note = ""
+            if "pidns" in steps:
+                if libc.unshare(z.CLONE_NEWPID | z.CLONE_NEWNS) != 0:
+                    note += " unshare failed errno %d" % ctypes.get_errno()
+                if os.fork() != 0:
+                    _, st = os.wait()
+                    os._exit(0)
+            if "proc" in steps:
+                libc.mount(None, b"/", None, z.MS_REC | z.MS_PRIVATE, None)
+                rc = libc.mount(b"proc", b"/proc", b"proc", z.MS_NOSUID | z.MS_NODEV | z.MS_NOEXEC | z.MS_RDONLY, None)
+                note += " proc mount rc %d errno %d" % (rc, ctypes.get_errno())
+            if "seal" in steps or "seal_nodev" in steps:
+                z.seal_filesystem(libc, {"dev_nodes": NODES if "seal" in steps else [], "writable_paths": [PRIVATE]})
+                note += " /dev now: %s" % " ".join(sorted(os.listdir("/dev"))[:30])
+            if "caps" in steps:
+                z.drop_capabilities(libc)
+            if "cgroup" in steps:
+                base = "/sys/fs/cgroup/kbrun-probe-%d" % os.getpid()
+                try:
+                    os.mkdir(base)
+                    with open(base + "/cgroup.procs", "w") as f:
+                        f.write("0")
+                    note += " moved to " + base
+                except OSError as exc:
+                    note += " cgroup: %s" % exc
+            rc, n = cuinit()
+            os.write(w, ("%-28s cuInit %d devices %d%s\n" % (name, rc, n, note)).encode())
+        except BaseException as exc:
+            os.write(w, ("%-28s error %r\n" % (name, exc)).encode())
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    out = b""
+    while True:
+        part = os.read(r, 65536)
+        if not part:
+            break
+        out += part
+    os.close(r)
+    print(out.decode().strip() or "%-28s (no report)" % name, flush=True)
+
+
+print("dev nodes:", NODES)
+for name, steps in (("baseline", []), ("cgroup", ["cgroup"]), ("caps", ["caps"]), ("pidns", ["pidns"]),
+                    ("pidns+proc", ["pidns", "proc"]), ("pidns+seal(no dev)", ["pidns", "seal_nodev"]),
+                    ("pidns+seal", ["pidns", "seal"]), ("pidns+seal+caps", ["pidns", "seal", "caps"]),
+                    ("pidns+caps", ["pidns", "caps"])):
+    variant(name, steps)
+os.system("ls -la /dev/nvidia* | head; mount | grep -E ' /dev | /proc ' | head; cat /proc/self/cgroup")
