@@ -203,6 +203,17 @@ def test_gpu_own_kernels_by_symbol(gpu_symbols):
     assert not any(row[2] for row in table.values())
 
 
+def test_gpu_annotation_ranges_are_not_kernels(gpu_symbols):
+    """The marker's own ranges (and user annotations) show on the GPU timeline with device time:
+    counted as kernels they made an own kernel half library (0.5, seen on an H200)."""
+    marker = "kbrun_own_0123456789abcdef::"
+    events = [cuda_kernel("scale_kernel(float const*, float*, int)", 36.0),
+              cuda_kernel(marker + "ext.scale", 36.0)]
+    library, own, table = ls.gpu_share(events, gpu_symbols, set(), marker)
+    assert (library, own) == (0.0, 36.0)
+    assert list(table) == ["scale_kernel(float const*, float*, int)"]
+
+
 def test_gpu_library_kernels_whatever_their_names(gpu_symbols):
     # cuDNN's conv kernel (matches no name list) and a cuBLAS gemm: neither is in the candidate's library.
     events = [cuda_kernel("void cudnn::engines_precompiled::convolve_common_engine_float_NHWC<float>(int)", 90.0),

@@ -248,8 +248,10 @@ def cpu_share(events, marker_prefix, own_namespaces):
     return float(library), max(0.0, float(own)), table
 
 
-def gpu_share(events, own_symbols, triton_names):
-    """(library us, own us, {name: [us, launches, library]}) from the profiler's GPU kernels."""
+def gpu_share(events, own_symbols, triton_names, annotation_prefix=""):
+    """(library us, own us, {name: [us, launches, library]}) from the profiler's GPU kernels.
+    Ranges on the GPU timeline are not kernels: user annotations, and the marker's own ranges
+    (`annotation_prefix`), which the profiler also reports with device time, are left out."""
     triton = re.compile("(?:%s)%s" % ("|".join(map(re.escape, sorted(triton_names))), TRITON_SUFFIX)) \
         if triton_names else None
 
@@ -265,6 +267,8 @@ def gpu_share(events, own_symbols, triton_names):
     table = {}
     for e in events:
         if str(getattr(e, "device_type", "")).endswith("CUDA"):
+            if getattr(e, "is_user_annotation", False) or (annotation_prefix and e.name.startswith(annotation_prefix)):
+                continue
             us = getattr(e, "device_time", None)
             if us is None:
                 us = getattr(e, "cuda_time", 0.0)
@@ -302,7 +306,7 @@ def library_share(torch, model, inputs, device, code_path):
     events = prof.events()
     if is_cuda:
         symbols = set().union(*(m["symbols"] for m in usable)) if usable else set()
-        library, own, table = gpu_share(events, symbols, own_triton_kernels(code_path))
+        library, own, table = gpu_share(events, symbols, own_triton_kernels(code_path), marker.prefix)
     else:
         namespaces = set().union(*(m["namespaces"] for m in usable)) if usable else set()
         library, own, table = cpu_share(events, marker.prefix, namespaces)
