@@ -31,16 +31,27 @@ def variant(name, steps):
         libc = z.libc_handle()
         try:
             note = ""
+            if "netns" in steps and libc.unshare(z.CLONE_NEWNET) != 0:
+                note += " netns failed"
             if "pidns" in steps:
                 if libc.unshare(z.CLONE_NEWPID | z.CLONE_NEWNS) != 0:
                     note += " unshare failed errno %d" % ctypes.get_errno()
                 if os.fork() != 0:
                     _, st = os.wait()
                     os._exit(0)
+            if "mntns" in steps and libc.unshare(z.CLONE_NEWNS) != 0:
+                note += " mntns failed"
+            if "private" in steps:
+                note += " private rc %d" % libc.mount(None, b"/", None, z.MS_REC | z.MS_PRIVATE, None)
+            if "slave" in steps:
+                note += " slave rc %d" % libc.mount(None, b"/", None, z.MS_REC | 0x80000, None)
             if "proc" in steps:
-                libc.mount(None, b"/", None, z.MS_REC | z.MS_PRIVATE, None)
                 rc = libc.mount(b"proc", b"/proc", b"proc", z.MS_NOSUID | z.MS_NODEV | z.MS_NOEXEC | z.MS_RDONLY, None)
                 note += " proc mount rc %d errno %d" % (rc, ctypes.get_errno())
+            if "devonly" in steps:  # the /dev rebuild alone, no read-only view
+                z.seal_filesystem(libc, {"dev_nodes": NODES, "writable_paths": ["/"]})
+            if "rootro" in steps:  # the read-only view alone (no /dev rebuild, no /proc)
+                note += " ro %s" % z.set_read_only(libc, b"/", True)
             if "seal" in steps or "seal_nodev" in steps:
                 z.seal_filesystem(libc, {"dev_nodes": NODES if "seal" in steps else [], "writable_paths": [PRIVATE]})
                 note += " /dev now: %s" % " ".join(sorted(os.listdir("/dev"))[:30])
@@ -73,9 +84,9 @@ def variant(name, steps):
 
 
 print("dev nodes:", NODES)
-for name, steps in (("baseline", []), ("cgroup", ["cgroup"]), ("caps", ["caps"]), ("pidns", ["pidns"]),
-                    ("pidns+proc", ["pidns", "proc"]), ("pidns+seal(no dev)", ["pidns", "seal_nodev"]),
-                    ("pidns+seal", ["pidns", "seal"]), ("pidns+seal+caps", ["pidns", "seal", "caps"]),
-                    ("pidns+caps", ["pidns", "caps"])):
+VARIANTS = (("baseline", []), ("mntns+seal", ["mntns", "seal"]), ("mntns+seal+caps", ["mntns", "seal", "caps"]),
+            ("net+mnt+seal+caps", ["netns", "mntns", "seal", "caps"]),
+            ("pidns+seal+caps", ["pidns", "seal", "caps"]), ("pidns", ["pidns"]))
+for name, steps in VARIANTS:
     variant(name, steps)
 os.system("ls -la /dev/nvidia* | head; mount | grep -E ' /dev | /proc ' | head; cat /proc/self/cgroup")

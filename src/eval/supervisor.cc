@@ -56,13 +56,10 @@ unsigned long long MemoryLimit(const EvalOptions& o) {
 }
 
 // Seals a worker, checker or profiler process (util/subprocess.h, docs/EVALUATION.md
-// "Isolation"): its own PID (not when it sees a GPU: util/subprocess.h says why) and mount
-// namespaces, the filesystem read-only except `writable`, no network, the memory cap, secrets
-// scrubbed from what it prints.
+// "Isolation"): its own PID and mount namespaces, the filesystem read-only except `writable`,
+// no network, the memory cap, secrets scrubbed from what it prints.
 // The worker and its checker share `shm` (dir/shm, for torch's CUDA IPC reference counts).
-void Seal(ProcessSpec& spec, const EvalOptions& o, std::vector<std::string> writable, const fs::path& shm,
-          bool gpu_visible) {
-  spec.pid_namespace = !gpu_visible;
+void Seal(ProcessSpec& spec, const EvalOptions& o, std::vector<std::string> writable, const fs::path& shm) {
   spec.limits.max_file_bytes = 8ULL << 30;
   spec.limits.max_memory_bytes = MemoryLimit(o);
   spec.isolate_network = true;
@@ -141,7 +138,6 @@ struct WorkerRun {
   bool forged = false;      // a result line without the right nonce, or more than one
   // The run phase's checker (kbrun_checker.py): its own process, result and nonce.
   bool checked = false;
-  bool gpu_visible = false;  // its processes saw a GPU (and so ran without a PID namespace)
   ProcessResult checker_process;
   std::optional<json> checker;
 };
@@ -197,7 +193,6 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   WriteFileAtomic(dir / "request.json", request.dump(2));
 
   WorkerRun run;
-  run.gpu_visible = phase != "compile" && device == "cuda";
   ProcessSpec spec;
   spec.argv = {py.interpreter, WorkerScriptPath(), "--request", (dir / "request.json").string()};
   spec.env = WorkerEnvironment(o, py, dir, phase != "compile" && device == "cuda");
@@ -211,7 +206,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     fs::create_directories(cache);
     writable.push_back(cache);
   }
-  Seal(spec, o, writable, dir / "shm", phase != "compile" && device == "cuda");
+  Seal(spec, o, writable, dir / "shm");
   // A fork of the warm worker when one can start it, else a fresh interpreter.
   ChildStarter starter = o.warm_worker == "off" ? nullptr
                          : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
@@ -249,7 +244,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     cspec.env = WorkerEnvironment(o, py, dir / "checker", device == "cuda");
     cspec.cwd = (dir / "checker").string();
     cspec.hard_timeout_s = spec.hard_timeout_s + 30;  // it ends when the worker's side closes
-    Seal(cspec, o, {fs::absolute(dir).string()}, dir / "shm", device == "cuda");
+    Seal(cspec, o, {fs::absolute(dir).string()}, dir / "shm");
     cspec.channel_fd = sv[1];
     cspec.starter = starter;
     cspec.on_progress = [&run, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {
@@ -336,8 +331,7 @@ json SandboxDoc(const EvalOptions& o, const json& env, const WorkerRun* run) {
       {"network_isolated", env.contains("network_interfaces") && env["network_interfaces"] == json::array({"lo"})},
       {"secrets_removed", true},
       {"private_dir", true},
-      // A run phase on a GPU has none (util/subprocess.h): leftovers die by the init's hand.
-      {"pid_namespace", sandbox.pid_namespace && !(run && run->gpu_visible)},
+      {"pid_namespace", sandbox.pid_namespace},
       {"filesystem_read_only", sandbox.read_only_root},
       {"minimal_dev", sandbox.minimal_dev},
       {"private_shm", sandbox.private_shm},

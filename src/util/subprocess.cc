@@ -202,7 +202,12 @@ void SealFilesystem(const ChildPlan& plan) {
     // A private directory the run cannot write would fail every run: rather no read-only view.
     if (!all_writable) SetReadOnly("/", false);
   }
-  mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, nullptr);
+  // /proc stays writable where a process writes its own entries: NVIDIA's driver fails
+  // cuInit (304) under a read-only /proc (seen on an H200). Its system-wide files are not.
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) SetReadOnly("/proc", false);
+  for (const char* path : {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"}) {
+    if (access(path, F_OK) == 0 && mount(path, path, nullptr, MS_BIND | MS_REC, nullptr) == 0) SetReadOnly(path, true);
+  }
   if (plan.shm_dir) mount(plan.shm_dir, "/dev/shm", nullptr, MS_BIND | MS_REC, nullptr);
   else mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 }

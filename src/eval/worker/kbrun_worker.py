@@ -391,9 +391,9 @@ def network_interfaces():
 def child_processes():
     """Live children of this process (the worker starts none after compiling). In kbrun's
     sandbox (a PID namespace whose init, pid 1, is kbrun's) every other live process there
-    is the candidate's, a double-forked daemon too. A GPU run's sandbox has no PID namespace:
-    there the init (the parent, a subreaper) adopts what the candidate left, so its other
-    children are the candidate's."""
+    is the candidate's, a double-forked daemon too. Without the PID namespace
+    (ProcessSpec::pid_namespace off) the init, the parent, is a subreaper that adopts what
+    the candidate left, so its other children are the candidate's."""
     pids, adopted = [], []
     me = os.getpid()
     try:

@@ -116,6 +116,8 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x1000, 0x2000, 0x4000, 0x40000
 PR_SET_CHILD_SUBREAPER = 36
+# Under the sandbox's writable /proc, what stays read-only (as container runtimes do).
+PROC_READ_ONLY = (b"/proc/sys", b"/proc/sysrq-trigger", b"/proc/irq", b"/proc/bus", b"/proc/fs")
 MNT_DETACH = 2
 SYS_MOUNT_SETATTR = 442  # the same on every architecture (Linux 5.12)
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
@@ -227,7 +229,14 @@ def seal_filesystem(libc, req):
         cleared = [set_read_only(libc, path, False) for path in writable]
         if not all(cleared):
             set_read_only(libc, b"/", False)  # a private dir the run cannot write would fail it
-    mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, None)
+    # /proc stays writable where a process writes its own entries: NVIDIA's driver fails
+    # cuInit (304) under a read-only /proc (seen on an H200). Its system-wide files are not.
+    if mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        set_read_only(libc, b"/proc", False)
+    for path in PROC_READ_ONLY:
+        if os.path.exists(path):
+            mount(path, path, None, MS_BIND | MS_REC, None)
+            set_read_only(libc, path, True)
     if req.get("shm_dir"):
         mount(req["shm_dir"].encode(), b"/dev/shm", None, MS_BIND | MS_REC, None)
     else:
