@@ -38,3 +38,12 @@ def test_sorted_axes_and_non_tensors_are_left_alone():
     r = torch.arange(1000.0)
     out = swapped([r, 3, None])
     assert torch.equal(out[0], r) and out[1:] == [3, None]
+
+
+def test_buffers_keep_the_layout_of_dense_inputs_only():
+    x = torch.randn(64, 32)
+    assert kc.dense_strides(x) is None
+    if hasattr(x, "untyped_storage"):  # torch >= 2.0
+        assert kc.dense_strides(x.t()) == [1, 32]
+    assert kc.dense_strides(x[:, :8]) is None  # a slice: gaps in its storage
+    assert kc.dense_strides(torch.randn(8).expand(4, 8)) is None  # stride 0

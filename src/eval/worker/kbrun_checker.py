@@ -113,6 +113,19 @@ def _sorted_along(torch, t, axis):
     return bool((d >= 0).all()) or bool((d <= 0).all())
 
 
+def dense_strides(x):
+    """The strides of a tensor whose elements fill its storage exactly once in some order (a
+    transposed input, say), for a buffer laid out the same way; None: a contiguous buffer."""
+    if x.is_contiguous():
+        return None
+    try:
+        dense = x.storage_offset() == 0 and all(s > 0 for s in x.stride()) and \
+            x.untyped_storage().nbytes() == x.numel() * x.element_size()
+    except (AttributeError, RuntimeError):
+        dense = False
+    return list(x.stride()) if dense else None
+
+
 class Checker:
     def __init__(self, torch, req, device, chan, result):
         self.torch = torch
@@ -187,7 +200,7 @@ class Checker:
             return None
         if buffers is None:
             specs = [{"kind": "tensor", "dtype": str(x.dtype).replace("torch.", ""), "shape": list(x.shape),
-                      "stride": list(x.stride()) if x.is_non_overlapping_and_dense() else None}
+                      "stride": dense_strides(x)}
                      if isinstance(x, torch.Tensor) else {"kind": "value", "v": x if x is None or isinstance(
                          x, (bool, int, float)) else None} for x in live]
             header, payloads = self.chan.request({"type": "specs", "inputs": specs})
