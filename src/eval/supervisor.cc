@@ -59,7 +59,11 @@ unsigned long long MemoryLimit(const EvalOptions& o) {
 // "Isolation"): its own PID and mount namespaces, the filesystem read-only except `writable`,
 // no network, the memory cap, secrets scrubbed from what it prints.
 // The worker and its checker share `shm` (dir/shm, for torch's CUDA IPC reference counts).
-void Seal(ProcessSpec& spec, const EvalOptions& o, std::vector<std::string> writable, const fs::path& shm) {
+// Processes that see a GPU get no PID namespace: in one, torch could not make a CUDA IPC
+// handle on the H200 (cudaErrorInvalidValue), and the worker and checker share GPU memory.
+void Seal(ProcessSpec& spec, const EvalOptions& o, std::vector<std::string> writable, const fs::path& shm,
+          bool gpu_visible) {
+  spec.pid_namespace = !gpu_visible;
   spec.limits.max_file_bytes = 8ULL << 30;
   spec.limits.max_memory_bytes = MemoryLimit(o);
   spec.isolate_network = true;
@@ -138,6 +142,7 @@ struct WorkerRun {
   bool forged = false;      // a result line without the right nonce, or more than one
   // The run phase's checker (kbrun_checker.py): its own process, result and nonce.
   bool checked = false;
+  bool gpu_visible = false;  // its processes saw a GPU (and so had no PID namespace)
   ProcessResult checker_process;
   std::optional<json> checker;
 };
@@ -193,6 +198,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   WriteFileAtomic(dir / "request.json", request.dump(2));
 
   WorkerRun run;
+  run.gpu_visible = phase != "compile" && device == "cuda";
   ProcessSpec spec;
   spec.argv = {py.interpreter, WorkerScriptPath(), "--request", (dir / "request.json").string()};
   spec.env = WorkerEnvironment(o, py, dir, phase != "compile" && device == "cuda");
@@ -206,7 +212,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     fs::create_directories(cache);
     writable.push_back(cache);
   }
-  Seal(spec, o, writable, dir / "shm");
+  Seal(spec, o, writable, dir / "shm", phase != "compile" && device == "cuda");
   // A fork of the warm worker when one can start it, else a fresh interpreter.
   ChildStarter starter = o.warm_worker == "off" ? nullptr
                          : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
@@ -244,7 +250,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     cspec.env = WorkerEnvironment(o, py, dir / "checker", device == "cuda");
     cspec.cwd = (dir / "checker").string();
     cspec.hard_timeout_s = spec.hard_timeout_s + 30;  // it ends when the worker's side closes
-    Seal(cspec, o, {fs::absolute(dir).string()}, dir / "shm");
+    Seal(cspec, o, {fs::absolute(dir).string()}, dir / "shm", device == "cuda");
     cspec.channel_fd = sv[1];
     cspec.starter = starter;
     cspec.on_progress = [&run, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {
@@ -331,7 +337,8 @@ json SandboxDoc(const EvalOptions& o, const json& env, const WorkerRun* run) {
       {"network_isolated", env.contains("network_interfaces") && env["network_interfaces"] == json::array({"lo"})},
       {"secrets_removed", true},
       {"private_dir", true},
-      {"pid_namespace", sandbox.pid_namespace},
+      // A run phase on a GPU has none (Seal): leftovers die by its init's hand instead.
+      {"pid_namespace", sandbox.pid_namespace && !(run && run->gpu_visible)},
       {"filesystem_read_only", sandbox.read_only_root},
       {"minimal_dev", sandbox.minimal_dev},
       {"private_shm", sandbox.private_shm},

@@ -89,10 +89,10 @@ struct ProcessSpec {
   // only the nodes a GPU needs, a private /dev/shm. Parts that cannot be set up are skipped
   // (ProbeSandbox() says which).
   bool sandbox = false;
-  // With sandbox: the PID namespace too. Off (for a kernel or driver that refuses one), the
-  // sandbox's init is a subreaper that kills whatever the child left behind (double-forked
-  // daemons are reparented to it), and the child sees the host's processes. kbrun's own
-  // evaluations keep it on.
+  // With sandbox: the PID namespace too. Off (kbrun's GPU runs: CUDA IPC between worker and
+  // checker failed inside one on an H200), the sandbox's init is a subreaper that kills
+  // whatever the child left behind (double-forked daemons are reparented to it), and the
+  // child sees the host's processes.
   bool pid_namespace = true;
   std::vector<std::string> writable_paths;  // existing directories, absolute
   // A directory (inside a writable path) bound on the sandbox's /dev/shm, so that processes

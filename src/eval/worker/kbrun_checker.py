@@ -206,6 +206,11 @@ class Checker:
             header, payloads = self.chan.request({"type": "specs", "inputs": specs})
             if header.get("type") != "buffers":
                 raise RuntimeError("expected the worker's buffers, got %r" % header.get("type"))
+            if header.get("refused"):
+                self.result["transport_note"] = "the worker could not share CUDA memory (%s); tensors sent by " \
+                    "value" % str(header["refused"])[:300]
+                self.by_value = True
+                return self.hand_over(live)
             try:
                 buffers = kbrun_channel.rebuild(torch, header["inputs"], payloads, self.device)
             except Exception as exc:  # e.g. CUDA IPC refused on this machine: by value from now on

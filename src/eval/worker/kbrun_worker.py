@@ -513,8 +513,14 @@ class CheckerLink:
                     buffers.append(torch.empty_strided(spec["shape"], spec["stride"], dtype=dtype, device=self.device))
                 else:
                     buffers.append(torch.empty(spec["shape"], dtype=dtype, device=self.device))
-            descs, out_payloads = self.channel.describe(torch, buffers)
-            self._send({"type": "buffers", "inputs": descs}, out_payloads)
+            try:
+                descs, out_payloads = self.channel.describe(torch, buffers)
+                self._send({"type": "buffers", "inputs": descs}, out_payloads)
+            except Failure:
+                raise
+            except Exception as exc:  # no CUDA IPC handle here (seen in a sandbox on an H200): values instead
+                self.by_value = True
+                self._send({"type": "buffers", "refused": "%s: %s" % (type(exc).__name__, str(exc)[:300])})
             header, payloads = self._recv()
         if header.get("type") == "filled" and buffers is not None:
             return buffers
@@ -546,7 +552,15 @@ class CheckerLink:
         """Sends the outputs (and the inputs, where the checker cannot see the worker's buffers
         itself); returns the checker's verdict, or raises its failure."""
         torch = self.torch
-        descs, payloads = self.channel.describe(torch, flatten_outputs(torch, outputs), cuda_by_value=self.by_value)
+        try:
+            descs, payloads = self.channel.describe(torch, flatten_outputs(torch, outputs), cuda_by_value=self.by_value)
+        except Failure:
+            raise
+        except Exception:  # no CUDA IPC handle for this output: by value, this call and the rest
+            if self.by_value:
+                raise
+            self.by_value = True
+            descs, payloads = self.channel.describe(torch, flatten_outputs(torch, outputs), cuda_by_value=True)
         header = {"type": "outputs", "outputs": descs}
         if self.by_value:
             header["inputs_after"], payloads = self.channel.describe(torch, inputs, payloads, True)
