@@ -675,37 +675,25 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
     trials = int(req["correctness_trials"])
     corr = {"trials_run": 0, "trials_passed": 0, "seed": seed, "extra_trials_run": 0, "extra_trials_passed": 0}
     result["correctness"] = corr
-    for trial in range(trials):
-        corr["trials_run"] += 1
-        try:
-            check_trial(torch, guard, device, new_model, checker, "trial", "trial %d" % trial)
-        except Failure:
-            corr["failed_trial"] = trial
-            stage_times["correctness_s"] = time.perf_counter() - t
-            raise
-        corr["trials_passed"] += 1
-    # Extra draws: other scales and means than get_inputs() gives.
-    for label, _, _ in EXTRA_DRAWS:
-        corr["extra_trials_run"] += 1
-        try:
-            check_trial(torch, guard, device, new_model, checker, "extra", label)
-        except Failure:
-            stage_times["correctness_s"] = time.perf_counter() - t
-            raise
-        corr["extra_trials_passed"] += 1
-    # Varied shapes (--shapes varied): the same path at other batch sizes; the checker skips
-    # (and records) them where the problem has no batch_size global or they do not fit.
+    # The trials; extra draws (other scales and means than get_inputs() gives); with --shapes
+    # varied, other batch sizes (the checker skips and records those the problem cannot take).
+    checks = [("trial", "trials", "trial %d" % i) for i in range(trials)]
+    checks += [("extra", "extra_trials", label) for label, _, _ in EXTRA_DRAWS]
     if req.get("shapes") == "varied":
         corr["shape_trials_run"] = corr["shape_trials_passed"] = 0
-        for label, _ in SHAPE_DRAWS:
-            corr["shape_trials_run"] += 1
+        checks += [("shape", "shape_trials", label) for label, _ in SHAPE_DRAWS]
+    try:
+        for kind, counter, label in checks:
+            corr[counter + "_run"] += 1
             try:
-                check_trial(torch, guard, device, new_model, checker, "shape", label)
+                check_trial(torch, guard, device, new_model, checker, kind, label)
             except Failure:
-                stage_times["correctness_s"] = time.perf_counter() - t
+                if kind == "trial":
+                    corr["failed_trial"] = corr["trials_run"] - 1
                 raise
-            corr["shape_trials_passed"] += 1
-    stage_times["correctness_s"] = time.perf_counter() - t
+            corr[counter + "_passed"] += 1
+    finally:
+        stage_times["correctness_s"] = time.perf_counter() - t
 
     # Timing: the candidate here, the reference in the checker, alternating call by call so
     # that drift (clocks, temperature, other tenants) hits both alike. Every call gets new
