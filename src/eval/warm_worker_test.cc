@@ -17,6 +17,7 @@
 #include "eval/eval_test_util.h"
 #include "eval/evaluation.h"
 #include "eval/python_env.h"
+#include "util/process_list_test_util.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 
@@ -208,19 +209,6 @@ std::string Category(const EvalRun& run) {
   return run.result.is_object() && run.result["error"].is_object() ? run.result["error"].value("category", "") : "";
 }
 
-// Host processes whose command line contains `marker`.
-std::vector<int> ProcessesWith(const std::string& marker) {
-  std::vector<int> pids;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto cmdline = ReadFile(entry.path() / "cmdline");
-    if (cmdline && cmdline->find(marker) != std::string::npos && std::stoi(name) != getpid()) {
-      pids.push_back(std::stoi(name));
-    }
-  }
-  return pids;
-}
 
 const std::vector<std::string> kWarmAndCold[] = {{"--warm-worker", "all"}, {"--warm-worker", "off"}};
 

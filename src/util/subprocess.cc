@@ -240,24 +240,26 @@ void DropCapabilities() {
 }
 
 // The sandbox's init without a PID namespace: kills and reaps every child it has (what the
-// worker left behind was reparented to it, a subreaper) until none is left.
+// worker left behind was reparented to it, a subreaper) until it has none. An orphan can be
+// reparented here after a look at the list, so nothing waits for a child it has not killed.
 void KillChildren() {
   char path[64], buf[4096];
   snprintf(path, sizeof path, "/proc/self/task/%d/children", static_cast<int>(getpid()));
-  for (int round = 0; round < 1000; ++round) {
+  for (int round = 0; round < 20000; ++round) {  // 20 s at most
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return;
-    buf[n] = 0;
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0) close(fd);
+    buf[n > 0 ? n : 0] = 0;
     for (char* p = buf; *p;) {
       long pid = strtol(p, &p, 10);
       if (pid > 0) kill(static_cast<pid_t>(pid), SIGKILL);
       while (*p == ' ' || *p == '\n') ++p;
     }
-    while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
+    pid_t reaped;
+    while ((reaped = waitpid(-1, nullptr, WNOHANG)) > 0) {
     }
+    if (reaped < 0 && errno == ECHILD) return;  // no child left, living or dead
+    usleep(1000);
   }
 }
 

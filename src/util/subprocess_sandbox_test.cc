@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/fs.h"
+#include "util/process_list_test_util.h"
 #include "util/subprocess.h"
 #include "util/text.h"
 
@@ -22,19 +23,6 @@ ProcessSpec Shell(const std::string& script) {
   return spec;
 }
 
-// Host processes whose command line contains `marker`.
-std::vector<int> ProcessesWith(const std::string& marker) {
-  std::vector<int> pids;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto cmdline = ReadFile(entry.path() / "cmdline");
-    if (cmdline && cmdline->find(marker) != std::string::npos && std::stoi(name) != getpid()) {
-      pids.push_back(std::stoi(name));
-    }
-  }
-  return pids;
-}
 
 TEST(Subprocess, OutputThatIsNotUtf8IsReplacedNotFatal) {
   auto spec = Shell("printf 'before \\377\\376 after\\n'; printf 'stage \\377x\\n' >&3");
