@@ -47,3 +47,55 @@ def test_buffers_keep_the_layout_of_dense_inputs_only():
         assert kc.dense_strides(x.t()) == [1, 32]
     assert kc.dense_strides(x[:, :8]) is None  # a slice: gaps in its storage
     assert kc.dense_strides(torch.randn(8).expand(4, 8)) is None  # stride 0
+
+
+class FakeChannel:
+    """One side of the worker-checker channel: records what is sent, answers from a script."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.sent = []
+
+    def send(self, header, payloads=()):
+        self.sent.append((header, list(payloads)))
+
+    def recv(self):
+        return self.answers.pop(0)
+
+    def request(self, header, payloads=()):
+        self.send(header, payloads)
+        return self.recv()
+
+
+def test_checker_sends_values_when_the_worker_cannot_share_its_buffers():
+    """A worker that could not make CUDA IPC handles says so; the checker then sends values."""
+    checker = object.__new__(kc.Checker)
+    checker.torch, checker.device, checker.by_value, checker.result = torch, torch.device("cpu"), False, {}
+    checker.cuda = False
+    checker.chan = FakeChannel([({"type": "buffers", "refused": "RuntimeError: invalid argument"}, [])])
+    live = [torch.arange(6.0).reshape(2, 3), 4]
+    assert checker.hand_over(live) is None
+    assert checker.by_value and "invalid argument" in checker.result["transport_note"]
+    (specs, _), (values, payloads) = checker.chan.sent
+    assert specs["type"] == "specs" and values["type"] == "inputs"
+    rebuilt = kc.kbrun_channel.rebuild(torch, values["inputs"], payloads)
+    assert torch.equal(rebuilt[0], live[0]) and rebuilt[1] == 4
+
+
+def test_worker_falls_back_to_values_when_it_cannot_share_its_buffers(monkeypatch):
+    import kbrun_worker as kw
+    link = object.__new__(kw.CheckerLink)
+    link.torch, link.device, link.by_value = torch, torch.device("cpu"), False
+    link.channel = kc.kbrun_channel
+    values = [torch.full((2, 3), 7.0)]
+    descs, payloads = kc.kbrun_channel.describe(torch, values)
+    link.chan = FakeChannel([({"type": "specs", "inputs": [{"kind": "tensor", "dtype": "float32", "shape": [2, 3],
+                                                              "stride": None}]}, []),
+                             ({"type": "inputs", "inputs": descs}, payloads)])
+
+    def no_ipc(*args, **kwargs):
+        raise RuntimeError("CUDA error: invalid argument")
+    monkeypatch.setattr(link.channel, "describe", no_ipc)
+    got = link.receive_inputs()
+    assert link.by_value and link.chan.sent[0][0] == {"type": "buffers", "refused": "RuntimeError: CUDA error: invalid argument"}
+    assert torch.equal(got[0], values[0])
