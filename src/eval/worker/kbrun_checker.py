@@ -207,17 +207,13 @@ class Checker:
             if header.get("type") != "buffers":
                 raise RuntimeError("expected the worker's buffers, got %r" % header.get("type"))
             if header.get("refused"):
-                self.result["transport_note"] = "the worker could not share CUDA memory (%s); tensors sent by " \
-                    "value" % str(header["refused"])[:300]
-                self.by_value = True
-                return self.hand_over(live)
+                return self.by_value_from_now(live, "the worker could not share CUDA memory (%s)" % (
+                    str(header["refused"])[:300]))
             try:
                 buffers = kbrun_channel.rebuild(torch, header["inputs"], payloads, self.device)
-            except Exception as exc:  # e.g. CUDA IPC refused on this machine: by value from now on
-                self.result["transport_note"] = "CUDA IPC could not be mapped in the checker (%s: %s); tensors " \
-                    "sent by value" % (type(exc).__name__, str(exc)[:300])
-                self.by_value = True
-                return self.hand_over(live)
+            except Exception as exc:  # e.g. CUDA IPC refused on this machine
+                return self.by_value_from_now(live, "CUDA IPC could not be mapped in the checker (%s: %s)" % (
+                    type(exc).__name__, str(exc)[:300]))
         for b, x in zip(buffers, live):
             if isinstance(x, torch.Tensor):
                 if not isinstance(b, torch.Tensor) or b.shape != x.shape or b.dtype != x.dtype:
@@ -228,11 +224,23 @@ class Checker:
         self.chan.send({"type": "filled"})
         return buffers
 
-    def inputs_after(self, header, payloads, live, buffers):
-        """The inputs as the worker holds them after the call."""
-        if "inputs_after" in header:
-            return kbrun_channel.rebuild(self.torch, header["inputs_after"], payloads, self.device)
-        return buffers if buffers is not None else live
+    def by_value_from_now(self, live, why):
+        """Tensors cross the channel by value from now on (slower, same verdict); sends `live`."""
+        self.result["transport_note"] = "%s; tensors sent by value" % why
+        self.by_value = True
+        return self.hand_over(live)
+
+    def receive_outputs(self, live, buffers):
+        """The candidate's outputs for one call, and its inputs as the worker holds them after it."""
+        reply, payloads = self.chan.recv()
+        if reply.get("type") != "outputs":
+            raise RuntimeError("unexpected message %r" % reply.get("type"))
+        outputs = kbrun_channel.rebuild(self.torch, reply["outputs"], payloads, self.device)
+        if "inputs_after" in reply:
+            after = kbrun_channel.rebuild(self.torch, reply["inputs_after"], payloads, self.device)
+        else:
+            after = buffers if buffers is not None else live
+        return outputs, after
 
     # Judging --------------------------------------------------------------------------
     def judge(self, kind, label, live, after, outputs, expected):
@@ -297,11 +305,7 @@ class Checker:
         label = str(header.get("label", ""))[:200]
         live = self.draw(kind)
         buffers = self.hand_over(live)
-        reply, payloads = self.chan.recv()
-        if reply.get("type") != "outputs":
-            raise RuntimeError("unexpected message %r" % reply.get("type"))
-        outputs = kbrun_channel.rebuild(self.torch, reply["outputs"], payloads, self.device)
-        after = self.inputs_after(reply, payloads, live, buffers)
+        outputs, after = self.receive_outputs(live, buffers)
         expected = self.reference(live)
         verdict = self.judge(kind, label, live, after, outputs, expected)
         del outputs, after, expected, buffers
@@ -319,11 +323,7 @@ class Checker:
         live = self.draw("timed")
         buffers = self.hand_over(live)
         for n, (kind, method) in enumerate(rounds):
-            reply, payloads = self.chan.recv()
-            if reply.get("type") != "outputs":
-                raise RuntimeError("unexpected message %r" % reply.get("type"))
-            outputs = kbrun_channel.rebuild(torch, reply["outputs"], payloads, self.device)
-            after = self.inputs_after(reply, payloads, live, buffers)
+            outputs, after = self.receive_outputs(live, buffers)
             expected = self.reference(live, "warmup" if kind == "warmup" else method)
             timed_index = n - int(header.get("warmup", 0))
             label = "warm-up call %d" % n if kind == "warmup" else "timed call %d" % timed_index

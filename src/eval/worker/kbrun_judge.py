@@ -1,7 +1,7 @@
 """kbrun's judge: decides whether a candidate's outputs match the reference's.
 
-Pure functions on torch tensors (no process plumbing), used by the checker (whose
-verdict counts) and by the worker (which stops early on its own). Rules (--tolerance):
+Pure functions on torch tensors (no process plumbing), used by the checker, the only
+process that judges outputs. Rules (--tolerance):
 
   evidence     (default when --atol/--rtol are not given) the reference is run a second
                time in float64 on the same inputs; its distance to the fp32 (or fp16/bf16)
@@ -29,7 +29,6 @@ import copy
 import math
 
 RULES = ("evidence", "kernelbench", "fixed")
-PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 # KernelBench's tolerances by precision (atol = rtol); the fixed rule's defaults.
 DEFAULT_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 1e-2}
 KERNELBENCH_TOLERANCE = 1e-2

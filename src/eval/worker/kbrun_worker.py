@@ -552,15 +552,14 @@ class CheckerLink:
         """Sends the outputs (and the inputs, where the checker cannot see the worker's buffers
         itself); returns the checker's verdict, or raises its failure."""
         torch = self.torch
+        flat = flatten_outputs(torch, outputs)
         try:
-            descs, payloads = self.channel.describe(torch, flatten_outputs(torch, outputs), cuda_by_value=self.by_value)
-        except Failure:
-            raise
+            descs, payloads = self.channel.describe(torch, flat, cuda_by_value=self.by_value)
         except Exception:  # no CUDA IPC handle for this output: by value, this call and the rest
             if self.by_value:
                 raise
             self.by_value = True
-            descs, payloads = self.channel.describe(torch, flatten_outputs(torch, outputs), cuda_by_value=True)
+            descs, payloads = self.channel.describe(torch, flat, cuda_by_value=True)
         header = {"type": "outputs", "outputs": descs}
         if self.by_value:
             header["inputs_after"], payloads = self.channel.describe(torch, inputs, payloads, True)

@@ -282,11 +282,7 @@ def become_sandboxed_worker(libc, req):
     init = os.fork()
     if init > 0:
         os.close(report_w)
-        for fd in range(5):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        os.closerange(0, 5)  # the worker's ends are the worker's alone
         while True:
             try:
                 _, status = os.waitpid(init, 0)
@@ -311,11 +307,7 @@ def become_sandboxed_worker(libc, req):
         os.setsid()
         drop_capabilities(libc)
         return
-    for fd in range(5):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    os.closerange(0, 5)
     while True:
         try:
             pid, status = os.waitpid(-1, 0)
