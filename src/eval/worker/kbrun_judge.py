@@ -279,23 +279,34 @@ class Judge:
     def mean_abs_diff(self):
         return sum(self.mean_abs_diffs) / len(self.mean_abs_diffs) if self.mean_abs_diffs else None
 
-    def judge(self, inputs, expected, out, kind="trial", label=""):
-        """Judges one checked call: inputs (the reference's own copies, unmodified), the
-        reference's output and the candidate's."""
+    def _comparable(self, expected, out, skip_label=None):
+        """(refs, news, verdict): the outputs as tensors, and a verdict where they cannot be
+        compared value by value (structure, or NaN/Inf where the reference has none). With
+        `skip_label` (an extra draw), a reference that is NaN/Inf skips the check instead: the
+        rescaled inputs left the problem's domain (log of a negative number...)."""
         torch = self.torch
         refs, news = flatten(torch, expected), flatten(torch, out)
         bad = structure_failure(torch, refs, news)
         if bad is not None:
-            return bad
+            return refs, news, bad
         for i, (r, n) in enumerate(zip(refs, news)):
             message, ref_nonfinite = nonfinite_pattern(torch, i, r, n)
-            if ref_nonfinite and kind == "extra":
-                # The rescaled inputs left the problem's domain (log of a negative number...).
-                self.skipped.append(label or "extra draw")
-                return Verdict(True, "correct", "", "skipped: the reference is NaN/Inf at %d positions of output %d "
-                               "(inputs outside the problem's domain)" % (ref_nonfinite, i), skipped=True)
+            if ref_nonfinite and skip_label is not None:
+                self.skipped.append(skip_label)
+                return refs, news, Verdict(True, "correct", "", "skipped: the reference is NaN/Inf at %d positions of "
+                                           "output %d (inputs outside the problem's domain)" % (ref_nonfinite, i),
+                                           skipped=True)
             if message:
-                return Verdict(False, "incorrect", "non_finite", message)
+                return refs, news, Verdict(False, "incorrect", "non_finite", message)
+        return refs, news, None
+
+    def judge(self, inputs, expected, out, kind="trial", label=""):
+        """Judges one checked call: inputs (the reference's own copies, unmodified), the
+        reference's output and the candidate's."""
+        torch = self.torch
+        refs, news, early = self._comparable(expected, out, (label or "extra draw") if kind == "extra" else None)
+        if early is not None:
+            return early
         self.judged += 1
         ref64 = self._reference64(inputs) if self.uses_fp64 else None
         if ref64 is not None and len(ref64) != len(refs):
@@ -371,14 +382,9 @@ class Judge:
     def judge_timed(self, expected, out):
         """Judges a checked timed call against the run's own reference only."""
         torch = self.torch
-        refs, news = flatten(torch, expected), flatten(torch, out)
-        bad = structure_failure(torch, refs, news)
-        if bad is not None:
-            return bad
-        for i, (r, n) in enumerate(zip(refs, news)):
-            message, _ = nonfinite_pattern(torch, i, r, n)
-            if message:
-                return Verdict(False, "incorrect", "non_finite", message)
+        refs, news, early = self._comparable(expected, out)
+        if early is not None:
+            return early
         if not self.uses_fp64 or self.judged == 0:
             ok, message, md, mean = allclose_compare(torch, refs, news, self.atol, self.rtol)
             return Verdict(True) if ok else Verdict(False, "incorrect", "value_mismatch", message)
