@@ -8,11 +8,11 @@
 #             one in .devpkg/old, on small copies of the honest set's level1 problems
 #   libshare  tests/worker/gpu_library_share_check.py (provenance of GPU kernels)
 #   tolerance tests/cheats/15_tf32_matmul.py (evidence rule: precision_downgrade; kernelbench
-#             rule: passes), tests/worker/gpu_judge_check.py
+#             rule: value_mismatch at 1024^3, allclose misses near zero), tests/worker/gpu_judge_check.py
 # Pack first as for bench/device_judge_check.sh. PARTS picks parts.
 set -uo pipefail
-KB=$PWD/.devpkg/kbrun
-OLD=$PWD/.devpkg/old/kbrun
+KB=${KB:-$PWD/.devpkg/kbrun}  # another pack: KB=path/to/kbrun
+OLD=${OLD:-$PWD/.devpkg/old/kbrun}
 FINAL=${OUT:-/tmp/out}
 D=/tmp/kbrun-sandbox; rm -rf $D; mkdir -p $D "$FINAL"
 PARTS=${PARTS:-sandbox overhead libshare tolerance}

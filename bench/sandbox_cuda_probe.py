@@ -1,6 +1,7 @@
 """Which part of kbrun's sandbox stops CUDA from initialising? Forks one child per variant,
 applies that part of the sandbox (kbrun_zygote's own functions), calls cuInit(0) and prints
-its result (0 = CUDA_SUCCESS; 304 = CUDA_ERROR_OPERATING_SYSTEM). Run on the GPU machine from
+its result (0 = CUDA_SUCCESS; 304 = CUDA_ERROR_OPERATING_SYSTEM); "ipc" variants also make a
+CUDA IPC handle, as the worker does for its input buffers. Run on the GPU machine from
 the repository root: python3 bench/sandbox_cuda_probe.py [worker dir]"""
 import ctypes
 import os
@@ -13,6 +14,7 @@ import kbrun_zygote as z  # noqa: E402
 NODES = [(n, os.path.isdir("/dev/" + n)) for n in sorted(os.listdir("/dev"))
          if n.startswith("nvidia") or n in ("kfd", "dri", "null", "zero", "full", "random", "urandom", "tty")]
 PRIVATE = tempfile.mkdtemp(prefix="kbrun-probe-")
+SHM_ON_DISK = tempfile.mkdtemp(prefix="kbrun-probe-shm-", dir=os.getcwd())
 
 
 def cuinit():
@@ -21,6 +23,39 @@ def cuinit():
     if rc == 0:
         ctypes.CDLL("libcuda.so.1").cuDeviceGetCount(ctypes.byref(count))
     return rc, count.value
+
+
+CONSUMER = r"""
+import pickle, sys, torch
+from torch.multiprocessing import reductions
+args = pickle.loads(bytes.fromhex(sys.stdin.read()))
+t = reductions.rebuild_cuda_tensor(*args)
+print("opened, sum %.0f" % t.sum().item())
+"""
+
+
+def ipc_round_trip():
+    """Shares a CUDA tensor as the worker does (reduce_tensor); a fresh process outside this
+    sandbox (as the checker) opens it. Returns a note."""
+    import pickle
+    import subprocess
+    note = ""
+    try:
+        import torch
+        from torch.multiprocessing import reductions
+        t = torch.arange(1024, dtype=torch.float32, device="cuda")
+        note = " alloc backend %s" % getattr(torch._C, "_cuda_getAllocatorBackend", lambda: "?")()
+        _, args = reductions.reduce_tensor(t)
+        note += " handle ok"
+    except Exception as exc:  # noqa: BLE001 - the probe reports whatever fails
+        return note + " handle failed: %s" % str(exc).splitlines()[0]
+    try:
+        r = subprocess.run([sys.executable, "-c", CONSUMER], input=pickle.dumps(args).hex(), text=True,
+                           capture_output=True, timeout=60)
+        last = (r.stdout.strip() or r.stderr.strip()).splitlines()
+        return note + " consumer rc %d: %s (expect 523776)" % (r.returncode, last[-1] if last else "")
+    except Exception as exc:  # noqa: BLE001
+        return note + " consumer failed: %s" % exc
 
 
 def variant(name, steps):
@@ -52,8 +87,11 @@ def variant(name, steps):
                 z.seal_filesystem(libc, {"dev_nodes": NODES, "writable_paths": ["/"]})
             if "rootro" in steps:  # the read-only view alone (no /dev rebuild, no /proc)
                 note += " ro %s" % z.set_read_only(libc, b"/", True)
-            if "seal" in steps or "seal_nodev" in steps:
-                z.seal_filesystem(libc, {"dev_nodes": NODES if "seal" in steps else [], "writable_paths": [PRIVATE]})
+            if "seal" in steps or "seal_nodev" in steps or "shmdisk" in steps:
+                req = {"dev_nodes": NODES if "seal_nodev" not in steps else [], "writable_paths": [PRIVATE]}
+                if "shmdisk" in steps:  # /dev/shm bound from a folder on disk, as kbrun's dir/shm was
+                    req["shm_dir"] = SHM_ON_DISK
+                z.seal_filesystem(libc, req)
                 note += " /dev now: %s" % " ".join(sorted(os.listdir("/dev"))[:30])
             if "caps" in steps:
                 z.drop_capabilities(libc)
@@ -67,6 +105,10 @@ def variant(name, steps):
                 except OSError as exc:
                     note += " cgroup: %s" % exc
             rc, n = cuinit()
+            if "dumpable0" in steps:
+                libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0, as kbrun itself
+            if "ipc" in steps and rc == 0:  # can this process make a CUDA IPC handle (the worker's input buffers)?
+                note += ipc_round_trip()
             os.write(w, ("%-28s cuInit %d devices %d%s\n" % (name, rc, n, note)).encode())
         except BaseException as exc:
             os.write(w, ("%-28s error %r\n" % (name, exc)).encode())
@@ -86,7 +128,15 @@ def variant(name, steps):
 print("dev nodes:", NODES)
 VARIANTS = (("baseline", []), ("mntns+seal", ["mntns", "seal"]), ("mntns+seal+caps", ["mntns", "seal", "caps"]),
             ("net+mnt+seal+caps", ["netns", "mntns", "seal", "caps"]),
-            ("pidns+seal+caps", ["pidns", "seal", "caps"]), ("pidns", ["pidns"]))
+            ("pidns+seal+caps", ["pidns", "seal", "caps"]), ("pidns", ["pidns"]),
+            ("ipc baseline", ["ipc"]), ("ipc dumpable0", ["dumpable0", "ipc"]), ("ipc netns", ["netns", "ipc"]),
+            ("ipc mntns", ["mntns", "ipc"]), ("ipc mntns+devonly", ["mntns", "devonly", "ipc"]),
+            ("ipc mntns+seal", ["mntns", "seal", "ipc"]), ("ipc caps", ["caps", "ipc"]),
+            ("ipc net+mnt+seal+caps", ["netns", "mntns", "seal", "caps", "ipc"]), ("ipc pidns", ["pidns", "ipc"]),
+            ("ipc mntns+shmdisk", ["mntns", "shmdisk", "ipc"]), ("ipc pidns+seal+caps", ["pidns", "seal", "caps", "ipc"]),
+            ("ipc pidns+shmdisk", ["pidns", "shmdisk", "caps", "ipc"]))
+ONLY = [v for v in os.environ.get("PROBE_ONLY", "").split(",") if v]  # e.g. PROBE_ONLY="ipc baseline,ipc pidns"
 for name, steps in VARIANTS:
-    variant(name, steps)
+    if not ONLY or name in ONLY:
+        variant(name, steps)
 os.system("ls -la /dev/nvidia* | head; mount | grep -E ' /dev | /proc ' | head; cat /proc/self/cgroup")

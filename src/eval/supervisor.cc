@@ -1,6 +1,8 @@
 // The supervisor: runs the Python worker for one candidate in a controlled child
 // process and turns what it measured (or how it died) into a verdict.
+#include <linux/magic.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -55,12 +57,40 @@ unsigned long long MemoryLimit(const EvalOptions& o) {
                                : 0;
 }
 
+// The folder a worker and its checker both see as /dev/shm: torch's CUDA IPC reference
+// counts live there. A fresh folder in the machine's /dev/shm where that is a writable tmpfs,
+// removed with this object; else dir/shm, under the work dir. Not the work dir by default:
+// bound from there (overlayfs on the H200 machine) torch could make no CUDA IPC handle.
+class SharedMemoryDir {
+ public:
+  explicit SharedMemoryDir(const fs::path& dir) : path_(dir / "shm") {
+    struct statfs st {};
+    if (statfs("/dev/shm", &st) != 0 || st.f_type != TMPFS_MAGIC || access("/dev/shm", W_OK | X_OK) != 0) return;
+    try {
+      path_ = MakeUniqueDir("/dev/shm", "kbrun-");
+      owned_ = true;
+    } catch (const std::exception&) {
+    }
+  }
+  ~SharedMemoryDir() {
+    std::error_code ec;
+    if (owned_) fs::remove_all(path_, ec);
+  }
+  SharedMemoryDir(const SharedMemoryDir&) = delete;
+  SharedMemoryDir& operator=(const SharedMemoryDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+  bool owned_ = false;
+};
+
 // Seals a worker, checker or profiler process (util/subprocess.h, docs/EVALUATION.md
 // "Isolation"): its own PID and mount namespaces, the filesystem read-only except `writable`,
 // no network, the memory cap, secrets scrubbed from what it prints.
-// The worker and its checker share `shm` (dir/shm, for torch's CUDA IPC reference counts).
-// Processes that see a GPU get no PID namespace: in one, torch could not make a CUDA IPC
-// handle on the H200 (cudaErrorInvalidValue), and the worker and checker share GPU memory.
+// The worker and its checker share `shm` (a SharedMemoryDir).
+// Processes that see a GPU get no PID namespace: the worker and checker share GPU memory by
+// CUDA IPC, and the driver does not open a handle made in another PID namespace (H200).
 void Seal(ProcessSpec& spec, const EvalOptions& o, std::vector<std::string> writable, const fs::path& shm,
           bool gpu_visible) {
   spec.pid_namespace = !gpu_visible;
@@ -212,7 +242,8 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     fs::create_directories(cache);
     writable.push_back(cache);
   }
-  Seal(spec, o, writable, dir / "shm", run.gpu_visible);
+  SharedMemoryDir shm(dir);
+  Seal(spec, o, writable, shm.path(), run.gpu_visible);
   // A fork of the warm worker when one can start it, else a fresh interpreter.
   ChildStarter starter = o.warm_worker == "off" ? nullptr
                          : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
@@ -250,7 +281,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     cspec.env = WorkerEnvironment(o, py, dir / "checker", device == "cuda");
     cspec.cwd = (dir / "checker").string();
     cspec.hard_timeout_s = spec.hard_timeout_s + 30;  // it ends when the worker's side closes
-    Seal(cspec, o, {fs::absolute(dir).string()}, dir / "shm", device == "cuda");
+    Seal(cspec, o, {fs::absolute(dir).string()}, shm.path(), device == "cuda");
     cspec.channel_fd = sv[1];
     cspec.starter = starter;
     cspec.on_progress = [&run, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {

@@ -183,6 +183,36 @@ TEST(WarmWorker, ForkWithoutPidNamespaceLeavesNoDaemon) {
   fs::remove_all(root);
 }
 
+// As Subprocess.SandboxSharesItsShmFolderWritably, in a fork of the warm worker.
+TEST(WarmWorker, ForkSharesItsShmFolderWritably) {
+  fs::path root = FreshDir("shm");
+  fs::path shm = root / "shm", priv = root / "private";
+  fs::create_directories(shm);
+  fs::create_directories(priv);
+  WriteFileAtomic(shm / "from_host", "x");
+  fs::path script = root / "script.py";
+  WriteFileAtomic(script, "import os\nprint(sorted(os.listdir('/dev/shm')))\n"
+                          "open('/dev/shm/from_child', 'w').write('y')\nprint('wrote_shm')\n");
+  const std::string python = DiscoverPython("").interpreter;
+  ProcessSpec spec;
+  spec.argv = {python, script.string()};
+  spec.env = {{"PATH", "/usr/bin:/bin"}, {"HOME", priv.string()}};
+  spec.cwd = priv.string();
+  spec.timeout_s = 120;
+  spec.sandbox = true;
+  spec.pid_namespace = false;
+  spec.writable_paths = {priv.string()};
+  spec.shm_dir = shm.string();
+  spec.starter = WarmWorkerStarter(python, root, false);
+  ProcessResult r = RunProcess(spec);
+  EXPECT_TRUE(r.started_by_starter);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("from_host"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("wrote_shm"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(shm / "from_child"));
+  fs::remove_all(root);
+}
+
 // --- The sandbox against hostile candidates (tests/candidates), warm and cold -------------
 
 // `kbrun eval` of tests/candidates/<candidate>.py with `env_set` added to this environment.

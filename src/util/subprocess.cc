@@ -31,6 +31,14 @@
 #include "util/fs.h"
 #include "util/text.h"
 
+#ifndef SYS_open_tree
+#define SYS_open_tree 428  // the same number on every architecture (Linux 5.2)
+#define SYS_move_mount 429
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#define MOVE_MOUNT_F_EMPTY_PATH 0x4
+#endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442  // the same number on every architecture (Linux 5.12)
 #endif
@@ -173,6 +181,11 @@ bool SetReadOnly(const char* path, bool read_only) {
 // and /dev/shm. Async-signal-safe calls only. A part that fails is left out.
 void SealFilesystem(const ChildPlan& plan) {
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return;
+  // The shared /dev/shm folder, taken (as a detached bind) before the new /dev hides the
+  // machine's /dev/shm and before the view turns read-only.
+  int shm_tree = plan.shm_dir ? static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, plan.shm_dir,
+                                                         OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC))
+                              : -1;
   // The new /dev is built in a tmpfs on /dev/shm (a directory that exists and that we
   // may cover), then moved over /dev.
   if (!plan.node_source.empty() &&
@@ -208,8 +221,12 @@ void SealFilesystem(const ChildPlan& plan) {
   for (const char* path : {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"}) {
     if (access(path, F_OK) == 0 && mount(path, path, nullptr, MS_BIND | MS_REC, nullptr) == 0) SetReadOnly(path, true);
   }
-  if (plan.shm_dir) mount(plan.shm_dir, "/dev/shm", nullptr, MS_BIND | MS_REC, nullptr);
-  else mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  if (shm_tree >= 0) {
+    syscall(SYS_move_mount, shm_tree, "", AT_FDCWD, "/dev/shm", MOVE_MOUNT_F_EMPTY_PATH);
+    close(shm_tree);
+  } else {
+    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  }
 }
 
 // Root in the sandbox keeps uid 0 but no capabilities: it cannot remount, mount, leave its

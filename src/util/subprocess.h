@@ -89,15 +89,15 @@ struct ProcessSpec {
   // only the nodes a GPU needs, a private /dev/shm. Parts that cannot be set up are skipped
   // (ProbeSandbox() says which).
   bool sandbox = false;
-  // With sandbox: the PID namespace too. Off (kbrun's GPU runs: CUDA IPC between worker and
-  // checker failed inside one on an H200), the sandbox's init is a subreaper that kills
+  // With sandbox: the PID namespace too. Off (kbrun's GPU runs: the driver does not open a
+  // CUDA IPC handle made in another PID namespace), the sandbox's init is a subreaper that kills
   // whatever the child left behind (double-forked daemons are reparented to it), and the
   // child sees the host's processes.
   bool pid_namespace = true;
   std::vector<std::string> writable_paths;  // existing directories, absolute
-  // A directory (inside a writable path) bound on the sandbox's /dev/shm, so that processes
-  // that exchange shared-memory files (torch's CUDA IPC reference counts) see the same one;
-  // empty: a tmpfs of its own.
+  // A directory bound on the sandbox's /dev/shm (writable there, even outside
+  // writable_paths), so that processes that exchange shared-memory files (torch's CUDA IPC
+  // reference counts) see the same one; empty: a tmpfs of its own.
   std::string shm_dir;
   // Values (secrets) replaced by "[redacted]" in the captured output and in progress lines.
   std::vector<std::string> redact;

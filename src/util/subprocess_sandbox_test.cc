@@ -87,8 +87,35 @@ TEST(Subprocess, SandboxSealsPidsFilesystemAndDev) {
   EXPECT_TRUE(probe.minimal_dev) << probe.note;
 }
 
-// A GPU run's sandbox has no PID namespace (NVIDIA's driver refuses one): its init is a
-// subreaper that kills what the child left behind, and the filesystem is still sealed.
+// The worker and its checker share one folder as /dev/shm (torch's CUDA IPC files). It lies
+// under the read-only view and outside the writable paths, and the child can still write it;
+// with and without a PID namespace.
+TEST(Subprocess, SandboxSharesItsShmFolderWritably) {
+  for (bool pid_namespace : {true, false}) {
+    fs::path shm = MakeUniqueDir(fs::temp_directory_path(), "kbrun-sandbox-shm-");
+    fs::path writable = MakeUniqueDir(fs::temp_directory_path(), "kbrun-sandbox-shm-private-");
+    WriteFileAtomic(shm / "from_host", "x");
+    auto spec = Shell("ls /dev/shm; echo y > /dev/shm/from_child && echo wrote_shm; "
+                      "touch " + (shm / "by_path").string() + " 2>/dev/null && echo wrote_by_path; echo done");
+    spec.sandbox = true;
+    spec.pid_namespace = pid_namespace;
+    spec.writable_paths = {writable.string()};
+    spec.shm_dir = shm.string();
+    auto r = RunProcess(spec);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("from_host"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("wrote_shm"), std::string::npos) << r.output;
+    EXPECT_TRUE(fs::exists(shm / "from_child")) << pid_namespace;
+    // Only as /dev/shm: the folder's own path stays behind the read-only view.
+    EXPECT_EQ(r.output.find("wrote_by_path"), std::string::npos) << r.output;
+    fs::remove_all(shm);
+    fs::remove_all(writable);
+  }
+}
+
+// A GPU run's sandbox has no PID namespace (the checker cannot open the worker's CUDA IPC
+// handles across two): its init is a subreaper that kills what the child left behind, and
+// the filesystem is still sealed.
 TEST(Subprocess, SandboxWithoutPidNamespaceStillKillsLeftovers) {
   fs::path writable = MakeUniqueDir(fs::temp_directory_path(), "kbrun-sandbox-nopid-");
   fs::path outside = fs::temp_directory_path() / fmt::format("kbrun-sandbox-nopid-outside-{}", getpid());

@@ -120,6 +120,8 @@ PR_SET_CHILD_SUBREAPER = 36
 PROC_READ_ONLY = (b"/proc/sys", b"/proc/sysrq-trigger", b"/proc/irq", b"/proc/bus", b"/proc/fs")
 MNT_DETACH = 2
 SYS_MOUNT_SETATTR = 442  # the same on every architecture (Linux 5.12)
+SYS_OPEN_TREE, SYS_MOVE_MOUNT = 428, 429  # (Linux 5.2)
+OPEN_TREE_CLONE, MOVE_MOUNT_F_EMPTY_PATH = 1, 0x4
 AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
 PR_SET_PDEATHSIG, PR_SET_NAME, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 15, 24, 38
 MAX_FDS = 4
@@ -198,6 +200,10 @@ def seal_filesystem(libc, req):
     mount = libc.mount
     if mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         return
+    # The shared /dev/shm folder, taken (as a detached bind) before the new /dev hides the
+    # machine's /dev/shm and before the view turns read-only.
+    shm_tree = libc.syscall(ctypes.c_long(SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD), ctypes.c_char_p(req["shm_dir"].encode()),
+                            ctypes.c_uint(OPEN_TREE_CLONE | AT_RECURSIVE | os.O_CLOEXEC)) if req.get("shm_dir") else -1
     nodes = req.get("dev_nodes") or []
     if nodes and mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NOEXEC, b"mode=755,size=1m") == 0:
         for name, is_dir in nodes:
@@ -237,8 +243,10 @@ def seal_filesystem(libc, req):
         if os.path.exists(path):
             mount(path, path, None, MS_BIND | MS_REC, None)
             set_read_only(libc, path, True)
-    if req.get("shm_dir"):
-        mount(req["shm_dir"].encode(), b"/dev/shm", None, MS_BIND | MS_REC, None)
+    if shm_tree >= 0:
+        libc.syscall(ctypes.c_long(SYS_MOVE_MOUNT), ctypes.c_int(shm_tree), ctypes.c_char_p(b""), ctypes.c_int(AT_FDCWD),
+                     ctypes.c_char_p(b"/dev/shm"), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH))
+        os.close(shm_tree)
     else:
         mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=1777")
 
