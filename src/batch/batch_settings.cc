@@ -12,8 +12,8 @@ const std::vector<std::string>& PlanSettingKeys() {
       "problems_dir", "samples", "attempts", "provider", "model", "prompts_dir", "temperature", "max_tokens",
       "reasoning_effort",
       // How it is judged.
-      "target_speedup", "device", "precision", "backend", "correctness_trials", "timing_trials", "atol", "rtol",
-      "allow_library_kernels"};
+      "target_speedup", "device", "precision", "backend", "correctness_trials", "timing_trials", "warmup_runs",
+      "tolerance", "atol", "rtol", "shapes", "allow_library_kernels"};
   return keys;
 }
 

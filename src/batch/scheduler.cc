@@ -193,8 +193,11 @@ json BatchRun::ConfigJson() const {
           {"backend", o_.eval.backend},
           {"correctness_trials", o_.eval.correctness_trials},
           {"timing_trials", o_.eval.timing_trials},
+          {"warmup_runs", o_.eval.warmup_runs},
+          {"tolerance", o_.eval.tolerance},
           {"atol", optional_number(o_.eval.atol)},
           {"rtol", optional_number(o_.eval.rtol)},
+          {"shapes", o_.eval.shapes},
           {"allow_library_kernels", o_.eval.allow_library_kernels},
           {"llm_outage_after", o_.llm_outage_after},
           {"llm_outage_timeout_s", o_.llm_outage_timeout_s}};
