@@ -1,5 +1,10 @@
 // Integration tests: the real kbrun binary evaluates real candidates on the CPU
 // (Debian's torch), one per way a candidate can go wrong.
+#include <linux/magic.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -56,6 +61,29 @@ TEST(EvalIntegration, CorrectCompiledExtension) {
   EXPECT_EQ(r.result["timing"]["checked_timed_calls"], 10);
   EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 1) << r.exit_code;
   EXPECT_EQ(r.exit_code, r.result["speedup"].get<double>() >= 1.0 ? 0 : 1);
+}
+
+// The worker and checker share a kbrun-<pid>-* folder in /dev/shm; one that a killed kbrun
+// left (its pid gone) is removed by the next kbrun, one of a live process is not.
+TEST(EvalIntegration, SharedMemoryFoldersOfAKilledKbrunAreRemoved) {
+  struct statfs st {};
+  if (statfs("/dev/shm", &st) != 0 || st.f_type != TMPFS_MAGIC || access("/dev/shm", W_OK) != 0) {
+    GTEST_SKIP() << "/dev/shm is not a writable tmpfs here: kbrun uses the work dir instead";
+  }
+  pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  waitpid(gone, nullptr, 0);
+  fs::path stale = fs::path("/dev/shm") / ("kbrun-" + std::to_string(gone) + "-test");
+  fs::path live = fs::path("/dev/shm") / ("kbrun-" + std::to_string(getpid()) + "-test");
+  fs::create_directories(stale);
+  fs::create_directories(live);
+  WriteFileAtomic(stale / "torch_1_2_3", "x");
+  auto r = RunEval("wrong");
+  EXPECT_EQ(r.result["status"], "incorrect") << r.output;
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(live));
+  fs::remove_all(stale);
+  fs::remove_all(live);
 }
 
 TEST(EvalIntegration, WrongOutputIsIncorrectWithDiffFigures) {

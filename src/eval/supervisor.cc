@@ -1,12 +1,14 @@
 // The supervisor: runs the Python worker for one candidate in a controlled child
 // process and turns what it measured (or how it died) into a verdict.
 #include <linux/magic.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <mutex>
 #include <random>
 #include <regex>
 #include <thread>
@@ -58,16 +60,20 @@ unsigned long long MemoryLimit(const EvalOptions& o) {
 }
 
 // The folder a worker and its checker both see as /dev/shm: torch's CUDA IPC reference
-// counts live there. A fresh folder in the machine's /dev/shm where that is a writable tmpfs,
-// removed with this object; else dir/shm, under the work dir. Not the work dir by default:
-// bound from there (overlayfs on the H200 machine) torch could make no CUDA IPC handle.
+// counts live there. A fresh folder in the machine's /dev/shm where that is a writable tmpfs
+// (kbrun-<pid>-*), removed with this object; else dir/shm, under the work dir. Not the work
+// dir by default: bound from there (overlayfs on the H200 machine) torch could make no CUDA
+// IPC handle. Folders a killed kbrun left (its pid gone) are removed once per process: they
+// hold memory.
 class SharedMemoryDir {
  public:
   explicit SharedMemoryDir(const fs::path& dir) : path_(dir / "shm") {
     struct statfs st {};
     if (statfs("/dev/shm", &st) != 0 || st.f_type != TMPFS_MAGIC || access("/dev/shm", W_OK | X_OK) != 0) return;
+    static std::once_flag swept;
+    std::call_once(swept, RemoveLeftovers);
     try {
-      path_ = MakeUniqueDir("/dev/shm", "kbrun-");
+      path_ = MakeUniqueDir("/dev/shm", fmt::format("kbrun-{}-", getpid()));
       owned_ = true;
     } catch (const std::exception&) {
     }
@@ -81,6 +87,18 @@ class SharedMemoryDir {
   const fs::path& path() const { return path_; }
 
  private:
+  static void RemoveLeftovers() {
+    static const std::regex name("kbrun-([0-9]+)-.*");
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/dev/shm", ec)) {
+      std::smatch m;
+      std::string base = entry.path().filename().string();
+      if (!std::regex_match(base, m, name)) continue;
+      pid_t pid = static_cast<pid_t>(std::stol(m[1].str()));
+      if (kill(pid, 0) != 0 && errno == ESRCH) fs::remove_all(entry.path(), ec);
+    }
+  }
+
   fs::path path_;
   bool owned_ = false;
 };
