@@ -142,7 +142,9 @@ json ProfileKernels(const ProfileInputs& in, double timeout_s) {
   WriteFileAtomic(req_path, req.dump(2));
 
   ProcessSpec spec = BaseSpec(in, SecondsLeft(deadline));
+  if (in.seal) in.seal(spec);
   // Nsight Compute talks to its target process over 127.0.0.1: loopback up, nothing else.
+  // Its lock file goes to $TMPDIR (the private dir's tmp/).
   spec.loopback_up = true;
   fs::path report = dir / "report";
   fs::path rocprof_dir = dir / "rocprof";

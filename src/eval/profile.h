@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -18,6 +19,7 @@
 
 #include "eval/evaluation.h"
 #include "eval/python_env.h"
+#include "util/subprocess.h"
 
 namespace kbrun::eval {
 
@@ -29,6 +31,9 @@ struct ProfileInputs {
   fs::path work_dir;                        // the candidate's private dir (problem.py, candidate.py, build)
   std::map<std::string, std::string> env;   // the run worker's environment (one GPU visible)
   nlohmann::json build;                     // the run worker's "build" request: same cache, flags, mode
+  // Seals the profiled process, which runs candidate code (the run worker's sandbox); unset:
+  // unsealed (tests of the profiler alone).
+  std::function<void(ProcessSpec&)> seal;
 };
 
 // Runs the profile step and sets result.json's "profile" and "roofline". Kernels are profiled

@@ -265,11 +265,7 @@ namespace {
 // The whole profiler pipeline without a GPU: a fake ncu that runs its target command (the
 // real kbrun_profile.py on Debian's CPU torch, loading problem and candidate) and, for
 // `ncu -i`, prints the recorded H100 CSV; the digest then reads that.
-TEST(ProfileKernels, PipelineWithAFakeNcuThatRunsTheTarget) {
-  const PythonEnv& py = DiscoverPython("");
-  fs::path dir = fs::temp_directory_path() / "kbrun-fake-ncu-pipeline";
-  fs::remove_all(dir);
-  for (const char* sub : {"bin", "work/profile", "work/home", "work/tmp", "work/build"}) fs::create_directories(dir / sub);
+void WriteFakeNcu(const fs::path& dir) {
   WriteFileAtomic(dir / "bin/ncu",
                   "#!/bin/sh\n"
                   "if [ \"$1\" = -i ]; then cat '" + (kTestData / "ncu_raw_h100.csv").string() + "'; exit 0; fi\n"
@@ -283,15 +279,21 @@ TEST(ProfileKernels, PipelineWithAFakeNcuThatRunsTheTarget) {
                   "\"$@\" || exit $?\n"
                   "touch \"$out.ncu-rep\"\n");
   fs::permissions(dir / "bin/ncu", fs::perms::owner_all);
+}
+
+// A private dir as the supervisor lays it out, with the fake ncu beside it.
+ProfileInputs FakeNcuRun(const fs::path& dir, const EvalRequest& req, const std::string& forward_line) {
+  fs::remove_all(dir);
+  for (const char* sub : {"bin", "work/profile", "work/home", "work/tmp", "work/build"}) fs::create_directories(dir / sub);
+  WriteFakeNcu(dir);
   fs::copy_file(fs::path(KBRUN_TEST_DATA_DIR) / "problems/1_ScaleAdd.py", dir / "work/problem.py");
   WriteFileAtomic(dir / "work/candidate.py",
                   "import torch.nn as nn\n\nclass ModelNew(nn.Module):\n    def __init__(self, alpha):\n"
                   "        super().__init__()\n        self.alpha = alpha\n\n    def forward(self, x, y):\n"
-                  "        print('candidate forward', tuple(x.shape))\n        return x * self.alpha + y\n");
-  EvalRequest req;
+                  "        " + forward_line + "\n        return x * self.alpha + y\n");
   ProfileInputs in;
   in.request = &req;
-  in.python = &py;
+  in.python = &DiscoverPython("");
   in.device = "cpu";  // what kbrun_profile.py is told; the step itself chose ncu
   in.seed = 7;
   in.work_dir = dir / "work";
@@ -300,6 +302,13 @@ TEST(ProfileKernels, PipelineWithAFakeNcuThatRunsTheTarget) {
             {"TMPDIR", (dir / "work/tmp").string()},
             {"TORCH_EXTENSIONS_DIR", (dir / "work/build").string()}};
   in.build = {{"mode", "plain"}};
+  return in;
+}
+
+TEST(ProfileKernels, PipelineWithAFakeNcuThatRunsTheTarget) {
+  fs::path dir = fs::temp_directory_path() / "kbrun-fake-ncu-pipeline";
+  EvalRequest req;
+  ProfileInputs in = FakeNcuRun(dir, req, "print('candidate forward', tuple(x.shape))");
   json p = ProfileKernels(in, 300);
   ASSERT_EQ(p["status"], "ok") << p.dump();
   EXPECT_EQ(p["candidate"]["kernel_count"], 2);
@@ -319,6 +328,29 @@ TEST(ProfileKernels, PipelineWithAFakeNcuThatRunsTheTarget) {
   EXPECT_TRUE(fs::exists(dir / "work/profile/report.ncu-rep"));
   EXPECT_TRUE(fs::exists(dir / "work/profile/raw.csv"));
   EXPECT_TRUE(fs::exists(dir / "work/profile/digest.json"));
+}
+
+// The profiled process runs candidate code: sealed (here as the supervisor seals it on the
+// CPU), the profile still comes out, and the candidate's write outside its dir fails.
+TEST(ProfileKernels, TheProfiledRunIsSealed) {
+  fs::path dir = fs::temp_directory_path() / "kbrun-fake-ncu-sealed";
+  fs::path outside = fs::temp_directory_path() / ("kbrun-profile-outside-" + std::to_string(getpid()));
+  fs::remove(outside);
+  EvalRequest req;
+  ProfileInputs in = FakeNcuRun(dir, req, "exec('try:\\n    open(\\'" + outside.string() +
+                                "\\', \\'w\\').close()\\nexcept OSError as e:\\n    print(\\'write refused\\', e)')");
+  int sealed = 0;
+  in.seal = [&](ProcessSpec& spec) {
+    ++sealed;
+    spec.sandbox = true;
+    spec.writable_paths = {(dir / "work").string()};
+  };
+  json p = ProfileKernels(in, 300);
+  EXPECT_EQ(sealed, 1);  // the profiled run only (the export reads ncu's own report)
+  EXPECT_EQ(p["status"], "ok") << p.dump();  // the candidate ran (ncu saw its ranges end)
+  EXPECT_FALSE(fs::exists(outside)) << "the profiled candidate wrote outside its private dir";
+  fs::remove(outside);
+  fs::remove_all(dir);
 }
 
 }  // namespace

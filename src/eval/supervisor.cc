@@ -714,8 +714,13 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
                   {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
                   {"pch", o.precompiled_header},
                   {"backend", BackendFlagsFor(o, py).ToRequest()}};
+    // The profiled run executes the candidate: sealed as the run worker is.
+    SharedMemoryDir shm(compiled.work_dir / "profile");
+    std::vector<std::string> writable = {fs::absolute(compiled.work_dir).string()};
+    if (std::string cache = CompileCacheDir(o); !cache.empty()) writable.push_back(cache);
+    auto seal = [&](ProcessSpec& spec) { Seal(spec, o, writable, shm.path(), device == "cuda"); };
     AddProfile(r, {&req, &py, device, seed, compiled.work_dir,
-                   WorkerEnvironment(o, py, compiled.work_dir, device == "cuda"), build});
+                   WorkerEnvironment(o, py, compiled.work_dir, device == "cuda"), build, seal});
   }
   if (!o.keep_work_dir) fs::remove_all(compiled.work_dir);
   return r;
