@@ -406,11 +406,13 @@ json StatsOrNull(const json& timing, const char* key) {
 
 // The tolerance block of result.json: the rule asked for and, where the checker judged the
 // run, its own account of the rule (k, floor, whether the float64 reference ran and why not).
+// The rule as the checker applied it (kbrun_judge.py owns the defaults); before a run phase,
+// only what the options say.
 json ToleranceDoc(const EvalOptions& o, const WorkerRun* run) {
-  double tol = o.tolerance == "kernelbench" || o.precision != "fp32" ? 1e-2 : 1e-4;
-  json t = {{"rule", o.tolerance}, {"atol", o.atol.value_or(tol)}, {"rtol", o.rtol.value_or(tol)}};
+  auto given = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+  json t = {{"rule", o.tolerance}, {"atol", given(o.atol)}, {"rtol", given(o.rtol)}};
   const json judge = run && run->checker ? run->checker->value("judge", json::object()) : json::object();
-  for (const char* k : {"k", "floor_ulps", "unit_roundoff", "fp64_reference", "fp64_note",
+  for (const char* k : {"atol", "rtol", "k", "floor_ulps", "unit_roundoff", "fp64_reference", "fp64_note",
                         "worst_relative_reference_error", "skipped_extra_draws"}) {
     if (judge.is_object() && judge.contains(k)) t[k] = judge[k];
   }
