@@ -49,7 +49,7 @@ std::string Incorrect(const SampleRecord& r, const json& eval) {
     const json& tol = eval["tolerance"];
     if (tol.is_object() && tol.value("rule", "") == "evidence" && tol.value("fp64_reference", false)) {
       figures.push_back(fmt::format("allowed: {:g}x the reference's own error plus a few roundings", Num(tol, "k")));
-    } else {
+    } else if (Num(tol, "atol") >= 0 && Num(tol, "rtol") >= 0) {
       figures.push_back(fmt::format("tolerance atol={:g} rtol={:g}", Num(tol, "atol"), Num(tol, "rtol")));
     }
   }
