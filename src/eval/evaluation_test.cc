@@ -12,9 +12,12 @@
 #include "eval/eval_test_util.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
+#include "util/text.h"
 
 namespace kbrun {
 namespace {
+
+using nlohmann::json;
 
 // The fixtures in tests/candidates are plain torch except correct_cpp: they test the
 // pipeline, not the library-kernel check, so library kernels are allowed for them.
@@ -84,6 +87,40 @@ TEST(EvalIntegration, SharedMemoryFoldersOfAKilledKbrunAreRemoved) {
   EXPECT_TRUE(fs::exists(live));
   fs::remove_all(stale);
   fs::remove_all(live);
+}
+
+// A candidate whose own code never ran is rejected, and the result says why: its build
+// failed (with the compiler's line), it never called what it built, or it built nothing.
+TEST(EvalIntegration, FallbackReasonNamesWhatHappenedToTheKernel) {
+  auto failed = RunEvalIn("candidates", "fallback_build_fails", {});
+  ASSERT_FALSE(failed.result.is_null()) << failed.output;
+  EXPECT_EQ(failed.result["status"], "rejected") << failed.output;
+  EXPECT_EQ(failed.result["error"]["category"], "uses_library_only");
+  const json& f = failed.result["fallback"];
+  EXPECT_EQ(f["fallback_reason"], "build_failed") << f.dump();
+  ASSERT_EQ(f["builds"].size(), 1u) << f.dump();
+  EXPECT_EQ(f["builds"][0]["name"], "fallback_build_fails_ext");
+  EXPECT_FALSE(f["builds"][0]["ok"].get<bool>());
+  EXPECT_TRUE(Contains(f["builds"][0]["error"].get<std::string>(), "error")) << f.dump();
+  const std::string message = failed.result["error"]["message"].get<std::string>();
+  EXPECT_TRUE(Contains(message, "fallback_build_fails_ext failed to build")) << message;
+  EXPECT_TRUE(Contains(message, "error")) << message;
+
+  auto unused = RunEvalIn("candidates", "fallback_never_launched", {});
+  ASSERT_FALSE(unused.result.is_null()) << unused.output;
+  EXPECT_EQ(unused.result["status"], "rejected") << unused.output;
+  EXPECT_EQ(unused.result["fallback"]["fallback_reason"], "never_launched") << unused.result["fallback"].dump();
+  EXPECT_TRUE(unused.result["fallback"]["builds"][0]["ok"].get<bool>());
+  EXPECT_TRUE(Contains(unused.result["error"]["message"].get<std::string>(), "never called into it"));
+
+  auto plain = RunEvalIn("candidates", "honest_torch_add", {});
+  ASSERT_FALSE(plain.result.is_null()) << plain.output;
+  EXPECT_EQ(plain.result["fallback"]["fallback_reason"], "library_only") << plain.result["fallback"].dump();
+  EXPECT_TRUE(Contains(plain.result["error"]["message"].get<std::string>(), "builds no kernel of its own"));
+
+  // Its own kernel ran: no reason.
+  auto own = RunEvalIn("candidates", "correct_cpp", {});
+  EXPECT_TRUE(own.result["fallback"]["fallback_reason"].is_null()) << own.result["fallback"].dump();
 }
 
 TEST(EvalIntegration, WrongOutputIsIncorrectWithDiffFigures) {

@@ -406,6 +406,39 @@ json StatsOrNull(const json& timing, const char* key) {
 
 // The tolerance block of result.json: the rule asked for and, where the checker judged the
 // run, its own account of the rule (k, floor, whether the float64 reference ran and why not).
+// What happened to the candidate's own kernels when none of them ran ("fallback_reason",
+// kbrun_library_share.py), as a clause for the verdict's message and the reflection prompt.
+std::string FallbackExplanation(const json& fallback) {
+  const std::string reason = fallback.is_object() && fallback["fallback_reason"].is_string()
+                                 ? fallback["fallback_reason"].get<std::string>()
+                                 : "";
+  auto names = [&](bool ok) {
+    std::string out;
+    for (const auto& b : fallback.value("builds", json::array())) {
+      if (b.is_object() && b.value("ok", false) == ok) out += (out.empty() ? "" : ", ") + b.value("name", "?");
+    }
+    return out;
+  };
+  if (reason == "build_failed") {
+    std::string error;
+    for (const auto& b : fallback.value("builds", json::array())) {
+      if (b.is_object() && !b.value("ok", true)) {
+        error = b.value("error", "");
+        break;
+      }
+    }
+    return fmt::format("; its own extension {} failed to build and the forward ran only torch code:\n{}",
+                       names(false), KeepHeadTailLines(error, 12));
+  }
+  if (reason == "never_launched") {
+    std::string built = names(true);
+    return fmt::format("; its own extension{} built, but the forward never called into it",
+                       built.empty() ? "" : " " + built);
+  }
+  if (reason == "library_only") return "; it builds no kernel of its own";
+  return "";
+}
+
 // The rule as the checker applied it (kbrun_judge.py owns the defaults); before a run phase,
 // only what the options say.
 json ToleranceDoc(const EvalOptions& o, const WorkerRun* run) {
@@ -682,8 +715,9 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
                !o.allow_library_kernels) {
       r = Fail(Status::kRejected, "uses_library_only",
                fmt::format("{:.0f}% of the forward's time is in torch/library kernels, not the candidate's own "
-                           "(allowed only with --allow-library-kernels, e.g. for cuBLAS prompts)",
-                           100 * worker["fallback"].value("library_time_fraction", 1.0)));
+                           "(allowed only with --allow-library-kernels, e.g. for cuBLAS prompts){}",
+                           100 * worker["fallback"].value("library_time_fraction", 1.0),
+                           FallbackExplanation(worker["fallback"])));
       r.compiled = true;
     } else {
       r.status = Status::kCorrect;

@@ -164,6 +164,10 @@ Report BuildReport(const fs::path& results_dir) {
       if (ev.is_object() && ev.contains("tolerance") && ev["tolerance"].is_object()) {
         ++r.tolerance_rules[ev["tolerance"].value("rule", "fixed")];
       }
+      if (ev.is_object() && ev.contains("fallback") && ev["fallback"].is_object() &&
+          ev["fallback"].value("fallback_reason", json()).is_string()) {
+        ++r.fallback_reasons[ev["fallback"]["fallback_reason"].get<std::string>()];
+      }
       const json& llm = rec.doc.contains("llm") ? rec.doc["llm"] : json(nullptr);
       if (llm.is_object()) {
         p.prompt_tokens += llm.value("prompt_tokens", 0LL);
@@ -261,6 +265,7 @@ json ReportJson(const Report& r) {
             {"samples", r.samples},
             {"samples_correct", r.samples_correct},
             {"tolerance_rules", r.tolerance_rules},
+            {"fallback_reasons", r.fallback_reasons},
             {"samples_by_status", r.samples_by_status},
             {"failure_kinds", r.failure_kinds},
             {"prompt_tokens", r.prompt_tokens},
@@ -308,6 +313,9 @@ std::string ReportText(const Report& r) {
 
   out += fmt::format("Samples        {} evaluated or attempted, {} correct\n", r.samples, r.samples_correct);
   if (!r.tolerance_rules.empty()) out += "Judged by      " + KindsText(r.tolerance_rules) + " (--tolerance rule)\n";
+  if (!r.fallback_reasons.empty()) {
+    out += "Own code unused " + KindsText(r.fallback_reasons) + " (samples; result.json fallback.fallback_reason)\n";
+  }
   TextTable breakdown({"Outcome", "Samples", "Share"},
                       {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight});
   for (const auto& [status, count] : r.samples_by_status) {

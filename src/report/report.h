@@ -59,6 +59,7 @@ struct Report {
   int sessions = 0;
   int gpu_lanes = 1;
   std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
+  std::map<std::string, int> fallback_reasons;  // samples whose own code never ran, by why (fallback_reason)
   StageSums stages;
 };
 

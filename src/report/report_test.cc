@@ -39,6 +39,9 @@ TEST(Report, FiguresMatchTheHandComputedOnes) {
   EXPECT_EQ(r.samples_by_status.at("runtime_error"), 1);
   EXPECT_EQ(r.failure_kinds.at("PERFORMANCE TOO SLOW"), 2);
   EXPECT_EQ(r.failure_kinds.at("Incorrect"), 1);
+  // 3_C's first sample passed (library kernels allowed) without running its own kernel.
+  ASSERT_EQ(r.fallback_reasons.size(), 1u);
+  EXPECT_EQ(r.fallback_reasons.at("never_launched"), 1);
   EXPECT_EQ(r.prompt_tokens, 350);                 // 100 + 200 + 30 + 20
   EXPECT_EQ(r.completion_tokens, 350);             // 200 + 100 + 30 + 20
   EXPECT_DOUBLE_EQ(r.wall_s, 150.0);               // sessions of 100 s and 50 s

@@ -236,3 +236,24 @@ def test_gpu_triton_kernels_from_candidate_source():
     events = [cuda_kernel("add_kernel_0d1d2d3de", 50.0), cuda_kernel("triton_poi_fused_add_0", 50.0)]
     library, own, _ = ls.gpu_share(events, set(), {"add_kernel"})
     assert (library, own) == (50.0, 50.0)
+
+
+def test_fallback_reason_says_why_no_own_code_ran():
+    built = [{"name": "ext", "ok": True}]
+    failed = [{"name": "ext", "ok": False, "error": "main.cpp:5:23: error: expected ';'"}]
+    module = [{"name": "ext"}]
+    assert ls.fallback_reason(12.0, 20.0, built, module) is None  # its own code ran
+    assert ls.fallback_reason(0.0, 0.0, [], []) is None  # nothing measured
+    assert ls.fallback_reason(0.0, 20.0, failed, []) == "build_failed"
+    assert ls.fallback_reason(0.0, 20.0, failed + built, module) == "build_failed"
+    assert ls.fallback_reason(0.0, 20.0, built, module) == "never_launched"
+    assert ls.fallback_reason(0.0, 20.0, [], []) == "library_only"
+
+
+def test_compiler_lines_keep_the_diagnostics():
+    text = ("Error building extension 'x': [1/2] c++ -MMD -c main.cpp -o main.o\n"
+            "main.cpp:5:23: error: expected ';' before '}' token\n"
+            "    5 |   return x * alpha + y\n"
+            "ninja: build stopped: subcommand failed.\n")
+    assert kbrun_build.compiler_lines(text) == ("main.cpp:5:23: error: expected ';' before '}' token\n"
+                                                "    5 |   return x * alpha + y")

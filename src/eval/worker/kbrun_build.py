@@ -35,6 +35,7 @@ compiled, never what they mean:
 """
 
 import fcntl
+import functools
 import hashlib
 import inspect
 import json
@@ -73,6 +74,9 @@ builds = []
 # Each shared object the candidate's load_inline/load calls loaded, with its hash at load time:
 # the code that kbrun_library_share.py counts as the candidate's own.
 loaded_libraries = []
+# Each load_inline/load call the candidate made in this process and how it ended (kbrun_library_share
+# names a fallback from these: a build that failed, often inside the candidate's try/except).
+build_attempts = []
 _toolchain = {}
 
 
@@ -386,11 +390,49 @@ def merge_flags(ours, theirs):
     return [f for f in ours if f not in theirs] + theirs
 
 
-def watch_loads():
-    """Records in `loaded_libraries` each library torch's extension loader loads (in both
-    compile modes, built now, cached, or reused from the compile phase)."""
+def compiler_lines(text, limit=2000):
+    """The lines of a failed build's output that say why (error lines and their context), or its tail."""
+    lines = str(text).splitlines()
+    picked = []
+    for i, line in enumerate(lines):  # the compiler's diagnostics, each with the source line it quotes
+        if re.search(r"error:|undefined reference|undefined symbol", line, re.I):
+            picked += lines[i:i + 2]
+    out = "\n".join(picked[:20] if picked else lines[-20:])
+    return out[:limit]
+
+
+def watch_build_attempts():
+    """Records in `build_attempts` each _jit_compile call (what load_inline and load run): the
+    extension's name, and whether it built, with the compiler's error lines when it did not."""
     from torch.utils import cpp_extension as ce
 
+    original = ce._jit_compile
+    if getattr(original, "kbrun_watched", False):
+        return
+
+    @functools.wraps(original)  # add_backend_flags binds arguments by the original's signature
+    def jit_compile(name, *args, **kwargs):
+        record = {"name": str(name), "ok": False}
+        build_attempts.append(record)
+        try:
+            module = original(name, *args, **kwargs)
+        except BaseException as exc:
+            record["error"] = compiler_lines(exc)
+            raise
+        record["ok"] = True
+        return module
+
+    jit_compile.kbrun_watched = True
+    ce._jit_compile = jit_compile
+
+
+def watch_loads():
+    """Records in `loaded_libraries` each library torch's extension loader loads (in both
+    compile modes, built now, cached, or reused from the compile phase), and in
+    `build_attempts` each build the candidate asked for."""
+    from torch.utils import cpp_extension as ce
+
+    watch_build_attempts()
     original = ce._import_module_from_library
     if getattr(original, "kbrun_watched", False):
         return

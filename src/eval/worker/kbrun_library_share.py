@@ -285,6 +285,29 @@ def gpu_share(events, own_symbols, triton_names, annotation_prefix=""):
     return total - own, own, table
 
 
+def build_attempts():
+    """The candidate's load_inline/load calls in this process: [{"name", "ok", "error"?}]."""
+    try:
+        import kbrun_build
+        return [dict(a) for a in kbrun_build.build_attempts]
+    except ImportError:
+        return []
+
+
+def fallback_reason(own_us, total_us, attempts, modules):
+    """Why none of the candidate's own code ran, when none did: "build_failed" (a build it asked
+    for failed, and it went on without it), "never_launched" (it built or loaded a module of its
+    own, and the forward never called into it), "library_only" (it built nothing). None when
+    its own code ran, or when nothing was measured."""
+    if own_us > 0 or total_us <= 0:
+        return None
+    if any(not a.get("ok") for a in attempts):
+        return "build_failed"
+    if modules:
+        return "never_launched"
+    return "library_only"
+
+
 def library_share(torch, model, inputs, device, code_path):
     """The share of the forward's time in library code (see the module's docstring), with the
     kernels or operators and the candidate's modules, for result.json's "fallback"."""
@@ -314,11 +337,14 @@ def library_share(torch, model, inputs, device, code_path):
     fraction = library / total if total > 0 else None
     threshold = THRESHOLD["cuda" if is_cuda else "cpu"]
     top = sorted(table.items(), key=lambda kv: -kv[1][0])[:20]
+    attempts = build_attempts()
     return {
         "method": "provenance",
         "library_time_fraction": fraction,
         "threshold": threshold,
         "uses_library_only": fraction is not None and fraction > threshold,
+        "fallback_reason": fallback_reason(own, total, attempts, modules),
+        "builds": attempts,
         "forwards": calls,
         "library_time_us": round(library, 3),
         "own_time_us": round(own, 3),
