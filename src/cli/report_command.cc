@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "batch/results_store.h"
 #include "report/report.h"
 
 namespace kbrun::cli {
@@ -11,23 +12,33 @@ void RegisterReport(CLI::App& app, int* exit_code) {
       "report", "Write detailed_report.txt and detailed_report.json for a batch's results folder, and print it");
   auto dir = std::make_shared<std::string>("results");
   auto quiet = std::make_shared<bool>(false);
+  auto as_json = std::make_shared<bool>(false);
   cmd->add_option("results", *dir, "Results folder of kbrun batch")->capture_default_str();
   cmd->add_flag("--quiet,-q", *quiet, "Write the files only");
+  cmd->add_flag("--json", *as_json,
+                "Print the JSON document (the content of detailed_report.json) instead of the text; nothing "
+                "else goes to stdout");
   cmd->footer(
       "fast_p is KernelBench's: the fraction of problems whose best kernel is correct and faster than p\n"
-      "times the reference.\n\n"
+      "times the reference. Budget figures: one-shot (attempt 1, sample 1 only), best of all samples and\n"
+      "attempts, and pass@k / fast_1@k over attempt 1's samples (unbiased estimator); docs/RESULTS.md.\n\n"
       "Exit codes: 0 written; 65 summary.json is damaged (unreadable, not JSON, fields of the wrong type);\n"
       "66 no such folder, or it holds neither summary.json nor result files.");
-  cmd->callback([dir, quiet, exit_code] {
+  cmd->callback([dir, quiet, as_json, exit_code] {
     report::Report r;
+    nlohmann::json doc;
     try {
-      r = report::WriteReport(*dir);
+      r = report::WriteReport(*dir, &doc);
     } catch (const report::FolderError& e) {
       throw CommandError{e.kind() == report::FolderError::Kind::kMissing ? kExitNoInput : kExitDataError, e.what()};
     } catch (const nlohmann::json::exception& e) {
       throw CommandError{kExitDataError, fmt::format("{}: a results file is not kbrun's: {}", *dir, e.what())};
     }
-    if (!*quiet) fmt::print("{}", report::ReportText(r));
+    if (*as_json) {
+      fmt::print("{}\n", batch::JsonText(doc));
+    } else if (!*quiet) {
+      fmt::print("{}", report::ReportText(r));
+    }
     fmt::print(stderr, "kbrun report: wrote {0}/detailed_report.txt and {0}/detailed_report.json\n", *dir);
     *exit_code = 0;
   });

@@ -87,7 +87,53 @@ std::string KindsText(const std::map<std::string, int>& kinds) {
   return out;
 }
 
+// fast_p and geomean over `picked`: one (correct, speedup) per problem of the batch, or
+// nullopt for a problem with no kernel picked (counted in the denominator as not correct).
+SpeedupFigures Figures(const std::vector<std::optional<double>>& picked_speedups) {
+  SpeedupFigures f;
+  f.problems = static_cast<int>(picked_speedups.size());
+  double log_sum = 0;
+  int log_n = 0;
+  std::map<double, int> counts;
+  for (const auto& s : picked_speedups) {
+    if (!s) continue;
+    ++f.correct;
+    if (*s > 0) {
+      log_sum += std::log(*s);
+      ++log_n;
+    }
+    for (double t : kFastPThresholds) {
+      if (*s > t) ++counts[t];
+    }
+  }
+  double n = f.problems;
+  for (double t : kFastPThresholds) f.fast_p.push_back({t, n > 0 ? counts[t] / n : 0});
+  if (log_n > 0) f.geomean_speedup = std::exp(log_sum / log_n);
+  return f;
+}
+
+json FiguresJson(const SpeedupFigures& f, const char* picked) {
+  json fast = json::object();
+  for (const auto& [p, v] : f.fast_p) fast[FastPKey(p)] = v;
+  return {{"picked", picked},
+          {"problems", f.problems},
+          {"correct", f.correct},
+          {"correctness_rate", f.problems > 0 ? double(f.correct) / f.problems : 0.0},
+          {"fast_p", fast},
+          {"geomean_speedup", f.geomean_speedup ? json(*f.geomean_speedup) : json(nullptr)},
+          {"geomean_over", f.correct}};
+}
+
 }  // namespace
+
+double PassAtK(int n, int c, int k) {
+  if (k < 1 || n < k || c < 0 || c > n) throw std::invalid_argument("PassAtK: needs 0 <= c <= n and 1 <= k <= n");
+  if (n - c < k) return 1.0;
+  // 1 - C(n-c, k) / C(n, k) = 1 - prod_{i = n-c+1}^{n} (1 - k / i), without large binomials.
+  double none = 1.0;
+  for (int i = n - c + 1; i <= n; ++i) none *= 1.0 - static_cast<double>(k) / i;
+  return 1.0 - none;
+}
 
 std::string FastPKey(double p) { return fmt::format("fast_{:.1f}", p); }
 
@@ -118,6 +164,9 @@ Report BuildReport(const fs::path& results_dir) {
     r.batch_state = summary.value("state", "");
     const json config = summary.value("config", json::object());
     r.target_speedup = config.value("target_speedup", 1.0);
+    if (config.contains("samples") && config["samples"].is_number_integer()) {
+      r.samples_per_attempt = std::max(0, config["samples"].get<int>());
+    }
     if (config.contains("gpu_lanes") && config["gpu_lanes"].is_array() && !config["gpu_lanes"].empty()) {
       r.gpu_lanes = static_cast<int>(config["gpu_lanes"].size());
     }
@@ -141,10 +190,9 @@ Report BuildReport(const fs::path& results_dir) {
                       fmt::format("{} holds no summary.json and no result files", results_dir.string()));
   }
 
-  double log_sum = 0;
-  int log_n = 0;
+  int most_first_attempt = 0;
+  std::vector<std::optional<double>> best_picked, one_shot_picked;
   double first_start = 0, last_end = 0;  // span of all stages: wall time when there is no summary
-  std::map<double, int> fast_counts;
   for (const auto& [name, number] : problems) {
     ProblemReport p;
     p.name = name;
@@ -160,6 +208,15 @@ Report BuildReport(const fs::path& results_dir) {
       ++r.samples;
       ++r.samples_by_status[rec.status];
       if (rec.correct) ++r.samples_correct;
+      if (rec.id.attempt == 1) {
+        ++p.first_attempt_samples;
+        if (rec.correct) ++p.first_attempt_correct;
+        if (rec.correct && rec.speedup > 1.0) ++p.first_attempt_faster;
+        if (rec.id.sample == 1) {
+          p.one_shot_status = rec.status;
+          p.one_shot_speedup = rec.correct ? rec.speedup : 0;
+        }
+      }
       const json ev = rec.doc.is_object() ? rec.doc.value("eval", json(nullptr)) : json(nullptr);
       if (ev.is_object() && ev.contains("tolerance") && ev["tolerance"].is_object()) {
         ++r.tolerance_rules[ev["tolerance"].value("rule", "fixed")];
@@ -207,20 +264,35 @@ Report BuildReport(const fs::path& results_dir) {
     if (p.correct) {
       ++r.correct;
       if (p.status == "solved") ++r.solved;
-      if (p.best_speedup > 0) {
-        log_sum += std::log(p.best_speedup);
-        ++log_n;
-      }
-      for (double t : kFastPThresholds) {
-        if (p.best_speedup > t) ++fast_counts[t];
-      }
     }
+    best_picked.push_back(p.correct ? std::optional<double>(p.best_speedup) : std::nullopt);
+    one_shot_picked.push_back(p.one_shot_status == "correct" ? std::optional<double>(p.one_shot_speedup)
+                                                             : std::nullopt);
+    most_first_attempt = std::max(most_first_attempt, p.first_attempt_samples);
     r.problems.push_back(std::move(p));
   }
   double n = static_cast<double>(r.problems.size());
   r.correctness_rate = n > 0 ? r.correct / n : 0;
-  for (double t : kFastPThresholds) r.fast_p.push_back({t, n > 0 ? fast_counts[t] / n : 0});
-  if (log_n > 0) r.geomean_speedup = std::exp(log_sum / log_n);
+  r.best_of_all = Figures(best_picked);
+  r.one_shot = Figures(one_shot_picked);
+  r.fast_p = r.best_of_all.fast_p;
+  r.geomean_speedup = r.best_of_all.geomean_speedup;
+  if (r.samples_per_attempt == 0) r.samples_per_attempt = most_first_attempt;
+  for (int k = 1; k <= r.samples_per_attempt; ++k) {
+    PassAtKRow row;
+    row.k = k;
+    for (const auto& p : r.problems) {
+      if (p.first_attempt_samples < k) continue;
+      ++row.problems;
+      row.pass_at_k += PassAtK(p.first_attempt_samples, p.first_attempt_correct, k);
+      row.fast_1_at_k += PassAtK(p.first_attempt_samples, p.first_attempt_faster, k);
+    }
+    if (row.problems > 0) {
+      row.pass_at_k /= row.problems;
+      row.fast_1_at_k /= row.problems;
+    }
+    r.pass_at_k.push_back(row);
+  }
   if (r.sessions == 0 && last_end > first_start) r.wall_s = last_end - first_start;  // no summary: the stages' span
   // Stages ran but no time was recorded for them: not "0.0 s".
   if (r.wall_s <= 0 && last_end > 0) r.wall_known = false;
@@ -242,8 +314,29 @@ json ReportJson(const Report& r) {
                         {"samples_used", p.samples_used},
                         {"failure_kinds", p.failure_kinds},
                         {"prompt_tokens", p.prompt_tokens},
-                        {"completion_tokens", p.completion_tokens}});
+                        {"completion_tokens", p.completion_tokens},
+                        {"one_shot",
+                         {{"status", p.one_shot_status.empty() ? json(nullptr) : json(p.one_shot_status)},
+                          {"speedup", p.one_shot_status == "correct" ? json(p.one_shot_speedup) : json(nullptr)}}},
+                        {"first_attempt",
+                         {{"samples", p.first_attempt_samples},
+                          {"correct", p.first_attempt_correct},
+                          {"correct_and_faster", p.first_attempt_faster}}}});
   }
+  json pass_at_k = json::array();
+  for (const auto& row : r.pass_at_k) {
+    pass_at_k.push_back({{"k", row.k},
+                         {"problems", row.problems},
+                         {"pass_at_k", row.problems > 0 ? json(row.pass_at_k) : json(nullptr)},
+                         {"fast_1_at_k", row.problems > 0 ? json(row.fast_1_at_k) : json(nullptr)}});
+  }
+  json budget = {{"one_shot", FiguresJson(r.one_shot, "attempt 1, sample 1")},
+                 {"best_of_all", FiguresJson(r.best_of_all, "best of every sample and attempt")},
+                 {"pass_at_k",
+                  {{"estimator", "1 - C(n-c, k) / C(n, k) per problem, averaged over problems with n >= k"},
+                   {"samples", "attempt 1"},
+                   {"samples_per_attempt", r.samples_per_attempt},
+                   {"by_k", pass_at_k}}}};
   json fast = json::object();
   for (const auto& [p, f] : r.fast_p) fast[FastPKey(p)] = f;
   double wall = r.wall_known ? r.wall_s : 0;
@@ -280,8 +373,47 @@ json ReportJson(const Report& r) {
               {"total", r.stages.total()}}},
             {"stage_counts", {{"llm", r.stages.llm_n}, {"compile", r.stages.compile_n}, {"gpu", r.stages.gpu_n}}},
             {"stage_sum_over_wall", r.wall_known && wall > 0 ? json(r.stages.total() / wall) : json(nullptr)},
-            {"gpu_busy_fraction", gpu_busy ? json(*gpu_busy) : json(nullptr)}}}};
+            {"gpu_busy_fraction", gpu_busy ? json(*gpu_busy) : json(nullptr)},
+            {"budget", budget}}}};
 }
+
+namespace {
+
+std::string BudgetText(const Report& r) {
+  std::vector<std::string> header = {"Budget (problems: " + std::to_string(r.problems.size()) + ")", "Correct"};
+  std::vector<TextTable::Align> align = {TextTable::Align::kLeft, TextTable::Align::kRight};
+  for (double p : kFastPThresholds) {
+    header.push_back(FastPKey(p));
+    align.push_back(TextTable::Align::kRight);
+  }
+  header.push_back("Geomean");
+  align.push_back(TextTable::Align::kRight);
+  TextTable table(header, align);
+  auto row = [&](const std::string& label, const SpeedupFigures& f) {
+    std::vector<std::string> cells = {label, std::to_string(f.correct)};
+    for (const auto& [p, v] : f.fast_p) cells.push_back(Percent(v));
+    cells.push_back(f.geomean_speedup ? fmt::format("{:.3f}x", *f.geomean_speedup) : "-");
+    table.AddRow(cells);
+  };
+  row("one-shot (attempt 1, sample 1)", r.one_shot);
+  row("best of all samples and attempts", r.best_of_all);
+  std::string out = table.Render();
+  if (!r.pass_at_k.empty()) {
+    out += fmt::format("pass@k over the samples of attempt 1 (unbiased estimator, {} per attempt)\n",
+                       r.samples_per_attempt);
+    TextTable passk({"k", "Problems (n >= k)", "pass@k", "fast_1@k"},
+                    {TextTable::Align::kRight, TextTable::Align::kRight, TextTable::Align::kRight,
+                     TextTable::Align::kRight});
+    for (const auto& k : r.pass_at_k) {
+      passk.AddRow({std::to_string(k.k), std::to_string(k.problems),
+                    k.problems > 0 ? Percent(k.pass_at_k) : "-", k.problems > 0 ? Percent(k.fast_1_at_k) : "-"});
+    }
+    out += passk.Render(2);
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string ReportText(const Report& r) {
   std::string out = fmt::format("kbrun batch report: {}{}\n\n", r.results_dir,
@@ -293,12 +425,14 @@ std::string ReportText(const Report& r) {
   for (const auto& [p, f] : r.fast_p) {
     fast += fmt::format("{}{} {}", fast.empty() ? "" : "   ", FastPKey(p), Percent(f));
   }
-  out += "fast_p         " + fast + "   (correct and speedup > p)\n";
+  out += "fast_p         " + fast + "   (best of all: correct and speedup > p)\n";
   out += "Geomean speedup " +
          (r.geomean_speedup ? fmt::format("{:.3f}x over {} correct kernel{}", *r.geomean_speedup, r.correct,
                                           r.correct == 1 ? "" : "s")
                             : std::string("- (no correct kernel)")) +
          "\n\n";
+
+  out += BudgetText(r) + "\n";
 
   TextTable problems({"Problem", "Status", "Best speedup", "Best", "Attempts", "Samples", "Failure kinds"},
                      {TextTable::Align::kLeft, TextTable::Align::kLeft, TextTable::Align::kRight,
@@ -352,9 +486,11 @@ std::string ReportText(const Report& r) {
   return out;
 }
 
-Report WriteReport(const fs::path& results_dir) {
+Report WriteReport(const fs::path& results_dir, json* json_out) {
   Report r = BuildReport(results_dir);
-  WriteFileAtomic(results_dir / "detailed_report.json", batch::JsonText(ReportJson(r)) + "\n");
+  json doc = ReportJson(r);
+  WriteFileAtomic(results_dir / "detailed_report.json", batch::JsonText(doc) + "\n");
+  if (json_out) *json_out = std::move(doc);
   WriteFileAtomic(results_dir / "detailed_report.txt", ReportText(r));
   return r;
 }

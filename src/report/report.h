@@ -29,6 +29,30 @@ struct ProblemReport {
   int attempts_used = 0, samples_used = 0;
   std::map<std::string, int> failure_kinds;
   long long prompt_tokens = 0, completion_tokens = 0;
+  // Budget figures (docs/RESULTS.md "Budget metrics"): the one-shot sample (attempt 1,
+  // sample 1) and the samples of attempt 1, the independent answers to the same prompt.
+  std::string one_shot_status;       // empty when that sample has no result
+  double one_shot_speedup = 0;       // 0 unless the one-shot sample is correct
+  int first_attempt_samples = 0;     // n of pass@k
+  int first_attempt_correct = 0;     // c of pass@k
+  int first_attempt_faster = 0;      // c of fast_1@k: correct and speedup > 1
+};
+
+// fast_p and geomean over the problems of the batch for one way of picking a problem's
+// kernel (the one-shot sample, or the best of all samples and attempts).
+struct SpeedupFigures {
+  int problems = 0;                               // the denominator: every problem of the batch
+  int correct = 0;                                // problems whose picked kernel is correct
+  std::vector<std::pair<double, double>> fast_p;  // (p, fraction correct with speedup > p)
+  std::optional<double> geomean_speedup;          // over the correct picked kernels
+};
+
+// pass@k and fast_1@k with the unbiased estimator, averaged over the problems that have at
+// least k samples in attempt 1.
+struct PassAtKRow {
+  int k = 0;
+  int problems = 0;  // problems averaged over (n >= k)
+  double pass_at_k = 0, fast_1_at_k = 0;
 };
 
 struct StageSums {
@@ -61,6 +85,11 @@ struct Report {
   std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
   std::map<std::string, int> fallback_reasons;  // samples whose own code never ran, by why (fallback_reason)
   StageSums stages;
+  // Budget metrics: the best of all samples and attempts (the figures above, fast_p and
+  // geomean), the one-shot sample alone, and pass@k for k = 1..samples_per_attempt.
+  SpeedupFigures best_of_all, one_shot;
+  int samples_per_attempt = 0;  // summary.json's config.samples; else the most attempt-1 samples seen
+  std::vector<PassAtKRow> pass_at_k;
 };
 
 // A results folder that cannot be read: kMissing (no such folder, no summary.json where
@@ -75,16 +104,22 @@ class FolderError : public std::runtime_error {
   Kind kind_;
 };
 
-// The p values of fast_p (KernelBench's definition: correct and speedup > p).
-inline const std::vector<double> kFastPThresholds = {0.0, 1.0, 1.5, 2.0};
+// The p values of fast_p (KernelBench's definition: correct and speedup > p; its analysis
+// script's p values).
+inline const std::vector<double> kFastPThresholds = {0.0, 0.5, 0.8, 1.0, 1.5, 2.0};
+
+// KernelBench's (Codex's) unbiased pass@k estimator for one problem: n samples, c of them
+// passing: 1 - C(n-c, k) / C(n, k); 1 when n - c < k. Requires 0 <= c <= n and 1 <= k <= n.
+double PassAtK(int n, int c, int k);
 
 // Throws FolderError when `results_dir` is missing, holds neither summary.json nor result
 // files, or its summary.json is damaged.
 Report BuildReport(const fs::path& results_dir);
 nlohmann::json ReportJson(const Report& report);
 std::string ReportText(const Report& report);
-// Builds the report and writes detailed_report.{txt,json} into the results folder.
-Report WriteReport(const fs::path& results_dir);
+// Builds the report and writes detailed_report.{txt,json} into the results folder;
+// `json_out`, when given, receives the JSON document exactly as written.
+Report WriteReport(const fs::path& results_dir, nlohmann::json* json_out = nullptr);
 
 // GPU stage time / (wall x lanes); nullopt when the wall time is unknown or the figure would
 // exceed 100% (times that do not belong together).

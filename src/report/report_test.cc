@@ -4,8 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
+#include <sys/wait.h>
 
+#include <cmath>
+#include <cstdio>
+
+#include "report/budget_tree_test_util.h"
 #include "util/fs.h"
 #include "util/text.h"
 
@@ -23,11 +27,13 @@ TEST(Report, FiguresMatchTheHandComputedOnes) {
   EXPECT_EQ(r.correct, 3);                         // 1_A, 2_B, 3_C
   EXPECT_EQ(r.solved, 2);                          // 1_A, 2_B
   EXPECT_DOUBLE_EQ(r.correctness_rate, 3.0 / 5);
-  ASSERT_EQ(r.fast_p.size(), 4u);
+  ASSERT_EQ(r.fast_p.size(), 6u);
   EXPECT_DOUBLE_EQ(r.fast_p[0].second, 3.0 / 5);   // fast_0: 2.5, 1.2, 0.8
-  EXPECT_DOUBLE_EQ(r.fast_p[1].second, 2.0 / 5);   // fast_1.0: 2.5, 1.2
-  EXPECT_DOUBLE_EQ(r.fast_p[2].second, 1.0 / 5);   // fast_1.5: 2.5
-  EXPECT_DOUBLE_EQ(r.fast_p[3].second, 1.0 / 5);   // fast_2.0: 2.5
+  EXPECT_DOUBLE_EQ(r.fast_p[1].second, 3.0 / 5);   // fast_0.5: 2.5, 1.2, 0.8
+  EXPECT_DOUBLE_EQ(r.fast_p[2].second, 2.0 / 5);   // fast_0.8: 2.5, 1.2 (0.8 is not > 0.8)
+  EXPECT_DOUBLE_EQ(r.fast_p[3].second, 2.0 / 5);   // fast_1.0: 2.5, 1.2
+  EXPECT_DOUBLE_EQ(r.fast_p[4].second, 1.0 / 5);   // fast_1.5: 2.5
+  EXPECT_DOUBLE_EQ(r.fast_p[5].second, 1.0 / 5);   // fast_2.0: 2.5
   ASSERT_TRUE(r.geomean_speedup.has_value());
   EXPECT_NEAR(*r.geomean_speedup, std::cbrt(2.5 * 1.2 * 0.8), 1e-12);
   EXPECT_EQ(r.samples, 8);
@@ -51,6 +57,114 @@ TEST(Report, FiguresMatchTheHandComputedOnes) {
   EXPECT_DOUBLE_EQ(r.stages.compile_s, 40.0);      // 20 + 10 + 10
   EXPECT_DOUBLE_EQ(r.stages.gpu_s, 12.0);          // 5 + 2 + 3 + 2
   EXPECT_EQ(r.stages.gpu_n, 4);
+  // Budget: one sample per attempt. One-shot (attempt 1, sample 1): 1_A correct 2.5x, 2_B
+  // incorrect, 3_C correct 0.5x, 4_D no code, 5_E none: 2 of 5 correct.
+  EXPECT_EQ(r.one_shot.problems, 5);
+  EXPECT_EQ(r.one_shot.correct, 2);
+  EXPECT_DOUBLE_EQ(r.one_shot.fast_p[0].second, 2.0 / 5);  // fast_0
+  EXPECT_DOUBLE_EQ(r.one_shot.fast_p[1].second, 1.0 / 5);  // fast_0.5: 0.5 is not > 0.5
+  EXPECT_DOUBLE_EQ(r.one_shot.fast_p[3].second, 1.0 / 5);  // fast_1.0
+  EXPECT_NEAR(*r.one_shot.geomean_speedup, std::sqrt(2.5 * 0.5), 1e-12);
+  EXPECT_EQ(r.best_of_all.fast_p, r.fast_p);
+  // pass@1 over attempt 1's single samples of the 4 started problems: 1_A and 3_C correct.
+  EXPECT_EQ(r.samples_per_attempt, 1);
+  ASSERT_EQ(r.pass_at_k.size(), 1u);
+  EXPECT_EQ(r.pass_at_k[0].problems, 4);
+  EXPECT_DOUBLE_EQ(r.pass_at_k[0].pass_at_k, 2.0 / 4);
+  EXPECT_DOUBLE_EQ(r.pass_at_k[0].fast_1_at_k, 1.0 / 4);  // 1_A only: 0.5x is not faster
+}
+
+TEST(Report, PassAtKIsTheUnbiasedEstimator) {
+  // 1 - C(n-c, k) / C(n, k), worked out by hand.
+  EXPECT_DOUBLE_EQ(PassAtK(3, 1, 1), 1.0 / 3);
+  EXPECT_NEAR(PassAtK(5, 2, 2), 1.0 - 3.0 / 10, 1e-12);     // C(3,2)=3, C(5,2)=10
+  EXPECT_NEAR(PassAtK(10, 3, 5), 1.0 - 21.0 / 252, 1e-12);  // C(7,5)=21, C(10,5)=252
+  EXPECT_NEAR(PassAtK(3, 1, 2), 1.0 - 1.0 / 3, 1e-12);      // C(2,2)=1, C(3,2)=3
+  EXPECT_DOUBLE_EQ(PassAtK(4, 0, 3), 0.0);
+  EXPECT_DOUBLE_EQ(PassAtK(4, 2, 3), 1.0);  // n - c < k: every draw of 3 holds a correct one
+  EXPECT_DOUBLE_EQ(PassAtK(4, 4, 1), 1.0);
+  EXPECT_THROW(PassAtK(2, 1, 3), std::invalid_argument);
+  EXPECT_THROW(PassAtK(2, 3, 1), std::invalid_argument);
+}
+
+// The tree of budget_tree_test_util.h: 3 samples per attempt.
+TEST(Report, BudgetMetricsOverSeveralSamplesPerAttempt) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-budget-test-");
+  test_tree::WriteBudgetTree(dir);
+  Report r = BuildReport(dir);
+  ASSERT_EQ(r.problems.size(), 4u);
+  EXPECT_EQ(r.problems[0].first_attempt_samples, 3);
+  EXPECT_EQ(r.problems[0].first_attempt_correct, 2);
+  EXPECT_EQ(r.problems[0].first_attempt_faster, 1);
+  EXPECT_EQ(r.problems[2].first_attempt_samples, 3);  // 3_C's attempt-2 sample is not one of them
+  EXPECT_EQ(r.problems[3].first_attempt_samples, 2);
+
+  // One-shot: only 1_A's first sample is correct (2.0x).
+  EXPECT_EQ(r.one_shot.problems, 4);
+  EXPECT_EQ(r.one_shot.correct, 1);
+  const double one_shot[] = {1.0 / 4, 1.0 / 4, 1.0 / 4, 1.0 / 4, 1.0 / 4, 0.0};  // 2.0 is not > 2.0
+  // Best of all: 1_A 2.0x, 2_B 1.5x, 3_C 3.0x (attempt 2), 4_D none.
+  const double best[] = {3.0 / 4, 3.0 / 4, 3.0 / 4, 3.0 / 4, 2.0 / 4, 1.0 / 4};
+  ASSERT_EQ(r.one_shot.fast_p.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_DOUBLE_EQ(r.one_shot.fast_p[i].second, one_shot[i]) << "one-shot " << FastPKey(kFastPThresholds[i]);
+    EXPECT_DOUBLE_EQ(r.best_of_all.fast_p[i].second, best[i]) << "best " << FastPKey(kFastPThresholds[i]);
+  }
+  EXPECT_DOUBLE_EQ(*r.one_shot.geomean_speedup, 2.0);
+  EXPECT_NEAR(*r.best_of_all.geomean_speedup, std::cbrt(2.0 * 1.5 * 3.0), 1e-12);
+
+  // pass@k over attempt 1: (n, c, c_faster) = 1_A (3, 2, 1), 2_B (3, 1, 1), 3_C (3, 0, 0), 4_D (2, 0, 0).
+  EXPECT_EQ(r.samples_per_attempt, 3);
+  ASSERT_EQ(r.pass_at_k.size(), 3u);
+  EXPECT_EQ(r.pass_at_k[0].problems, 4);
+  EXPECT_NEAR(r.pass_at_k[0].pass_at_k, (2.0 / 3 + 1.0 / 3 + 0 + 0) / 4, 1e-12);    // 0.25
+  EXPECT_NEAR(r.pass_at_k[0].fast_1_at_k, (1.0 / 3 + 1.0 / 3) / 4, 1e-12);          // 1/6
+  EXPECT_EQ(r.pass_at_k[1].problems, 4);
+  // k=2: 1_A 1 - C(1,2)/C(3,2) = 1; 2_B 1 - C(2,2)/C(3,2) = 2/3; fast_1: 2/3 and 2/3.
+  EXPECT_NEAR(r.pass_at_k[1].pass_at_k, (1.0 + 2.0 / 3) / 4, 1e-12);                 // 5/12
+  EXPECT_NEAR(r.pass_at_k[1].fast_1_at_k, (2.0 / 3 + 2.0 / 3) / 4, 1e-12);           // 1/3
+  EXPECT_EQ(r.pass_at_k[2].problems, 3);  // 4_D has only 2 samples
+  EXPECT_NEAR(r.pass_at_k[2].pass_at_k, 2.0 / 3, 1e-12);
+  EXPECT_NEAR(r.pass_at_k[2].fast_1_at_k, 2.0 / 3, 1e-12);
+
+  // The same figures in the JSON and the text, labelled.
+  auto j = ReportJson(r);
+  const auto& budget = j["overall"]["budget"];
+  EXPECT_DOUBLE_EQ(budget["one_shot"]["fast_p"]["fast_0.0"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(budget["best_of_all"]["fast_p"]["fast_1.5"].get<double>(), 0.5);
+  EXPECT_EQ(budget["best_of_all"]["fast_p"], j["overall"]["fast_p"]);
+  EXPECT_EQ(budget["pass_at_k"]["samples_per_attempt"], 3);
+  EXPECT_EQ(budget["pass_at_k"]["by_k"][2]["problems"], 3);
+  EXPECT_NEAR(budget["pass_at_k"]["by_k"][1]["pass_at_k"].get<double>(), 5.0 / 12, 1e-12);
+  EXPECT_EQ(j["problems"][2]["one_shot"]["status"], "incorrect");
+  EXPECT_EQ(j["problems"][0]["first_attempt"]["correct_and_faster"], 1);
+  std::string text = ReportText(r);
+  EXPECT_TRUE(Contains(text, "one-shot (attempt 1, sample 1)")) << text;
+  EXPECT_TRUE(Contains(text, "best of all samples and attempts")) << text;
+  EXPECT_TRUE(Contains(text, "pass@k over the samples of attempt 1")) << text;
+  EXPECT_TRUE(Contains(text, "41.7%")) << text;  // pass@2 = 5/12
+  fs::remove_all(dir);
+}
+
+// `kbrun report --json`: stdout is the JSON document of detailed_report.json and nothing else.
+TEST(Report, JsonFlagPrintsTheDocumentOnStdout) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-report-json-");
+  test_tree::WriteBudgetTree(dir);
+  std::string command = std::string(KBRUN_BINARY) + " report --json '" + dir.string() + "' 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buffer[4096];
+  size_t got;
+  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, got);
+  int status = pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  auto printed = nlohmann::json::parse(out);  // throws (fails) on anything but one JSON document
+  auto written = nlohmann::json::parse(*ReadFile(dir / "detailed_report.json"));
+  EXPECT_EQ(printed, written);
+  EXPECT_EQ(printed["overall"]["budget"]["pass_at_k"]["by_k"].size(), 3u);
+  fs::remove_all(dir);
 }
 
 TEST(Report, PerProblemRows) {

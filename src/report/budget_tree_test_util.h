@@ -1,0 +1,113 @@
+// A results tree with several samples per attempt, written into a temp folder, for the
+// budget metrics (report_test.cc) and the exports (export_test.cc). Hand-computed figures
+// are in those tests.
+//
+// summary.json: samples 3 per attempt, problems_dir .../KernelBench/level1, 4 problems.
+//   1_A  #1 (a1 s1) correct 2.0x   #2 (a1 s2) incorrect   #3 (a1 s3) correct 0.5x
+//   2_B  #1 (a1 s1) compile_error  #2 (a1 s2) correct 1.5x #3 (a1 s3) incorrect
+//   3_C  #1..#3 (a1) incorrect     #4 (a2 s1) correct 3.0x
+//   4_D  #1 (a1 s1) runtime_error  #2 (a1 s2) no_code (no code file)
+// Timed samples: reference median = speedup x candidate median, candidate median 1.0 ms
+// (2.0 ms for 1_A #3), means = medians x 1.1.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "batch/results_store.h"
+#include "util/fs.h"
+
+namespace kbrun::report::test_tree {
+
+struct TreeSample {
+  std::string problem;
+  int index, attempt, sample;
+  std::string status, category;
+  double speedup = 0;  // correct samples
+  double candidate_ms = 1.0;
+};
+
+inline std::vector<TreeSample> BudgetTreeSamples() {
+  return {{"1_A", 1, 1, 1, "correct", "", 2.0},
+          {"1_A", 2, 1, 2, "incorrect", "value_mismatch"},
+          {"1_A", 3, 1, 3, "correct", "", 0.5, 2.0},
+          {"2_B", 1, 1, 1, "compile_error", "build_failed"},
+          {"2_B", 2, 1, 2, "correct", "", 1.5},
+          {"2_B", 3, 1, 3, "incorrect", "value_mismatch"},
+          {"3_C", 1, 1, 1, "incorrect", "value_mismatch"},
+          {"3_C", 2, 1, 2, "incorrect", "shape_mismatch"},
+          {"3_C", 3, 1, 3, "incorrect", "value_mismatch"},
+          {"3_C", 4, 2, 1, "correct", "", 3.0},
+          {"4_D", 1, 1, 1, "runtime_error", "cuda_error"},
+          {"4_D", 2, 1, 2, "no_code", "no_code"}};
+}
+
+inline void WriteBudgetTree(const std::filesystem::path& dir) {
+  using nlohmann::json;
+  batch::ResultsStore store(dir);
+  json problems = json::array();
+  int number = 0;
+  for (const char* name : {"1_A", "2_B", "3_C", "4_D"}) {
+    problems.push_back({{"name", name}, {"number", ++number}, {"phase", "unsolved"}});
+  }
+  store.WriteSummary({{"kbrun_version", "0.1.0"},
+                      {"state", "finished"},
+                      {"sessions", json::array()},
+                      {"config",
+                       {{"problems_dir", "/kb/KernelBench/level1"},
+                        {"samples", 3},
+                        {"attempts", 2},
+                        {"target_speedup", 1.0},
+                        {"model", "test-model"},
+                        {"provider", "replay"},
+                        {"backend", "cuda"},
+                        {"precision", "fp32"}}},
+                      {"problems", problems}});
+  for (const auto& s : BudgetTreeSamples()) {
+    bool correct = s.status == "correct";
+    bool has_code = s.status != "no_code";
+    bool evaluated = has_code;
+    std::string n = std::to_string(s.index);
+    json doc = {{"problem", s.problem},
+                {"index", s.index},
+                {"attempt", s.attempt},
+                {"sample", s.sample},
+                {"status", s.status},
+                {"correct", correct},
+                {"success", correct && s.speedup >= 1.0},
+                {"speedup", correct ? json(s.speedup) : json(nullptr)},
+                {"target_speedup", 1.0},
+                {"error", correct ? json(nullptr)
+                                  : json({{"category", s.category},
+                                          {"message", "hand-written " + s.status + ", with \"quotes\""}})},
+                {"files", {{"prompt", "prompt_" + n + ".txt"}, {"response", "response_" + n + ".txt"}}},
+                {"stages", {{"llm", nullptr}, {"compile", nullptr}, {"gpu", nullptr}}},
+                {"eval", nullptr}};
+    if (has_code) {
+      doc["files"]["code"] = "code_" + n + ".py";
+      store.WriteCode(s.problem, s.index, "# " + s.problem + " sample " + n + "\nclass ModelNew:\n    pass\n");
+    }
+    if (evaluated) {
+      auto timing = [](double median) {
+        return json{{"median_ms", median}, {"mean_ms", median * 1.1}, {"std_ms", 0.01},
+                    {"min_ms", median * 0.9}, {"max_ms", median * 1.5}, {"trials", 100}};
+      };
+      doc["eval"] = {{"problem_path", "/kb/KernelBench/level1/" + s.problem + ".py"},
+                     {"status", s.status},
+                     {"compiled", s.status != "compile_error"},
+                     {"correct", correct},
+                     {"device", {{"kind", "cuda"}, {"name", "NVIDIA H200"}, {"gpu_index", 0}}},
+                     {"tolerance", {{"rule", "evidence"}}},
+                     {"correctness", {{"trials_run", 5}, {"trials_passed", correct ? 5 : 2}}},
+                     {"timing",
+                      {{"method", correct ? json("cuda_events_launch_hidden_l2_flush") : json(nullptr)},
+                       {"reference", correct ? timing(s.speedup * s.candidate_ms) : json(nullptr)},
+                       {"candidate", correct ? timing(s.candidate_ms) : json(nullptr)}}}};
+    }
+    WriteFileAtomic(store.ResultPath(s.problem, s.index), batch::JsonText(doc) + "\n");
+  }
+}
+
+}  // namespace kbrun::report::test_tree
