@@ -102,6 +102,7 @@ struct CompiledCandidate {
   bool warm_start = false;       // the compile-phase worker was a fork of the warm worker
   double warm_worker_setup_s = 0;  // of compile_worker_s: starting the warm worker (once per process)
   nlohmann::json builds = nlohmann::json::array();  // one record per extension (kbrun_build.py)
+  nlohmann::json prebuild;       // the compile phase's construction of ModelNew (kbrun_worker.prebuild)
   EvalResult failure;
 };
 

@@ -123,6 +123,30 @@ TEST(EvalIntegration, FallbackReasonNamesWhatHappenedToTheKernel) {
   EXPECT_TRUE(own.result["fallback"]["fallback_reason"].is_null()) << own.result["fallback"].dump();
 }
 
+// A kernel built in __init__ is built in the compile phase (ModelNew constructed once there),
+// so the run phase only loads it; the construction never decides a verdict.
+TEST(EvalIntegration, BuildsInInitHappenInTheCompilePhase) {
+  auto r = RunEvalIn("candidates", "lazy_build_init", {"--no-compile-cache"});
+  ASSERT_FALSE(r.result.is_null()) << r.output;
+  EXPECT_EQ(r.result["status"], "correct") << r.output;
+  const json& pre = r.result["build"]["prebuild"];
+  EXPECT_TRUE(pre["constructed"].get<bool>()) << pre.dump();
+  EXPECT_EQ(pre["builds"], 1) << pre.dump();
+  EXPECT_GT(pre["seconds"].get<double>(), 1.0) << pre.dump();  // a real build happened there
+  ASSERT_EQ(r.result["build"]["extensions"].size(), 1u) << r.result["build"].dump();
+  EXPECT_EQ(r.result["build"]["extensions"][0]["name"], "lazy_build_init_ext");
+  // The run phase's construction found the build ready.
+  EXPECT_LT(r.result["stages"]["run_load_models_s"].get<double>(), pre["seconds"].get<double>() / 2)
+      << r.result["stages"].dump();
+
+  auto failing = RunEval("init_exits");
+  ASSERT_FALSE(failing.result.is_null()) << failing.output;
+  EXPECT_EQ(failing.result["status"], "runtime_error") << failing.output;  // judged in the run phase
+  EXPECT_FALSE(failing.result["build"]["prebuild"]["constructed"].get<bool>());
+  EXPECT_TRUE(Contains(failing.result["build"]["prebuild"]["note"].get<std::string>(), "exit code 3"))
+      << failing.result["build"].dump();
+}
+
 TEST(EvalIntegration, WrongOutputIsIncorrectWithDiffFigures) {
   auto r = RunEval("wrong");
   EXPECT_EQ(r.exit_code, 2);

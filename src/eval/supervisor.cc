@@ -59,6 +59,9 @@ unsigned long long MemoryLimit(const EvalOptions& o) {
                                : 0;
 }
 
+// How long the compile phase may spend constructing ModelNew to catch lazy builds.
+constexpr double kPrebuildTimeoutS = 120;
+
 // The folder a worker and its checker both see as /dev/shm: torch's CUDA IPC reference
 // counts live there. A fresh folder in the machine's /dev/shm where that is a writable tmpfs
 // (kbrun-<pid>-*), removed with this object; else dir/shm, under the work dir. Not the work
@@ -272,6 +275,8 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     run.last_stage = line.substr(6);
     // Compiling is over: the run clock starts.
     if (run.last_stage == "correctness") return run_timeout;
+    // The compile phase's optional construction of ModelNew (kbrun_worker.prebuild) gets its own limit.
+    if (run.last_stage == "prebuild") return kPrebuildTimeoutS;
     return std::nullopt;
   };
   // The run phase's verdict on correctness comes from the checker, a process the candidate
@@ -520,6 +525,7 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
        {{"mode", o.compile_mode},
         {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
         {"extensions", compiled.builds},
+        {"prebuild", compiled.prebuild},
         // What kbrun added to every build for the backend (eval/backend.h), for reproducing it.
         {"backend_flags", BackendFlagsFor(o, py).ToRequest()}}},
       {"profile", nullptr},  // set by the profile step (--profile, eval/profile.h)
@@ -654,7 +660,16 @@ CompiledCandidate Compile(const EvalRequest& req) {
     return c;
   }
   WorkerRun run = RunWorker("compile", req, py, device, 0, c.work_dir);
-  if (!run.result) {
+  if (!run.result && run.last_stage == "prebuild" && !run.process.cancelled) {
+    // The import and its builds are done; only the optional construction died or hung: the
+    // run phase, where the GPU is visible, judges the candidate.
+    c.ok = true;
+    std::string how = run.process.timed_out    ? fmt::format("stopped after {:.0f} s", kPrebuildTimeoutS)
+                      : run.process.term_signal ? "killed by " + SignalName(run.process.term_signal)
+                                                : fmt::format("exit code {}", run.process.exit_code);
+    c.prebuild = {{"constructed", false},
+                  {"note", "the compile worker ended while constructing ModelNew (" + how + "); judged in the run phase"}};
+  } else if (!run.result) {
     c.failure = FromDeadWorker(run, o);
   } else if (run.result->contains("failure")) {
     c.failure = FromWorkerFailure((*run.result)["failure"], run.process.output);
@@ -669,6 +684,7 @@ CompiledCandidate Compile(const EvalRequest& req) {
   c.warm_start = run.process.started_by_starter;
   c.warm_worker_setup_s = run.process.starter_setup_s;
   if (run.result && run.result->contains("builds")) c.builds = (*run.result)["builds"];
+  if (run.result && run.result->contains("prebuild")) c.prebuild = (*run.result)["prebuild"];
   if (!c.ok) {
     c.failure.compiled = false;
     FillDocument(c.failure, req, py, device, 0, run.result.value_or(json::object()), c, &run);

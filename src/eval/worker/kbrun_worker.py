@@ -628,6 +628,28 @@ def check_trial(torch, guard, device, new_model, checker, kind, label):
         checker.outputs(inputs, new_out)
 
 
+def prebuild(req, torch, candidate):
+    """Compile phase: constructs ModelNew(*get_init_inputs()) once, on the CPU, so that what a
+    candidate builds in its __init__ (load_inline there is common in real model output) is built
+    here, by the compile pool, through the cache, instead of on the GPU lane in the run phase.
+    Best effort and never a verdict: the model is thrown away, an error (a constructor that
+    needs a GPU, say) is only recorded. Returns {"constructed", "builds", "seconds", "note"?}."""
+    import kbrun_build
+    t = time.perf_counter()
+    before = len(kbrun_build.build_attempts)
+    out = {"constructed": False}
+    try:
+        problem = load_module(req["problem"], "kbrun_prebuild_problem")
+        seed_all(torch, int(req.get("seed", 0)))
+        candidate.ModelNew(*problem.get_init_inputs())
+        out["constructed"] = True
+    except Exception as exc:  # judged in the run phase, where the GPU is visible
+        out["note"] = clip("%s: %s" % (type(exc).__name__, exc), 500)
+    out["builds"] = len(kbrun_build.build_attempts) - before
+    out["seconds"] = round(time.perf_counter() - t, 3)
+    return out
+
+
 def run_phase(req, result, stage_times, torch, module_candidate, guard):
     device_kind = req["device"]
     precision = req["precision"]
@@ -799,6 +821,10 @@ def main():
         if getattr(candidate, "ModelNew", None) is None:
             raise Failure("compile_error", "no_model_new", "the candidate defines no ModelNew")
         result["compiled"] = True
+        if req["phase"] == "compile":
+            progress("stage prebuild")
+            result["prebuild"] = prebuild(req, torch, candidate)
+            stage_times["prebuild_s"] = result["prebuild"]["seconds"]
         if req["phase"] == "run":
             guard.check_harness()
             run_phase(req, result, stage_times, torch, candidate, guard)
