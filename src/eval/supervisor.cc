@@ -409,8 +409,6 @@ json StatsOrNull(const json& timing, const char* key) {
   return timing.is_object() && timing.contains(key) ? timing[key] : json(nullptr);
 }
 
-// The tolerance block of result.json: the rule asked for and, where the checker judged the
-// run, its own account of the rule (k, floor, whether the float64 reference ran and why not).
 // What happened to the candidate's own kernels when none of them ran ("fallback_reason",
 // kbrun_library_share.py), as a clause for the verdict's message and the reflection prompt.
 std::string FallbackExplanation(const json& fallback) {
@@ -444,8 +442,10 @@ std::string FallbackExplanation(const json& fallback) {
   return "";
 }
 
-// The rule as the checker applied it (kbrun_judge.py owns the defaults); before a run phase,
-// only what the options say.
+// The tolerance block of result.json: the rule asked for and, where the checker judged the
+// run, its own account of the rule (k, floor, whether the float64 reference ran and why not).
+// atol/rtol as the checker applied them (kbrun_judge.py owns the defaults); before a run
+// phase, only what the options say.
 json ToleranceDoc(const EvalOptions& o, const WorkerRun* run) {
   auto given = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
   json t = {{"rule", o.tolerance}, {"atol", given(o.atol)}, {"rtol", given(o.rtol)}};

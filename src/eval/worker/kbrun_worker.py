@@ -643,7 +643,7 @@ def prebuild(req, torch, candidate):
         seed_all(torch, int(req.get("seed", 0)))
         candidate.ModelNew(*problem.get_init_inputs())
         out["constructed"] = True
-    except Exception as exc:  # judged in the run phase, where the GPU is visible
+    except (Exception, SystemExit) as exc:  # judged in the run phase, where the GPU is visible
         out["note"] = clip("%s: %s" % (type(exc).__name__, exc), 500)
     out["builds"] = len(kbrun_build.build_attempts) - before
     out["seconds"] = round(time.perf_counter() - t, 3)
