@@ -139,6 +139,16 @@ TEST(EvalIntegration, BuildsInInitHappenInTheCompilePhase) {
   EXPECT_LT(r.result["stages"]["run_load_models_s"].get<double>(), pre["seconds"].get<double>() / 2)
       << r.result["stages"].dump();
 
+  // A constructor that builds only when it sees a GPU builds in the compile phase too; what it
+  // then does on the GPU fails there, and is only noted.
+  auto gpu_only = RunEval("lazy_build_gpu_only");
+  ASSERT_FALSE(gpu_only.result.is_null()) << gpu_only.output;
+  EXPECT_EQ(gpu_only.result["status"], "correct") << gpu_only.output;  // on the CPU: torch's add
+  const json& g = gpu_only.result["build"]["prebuild"];
+  EXPECT_EQ(g["builds"], 1) << g.dump();
+  EXPECT_FALSE(g["constructed"].get<bool>()) << g.dump();
+  EXPECT_TRUE(g.contains("note")) << g.dump();
+
   auto failing = RunEval("init_exits");
   ASSERT_FALSE(failing.result.is_null()) << failing.output;
   EXPECT_EQ(failing.result["status"], "runtime_error") << failing.output;  // judged in the run phase
