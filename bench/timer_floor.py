@@ -21,6 +21,7 @@ import kbrun_worker as kw  # noqa: E402
 
 dev = torch.device("cuda")
 timer = kw.Timer(torch, dev)
+print("spin calibration at start: %.0f cycles/ms" % timer.cycles_per_ms, flush=True)
 
 
 def report(name, shape, samples_ms):
@@ -34,6 +35,7 @@ def measure(shape):
     fn = torch.relu
     for _ in range(5):
         timer.warm_up(fn, (x,))
+    print("  spin calibration after warm-up: %.0f cycles/ms" % timer.cycles_per_ms, flush=True)
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     torch.cuda.synchronize()
     start.record()

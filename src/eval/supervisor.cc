@@ -487,6 +487,7 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"candidate", StatsOrNull(timing, "candidate")},
         {"checked_timed_calls", StatsOrNull(timing, "checked_timed_calls")},
         {"spin_ms", {{"candidate", StatsOrNull(timing, "spin_ms")}, {"reference", StatsOrNull(timing, "reference_spin_ms")}}},
+        {"spin_cycles_per_ms", StatsOrNull(timing, "spin_cycles_per_ms")},
         {"kernelbench", StatsOrNull(timing, "kernelbench")}}},
       {"device",
        {{"kind", device},

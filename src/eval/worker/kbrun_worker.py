@@ -248,15 +248,16 @@ class Timer:
         else:
             self.flush_buf = torch.empty(32 * 1024 * 1024 // 4, dtype=torch.int32)
 
-    def _spin_cycles_per_ms(self):
+    def _spin_cycles_per_ms(self, cycles=1000000):
+        """How many of the spin's clock cycles pass per millisecond at the SM clock right now."""
         torch = self.torch
         torch.cuda.synchronize()
         self.start.record()
-        torch.cuda._sleep(1000000)
+        torch.cuda._sleep(cycles)
         self.end.record()
         self.end.synchronize()
         ms = self.start.elapsed_time(self.end)
-        return 1000000 / ms if ms > 0 else 2000000.0
+        return cycles / ms if ms > 0 else 2000000.0
 
     def warm_up(self, fn, args):
         """One untimed call (a warm-up): measures how long the host takes to issue it, which
@@ -269,6 +270,11 @@ class Timer:
         out = fn(*args)
         self.host_ms.append((time.perf_counter() - t) * 1000.0)
         torch.cuda.synchronize()
+        # Calibrated again right after a call, at the clock the timed calls will see: a rate
+        # taken at an idle clock (an H200 idles at 345 MHz, boosts to 1980) would make the
+        # spin several times shorter than meant, and launch latency would leak into the
+        # figure. The fastest rate seen wins: a spin too long costs nothing.
+        self.cycles_per_ms = max(self.cycles_per_ms, self._spin_cycles_per_ms(200000))
         self.spin_ms = min(max(2 * statistics.median(self.host_ms) + 0.01, 0.02), MAX_SPIN_MS)
         self.spin_cycles = int(self.spin_ms * self.cycles_per_ms)
         return out
@@ -769,6 +775,7 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
         "warmup_runs": warmup,
         "checked_timed_calls": len(methods),
         "spin_ms": timer.spin_ms,
+        "spin_cycles_per_ms": getattr(timer, "cycles_per_ms", None),
         "candidate": stats(samples[primary]) if samples.get(primary) else None,
     }
     if samples.get(KERNELBENCH_METHOD):
