@@ -29,7 +29,8 @@ def overhead_s(r):
 rows, plain_s, fast_s, warm_s, overhead = [], [], [], [], []
 warm_worker, cold_worker, server_start = [], [], []
 breakdown, parts = [], []  # cold builds' timings; the warm run workers' own parts
-for path in sorted(glob.glob(os.path.join(d, "c*_plain.json")), key=lambda p: int(os.path.basename(p)[1:].split("_")[0])):
+for path in sorted(glob.glob(os.path.join(d, "c*_plain.json")),
+                   key=lambda p: int(os.path.basename(p)[1:].split("_")[0])):
     label = os.path.basename(path)[: -len("_plain.json")]
     p, c, w = load(label + "_plain"), load(label + "_cold"), load(label + "_warm")
     if not (p and c and w):
@@ -37,7 +38,9 @@ for path in sorted(glob.glob(os.path.join(d, "c*_plain.json")), key=lambda p: in
         continue
     ext = (c["build"]["extensions"] or [{}])[0]
     ps, cs, ws = (r["stages"]["compile_s"] for r in (p, c, w))
-    plain_s.append(ps); fast_s.append(cs); warm_s.append(ws)
+    plain_s.append(ps)
+    fast_s.append(cs)
+    warm_s.append(ws)
     for r in (p, c, w):
         overhead.append(overhead_s(r))
     # Side by side on the same cached build: forks of the warm worker vs fresh interpreters.
@@ -53,9 +56,10 @@ for path in sorted(glob.glob(os.path.join(d, "c*_plain.json")), key=lambda p: in
     for e in c["build"]["extensions"]:
         if "ninja_steps" in e:
             steps = ", ".join("%s %.2f-%.2f" % (name, start, end) for name, start, end in e["ninja_steps"])
-            breakdown.append("  %-34s compile_s %.2f = build %.2f (key %.2f, ninja %.2f: %s; store %.2f) + torch %.2f" % (
-                c["problem"][:34], cs, e["seconds"], e.get("key_s", 0), e["ninja_s"], steps, e.get("store_s", 0),
-                cs - e["seconds"]))
+            breakdown.append(
+                "  %-34s compile_s %.2f = build %.2f (key %.2f, ninja %.2f: %s; store %.2f) + torch %.2f" % (
+                    c["problem"][:34], cs, e["seconds"], e.get("key_s", 0), e["ninja_s"], steps, e.get("store_s", 0),
+                    cs - e["seconds"]))
     if "run_cuda_init_s" in w["stages"]:  # results from before they were recorded lack them
         parts.append(w["stages"])
     rows.append("%-36s %-14s %8.1f %8.1f %8.1f %6.2f   %-9s %-9s %-9s %s" % (
@@ -66,11 +70,12 @@ warm = load("warmup")
 print("kbrun compile benchmark: plain load_inline vs kbrun fast build, same sources")
 if warm:
     ext = (warm["build"]["extensions"] or [{}])[0]
-    print("device: %s, torch %s, CUDA %s" % (warm["device"]["name"], warm["env"]["torch_version"], warm["env"]["cuda_version"]))
+    print("device: %s, torch %s, CUDA %s"
+          % (warm["device"]["name"], warm["env"]["torch_version"], warm["env"]["cuda_version"]))
     print("one-time precompiled header build: %s s (%s)" % (ext.get("pch_build_s", "-"), ext.get("pch", "-")))
 print()
-print("%-36s %-14s %8s %8s %8s %6s   %-9s %-9s %-9s %s" % ("problem", "cuda headers", "plain s", "cold s", "warm s",
-                                                          "cold/p", "plain", "cold", "warm", "warm cache"))
+print("%-36s %-14s %8s %8s %8s %6s   %-9s %-9s %-9s %s" % (
+    "problem", "cuda headers", "plain s", "cold s", "warm s", "cold/p", "plain", "cold", "warm", "warm cache"))
 for r in rows:
     print(r)
 if plain_s:
@@ -84,7 +89,8 @@ if breakdown:
     print("cold builds, where the time went (ninja steps: output start-end s):")
     print("\n".join(breakdown))
 if parts:
-    print("per-candidate overhead, the warm run worker's parts (medians, n=%d): GPU set-up %.2f s, importing the candidate %.2f s, "
+    print("per-candidate overhead, the warm run worker's parts (medians, n=%d): GPU set-up %.2f s, "
+          "importing the candidate %.2f s, "
           "building the models %.2f s" % (len(parts), statistics.median(p["run_cuda_init_s"] for p in parts),
                                           statistics.median(p["run_load_candidate_s"] for p in parts),
                                           statistics.median(p["run_load_models_s"] for p in parts)))

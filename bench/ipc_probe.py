@@ -57,7 +57,8 @@ if len(sys.argv) > 1 and sys.argv[1] == "producer":
     sys.stdin.readline()
     print("producer done", flush=True)
 else:
-    p = subprocess.Popen([sys.executable, __file__, "producer"], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, __file__, "producer"], stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                         text=True)
     msg = json.loads(p.stdout.readline())
     t = time.perf_counter()
     y = reductions.rebuild_cuda_tensor(*decode(msg["args"]))
@@ -66,5 +67,6 @@ else:
     print("fn", msg["fn"], "shape", tuple(y.shape), "stride", y.stride(), "sum producer %.4f consumer %.4f" % (
         msg["sum"], float(y.sum())), "rebuild %.4f s" % dt)
     del y
-    p.stdin.write("done\n"); p.stdin.flush()
+    p.stdin.write("done\n")
+    p.stdin.flush()
     print(p.stdout.read().strip(), "exit", p.wait())

@@ -76,8 +76,8 @@ def main():
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
     rows = [measure(r, a.cores) for r in a.runs]
-    print("%-11s %-11s %9s %9s %9s %9s %9s %7s %s" % ("schedule", "state", "makespan", "llm/conc", "cpu/cores",
-                                                       "gpu/lanes", "floor", "ratio", "problems"))
+    print("%-11s %-11s %9s %9s %9s %9s %9s %7s %s" % (
+        "schedule", "state", "makespan", "llm/conc", "cpu/cores", "gpu/lanes", "floor", "ratio", "problems"))
     for m in rows:
         t = m["terms"]
         print("%-11s %-11s %8.1fs %8.1fs %8.1fs %8.1fs %8.1fs %6.2fx %d/%d done, %d solved" % (
@@ -98,7 +98,8 @@ def main():
             pipe["makespan"], pipe["ratio"], pipe["floor"], binding))
     if pipe and seq:
         if seq["state"] == "finished":
-            print("by-problem makespan %.1f s = %.2fx the pipelined one" % (seq["makespan"], seq["makespan"] / pipe["makespan"]))
+            print("by-problem makespan %.1f s = %.2fx the pipelined one"
+                  % (seq["makespan"], seq["makespan"] / pipe["makespan"]))
         else:
             proj = seq["projected"]
             print("by-problem makespan >= %.1f s (%s after %d of %d problems; >= %.2fx the pipelined one)%s" % (

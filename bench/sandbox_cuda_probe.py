@@ -9,7 +9,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "src/eval/worker")
-import kbrun_zygote as z  # noqa: E402
+import kbrun_zygote as z  # noqa: E402  (from the folder named on the command line)
 
 NODES = [(n, os.path.isdir("/dev/" + n)) for n in sorted(os.listdir("/dev"))
          if n.startswith("nvidia") or n in ("kfd", "dri", "null", "zero", "full", "random", "urandom", "tty")]
@@ -47,14 +47,14 @@ def ipc_round_trip():
         note = " alloc backend %s" % getattr(torch._C, "_cuda_getAllocatorBackend", lambda: "?")()
         _, args = reductions.reduce_tensor(t)
         note += " handle ok"
-    except Exception as exc:  # noqa: BLE001 - the probe reports whatever fails
+    except Exception as exc:  # the probe reports whatever fails
         return note + " handle failed: %s" % str(exc).splitlines()[0]
     try:
         r = subprocess.run([sys.executable, "-c", CONSUMER], input=pickle.dumps(args).hex(), text=True,
                            capture_output=True, timeout=60)
         last = (r.stdout.strip() or r.stderr.strip()).splitlines()
         return note + " consumer rc %d: %s (expect 523776)" % (r.returncode, last[-1] if last else "")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return note + " consumer failed: %s" % exc
 
 
@@ -133,7 +133,8 @@ VARIANTS = (("baseline", []), ("mntns+seal", ["mntns", "seal"]), ("mntns+seal+ca
             ("ipc mntns", ["mntns", "ipc"]), ("ipc mntns+devonly", ["mntns", "devonly", "ipc"]),
             ("ipc mntns+seal", ["mntns", "seal", "ipc"]), ("ipc caps", ["caps", "ipc"]),
             ("ipc net+mnt+seal+caps", ["netns", "mntns", "seal", "caps", "ipc"]), ("ipc pidns", ["pidns", "ipc"]),
-            ("ipc mntns+shmdisk", ["mntns", "shmdisk", "ipc"]), ("ipc pidns+seal+caps", ["pidns", "seal", "caps", "ipc"]),
+            ("ipc mntns+shmdisk", ["mntns", "shmdisk", "ipc"]),
+            ("ipc pidns+seal+caps", ["pidns", "seal", "caps", "ipc"]),
             ("ipc pidns+shmdisk", ["pidns", "shmdisk", "caps", "ipc"]))
 ONLY = [v for v in os.environ.get("PROBE_ONLY", "").split(",") if v]  # e.g. PROBE_ONLY="ipc baseline,ipc pidns"
 for name, steps in VARIANTS:

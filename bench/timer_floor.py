@@ -17,7 +17,7 @@ import time
 import torch
 
 sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "src/eval/worker")
-import kbrun_worker as kw  # noqa: E402
+import kbrun_worker as kw  # noqa: E402  (from the folder named on the command line)
 
 dev = torch.device("cuda")
 timer = kw.Timer(torch, dev)
@@ -26,8 +26,8 @@ print("spin calibration at start: %.0f cycles/ms" % timer.cycles_per_ms, flush=T
 
 def report(name, shape, samples_ms):
     us = [s * 1000 for s in samples_ms]
-    print("%-14s %-10s median %8.2f us  min %8.2f us" % (name, "x".join(map(str, shape)), statistics.median(us), min(us)),
-          flush=True)
+    print("%-14s %-10s median %8.2f us  min %8.2f us" % (name, "x".join(map(str, shape)), statistics.median(us),
+                                                         min(us)), flush=True)
 
 
 def measure(shape):

@@ -162,7 +162,8 @@ class Handler(BaseHTTPRequestHandler):
         self.state.log({"path": path, "headers": headers, "auth_present": auth_present, "body": body,
                         "prompt": prompt, "rule": index, "time": time.time()})
         if index is None:
-            self.send(400, json.dumps({"error": {"message": "fake_llm_server: no scenario rule matched this request"}}).encode(), {})
+            error = {"error": {"message": "fake_llm_server: no scenario rule matched this request"}}
+            self.send(400, json.dumps(error).encode(), {})
             return
         rule = self.state.rules[index]
         if rule.get("delay_s"):

@@ -4,6 +4,9 @@
 #include "eval/profile.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <string>
 
 #include "eval/eval_test_util.h"
 #include "util/fs.h"
@@ -16,10 +19,14 @@ using nlohmann::json;
 
 const fs::path kTestData = fs::path(KBRUN_SOURCE_DIR) / "src/eval/testdata";
 
-// The digest script needs only the standard library: any python3 runs it.
+// The digest script needs only the standard library: any python3 runs it. The output file is
+// this process's own: ctest -j runs each test in its own process, at the same time.
 json Digest(const std::string& flag, const fs::path& input) {
-  fs::path out = fs::temp_directory_path() / ("kbrun-digest-test-" + input.filename().string() + ".json");
-  return RunDigest("python3", flag, input, out, 60);
+  fs::path out = fs::temp_directory_path() /
+                 ("kbrun-digest-test-" + std::to_string(getpid()) + "-" + input.filename().string() + ".json");
+  json d = RunDigest("python3", flag, input, out, 60);
+  fs::remove(out);
+  return d;
 }
 
 const json& H100Digest() {

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "eval", "worker"))
-import kbrun_judge as kj  # noqa: E402
+import kbrun_judge as kj  # noqa: E402  (a script: after the sys.path line above)
 
 dev = torch.device("cuda")
 torch.backends.cuda.matmul.allow_tf32 = False

@@ -13,10 +13,11 @@ import tempfile
 
 import torch
 import torch.nn as nn
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.cpp_extension import load_inline
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "eval", "worker"))
-import kbrun_build  # noqa: E402
+import kbrun_build  # noqa: E402  (a script: after the sys.path line above)
 import kbrun_library_share as ls  # noqa: E402
 
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", tempfile.mkdtemp(prefix="kbrun-gpu-libshare-"))
@@ -40,7 +41,8 @@ torch::Tensor gemm_named(torch::Tensor x) { auto y = torch::empty_like(x); int n
 torch::Tensor conv_inside(torch::Tensor x, torch::Tensor w) { return at::conv3d(x, w); }
 """
 ext = load_inline(name="kbrun_gpu_libshare", cpp_sources="torch::Tensor scale(torch::Tensor x);"
-                  "torch::Tensor gemm_named(torch::Tensor x);torch::Tensor conv_inside(torch::Tensor x, torch::Tensor w);",
+                  "torch::Tensor gemm_named(torch::Tensor x);"
+                  "torch::Tensor conv_inside(torch::Tensor x, torch::Tensor w);",
                   cuda_sources=CUDA, functions=["scale", "gemm_named", "conv_inside"])
 
 
@@ -87,7 +89,6 @@ for label, model, inputs, expect in cases:
     print("     " + json.dumps(r["kernels"][:4])[:600])
 
 # The "launched from inside an aten operator" rule needs the profiler's kernel-to-operator links.
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
 with torch.no_grad(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
     nn.functional.conv3d(vol, w)
     torch.cuda.synchronize()

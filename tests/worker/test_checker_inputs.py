@@ -2,14 +2,11 @@
 the inputs where a sampled or summed memo cannot see it, and keep what structured inputs rely on.
 Run: /usr/bin/python3 -m pytest -q tests/worker
 """
-import os
 import random
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src", "eval", "worker"))
-import kbrun_checker as kc  # noqa: E402
+import kbrun_checker as kc  # src/eval/worker, on sys.path by conftest.py
 
 
 def swapped(values):
@@ -89,13 +86,14 @@ def test_worker_falls_back_to_values_when_it_cannot_share_its_buffers(monkeypatc
     link.channel = kc.kbrun_channel
     values = [torch.full((2, 3), 7.0)]
     descs, payloads = kc.kbrun_channel.describe(torch, values)
-    link.chan = FakeChannel([({"type": "specs", "inputs": [{"kind": "tensor", "dtype": "float32", "shape": [2, 3],
-                                                              "stride": None}]}, []),
+    spec = {"kind": "tensor", "dtype": "float32", "shape": [2, 3], "stride": None}
+    link.chan = FakeChannel([({"type": "specs", "inputs": [spec]}, []),
                              ({"type": "inputs", "inputs": descs}, payloads)])
 
     def no_ipc(*args, **kwargs):
         raise RuntimeError("CUDA error: invalid argument")
     monkeypatch.setattr(link.channel, "describe", no_ipc)
     got = link.receive_inputs()
-    assert link.by_value and link.chan.sent[0][0] == {"type": "buffers", "refused": "RuntimeError: CUDA error: invalid argument"}
+    refused = {"type": "buffers", "refused": "RuntimeError: CUDA error: invalid argument"}
+    assert link.by_value and link.chan.sent[0][0] == refused
     assert torch.equal(got[0], values[0])

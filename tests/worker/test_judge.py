@@ -4,15 +4,11 @@ Each case builds a reference Model, its fp32 output, and a candidate output comp
 another way (another summation order, TF32- or bf16-rounded inputs, a wrong element),
 then asks the judge. Run: /usr/bin/python3 -m pytest -q tests/worker
 """
-import os
-import sys
-
 import pytest
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src", "eval", "worker"))
-import kbrun_judge as kj  # noqa: E402
+import kbrun_judge as kj  # src/eval/worker, on sys.path by conftest.py
 
 CPU = torch.device("cpu")
 

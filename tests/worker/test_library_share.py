@@ -6,7 +6,6 @@ import multiprocessing
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import types
 
@@ -14,10 +13,10 @@ import pytest
 import torch
 import torch.nn as nn
 
+import kbrun_build  # src/eval/worker, on sys.path by conftest.py
+import kbrun_library_share as ls
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-sys.path.insert(0, os.path.join(ROOT, "src", "eval", "worker"))
-import kbrun_build  # noqa: E402
-import kbrun_library_share as ls  # noqa: E402
 
 CPU = torch.device("cpu")
 HONEST = os.path.join(ROOT, "tests", "candidates", "correct_cpp.py")

@@ -32,6 +32,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Imports after the line above (E402): the checker's siblings, whoever imports this file.
 import kbrun_channel  # noqa: E402
 import kbrun_judge  # noqa: E402  (the tolerance rules: evidence, kernelbench, fixed)
 import kbrun_worker as kw  # noqa: E402  (trusted helpers: seeding, timing, loading the problem)
@@ -69,6 +70,11 @@ def swap_plan(torch, values):
     return plan
 
 
+def _mirrored(index):
+    """The index of the element across the diagonal of the last two dimensions."""
+    return index[:-2] + (index[-1], index[-2])
+
+
 def swap_elements(torch, values, plan, rng):
     """A few elements of each tensor swapped with others along one random axis (same index on
     the other axes). Keeps what KernelBench's inputs rely on: the multiset of values, sums
@@ -92,8 +98,7 @@ def swap_elements(torch, values, plan, rng):
             a[axis], b[axis] = i, j
             pairs = [(tuple(a), tuple(b))]
             if symmetric:
-                mirror = lambda q: q[:-2] + (q[-1], q[-2])  # noqa: E731
-                pairs.append((mirror(tuple(a)), mirror(tuple(b))))
+                pairs.append((_mirrored(tuple(a)), _mirrored(tuple(b))))
                 if set(pairs[0]) & set(pairs[1]):
                     continue  # touches the diagonal: the mirrored swap would overlap
             if any(bool(t[x] == 0) or bool(t[y] == 0) for x, y in pairs):
@@ -249,7 +254,8 @@ class Checker:
         counts["run"] += 1
         verdict = {"type": "verdict", "ok": True, "status": "correct", "category": "", "message": ""}
         modified = [i for i, (now, before) in enumerate(zip(after, live))
-                    if isinstance(before, torch.Tensor) and not (isinstance(now, torch.Tensor) and torch.equal(now, before))]
+                    if isinstance(before, torch.Tensor)
+                    and not (isinstance(now, torch.Tensor) and torch.equal(now, before))]
         if modified:
             verdict.update(ok=False, status="rejected", category="modified_inputs",
                            message="%s: forward modified input %d in place" % (label, modified[0]))

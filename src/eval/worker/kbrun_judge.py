@@ -102,14 +102,17 @@ def structure_failure(torch, refs, news):
                        "expected %d output tensors, got %d" % (len(refs), len(news)))
     for i, (r, n) in enumerate(zip(refs, news)):
         if not isinstance(n, torch.Tensor):
-            return Verdict(False, "incorrect", "bad_output_type", "output %d is %s, not a tensor" % (i, type(n).__name__))
+            return Verdict(False, "incorrect", "bad_output_type",
+                           "output %d is %s, not a tensor" % (i, type(n).__name__))
         if tuple(r.shape) != tuple(n.shape):
             return Verdict(False, "incorrect", "shape_mismatch",
                            "output %d shape %s, expected %s" % (i, tuple(n.shape), tuple(r.shape)))
         if r.dtype != n.dtype:
-            return Verdict(False, "incorrect", "dtype_mismatch", "output %d dtype %s, expected %s" % (i, n.dtype, r.dtype))
+            return Verdict(False, "incorrect", "dtype_mismatch",
+                           "output %d dtype %s, expected %s" % (i, n.dtype, r.dtype))
         if n.device != r.device:
-            return Verdict(False, "incorrect", "device_mismatch", "output %d on %s, expected %s" % (i, n.device, r.device))
+            return Verdict(False, "incorrect", "device_mismatch",
+                           "output %d on %s, expected %s" % (i, n.device, r.device))
     return None
 
 
@@ -343,7 +346,8 @@ class Judge:
             e.update(output=i, bound=bound, mean_bound=mean_bound, floor=floor,
                      error_ratio=ratio(e["err_candidate"], e["err_reference"]),
                      mean_error_ratio=ratio(e["mean_err_candidate"], e["mean_err_reference"]),
-                     margin=max(e["err_candidate"] / bound if bound > 0 else (0.0 if e["err_candidate"] == 0 else math.inf),
+                     margin=max(e["err_candidate"] / bound if bound > 0 else
+                                (0.0 if e["err_candidate"] == 0 else math.inf),
                                 e["mean_err_candidate"] / mean_bound if mean_bound > 0 else
                                 (0.0 if e["mean_err_candidate"] == 0 else math.inf)))
             all_stats.append(e)
@@ -405,8 +409,9 @@ class Judge:
             if worst > bound:
                 return Verdict(False, "incorrect", "value_mismatch",
                                "output %d: max abs diff %.3g from the reference, above the bound %.3g that the "
-                               "correctness trials allow ((%g + 1) x their relative reference error %.3g, or the floor, "
-                               "x max|ref| %.3g)" % (i, worst, bound, EVIDENCE_K, self.worst_relative_reference, largest))
+                               "correctness trials allow ((%g + 1) x their relative reference error %.3g, or the "
+                               "floor, x max|ref| %.3g)"
+                               % (i, worst, bound, EVIDENCE_K, self.worst_relative_reference, largest))
         return Verdict(True)
 
     def summary(self):

@@ -182,7 +182,9 @@ def digest_ncu(path):
                 stalls.append({"reason": reason, "ratio": round(v, 3)})
         stalls.sort(key=lambda s: -s["ratio"])
         smem = [scaled(cell(row, NCU[k]), unit(NCU[k]), BYTE_SCALE) for k in ("smem_static", "smem_dynamic")]
-        dims = lambda key: [int(x) for x in re.findall(r"\d+", cell(row, key))] or None  # noqa: E731
+
+        def dims(key):
+            return [int(x) for x in re.findall(r"\d+", cell(row, key))] or None
         m, d, s = (number(cell(row, NCU[k])) for k in ("memory_pct", "dram_pct", "sm_pct"))
         name = cell(row, "Kernel Name")
         kernels.append({
@@ -281,7 +283,8 @@ def digest_rocprof(directory):
             "compute_throughput_pct": s,
             "achieved_occupancy_pct": values.get("OccupancyPercent"),
             "theoretical_occupancy_pct": None,
-            "registers_per_thread": int(number(k.get("VGPR_Count"))) if number(k.get("VGPR_Count")) is not None else None,
+            "registers_per_thread": (int(number(k.get("VGPR_Count")))
+                                     if number(k.get("VGPR_Count")) is not None else None),
             "shared_mem_per_block_bytes": int(lds) if lds is not None else None,
             "grid": blocks,
             "block": [int(w) for w in wg] if None not in wg else None,

@@ -605,8 +605,8 @@ def check_stream_order(torch, out, snapshot):
         if s is None:
             continue
         final = o.detach().reshape(-1)[:CHUNK].contiguous()
-        same = torch.equal(s, final) if s.dtype == torch.bool else torch.equal(s.view(torch.uint8),
-                                                                             final.view(torch.uint8))
+        same = (torch.equal(s, final) if s.dtype == torch.bool
+                else torch.equal(s.view(torch.uint8), final.view(torch.uint8)))
         if not same:
             raise Failure("rejected", "unsynchronized_stream",
                           "output %d was not ready on the current stream when forward returned: the work "

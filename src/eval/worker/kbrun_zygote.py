@@ -7,7 +7,8 @@ GPU: CUDA is initialised in the children, after the fork, each with its own devi
 
 Protocol, on fd 4 (a SOCK_SEQPACKET socket from the supervisor):
   request  one message: JSON {argv, env, cwd, limits, cgroup_procs, sandbox, writable_paths,
-           shm_dir, dev_nodes, isolate_network, loopback_up, progress, channel} with descriptors attached (SCM_RIGHTS), in this order:
+           shm_dir, dev_nodes, isolate_network, loopback_up, progress, channel} with descriptors
+           attached (SCM_RIGHTS), in this order:
            status socket, output (stdout and stderr), progress (fd 3, if "progress"),
            channel (fd 4, if "channel").
   replies  on the request's own status socket, text lines:
@@ -55,7 +56,7 @@ sys.path.insert(0, HERE)
 # process that has initialised CUDA cannot hand a working GPU to its forks, and torch marks
 # such forks as bad. Only the server's environment: children get their run's own.
 os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
-import torch  # noqa: E402
+import torch  # noqa: E402  (after PYTORCH_NVML_BASED_CUDA_CHECK is set)
 
 # torch's calls that make forks bad (they initialise CUDA): while the rest is imported,
 # record who makes them, so the ready line can say why GPU runs must start cold.
@@ -80,10 +81,11 @@ def _record_calls(name):
 _originals = {name: _record_calls(name) for name in ("_cuda_getDeviceCount", "_cuda_getArchFlags", "_cuda_init")}
 
 # What workers and checkers import, loaded once here (module state is copied into each
-# child by fork; a child's changes never reach the server or its siblings).
-import torch.utils.cpp_extension  # noqa: E402,F401
+# child by fork; a child's changes never reach the server or its siblings). Imported for the
+# children, not used here (F401), and only once the calls above are recorded (E402).
+import torch.utils.cpp_extension  # noqa: E402
 try:
-    import numpy  # noqa: E402,F401
+    import numpy  # noqa: F401
 except ImportError:
     pass
 import kbrun_build  # noqa: E402,F401
@@ -202,7 +204,8 @@ def seal_filesystem(libc, req):
         return
     # The shared /dev/shm folder, taken (as a detached bind) before the new /dev hides the
     # machine's /dev/shm and before the view turns read-only.
-    shm_tree = libc.syscall(ctypes.c_long(SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD), ctypes.c_char_p(req["shm_dir"].encode()),
+    shm_tree = libc.syscall(ctypes.c_long(SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD),
+                            ctypes.c_char_p(req["shm_dir"].encode()),
                             ctypes.c_uint(OPEN_TREE_CLONE | AT_RECURSIVE | os.O_CLOEXEC)) if req.get("shm_dir") else -1
     nodes = req.get("dev_nodes") or []
     if nodes and mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NOEXEC, b"mode=755,size=1m") == 0:
@@ -244,8 +247,8 @@ def seal_filesystem(libc, req):
             mount(path, path, None, MS_BIND | MS_REC, None)
             set_read_only(libc, path, True)
     if shm_tree >= 0:
-        libc.syscall(ctypes.c_long(SYS_MOVE_MOUNT), ctypes.c_int(shm_tree), ctypes.c_char_p(b""), ctypes.c_int(AT_FDCWD),
-                     ctypes.c_char_p(b"/dev/shm"), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH))
+        libc.syscall(ctypes.c_long(SYS_MOVE_MOUNT), ctypes.c_int(shm_tree), ctypes.c_char_p(b""),
+                     ctypes.c_int(AT_FDCWD), ctypes.c_char_p(b"/dev/shm"), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH))
         os.close(shm_tree)
     else:
         mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=1777")
