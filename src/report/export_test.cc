@@ -288,5 +288,26 @@ TEST(Export, CommandLine) {
   EXPECT_TRUE(Contains(help.out, "kernelbench")) << help.out;
 }
 
+// `kbrun report --json`: stdout is the JSON document of detailed_report.json and nothing else.
+TEST(Report, JsonFlagPrintsTheDocumentOnStdout) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-report-json-");
+  test_tree::WriteBudgetTree(dir);
+  std::string command = std::string(KBRUN_BINARY) + " report --json '" + dir.string() + "' 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buffer[4096];
+  size_t got;
+  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, got);
+  int status = pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  auto printed = nlohmann::json::parse(out);  // throws (fails) on anything but one JSON document
+  auto written = nlohmann::json::parse(*ReadFile(dir / "detailed_report.json"));
+  EXPECT_EQ(printed, written);
+  EXPECT_EQ(printed["overall"]["budget"]["pass_at_k"]["by_k"].size(), 3u);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace kbrun::report

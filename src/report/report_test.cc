@@ -4,10 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
 #include <cmath>
-#include <cstdio>
 
 #include "report/budget_tree_test_util.h"
 #include "util/fs.h"
@@ -143,27 +140,6 @@ TEST(Report, BudgetMetricsOverSeveralSamplesPerAttempt) {
   EXPECT_TRUE(Contains(text, "best of all samples and attempts")) << text;
   EXPECT_TRUE(Contains(text, "pass@k over the samples of attempt 1")) << text;
   EXPECT_TRUE(Contains(text, "41.7%")) << text;  // pass@2 = 5/12
-  fs::remove_all(dir);
-}
-
-// `kbrun report --json`: stdout is the JSON document of detailed_report.json and nothing else.
-TEST(Report, JsonFlagPrintsTheDocumentOnStdout) {
-  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-report-json-");
-  test_tree::WriteBudgetTree(dir);
-  std::string command = std::string(KBRUN_BINARY) + " report --json '" + dir.string() + "' 2>/dev/null";
-  FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string out;
-  char buffer[4096];
-  size_t got;
-  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, got);
-  int status = pclose(pipe);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
-  auto printed = nlohmann::json::parse(out);  // throws (fails) on anything but one JSON document
-  auto written = nlohmann::json::parse(*ReadFile(dir / "detailed_report.json"));
-  EXPECT_EQ(printed, written);
-  EXPECT_EQ(printed["overall"]["budget"]["pass_at_k"]["by_k"].size(), 3u);
   fs::remove_all(dir);
 }
 
