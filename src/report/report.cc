@@ -221,6 +221,10 @@ Report BuildReport(const fs::path& results_dir) {
       if (ev.is_object() && ev.contains("tolerance") && ev["tolerance"].is_object()) {
         ++r.tolerance_rules[ev["tolerance"].value("rule", "fixed")];
       }
+      if (ev.is_object() && ev.contains("timing") && ev["timing"].is_object() &&
+          ev["timing"].value("method", json()).is_string() && !ev["timing"]["method"].get<std::string>().empty()) {
+        ++r.timing_methods[ev["timing"]["method"].get<std::string>()];
+      }
       if (ev.is_object() && ev.contains("fallback") && ev["fallback"].is_object() &&
           ev["fallback"].value("fallback_reason", json()).is_string()) {
         ++r.fallback_reasons[ev["fallback"]["fallback_reason"].get<std::string>()];
@@ -359,6 +363,7 @@ json ReportJson(const Report& r) {
             {"samples_correct", r.samples_correct},
             {"tolerance_rules", r.tolerance_rules},
             {"fallback_reasons", r.fallback_reasons},
+            {"timing_methods", r.timing_methods},
             {"samples_by_status", r.samples_by_status},
             {"failure_kinds", r.failure_kinds},
             {"prompt_tokens", r.prompt_tokens},
@@ -447,6 +452,7 @@ std::string ReportText(const Report& r) {
 
   out += fmt::format("Samples        {} evaluated or attempted, {} correct\n", r.samples, r.samples_correct);
   if (!r.tolerance_rules.empty()) out += "Judged by      " + KindsText(r.tolerance_rules) + " (--tolerance rule)\n";
+  if (!r.timing_methods.empty()) out += "Timed by       " + KindsText(r.timing_methods) + " (timing.method)\n";
   if (!r.fallback_reasons.empty()) {
     out += "Own code unused " + KindsText(r.fallback_reasons) + " (samples; result.json fallback.fallback_reason)\n";
   }

@@ -84,6 +84,7 @@ struct Report {
   int gpu_lanes = 1;
   std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
   std::map<std::string, int> fallback_reasons;  // samples whose own code never ran, by why (fallback_reason)
+  std::map<std::string, int> timing_methods;    // timed samples by how they were timed (timing.method)
   StageSums stages;
   // Budget metrics: the best of all samples and attempts (the figures above, fast_p and
   // geomean), the one-shot sample alone, and pass@k for k = 1..samples_per_attempt.

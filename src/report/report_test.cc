@@ -45,6 +45,9 @@ TEST(Report, FiguresMatchTheHandComputedOnes) {
   // 3_C's first sample passed (library kernels allowed) without running its own kernel.
   ASSERT_EQ(r.fallback_reasons.size(), 1u);
   EXPECT_EQ(r.fallback_reasons.at("never_launched"), 1);
+  ASSERT_EQ(r.timing_methods.size(), 1u);  // the only sample whose result says how it was timed
+  EXPECT_EQ(r.timing_methods.at("cuda_events_launch_hidden_l2_flush"), 1);
+  EXPECT_TRUE(Contains(ReportText(r), "Timed by       cuda_events_launch_hidden_l2_flush x1")) << ReportText(r);
   EXPECT_EQ(r.prompt_tokens, 350);                 // 100 + 200 + 30 + 20
   EXPECT_EQ(r.completion_tokens, 350);             // 200 + 100 + 30 + 20
   EXPECT_DOUBLE_EQ(r.wall_s, 150.0);               // sessions of 100 s and 50 s
