@@ -137,6 +137,17 @@ std::string CompileCacheDir(const EvalOptions& o) {
   return fs::absolute(o.compile_cache_dir.empty() ? DefaultCompileCacheDir() : o.compile_cache_dir).string();
 }
 
+// What a process that runs candidate code may write: its private dir and, since the build
+// step writes it, the shared compile cache (created here).
+std::vector<std::string> CandidateWritablePaths(const EvalOptions& o, const fs::path& dir) {
+  std::vector<std::string> writable = {fs::absolute(dir).string()};
+  if (std::string cache = CompileCacheDir(o); !cache.empty()) {
+    fs::create_directories(cache);
+    writable.push_back(cache);
+  }
+  return writable;
+}
+
 std::string ResolveDevice(const EvalOptions& o, const PythonEnv& py) {
   if (o.device == "auto") return py.gpu_available ? "cuda" : "cpu";
   return o.device;
@@ -257,14 +268,8 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   spec.timeout_s = o.compile_timeout_s;
   spec.hard_timeout_s = o.compile_timeout_s + (phase == "compile" ? 30 : o.run_timeout_s + 30);
   double run_timeout = o.run_timeout_s;
-  // The build step writes the shared compile cache: it stays writable.
-  std::vector<std::string> writable = {fs::absolute(dir).string()};
-  if (std::string cache = CompileCacheDir(o); !cache.empty()) {
-    fs::create_directories(cache);
-    writable.push_back(cache);
-  }
   SharedMemoryDir shm(dir);
-  Seal(spec, o, writable, shm.path(), run.gpu_visible);
+  Seal(spec, o, CandidateWritablePaths(o, dir), shm.path(), run.gpu_visible);
   // A fork of the warm worker when one can start it, else a fresh interpreter.
   ChildStarter starter = o.warm_worker == "off" ? nullptr
                          : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
@@ -769,8 +774,7 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
                   {"backend", BackendFlagsFor(o, py).ToRequest()}};
     // The profiled run executes the candidate: sealed as the run worker is.
     SharedMemoryDir shm(compiled.work_dir / "profile");
-    std::vector<std::string> writable = {fs::absolute(compiled.work_dir).string()};
-    if (std::string cache = CompileCacheDir(o); !cache.empty()) writable.push_back(cache);
+    std::vector<std::string> writable = CandidateWritablePaths(o, compiled.work_dir);
     auto seal = [&](ProcessSpec& spec) { Seal(spec, o, writable, shm.path(), device == "cuda"); };
     AddProfile(r, {&req, &py, device, seed, compiled.work_dir,
                    WorkerEnvironment(o, py, compiled.work_dir, device == "cuda"), build, seal});

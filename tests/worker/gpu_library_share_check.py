@@ -19,6 +19,7 @@ from torch.utils.cpp_extension import load_inline
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "eval", "worker"))
 import kbrun_build  # noqa: E402  (a script: after the sys.path line above)
 import kbrun_library_share as ls  # noqa: E402
+from worker_test_util import Fn  # noqa: E402  (beside this script)
 
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", tempfile.mkdtemp(prefix="kbrun-gpu-libshare-"))
 kbrun_build.watch_loads()
@@ -44,15 +45,6 @@ ext = load_inline(name="kbrun_gpu_libshare", cpp_sources="torch::Tensor scale(to
                   "torch::Tensor gemm_named(torch::Tensor x);"
                   "torch::Tensor conv_inside(torch::Tensor x, torch::Tensor w);",
                   cuda_sources=CUDA, functions=["scale", "gemm_named", "conv_inside"])
-
-
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 x = torch.randn(1 << 22, device=dev)

@@ -6,20 +6,11 @@ then asks the judge. Run: /usr/bin/python3 -m pytest -q tests/worker
 """
 import pytest
 import torch
-import torch.nn as nn
 
 import kbrun_judge as kj  # src/eval/worker, on sys.path by conftest.py
+from worker_test_util import Fn
 
 CPU = torch.device("cpu")
-
-
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 def tf32(x):

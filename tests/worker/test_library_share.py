@@ -67,15 +67,6 @@ def write_candidate(ext_dir, name, source, function, forward):
     return path
 
 
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
-
-
 @pytest.fixture(scope="session")
 def honest(ext_dir):
     module = load_candidate(HONEST, "kbrun_honest")
