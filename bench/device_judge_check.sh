@@ -18,6 +18,7 @@ D=/tmp/kbrun-judge; rm -rf $D; mkdir -p $D "$FINAL"
 # One compile cache per build (shared with bench/device_sandbox_check.sh in the same call).
 export KBRUN_COMPILE_CACHE=/tmp/kbrun-devcache-new
 PARTS=${PARTS:-floor cheats honest}
+HONEST_FLAGS=${HONEST_FLAGS:-}  # e.g. --perf-trials 30 for a shorter honest part
 L1=$PWD/.devpkg/level1
 row() {  # json name -> one line: status, speedups (kbrun, kernelbench), medians
   python3 - "$@" <<'PY'
@@ -32,10 +33,14 @@ t = r.get("timing") or {}
 kb = t.get("kernelbench") or {}
 ms = lambda s: (s or {}).get("median_ms")
 f = lambda v, fmt: (fmt % v) if isinstance(v, (int, float)) else "-"
-print("%-36s %-40s speedup %7s  ref %9s cand %9s ms | kernelbench speedup %7s ref %9s cand %9s ms | spin %s" % (
+clk = t.get("sm_clock_mhz") or {}
+mhz = lambda side: f((clk.get(side) or {}).get("median"), "%.0f")
+print("%-36s %-40s speedup %7s  ref %9s cand %9s ms | kernelbench speedup %7s ref %9s cand %9s ms | spin %s"
+      " | SM MHz ref %s cand %s" % (
     name, r["status"] + ("/" + e["category"] if e else ""), f(r.get("speedup"), "%.3fx"),
     f(ms(t.get("reference")), "%.4f"), f(ms(t.get("candidate")), "%.4f"), f(kb.get("speedup"), "%.3fx"),
-    f(ms(kb.get("reference")), "%.4f"), f(ms(kb.get("candidate")), "%.4f"), t.get("spin_ms")))
+    f(ms(kb.get("reference")), "%.4f"), f(ms(kb.get("candidate")), "%.4f"), t.get("spin_ms"), mhz("reference"),
+    mhz("candidate")))
 PY
 }
 ev() {  # kbrun code problem name [flags...]
@@ -94,8 +99,8 @@ honest) {
       "$kb" eval --code "$f" --problem "$L1/$(basename "$f")" --device cuda --perf-trials 1 > /dev/null 2>&1 &
     done
     wait
-    ev $kb tests/gpu/relu_correct.py "$L1/19_ReLU.py" "${tag}_19_ReLU"
-    for f in tests/gpu/honest/*.py; do ev $kb "$f" "$L1/$(basename "$f")" "${tag}_$(basename "$f" .py)"; done
+    ev $kb tests/gpu/relu_correct.py "$L1/19_ReLU.py" "${tag}_19_ReLU" $HONEST_FLAGS
+    for f in tests/gpu/honest/*.py; do ev $kb "$f" "$L1/$(basename "$f")" "${tag}_$(basename "$f" .py)" $HONEST_FLAGS; done
   done
 } 2>&1 | tee "$FINAL/honest_table.txt" ;;
 esac; done

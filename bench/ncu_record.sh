@@ -18,7 +18,7 @@ for name, fn in (("reference", lambda: (torch.relu(x), a @ b)), ("candidate", la
 PY
 SECTIONS="--section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats"
 t0=$(date +%s.%N)
-ncu --target-processes all --nvtx $SECTIONS -o "$W/rep" python3 "$W/probe.py" > "$OUT/ncu_run.log" 2>&1
+ncu --clock-control none --target-processes all --nvtx $SECTIONS -o "$W/rep" python3 "$W/probe.py" > "$OUT/ncu_run.log" 2>&1
 echo "ncu run rc=$? $(python3 -c "print(round($(date +%s.%N)-$t0,1))") s" | tee -a "$OUT/ncu_run.log"
 ncu -i "$W/rep.ncu-rep" --csv --page raw > "$OUT/raw.csv" 2>&1
 ncu -i "$W/rep.ncu-rep" --csv --page details > "$OUT/details.csv" 2>&1

@@ -108,7 +108,9 @@ json RunRoofline(const ProfileInputs& in, Clock::time_point deadline) {
 
 std::vector<std::string> NcuArgv(const fs::path& ncu, const fs::path& report, const std::string& python,
                                  const fs::path& request) {
-  std::vector<std::string> argv = {ncu.string(), "--target-processes", "all", "--nvtx",
+  // --clock-control none: ncu's default locks the card's clocks at base for the run, a
+  // setting change on a machine others share; kernels are profiled at the clocks they run at.
+  std::vector<std::string> argv = {ncu.string(), "--clock-control", "none", "--target-processes", "all", "--nvtx",
                                    "--nvtx-include", "kbrun_reference/", "--nvtx-include", "kbrun_candidate/"};
   for (const char* s : kNcuSections) argv.insert(argv.end(), {"--section", s});
   argv.insert(argv.end(), {"-f", "-o", report.string(), python, ProfileScriptPath("kbrun_profile.py"), "--request",

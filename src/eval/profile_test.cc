@@ -279,7 +279,7 @@ void WriteFakeNcu(const fs::path& dir) {
                   "echo \"$*\" > '" + (dir / "ncu_args.txt").string() + "'\n"
                   "while [ $# -gt 0 ]; do case \"$1\" in\n"
                   "  -o) out=$2; shift 2;;\n"
-                  "  --section|--nvtx-include|--target-processes) shift 2;;\n"
+                  "  --section|--nvtx-include|--target-processes|--clock-control) shift 2;;\n"
                   "  -f|--nvtx) shift;;\n"
                   "  *) break;;\n"
                   "esac; done\n"
@@ -326,7 +326,7 @@ TEST(ProfileKernels, PipelineWithAFakeNcuThatRunsTheTarget) {
   EXPECT_EQ(req_file["mode"], "kernels");
   EXPECT_EQ(req_file["seed"], 7);
   std::string args = ReadFile(dir / "ncu_args.txt").value_or("");
-  EXPECT_TRUE(Contains(args, "--target-processes all --nvtx --nvtx-include kbrun_reference/ --nvtx-include "
+  EXPECT_TRUE(Contains(args, "--clock-control none --target-processes all --nvtx --nvtx-include kbrun_reference/ --nvtx-include "
                              "kbrun_candidate/ --section SpeedOfLight --section LaunchStats --section Occupancy "
                              "--section WarpStateStats -f -o " + (dir / "work/profile/report").string()))
       << args;

@@ -374,6 +374,7 @@ class Checker:
             out[method] = kw.stats(samples)
         if self.timer is not None:
             out["spin_ms"] = self.timer.spin_ms
+            out["clock_mhz"] = self.timer.clock_summary()
         return out
 
 

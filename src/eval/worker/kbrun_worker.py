@@ -200,8 +200,11 @@ def stats(samples_ms):
 GPU_METHOD = "cuda_events_launch_hidden_l2_flush"
 KERNELBENCH_METHOD = "kernelbench_cuda_event_l2_flush"
 CPU_METHOD = "wall_clock_cache_flush"
-# The spin that hides a call's launch latency covers at most this much host time.
-MAX_SPIN_MS = 1.0
+# The spin before each call: at least MIN_SPIN_MS, twice the call's host time, longer while the
+# clock during it stays below FULL_CLOCK of the fastest rate seen (Timer._note_clock).
+MIN_SPIN_MS = 0.1
+MAX_SPIN_MS = 2.0
+FULL_CLOCK = 0.95
 
 
 def timing_methods(device, n):
@@ -223,9 +226,14 @@ class Timer:
     GPU, kbrun's method: the L2 cache is flushed (a buffer twice its size is zeroed) and the
     device synchronised; a spin kernel then holds the stream while the call's launches queue
     up behind it (nvbench's blocking kernel), so the events measure the GPU's time for the
-    call, not the host's launch latency. The spin lasts about twice the call's host time seen
-    in the warm-up (at most MAX_SPIN_MS): host time beyond that is still counted. KernelBench's
-    method is the same without the spin (launch latency counted). Both record the end event in
+    call, not the host's launch latency. The spin lasts at least MIN_SPIN_MS and twice the
+    call's host time seen in the warm-up (at most MAX_SPIN_MS): host time beyond that is still
+    counted. Its last three quarters lie between two events, so each call also tells the SM
+    clock it ran at (`clock_mhz`): the GPU lowers its clock within milliseconds of idling
+    (the host's work between calls), and a call that starts at a low clock runs slower, so the
+    spin grows until the clock during it is full (`_note_clock`); it keeps reference and
+    candidate at the same clock. KernelBench's method is the same without the spin (launch
+    latency and clock ramp counted). Both record the end event in
     stream order; `snapshot(out)` is queued right after it, outside the timed region, and the
     whole device is synchronised before anything else runs, so work the call left on another
     stream shows in the snapshot and never overlaps the next measurement.
@@ -236,15 +244,18 @@ class Timer:
         self.torch = torch
         self.cuda = device.type == "cuda"
         self.host_ms = []
-        self.spin_ms = 0.0
+        self.spin_ms = MIN_SPIN_MS if self.cuda else 0.0
         self.spin_cycles = 0
+        self.clock_mhz = []
         if self.cuda:
             props = torch.cuda.get_device_properties(device)
             l2 = getattr(props, "L2_cache_size", 0) or 64 * 1024 * 1024
             self.flush_buf = torch.empty(int(2 * l2) // 4, dtype=torch.int32, device=device)
             self.start = torch.cuda.Event(enable_timing=True)
             self.end = torch.cuda.Event(enable_timing=True)
+            self.spin_mark = torch.cuda.Event(enable_timing=True)
             self.cycles_per_ms = self._spin_cycles_per_ms()
+            self.spin_cycles = int(self.spin_ms * self.cycles_per_ms)
         else:
             self.flush_buf = torch.empty(32 * 1024 * 1024 // 4, dtype=torch.int32)
 
@@ -260,47 +271,75 @@ class Timer:
         return cycles / ms if ms > 0 else 2000000.0
 
     def warm_up(self, fn, args):
-        """One untimed call (a warm-up): measures how long the host takes to issue it, which
-        sizes the spin. Returns its output."""
-        torch = self.torch
+        """One untimed call (a warm-up), spun and flushed like a timed one: measures how long
+        the host takes to issue it, which sizes the spin. Returns its output."""
         if not self.cuda:
             return fn(*args)
-        torch.cuda.synchronize()
-        t = time.perf_counter()
-        out = fn(*args)
-        self.host_ms.append((time.perf_counter() - t) * 1000.0)
-        torch.cuda.synchronize()
+        _, out, _ = self.time_once(fn, args, warm_up=True)
         # Calibrated again right after a call, at the clock the timed calls will see: a rate
         # taken at an idle clock (an H200 idles at 345 MHz, boosts to 1980) would make the
         # spin several times shorter than meant, and launch latency would leak into the
         # figure. The fastest rate seen wins: a spin too long costs nothing.
         self.cycles_per_ms = max(self.cycles_per_ms, self._spin_cycles_per_ms(200000))
-        self.spin_ms = min(max(2 * statistics.median(self.host_ms) + 0.01, 0.02), MAX_SPIN_MS)
+        self.spin_ms = min(max(2 * statistics.median(self.host_ms) + 0.01, self.spin_ms), MAX_SPIN_MS)
         self.spin_cycles = int(self.spin_ms * self.cycles_per_ms)
         return out
 
-    def time_once(self, fn, args, method=None, snapshot=None):
+    def time_once(self, fn, args, method=None, snapshot=None, warm_up=False):
         """Returns (milliseconds, output, snapshot(output) or None)."""
         torch = self.torch
         self.flush_buf.zero_()
         snap = None
         if self.cuda:
             torch.cuda.synchronize()
-            if method != KERNELBENCH_METHOD and self.spin_cycles:
-                torch.cuda._sleep(self.spin_cycles)
+            spun = method != KERNELBENCH_METHOD and self.spin_cycles
+            if spun:
+                # The first quarter covers the launch of the mark and of the rest of the spin.
+                lead = self.spin_cycles // 4
+                torch.cuda._sleep(lead)
+                self.spin_mark.record()
+                torch.cuda._sleep(self.spin_cycles - lead)
             self.start.record()
+            t = time.perf_counter()
             out = fn(*args)
+            if warm_up:
+                self.host_ms.append((time.perf_counter() - t) * 1000.0)
             self.end.record()
             if snapshot is not None:
                 snap = snapshot(out)
             self.end.synchronize()
             ms = self.start.elapsed_time(self.end)
+            if spun:
+                self._note_clock(self.spin_mark.elapsed_time(self.start), self.spin_cycles - lead, warm_up)
             torch.cuda.synchronize()
         else:
             t = time.perf_counter()
             out = fn(*args)
             ms = (time.perf_counter() - t) * 1000.0
         return ms, out, snap
+
+    def _note_clock(self, spin_ms, cycles, warm_up):
+        """The SM clock over the spin's measured part. Below FULL_CLOCK of the fastest rate
+        seen, the GPU has not reached its clock after the idle gap before the call (the host's
+        work between calls; the clock falls within milliseconds), or the host's launches ran
+        past the spin: either way a longer spin, up to MAX_SPIN_MS, for the calls after."""
+        if spin_ms <= 0:
+            return
+        mhz = cycles / spin_ms / 1000.0
+        if not warm_up:
+            self.clock_mhz.append(mhz)
+        if mhz < FULL_CLOCK * self.cycles_per_ms / 1000.0 and self.spin_ms < MAX_SPIN_MS:
+            self.spin_ms = min(2 * self.spin_ms, MAX_SPIN_MS)
+            self.spin_cycles = int(self.spin_ms * self.cycles_per_ms)
+
+    def clock_summary(self):
+        """result.json timing.sm_clock_mhz for this side, or None off the GPU."""
+        if not self.clock_mhz:
+            return None
+        s = sorted(self.clock_mhz)
+        full = FULL_CLOCK * self.cycles_per_ms / 1000.0
+        return {"median": statistics.median(s), "min": s[0], "max": s[-1],
+                "max_rate": self.cycles_per_ms / 1000.0, "calls_below_full": sum(1 for m in s if m < full)}
 
 
 class Guard:
@@ -776,6 +815,7 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
         "checked_timed_calls": len(methods),
         "spin_ms": timer.spin_ms,
         "spin_cycles_per_ms": getattr(timer, "cycles_per_ms", None),
+        "clock_mhz": timer.clock_summary() if device.type == "cuda" else None,
         "candidate": stats(samples[primary]) if samples.get(primary) else None,
     }
     if samples.get(KERNELBENCH_METHOD):
