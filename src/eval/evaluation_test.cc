@@ -139,6 +139,22 @@ TEST(EvalIntegration, BuildsInInitHappenInTheCompilePhase) {
   EXPECT_LT(r.result["stages"]["run_load_models_s"].get<double>(), pre["seconds"].get<double>() / 2)
       << r.result["stages"].dump();
 
+  // A kernel built on the first forward call: that load_inline call is made in the compile phase
+  // too, so the run phase's first call loads a cached build.
+  auto fwd = RunEvalIn("candidates", "lazy_build_forward", {"--no-compile-cache"});
+  ASSERT_FALSE(fwd.result.is_null()) << fwd.output;
+  EXPECT_EQ(fwd.result["status"], "correct") << fwd.output;
+  const json& d = fwd.result["build"]["prebuild"]["deferred"];
+  EXPECT_EQ(d["found"], 1) << d.dump();
+  EXPECT_EQ(d["built"], 1) << d.dump();
+  EXPECT_EQ(fwd.result["build"]["prebuild"]["builds"], 1) << fwd.result["build"].dump();
+  ASSERT_EQ(fwd.result["build"]["extensions"].size(), 1u) << fwd.result["build"].dump();
+  EXPECT_EQ(fwd.result["build"]["extensions"][0]["name"], "lazy_build_forward_ext");
+  // The run phase's first forward found the build made in the compile phase (a build of this
+  // extension takes seconds).
+  EXPECT_LT(fwd.result["stages"]["correctness_s"].get<double>(), fwd.result["build"]["prebuild"]["seconds"].get<double>() / 2)
+      << fwd.result["stages"].dump();
+
   // A constructor that builds only when it sees a GPU builds in the compile phase too; what it
   // then does on the GPU fails there, and is only noted.
   auto gpu_only = RunEval("lazy_build_gpu_only");

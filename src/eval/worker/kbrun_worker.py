@@ -676,13 +676,16 @@ def check_trial(torch, guard, device, new_model, checker, kind, label):
 def prebuild(req, torch, candidate):
     """Compile phase: constructs ModelNew(*get_init_inputs()) once, on the CPU, so that what a
     candidate builds in its __init__ (load_inline there is common in real model output) is built
-    here, by the compile pool, through the cache, instead of on the GPU lane in the run phase.
-    Best effort and never a verdict: the model is thrown away, an error (a constructor that
-    needs a GPU, say) is only recorded. Returns {"constructed", "builds", "seconds", "note"?}."""
+    here, by the compile pool, through the cache, instead of on the GPU lane in the run phase;
+    then makes the build calls its other functions hold (kbrun_deferred_builds: a build on the
+    first forward). Best effort and never a verdict: the model is thrown away, an error (a
+    constructor that needs a GPU, say) is only recorded. Returns {"constructed", "builds",
+    "seconds", "deferred", "note"?}."""
     import kbrun_build
     t = time.perf_counter()
     before = len(kbrun_build.build_attempts)
     out = {"constructed": False}
+    model = None
     # The run phase has a GPU: a constructor that builds only `if torch.cuda.is_available()`
     # builds here too (what it then does on a GPU it does not have fails, and is only noted).
     is_available = torch.cuda.is_available
@@ -690,12 +693,19 @@ def prebuild(req, torch, candidate):
     try:
         problem = load_module(req["problem"], "kbrun_prebuild_problem")
         seed_all(torch, int(req.get("seed", 0)))
-        candidate.ModelNew(*problem.get_init_inputs())
+        model = candidate.ModelNew(*problem.get_init_inputs())
         out["constructed"] = True
     except (Exception, SystemExit) as exc:  # judged in the run phase, where the GPU is visible
         out["note"] = clip("%s: %s" % (type(exc).__name__, exc), 500)
     finally:
         torch.cuda.is_available = is_available
+    # What forward would build on its first call (load_inline behind `if self._ext is None`).
+    try:
+        import kbrun_deferred_builds
+        with open(req["code"]) as f:
+            out["deferred"] = kbrun_deferred_builds.build_deferred(f.read(), candidate, model)
+    except (Exception, SystemExit) as exc:
+        out["deferred"] = {"error": clip("%s: %s" % (type(exc).__name__, exc), 500)}
     out["builds"] = len(kbrun_build.build_attempts) - before
     out["seconds"] = round(time.perf_counter() - t, 3)
     return out

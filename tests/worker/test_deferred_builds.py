@@ -1,0 +1,60 @@
+"""kbrun_deferred_builds: which build calls it finds and how it evaluates their arguments."""
+import types
+
+import kbrun_deferred_builds as db
+
+
+def module_with(**names):
+    m = types.ModuleType("candidate")
+    for k, v in names.items():
+        setattr(m, k, v)
+    return m
+
+
+def test_calls_in_forward_and_helpers_are_made_with_globals_self_and_locals():
+    calls = []
+    source = '''
+SRC = "global source"
+def load_inline(**kw): pass
+def get_ext():
+    return load_inline(name="helper", cpp_sources=SRC)
+class ModelNew:
+    def __init__(self):
+        self.ext = load_inline(name="in_init", cpp_sources=SRC)
+    def forward(self, x):
+        flags = ["-O2", self.flag]
+        if self.ext is None:
+            self.ext = load_inline(name="in_forward", cpp_sources=SRC, extra_cflags=flags)
+        return x
+'''
+    module = module_with(SRC="global source", load_inline=lambda **kw: calls.append(kw))
+    model = types.SimpleNamespace(flag="-DX")
+    out = db.build_deferred(source, module, model)
+    assert out == {"found": 2, "built": 2, "skipped": []}  # __init__'s call is the constructor's
+    assert calls == [{"name": "helper", "cpp_sources": "global source"},
+                     {"name": "in_forward", "cpp_sources": "global source", "extra_cflags": ["-O2", "-DX"]}]
+
+
+def test_arguments_known_only_at_call_time_are_skipped_and_named():
+    source = '''
+def load_inline(**kw): pass
+class ModelNew:
+    def forward(self, x):
+        return load_inline(name="n%d" % x.shape[0], cpp_sources="s")
+'''
+    out = db.build_deferred(source, module_with(load_inline=lambda **kw: None), None)
+    assert out["found"] == 1 and out["built"] == 0
+    assert out["skipped"][0]["line"] == 5
+    assert "NameError" in out["skipped"][0]["reason"]
+
+
+def test_a_failing_build_is_noted_not_raised():
+    def failing(**kw):
+        raise RuntimeError("Error building extension")
+    source = "def f():\n    load(name='x', sources=['a.cpp'])\n"
+    out = db.build_deferred(source, module_with(load=failing), None)
+    assert out["built"] == 0 and "build: RuntimeError" in out["skipped"][0]["reason"]
+
+
+def test_source_that_does_not_parse_finds_nothing():
+    assert db.build_deferred("def (:", module_with(), None) == {"found": 0, "built": 0, "skipped": []}
