@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine (issue 6): compile seconds per candidate, plain load_inline vs kbrun's
+# On the GPU machine: compile seconds per candidate, plain load_inline vs kbrun's
 # fast build (cold cache, then warm), on the same sources, plus per-candidate overhead.
 # Pack first: bench/pack_device.sh 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
 #   1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py

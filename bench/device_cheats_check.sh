@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine (issue 5): the reward-hack suite (tests/cheats) must be caught and the
+# On the GPU machine: the reward-hack suite (tests/cheats) must be caught and the
 # honest kernels (tests/gpu/honest, tests/gpu/relu_correct.py) must pass, on CUDA.
 # Pack first: bench/pack_device.sh 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
 #   1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py

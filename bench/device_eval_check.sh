@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine: the eval acceptance checks of issue 2 on KernelBench level1 ReLU.
+# On the GPU machine: the eval acceptance checks on KernelBench level1 ReLU.
 # Run after bench/pack_device.sh 19_ReLU.py; results under $OUT.
 set -uo pipefail
 KB=$PWD/.devpkg/kbrun

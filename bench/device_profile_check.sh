@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine: `kbrun eval --profile` (issue 7) on a level1 GEMM and on ReLU; prints
+# On the GPU machine: `kbrun eval --profile` on a level1 GEMM and on ReLU; prints
 # each result's profile status, roofline and the text digest a reflection prompt carries.
 # Run after: bench/pack_device.sh 1_Square_matrix_multiplication_.py 19_ReLU.py. Results under $OUT.
 set -uo pipefail

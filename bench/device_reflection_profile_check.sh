@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine: a batch with --profile whose first answer is correct but slower than
-# the target, so attempt 2's reflection prompt must carry the profile digest (issue 7).
+# the target, so attempt 2's reflection prompt must carry the profile digest.
 # Problem: KernelBench level1 19_ReLU; the replay provider answers every request with
 # tests/gpu/relu_correct.py (about 0.94x on the H100). Run after bench/pack_device.sh 19_ReLU.py.
 set -uo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine (H100): the ThunderKittens backend of issue 7. A bf16 GEMM written with
+# On the GPU machine (H100): the ThunderKittens backend. A bf16 GEMM written with
 # TK (tests/gpu/tk/tk_matmul.py) is built through `--backend thunderkittens` with kbrun's
 # flags only, checked against torch.matmul in bf16 (atol = rtol = 1e-2) and timed; then the
 # same again from the compile cache, and once without a root (must be refused before compiling).

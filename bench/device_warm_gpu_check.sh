@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine: does the warm worker hand forks a usable GPU? (issue 6)
+# On the GPU machine: does the warm worker hand forks a usable GPU?
 # 1. bench/fork_poison_probe.py: after each import the server makes, a fork tries CUDA.
 # 2. kbrun eval of tests/gpu/relu_correct.py on level1 19_ReLU with --warm-worker all,
 #    three times: cold build, cached build with warm workers, cached build with cold workers.

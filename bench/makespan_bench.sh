@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine (issue 6, target 3): the makespan of a kbrun batch against its floor
+# On the GPU machine: the makespan of a kbrun batch against its floor
 # max(LLM s / concurrency, compile CPU-s / cores, GPU s / lanes), and the same batch run
 # problem after problem (--schedule by-problem, the seed runner's order) for comparison.
 # The replay provider serves bench/replay/makespan (bench/make_makespan_replay.py: correct,

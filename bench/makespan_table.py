@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The batch makespan table (issue 6, target 3) from kbrun batch results folders.
+"""The batch makespan table from kbrun batch results folders.
 
 Usage: makespan_table.py [--cores N] PIPELINED_RESULTS [BY_PROBLEM_RESULTS]
 

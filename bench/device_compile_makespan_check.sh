@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6 on the GPU machine: the compile benchmark with the per-candidate overhead, warm
+# On the GPU machine: the compile benchmark with the per-candidate overhead, warm
 # worker vs cold starts (bench/compile_bench.sh), and the batch makespan against its floor,
 # pipelined and problem after problem (bench/makespan_bench.sh). All of it takes about
 # 1,100 s, and one device command may run 600 s, so PART picks what one call runs:
