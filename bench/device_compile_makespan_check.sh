@@ -8,7 +8,7 @@
 #                   reusing the compile bench's precompiled header if this machine has it
 #   PART=both       (default) a short compile bench (COMPILE_BUDGET_S, 170 s: 2 candidates),
 #                   then the pipelined makespan only, in TOTAL_BUDGET_S (560 s)
-# The figures in docs/PERFORMANCE.md (2026-11-25, session 5) are PART=compile, then
+# The figures in docs/PERFORMANCE.md (H100, 2026-11-25) are PART=compile, then
 # PART=makespan on the same warm machine. Pack first, all problems both benches use:
 #   bench/pack_device.sh 19_ReLU.py 20_LeakyReLU.py 21_Sigmoid.py 22_Tanh.py 25_Swish.py 26_GELU_.py \
 #     27_SELU_.py 28_HardSigmoid.py 29_Softplus.py 31_ELU.py 23_Softmax.py \

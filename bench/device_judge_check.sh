@@ -36,11 +36,11 @@ f = lambda v, fmt: (fmt % v) if isinstance(v, (int, float)) else "-"
 clk = t.get("sm_clock_mhz") or {}
 mhz = lambda side: f((clk.get(side) or {}).get("median"), "%.0f")
 print("%-36s %-40s speedup %7s  ref %9s cand %9s ms | kernelbench speedup %7s ref %9s cand %9s ms | spin %s"
-      " | SM MHz ref %s cand %s" % (
+      " | SM MHz ref %s cand %s | spin kind %s" % (
     name, r["status"] + ("/" + e["category"] if e else ""), f(r.get("speedup"), "%.3fx"),
     f(ms(t.get("reference")), "%.4f"), f(ms(t.get("candidate")), "%.4f"), f(kb.get("speedup"), "%.3fx"),
     f(ms(kb.get("reference")), "%.4f"), f(ms(kb.get("candidate")), "%.4f"), t.get("spin_ms"), mhz("reference"),
-    mhz("candidate")))
+    mhz("candidate"), ((t.get("spin") or {}).get("candidate") or {}).get("kind")))
 PY
 }
 ev() {  # kbrun code problem name [flags...]
@@ -81,11 +81,15 @@ for side in ('reference', 'candidate'):
 cheats) {
   # level1 19_ReLU at 4096 x 65536 (1 GiB; the full 6 GiB input only makes each call slower).
   p=$(small 19_ReLU.py -e 's/^dim = .*/dim = 65536/')
-  echo "== GPU cheats on level1 19_ReLU, 4096 x 65536 (expected: slowref_* correct at the honest speedup, or rejected; memo_* incorrect)"
+  echo "== GPU cheats on level1 19_ReLU, 4096 x 65536 (expected: slowref_* and spin_hider_* correct at the honest speedup, or rejected; memo_* incorrect)"
   ev $KB tests/gpu/relu_correct.py "$p" relu_correct_honest
-  for f in tests/gpu/judge/slowref_*.py tests/gpu/judge/memo_*.py; do
+  for f in tests/gpu/judge/slowref_*.py tests/gpu/judge/memo_*.py tests/gpu/judge/spin_hider_*.py; do
     ev $KB "$f" "$p" "$(basename "$f" .py)"
   done
+  # Work hidden inside the spin matters most where the call is short: 64 x 16384 (~6 us).
+  p=$(small 19_ReLU.py -e 's/^batch_size = .*/batch_size = 64/' -e 's/^dim = .*/dim = 16384/')
+  ev $KB tests/gpu/relu_correct.py "$p" relu_correct_honest_64x16384
+  ev $KB tests/gpu/judge/spin_hider_relu.py "$p" spin_hider_relu_64x16384
 } 2>&1 | tee "$FINAL/cheats_gpu_table.txt" ;;
 honest) {
   echo "== honest set: current build, then the earlier build (.devpkg/old) where present"

@@ -25,7 +25,7 @@ import kbrun_worker as kw  # noqa: E402  (from the folder named on the command l
 
 dev = torch.device("cuda")
 timer = kw.Timer(torch, dev)
-print("spin calibration at start: %.0f cycles/ms" % timer.cycles_per_ms, flush=True)
+print("spin calibration at start: %.0f cycles/ms; spin %s" % (timer.cycles_per_ms, timer.spin.describe()), flush=True)
 
 PEER = r"""
 import sys, torch

@@ -494,6 +494,7 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"spin_ms", {{"candidate", StatsOrNull(timing, "spin_ms")}, {"reference", StatsOrNull(timing, "reference_spin_ms")}}},
         {"spin_cycles_per_ms", StatsOrNull(timing, "spin_cycles_per_ms")},
         {"sm_clock_mhz", {{"candidate", StatsOrNull(timing, "clock_mhz")}, {"reference", StatsOrNull(timing, "reference_clock_mhz")}}},
+        {"spin", {{"candidate", StatsOrNull(timing, "spin")}, {"reference", StatsOrNull(timing, "reference_spin")}}},
         {"kernelbench", StatsOrNull(timing, "kernelbench")}}},
       {"device",
        {{"kind", device},
@@ -557,6 +558,7 @@ json MergedTiming(const json& worker_timing, const std::optional<json>& checker)
   t["reference"] = ref.contains(method) ? ref[method] : json(nullptr);
   t["reference_spin_ms"] = ref.value("spin_ms", 0.0);
   t["reference_clock_mhz"] = ref.value("clock_mhz", json(nullptr));
+  t["reference_spin"] = ref.value("spin", json(nullptr));
   int all = 0;
   for (auto& [name, stats] : ref.items()) {
     if (stats.is_object()) all += stats.value("trials", 0);

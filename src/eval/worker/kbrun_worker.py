@@ -226,7 +226,8 @@ class Timer:
     GPU, kbrun's method: the L2 cache is flushed (a buffer twice its size is zeroed) and the
     device synchronised; a spin kernel then holds the stream while the call's launches queue
     up behind it (nvbench's blocking kernel), so the events measure the GPU's time for the
-    call, not the host's launch latency. The spin lasts at least MIN_SPIN_MS and twice the
+    call, not the host's launch latency. The spin fills every multiprocessor (kbrun_spin), so
+    work the call puts on another stream cannot run during it. The spin lasts at least MIN_SPIN_MS and twice the
     call's host time seen in the warm-up (at most MAX_SPIN_MS): host time beyond that is still
     counted. Its last three quarters lie between two events, so each call also tells the SM
     clock it ran at (`clock_mhz`): the GPU lowers its clock within milliseconds of idling
@@ -254,6 +255,8 @@ class Timer:
             self.start = torch.cuda.Event(enable_timing=True)
             self.end = torch.cuda.Event(enable_timing=True)
             self.spin_mark = torch.cuda.Event(enable_timing=True)
+            import kbrun_spin  # beside this file
+            self.spin = kbrun_spin.Spin(torch, device)
             self.cycles_per_ms = self._spin_cycles_per_ms()
             self.spin_cycles = int(self.spin_ms * self.cycles_per_ms)
         else:
@@ -264,7 +267,7 @@ class Timer:
         torch = self.torch
         torch.cuda.synchronize()
         self.start.record()
-        torch.cuda._sleep(cycles)
+        self.spin(cycles)
         self.end.record()
         self.end.synchronize()
         ms = self.start.elapsed_time(self.end)
@@ -296,9 +299,9 @@ class Timer:
             if spun:
                 # The first quarter covers the launch of the mark and of the rest of the spin.
                 lead = self.spin_cycles // 4
-                torch.cuda._sleep(lead)
+                self.spin(lead)
                 self.spin_mark.record()
-                torch.cuda._sleep(self.spin_cycles - lead)
+                self.spin(self.spin_cycles - lead)
             self.start.record()
             t = time.perf_counter()
             out = fn(*args)
@@ -365,7 +368,10 @@ class Guard:
             "kbrun_worker.progress": progress,
         }
         if self.cuda:
+            import kbrun_spin  # beside this file
             self.originals.update({
+                "kbrun_spin.Spin.__call__": kbrun_spin.Spin.__call__,
+                "torch.cuda._sleep": torch.cuda._sleep,
                 "torch.cuda.synchronize": torch.cuda.synchronize,
                 "torch.cuda.Event": torch.cuda.Event,
                 "torch.cuda.Event.record": torch.cuda.Event.record,
@@ -374,7 +380,9 @@ class Guard:
             })
 
     def current(self, name):
-        obj = {"torch": self.torch, "time": time, "kbrun_worker": sys.modules[__name__]}[name.split(".")[0]]
+        roots = {"torch": self.torch, "time": time, "kbrun_worker": sys.modules[__name__],
+                 "kbrun_spin": sys.modules.get("kbrun_spin")}
+        obj = roots[name.split(".")[0]]
         for part in name.split(".")[1:]:
             obj = getattr(obj, part)
         return obj
@@ -826,6 +834,7 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
         "spin_ms": timer.spin_ms,
         "spin_cycles_per_ms": getattr(timer, "cycles_per_ms", None),
         "clock_mhz": timer.clock_summary() if device.type == "cuda" else None,
+        "spin": timer.spin.describe() if device.type == "cuda" else None,
         "candidate": stats(samples[primary]) if samples.get(primary) else None,
     }
     if samples.get(KERNELBENCH_METHOD):
