@@ -1,6 +1,6 @@
 // A results tree with several samples per attempt, written into a temp folder, for the
 // budget metrics (report_test.cc) and the exports (export_test.cc). Hand-computed figures
-// are in those tests.
+// are in those tests. WriteTree writes other samples the same way (compare_test.cc).
 //
 // summary.json: samples 3 per attempt, problems_dir .../KernelBench/level1, 4 problems.
 //   1_A  #1 (a1 s1) correct 2.0x   #2 (a1 s2) incorrect   #3 (a1 s3) correct 0.5x
@@ -11,6 +11,7 @@
 // (2.0 ms for 1_A #3), means = medians x 1.1.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -44,13 +45,25 @@ inline std::vector<TreeSample> BudgetTreeSamples() {
           {"4_D", 2, 1, 2, "no_code", "no_code"}};
 }
 
-inline void WriteBudgetTree(const std::filesystem::path& dir) {
+// How the samples of a tree were judged and timed (what kbrun compare checks is alike).
+struct TreeSettings {
+  std::string tolerance_rule = "evidence";
+  std::string timing_method = "cuda_events_launch_hidden_l2_flush";
+  std::string gpu = "NVIDIA H200";
+  std::string precision = "fp32";
+};
+
+// A finished batch of `samples` (problems named "<number>_<name>", in the order first seen).
+inline void WriteTree(const std::filesystem::path& dir, const std::vector<TreeSample>& samples,
+                      const TreeSettings& settings = {}) {
   using nlohmann::json;
   batch::ResultsStore store(dir);
   json problems = json::array();
-  int number = 0;
-  for (const char* name : {"1_A", "2_B", "3_C", "4_D"}) {
-    problems.push_back({{"name", name}, {"number", ++number}, {"phase", "unsolved"}});
+  std::vector<std::string> seen;
+  for (const auto& s : samples) {
+    if (std::find(seen.begin(), seen.end(), s.problem) != seen.end()) continue;
+    seen.push_back(s.problem);
+    problems.push_back({{"name", s.problem}, {"number", std::stoi(s.problem)}, {"phase", "unsolved"}});
   }
   store.WriteSummary({{"kbrun_version", "0.1.0"},
                       {"state", "finished"},
@@ -63,9 +76,9 @@ inline void WriteBudgetTree(const std::filesystem::path& dir) {
                         {"model", "test-model"},
                         {"provider", "replay"},
                         {"backend", "cuda"},
-                        {"precision", "fp32"}}},
+                        {"precision", settings.precision}}},
                       {"problems", problems}});
-  for (const auto& s : BudgetTreeSamples()) {
+  for (const auto& s : samples) {
     bool correct = s.status == "correct";
     bool has_code = s.status != "no_code";
     bool evaluated = has_code;
@@ -98,16 +111,18 @@ inline void WriteBudgetTree(const std::filesystem::path& dir) {
                      {"status", s.status},
                      {"compiled", s.status != "compile_error"},
                      {"correct", correct},
-                     {"device", {{"kind", "cuda"}, {"name", "NVIDIA H200"}, {"gpu_index", 0}}},
-                     {"tolerance", {{"rule", "evidence"}}},
+                     {"device", {{"kind", "cuda"}, {"name", settings.gpu}, {"gpu_index", 0}}},
+                     {"tolerance", {{"rule", settings.tolerance_rule}}},
                      {"correctness", {{"trials_run", 5}, {"trials_passed", correct ? 5 : 2}}},
                      {"timing",
-                      {{"method", correct ? json("cuda_events_launch_hidden_l2_flush") : json(nullptr)},
+                      {{"method", correct ? json(settings.timing_method) : json(nullptr)},
                        {"reference", correct ? timing(s.speedup * s.candidate_ms) : json(nullptr)},
                        {"candidate", correct ? timing(s.candidate_ms) : json(nullptr)}}}};
     }
     WriteFileAtomic(store.ResultPath(s.problem, s.index), batch::JsonText(doc) + "\n");
   }
 }
+
+inline void WriteBudgetTree(const std::filesystem::path& dir) { WriteTree(dir, BudgetTreeSamples()); }
 
 }  // namespace kbrun::report::test_tree

@@ -309,5 +309,46 @@ TEST(Report, JsonFlagPrintsTheDocumentOnStdout) {
   fs::remove_all(dir);
 }
 
+// `kbrun compare A B` (the comparison itself: compare_test.cc): the budget tree against the same
+// samples judged by another tolerance rule.
+TEST(CompareCommand, EndToEnd) {
+  fs::path root = MakeUniqueDir(fs::temp_directory_path(), "kbrun-compare-cli-");
+  test_tree::WriteBudgetTree(root / "a");
+  test_tree::TreeSettings kernelbench;
+  kernelbench.tolerance_rule = "kernelbench";
+  test_tree::WriteTree(root / "b", test_tree::BudgetTreeSamples(), kernelbench);
+  std::string a = "'" + (root / "a").string() + "'", b = "'" + (root / "b").string() + "'";
+
+  Ran text = RunStdout("compare " + a + " " + b);
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_TRUE(Contains(text.out, "Problems       4: 4 in both, 0 only in A, 0 only in B")) << text.out;
+  EXPECT_TRUE(Contains(text.out, "Geomean B/A    1.000x over 3 problems correct in both")) << text.out;
+  EXPECT_TRUE(Contains(text.out, "tolerance rule: A evidence, B kernelbench")) << text.out;
+
+  Ran as_json = RunStdout("compare --json " + a + " " + b);
+  EXPECT_EQ(as_json.exit_code, 0);
+  json doc = json::parse(as_json.out);  // one JSON document and nothing else
+  EXPECT_EQ(doc["summary"]["correct_both"], 3);
+  EXPECT_EQ(doc["like_for_like"], false);
+
+  Ran to_file = RunStdout("compare --json " + a + " " + b + " --output '" + (root / "cmp.json").string() + "'");
+  EXPECT_EQ(to_file.exit_code, 0);
+  EXPECT_EQ(to_file.out, "");
+  EXPECT_EQ(json::parse(*ReadFile(root / "cmp.json"))["summary"], doc["summary"]);
+  EXPECT_FALSE(fs::exists(root / "a" / "detailed_report.json"));  // compare reads, never writes the runs
+
+  EXPECT_EQ(RunStdout("compare " + a + " /nonexistent/results").exit_code, 66);
+  EXPECT_EQ(RunStdout("compare /nonexistent/results " + b).exit_code, 66);
+  EXPECT_EQ(RunStdout("compare " + a + " " + b + " --bogus").exit_code, 64);
+  EXPECT_EQ(RunStdout("compare " + a).exit_code, 64);  // B is required
+  Ran version = RunStdout("compare --version");
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out, std::string("kbrun ") + KBRUN_VERSION + "\n");
+  Ran help = RunStdout("compare --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_TRUE(Contains(help.out, "within 5%")) << help.out;
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace kbrun::report

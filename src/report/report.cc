@@ -164,6 +164,7 @@ Report BuildReport(const fs::path& results_dir) {
     r.batch_state = summary.value("state", "");
     const json config = summary.value("config", json::object());
     r.target_speedup = config.value("target_speedup", 1.0);
+    if (config.value("precision", json()).is_string()) r.precision = config["precision"].get<std::string>();
     if (config.contains("samples") && config["samples"].is_number_integer()) {
       r.samples_per_attempt = std::max(0, config["samples"].get<int>());
     }
@@ -224,6 +225,10 @@ Report BuildReport(const fs::path& results_dir) {
       if (ev.is_object() && ev.contains("timing") && ev["timing"].is_object() &&
           ev["timing"].value("method", json()).is_string() && !ev["timing"]["method"].get<std::string>().empty()) {
         ++r.timing_methods[ev["timing"]["method"].get<std::string>()];
+      }
+      if (ev.is_object() && ev.contains("device") && ev["device"].is_object() &&
+          ev["device"].value("name", json()).is_string() && !ev["device"]["name"].get<std::string>().empty()) {
+        ++r.gpu_names[ev["device"]["name"].get<std::string>()];
       }
       if (ev.is_object() && ev.contains("fallback") && ev["fallback"].is_object() &&
           ev["fallback"].value("fallback_reason", json()).is_string()) {

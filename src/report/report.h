@@ -85,6 +85,9 @@ struct Report {
   std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
   std::map<std::string, int> fallback_reasons;  // samples whose own code never ran, by why (fallback_reason)
   std::map<std::string, int> timing_methods;    // timed samples by how they were timed (timing.method)
+  // For kbrun compare's like-for-like check (not in the report's own output):
+  std::map<std::string, int> gpu_names;         // evaluated samples by the device they ran on (eval.device.name)
+  std::string precision;                        // summary.json's config.precision; empty without one
   StageSums stages;
   // Budget metrics: the best of all samples and attempts (the figures above, fast_p and
   // geomean), the one-shot sample alone, and pass@k for k = 1..samples_per_attempt.

@@ -1,0 +1,229 @@
+#include "report/compare.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "batch/clock.h"
+#include "report/text_table.h"
+
+namespace kbrun::report {
+
+using nlohmann::json;
+
+namespace {
+
+CompareSide Side(const ProblemReport& p) {
+  CompareSide s;
+  s.verdict = p.best_status.empty() ? p.status : p.best_status;
+  s.correct = p.correct;
+  if (p.correct) s.speedup = p.best_speedup;
+  return s;
+}
+
+bool Fast1(const std::optional<CompareSide>& s) { return s && s->correct && s->speedup && *s->speedup > 1.0; }
+
+std::vector<std::string> Keys(const std::map<std::string, int>& counts) {
+  std::vector<std::string> keys;
+  for (const auto& [key, n] : counts) keys.push_back(key);
+  return keys;
+}
+
+CompareSetting Setting(std::string key, std::string label, std::vector<std::string> a, std::vector<std::string> b) {
+  bool differs = !a.empty() && !b.empty() && a != b;
+  return {std::move(key), std::move(label), std::move(a), std::move(b), differs};
+}
+
+std::vector<std::string> OneOrNone(const std::string& value) {
+  return value.empty() ? std::vector<std::string>{} : std::vector<std::string>{value};
+}
+
+std::string Join(const std::vector<std::string>& values) {
+  if (values.empty()) return "(not recorded)";
+  std::string out;
+  for (const auto& v : values) out += (out.empty() ? "" : " + ") + v;
+  return out;
+}
+
+std::string Percent(double fraction) { return fmt::format("{:.1f}%", fraction * 100); }
+
+json SideJson(const std::optional<CompareSide>& s) {
+  if (!s) return nullptr;
+  return {{"verdict", s->verdict}, {"correct", s->correct}, {"best_speedup", s->speedup ? json(*s->speedup) : json()}};
+}
+
+std::string SpeedupText(const std::optional<CompareSide>& s) {
+  return s && s->speedup ? fmt::format("{:.3f}x", *s->speedup) : "-";
+}
+
+}  // namespace
+
+std::string SpeedChange(double ratio) {
+  if (ratio > 1.0 + kSameSpeedBand) return "faster";
+  if (ratio < 1.0 - kSameSpeedBand) return "slower";
+  return "same";
+}
+
+bool Comparison::like_for_like() const {
+  return std::none_of(settings.begin(), settings.end(), [](const CompareSetting& s) { return s.differs; });
+}
+
+Comparison Compare(const Report& a, const Report& b) {
+  Comparison c;
+  c.a_dir = a.results_dir;
+  c.b_dir = b.results_dir;
+  std::map<std::string, ProblemComparison> by_name;
+  for (const auto& p : a.problems) {
+    auto& pc = by_name[p.name];
+    pc.name = p.name;
+    pc.number = p.number;
+    pc.a = Side(p);
+  }
+  for (const auto& p : b.problems) {
+    auto& pc = by_name[p.name];
+    pc.name = p.name;
+    if (!pc.a) pc.number = p.number;
+    pc.b = Side(p);
+  }
+  double log_sum = 0;
+  int log_n = 0, fast_a = 0, fast_b = 0;
+  for (auto& [name, pc] : by_name) {
+    if (Fast1(pc.a)) ++fast_a;
+    if (Fast1(pc.b)) ++fast_b;
+    if (!pc.b) {
+      pc.change = "only_a";
+      ++c.only_a;
+    } else if (!pc.a) {
+      pc.change = "only_b";
+      ++c.only_b;
+    } else {
+      ++c.in_both;
+      if (pc.a->correct && pc.b->correct) {
+        pc.change = "correct_both";
+        ++c.correct_both;
+        if (*pc.a->speedup > 0 && *pc.b->speedup > 0) {
+          pc.ratio = *pc.b->speedup / *pc.a->speedup;
+          pc.speed = SpeedChange(*pc.ratio);
+          if (pc.speed == "faster") {
+            ++c.faster;
+          } else if (pc.speed == "slower") {
+            ++c.slower;
+          } else {
+            ++c.same;
+          }
+          log_sum += std::log(*pc.ratio);
+          ++log_n;
+        }
+      } else if (pc.b->correct) {
+        pc.change = "fixed";
+        ++c.fixed;
+      } else if (pc.a->correct) {
+        pc.change = "broken";
+        ++c.broken;
+      } else {
+        pc.change = "wrong_both";
+        ++c.wrong_both;
+      }
+    }
+    c.problems.push_back(std::move(pc));
+  }
+  std::sort(c.problems.begin(), c.problems.end(), [](const auto& x, const auto& y) {
+    return x.number != y.number ? x.number < y.number : x.name < y.name;
+  });
+  if (log_n > 0) c.geomean_ratio = std::exp(log_sum / log_n);
+  double n = static_cast<double>(c.problems.size());
+  c.fast_1_a = n > 0 ? fast_a / n : 0;
+  c.fast_1_b = n > 0 ? fast_b / n : 0;
+  c.settings = {Setting("tolerance_rules", "tolerance rule", Keys(a.tolerance_rules), Keys(b.tolerance_rules)),
+                Setting("timing_methods", "timing method", Keys(a.timing_methods), Keys(b.timing_methods)),
+                Setting("gpu_names", "GPU", Keys(a.gpu_names), Keys(b.gpu_names)),
+                Setting("precision", "precision", OneOrNone(a.precision), OneOrNone(b.precision))};
+  return c;
+}
+
+json ComparisonJson(const Comparison& c) {
+  json problems = json::array();
+  for (const auto& p : c.problems) {
+    problems.push_back({{"name", p.name},
+                        {"number", p.number},
+                        {"a", SideJson(p.a)},
+                        {"b", SideJson(p.b)},
+                        {"ratio", p.ratio ? json(*p.ratio) : json()},
+                        {"change", p.change},
+                        {"speed", p.speed.empty() ? json() : json(p.speed)}});
+  }
+  json settings = json::array();
+  for (const auto& s : c.settings) {
+    settings.push_back({{"key", s.key}, {"a", s.a}, {"b", s.b}, {"differs", s.differs}});
+  }
+  return {{"kbrun_version", KBRUN_VERSION},
+          {"generated_at", batch::IsoTime(batch::NowUnix())},
+          {"a", c.a_dir},
+          {"b", c.b_dir},
+          {"same_speed_band", kSameSpeedBand},
+          {"problems", problems},
+          {"summary",
+           {{"problems", c.problems.size()},
+            {"in_both", c.in_both},
+            {"only_a", c.only_a},
+            {"only_b", c.only_b},
+            {"correct_both", c.correct_both},
+            {"fixed", c.fixed},
+            {"broken", c.broken},
+            {"wrong_both", c.wrong_both},
+            {"faster", c.faster},
+            {"slower", c.slower},
+            {"same", c.same},
+            {"geomean_ratio", c.geomean_ratio ? json(*c.geomean_ratio) : json()},
+            {"fast_1", {{"a", c.fast_1_a}, {"b", c.fast_1_b}}}}},
+          {"like_for_like", c.like_for_like()},
+          {"settings", settings}};
+}
+
+std::string ComparisonText(const Comparison& c) {
+  std::string out = fmt::format("kbrun compare: A = {}, B = {}\n\n", c.a_dir, c.b_dir);
+  using Align = TextTable::Align;
+  TextTable table({"Problem", "A verdict", "A best", "B verdict", "B best", "B/A", "Change"},
+                  {Align::kLeft, Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight,
+                   Align::kLeft});
+  static const std::map<std::string, std::string> kChange = {{"only_a", "only in A"},   {"only_b", "only in B"},
+                                                             {"fixed", "fixed"},        {"broken", "broken"},
+                                                             {"wrong_both", "wrong in both"},
+                                                             {"correct_both", "correct in both"}};
+  for (const auto& p : c.problems) {
+    table.AddRow({p.name, p.a ? p.a->verdict : "-", SpeedupText(p.a), p.b ? p.b->verdict : "-", SpeedupText(p.b),
+                  p.ratio ? fmt::format("{:.3f}x", *p.ratio) : "-",
+                  p.speed.empty() ? kChange.at(p.change) : p.speed == "same" ? "same speed" : "B " + p.speed});
+  }
+  out += table.Render() + "\n";
+  out += fmt::format("Problems       {}: {} in both, {} only in A, {} only in B\n", c.problems.size(), c.in_both,
+                     c.only_a, c.only_b);
+  out += fmt::format(
+      "Correctness    {} correct in both, {} fixed (wrong in A, correct in B), {} broken (correct in A, wrong in B), "
+      "{} wrong in both\n",
+      c.correct_both, c.fixed, c.broken, c.wrong_both);
+  out += fmt::format(
+      "Speed          of the {} correct in both: B faster {}, slower {}, same {} (same: B/A within {:.0f}%)\n",
+      c.correct_both, c.faster, c.slower, c.same, kSameSpeedBand * 100);
+  out += "Geomean B/A    " +
+         (c.geomean_ratio ? fmt::format("{:.3f}x over {} problem{} correct in both", *c.geomean_ratio,
+                                        c.faster + c.slower + c.same, c.faster + c.slower + c.same == 1 ? "" : "s")
+                          : std::string("- (no problem correct in both)")) +
+         "\n";
+  out += fmt::format("fast_1         A {}   B {}   (correct and speedup > 1, over the {} problems of either run)\n",
+                     Percent(c.fast_1_a), Percent(c.fast_1_b), c.problems.size());
+  std::string differences;
+  for (const auto& s : c.settings) {
+    if (s.differs) {
+      differences += fmt::format("{}{}: A {}, B {}", differences.empty() ? "" : "; ", s.label, Join(s.a), Join(s.b));
+    }
+  }
+  if (!differences.empty()) {
+    out += "Warning: not like for like, the runs were judged or timed differently: " + differences + "\n";
+  }
+  return out;
+}
+
+}  // namespace kbrun::report
