@@ -707,6 +707,14 @@ bool BatchRun::LaneSurvives(const TaskPtr& t, size_t lane, const eval::EvalResul
     probe.healthy = false;
     probe.detail = std::string("the probe could not run: ") + e.what();
   }
+  if (CancelRequested()) {  // Ctrl-C killed the probe too: no verdict on the device, nor on the sample
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      state_.lanes[lane]["state"] = "active";
+    }
+    Abandon(t);  // the resumed batch runs it again
+    return false;
+  }
   std::unique_lock<std::mutex> lock(mu_);
   if (probe.healthy) {
     state_.lanes[lane]["state"] = "active";
