@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "batch/lane_health.h"
 #include "eval/evaluation.h"
 
 namespace kbrun::batch {
@@ -26,6 +27,11 @@ struct BatchOptions {
   int llm_concurrency = 8;          // LLM calls in flight
   int compile_pool = 0;             // compiles in parallel; 0 = number of cores
   std::vector<int> gpu_lanes;       // one timing lane per GPU; empty = one lane (index 0)
+  // A lane whose sample ended in a way that can mean a broken device (IsDeviceSuspect) probes
+  // its device with this; a failed probe retires the lane and the sample is rerun on another
+  // (docs/RESULTS.md "Lane failures"). Empty: DefaultLaneProbe(lane_probe_timeout_s).
+  LaneProbe lane_probe;
+  double lane_probe_timeout_s = kDefaultProbeTimeoutS;
   Schedule schedule = Schedule::kPipelined;
   eval::EvalOptions eval;           // passed to eval::Compile / eval::Run (gpu_index set per lane)
   std::string provider_name, model; // for summary.json, logs and the settings check

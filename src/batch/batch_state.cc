@@ -115,6 +115,7 @@ json SummaryJson(const BatchState& state) {
           {"sessions", state.sessions},
           {"config", state.config},
           {"llm_outage", state.llm_outage},
+          {"lanes", state.lanes},
           {"totals",
            {{"problems", c.problems},
             {"queued", c.queued},

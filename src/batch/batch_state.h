@@ -47,12 +47,13 @@ struct RecentError {
 };
 
 struct BatchState {
-  std::string state = "running";  // running | finished | interrupted | failed | llm_unavailable
+  std::string state = "running";  // running | finished | interrupted | failed | llm_unavailable | no_gpu_lanes
   std::string failure;            // why, when failed
   std::vector<ProblemState> problems;
   std::deque<RecentError> recent_errors;  // newest last, at most kMaxRecentErrors
   nlohmann::json config;                  // the options that shaped the batch
   nlohmann::json llm_outage;              // null, or the LLM stage's pause (docs/RESULTS.md)
+  nlohmann::json lanes = nlohmann::json::array();  // this session's GPU lanes: {gpu, state, ...} each
   nlohmann::json sessions = nlohmann::json::array();  // {started_at, ended_at, pid} per run, resumes included
   double started_at = 0, updated_at = 0, finished_at = 0;
   long long prompt_tokens = 0, completion_tokens = 0;

@@ -74,6 +74,9 @@ struct SampleExtras {
   double target_speedup = 1.0;
   bool has_code = false;
   int gpu_lane = -1;
+  // Runs discarded because their lane's device failed its probe (the lane was retired and the
+  // sample rerun elsewhere): null when none, else [{gpu_lane, status, error, probe, at}].
+  nlohmann::json reruns_after_lane_failure;
 };
 
 // Builds the record (and its result_N.json document) for an evaluated sample,

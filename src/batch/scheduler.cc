@@ -18,6 +18,7 @@
 #include "batch/batch_state.h"
 #include "batch/best_of.h"
 #include "batch/clock.h"
+#include "batch/lane_health.h"
 #include "batch/results_store.h"
 #include "batch/work_queue.h"
 #include "prompts/extract.h"
@@ -41,6 +42,7 @@ struct SampleTask {
   bool has_code = false;
   eval::CompiledCandidate compiled;
   int lane = -1;
+  json reruns = json::array();  // runs discarded because their lane was retired (lane_health.h)
 };
 using TaskPtr = std::shared_ptr<SampleTask>;
 
@@ -61,6 +63,11 @@ class BatchRun {
     for (const auto& p : problems) state_.problems.push_back(ProblemState{p});
     // Test hook: "<problem>#<N>" makes sample N's evaluation throw, as a kbrun bug would.
     if (const char* fault = std::getenv("KBRUN_TEST_THROW_IN_EVAL")) throw_in_eval_ = fault;
+    for (int gpu : o_.gpu_lanes) {
+      state_.lanes.push_back({{"gpu", gpu}, {"state", "active"}, {"samples", 0}, {"probes", 0},
+                              {"retired_at", nullptr}, {"reason", nullptr}, {"probe", nullptr}});
+    }
+    active_lanes_ = static_cast<int>(o_.gpu_lanes.size());
   }
 
   BatchOutcome Run();
@@ -75,10 +82,11 @@ class BatchRun {
   void LlmConnectionFailed(const TaskPtr& t, const std::string& what);
   void LlmWorker();
   void CompileWorker();
-  void GpuLane(int gpu);
+  void GpuLane(size_t lane);
   void GenerateOne(const TaskPtr& t);
   void CompileOne(const TaskPtr& t);
-  void RunOne(const TaskPtr& t, int gpu);
+  bool RunOne(const TaskPtr& t, size_t lane);
+  bool LaneSurvives(const TaskPtr& t, size_t lane, const eval::EvalResult& result);
   void Guarded(const std::function<void()>& body);
   void SampleGuarded(const TaskPtr& t, const char* stage, const std::function<void()>& body);
 
@@ -91,7 +99,7 @@ class BatchRun {
   void Abandon(const TaskPtr& t);
   void Fatal(const std::string& message, bool config);
   void Event(const std::string& message) { store_.Log(message); }
-  void Timeline(const SampleTask& t, const char* stage, const StageSpan& span);
+  void Timeline(const SampleTask& t, const char* stage, const StageSpan& span, bool discarded = false);
   void Changed() {
     state_.updated_at = NowUnix();
     dirty_ = true;
@@ -133,6 +141,9 @@ class BatchRun {
     std::string last_error;
   } outage_;
   bool llm_unavailable_ = false;
+  // GPU lanes (lane_health.h): state_.lanes[i] is o_.gpu_lanes[i]'s entry in summary.json.
+  int active_lanes_ = 0;
+  bool no_gpu_lanes_ = false;  // every lane was retired: the batch stopped
 
   WorkQueue<TaskPtr> llm_q_, compile_q_, gpu_q_;
 };
@@ -363,11 +374,12 @@ void BatchRun::SetStage(const SampleTask& t, Stage stage) {
   SetStageLocked(t, stage);
 }
 
-void BatchRun::Timeline(const SampleTask& t, const char* stage, const StageSpan& span) {
+void BatchRun::Timeline(const SampleTask& t, const char* stage, const StageSpan& span, bool discarded) {
   json event = {{"problem", t.id.problem}, {"index", t.id.index}, {"attempt", t.id.attempt},
                 {"sample", t.id.sample},   {"stage", stage},       {"start", span.start},
                 {"end", span.end},         {"seconds", span.seconds()}};
   if (std::string(stage) == "gpu") event["lane"] = t.lane;
+  if (discarded) event["discarded"] = "lane_failure";  // its result was not kept: rerun on another lane
   // A compile that failed before the worker started (backend not configured) reports 0.
   if (std::string(stage) == "compile") event["cpu_s"] = t.compiled.compile_cpu_s;
   store_.AppendTimeline(event);
@@ -390,6 +402,7 @@ void BatchRun::Finish(const TaskPtr& t, const eval::EvalResult* result, const st
   extras.target_speedup = o_.target_speedup;
   extras.has_code = t->has_code;
   extras.gpu_lane = t->lane;
+  if (!t->reruns.empty()) extras.reruns_after_lane_failure = t->reruns;
   SampleRecord record = MakeRecord(t->id, result, status, message, extras);
   store_.WriteResult(record);  // first: from here on the sample is done, whatever happens
 
@@ -480,8 +493,13 @@ void BatchRun::CompileWorker() {
   while (auto next = compile_q_.Pop()) SampleGuarded(*next, "compile", [&] { CompileOne(*next); });
 }
 
-void BatchRun::GpuLane(int gpu) {
-  while (auto next = gpu_q_.Pop()) SampleGuarded(*next, "gpu", [&] { RunOne(*next, gpu); });
+// A lane takes samples until the queue closes or its device fails a probe (RunOne: false).
+void BatchRun::GpuLane(size_t lane) {
+  while (auto next = gpu_q_.Pop()) {
+    bool keep_going = true;
+    SampleGuarded(*next, "gpu", [&] { keep_going = RunOne(*next, lane); });
+    if (!keep_going) return;
+  }
 }
 
 // While the LLM stage is paused by an outage, callers wait here; one at a time is let
@@ -644,20 +662,106 @@ void BatchRun::CompileOne(const TaskPtr& t) {
   if (!gpu_q_.Push(t)) Abandon(t);
 }
 
-void BatchRun::RunOne(const TaskPtr& t, int gpu) {
+// False: the lane was retired while running `t` (the sample went back to the queue).
+bool BatchRun::RunOne(const TaskPtr& t, size_t lane) {
+  int gpu = o_.gpu_lanes[lane];
   if (CancelRequested()) {
     Abandon(t);
-    return;
+    return true;
   }
-  SetStage(*t, Stage::kGpu);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    SetStageLocked(*t, Stage::kGpu);
+    state_.lanes[lane]["samples"] = state_.lanes[lane]["samples"].get<int>() + 1;
+  }
   Event(fmt::format("{}: run start on lane {}", Label(t->id), gpu));
   t->lane = gpu;
   t->gpu_stage.start = NowUnix();
   eval::EvalResult result = eval::Run(RequestFor(*t, gpu), t->compiled);
   t->gpu_stage.end = NowUnix();
   t->compiled.work_dir.clear();  // Run() removed it
+  if (!CancelRequested() && IsDeviceSuspect(result) && !LaneSurvives(t, lane, result)) return false;
   Timeline(*t, "gpu", t->gpu_stage);
   Finish(t, &result, "", "");
+  return true;
+}
+
+// After a device-suspect result (lane_health.h), probes the lane's device in a fresh process.
+// Healthy: the verdict stands (true). Not: the lane is retired, the run is discarded and the
+// sample goes back to the compile queue, ahead of new work, to run on another lane; when no
+// lane is left the batch stops as no_gpu_lanes and the sample stays unfinished for a resume.
+bool BatchRun::LaneSurvives(const TaskPtr& t, size_t lane, const eval::EvalResult& result) {
+  int gpu = o_.gpu_lanes[lane];
+  std::string why = fmt::format("{}: {}", result.error_category, FirstLine(result.error_message));
+  Event(fmt::format("{}: {} on lane {}: probing GPU {}", Label(t->id), why, gpu, gpu));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.lanes[lane]["state"] = "probing";
+    state_.lanes[lane]["probes"] = state_.lanes[lane]["probes"].get<int>() + 1;
+    Changed();
+  }
+  ProbeResult probe;
+  try {
+    probe = o_.lane_probe(RequestFor(*t, gpu).options);
+  } catch (const std::exception& e) {
+    probe.healthy = false;
+    probe.detail = std::string("the probe could not run: ") + e.what();
+  }
+  if (CancelRequested()) {  // Ctrl-C killed the probe too: no verdict on the device, nor on the sample
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      state_.lanes[lane]["state"] = "active";
+    }
+    Abandon(t);  // the resumed batch runs it again
+    return false;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  if (probe.healthy) {
+    state_.lanes[lane]["state"] = "active";
+    Changed();
+    lock.unlock();
+    Event(fmt::format("lane {}: probe passed ({}): the verdict of {} stands", gpu, probe.detail, Label(t->id)));
+    return true;
+  }
+  double now = NowUnix();
+  json& entry = state_.lanes[lane];
+  entry["state"] = "retired";
+  entry["retired_at"] = now;
+  entry["reason"] = fmt::format("{}: {}", Label(t->id), why);
+  entry["probe"] = probe.detail;
+  --active_lanes_;
+  Event(fmt::format("lane {} retired: GPU {} failed its probe ({}) after {} gave {}; the lane takes no more work", gpu,
+                    gpu, probe.detail, Label(t->id), why));
+  Timeline(*t, "gpu", t->gpu_stage, true);
+  if (active_lanes_ == 0) {
+    no_gpu_lanes_ = true;
+    stopping_ = true;
+    if (state_.failure.empty()) {
+      state_.failure = fmt::format("every GPU lane was retired (the last: GPU {}, probe: {}); samples not finished "
+                                   "stay unfinished: run the same command to resume once the GPUs work",
+                                   gpu, probe.detail);
+      Event("FATAL " + state_.failure);
+    }
+    Changed();
+    lock.unlock();
+    Abandon(t);  // not charged: its saved answer is evaluated again on resume
+    return false;
+  }
+  t->reruns.push_back({{"gpu_lane", gpu},
+                       {"status", eval::StatusName(result.status)},
+                       {"error", {{"category", result.error_category}, {"message", FirstLine(result.error_message)}}},
+                       {"probe", probe.detail},
+                       {"at", now}});
+  t->lane = -1;
+  t->compile_stage = {};
+  t->gpu_stage = {};
+  SetStageLocked(*t, Stage::kCompileQueue);
+  lock.unlock();
+  Event(fmt::format("{}: not charged to the candidate; rerun on another lane", Label(t->id)));
+  // Run() removed the build: the rerun compiles again (a cache hit, usually), before new work.
+  constexpr long kRerunPriority = -1000000;
+  if (!compile_q_.Push(t, kRerunPriority)) Abandon(t);
+  return false;
 }
 
 void BatchRun::PrintProgressLocked(bool final_line) {
@@ -742,7 +846,9 @@ BatchOutcome BatchRun::Run() {
   std::vector<std::thread> threads;
   for (int i = 0; i < o_.llm_concurrency; ++i) threads.emplace_back([this] { Guarded([this] { LlmWorker(); }); });
   for (int i = 0; i < o_.compile_pool; ++i) threads.emplace_back([this] { Guarded([this] { CompileWorker(); }); });
-  for (int gpu : o_.gpu_lanes) threads.emplace_back([this, gpu] { Guarded([this, gpu] { GpuLane(gpu); }); });
+  for (size_t lane = 0; lane < o_.gpu_lanes.size(); ++lane) {
+    threads.emplace_back([this, lane] { Guarded([this, lane] { GpuLane(lane); }); });
+  }
 
   // The main thread keeps summary.json and the progress line fresh until the batch ends.
   auto last_write = std::chrono::steady_clock::now() - std::chrono::seconds(1);
@@ -786,6 +892,8 @@ BatchOutcome BatchRun::Run() {
     Event("batch interrupted: state saved; run the same command again to resume");
   } else if (llm_unavailable_) {
     state_.state = "llm_unavailable";
+  } else if (no_gpu_lanes_) {
+    state_.state = "no_gpu_lanes";
   } else if (!state_.failure.empty()) {
     state_.state = "failed";
   } else {
@@ -815,6 +923,7 @@ BatchOutcome BatchRun::Run() {
   out.failure = state_.failure;
   out.config_failure = config_failure_;
   out.llm_unavailable = llm_unavailable_;
+  out.no_gpu_lanes = no_gpu_lanes_;
   out.wall_s = end - t0;
   return out;
 }
@@ -826,6 +935,7 @@ BatchOutcome RunBatch(const BatchOptions& options, const std::vector<Problem>& p
   BatchOptions o = options;
   if (o.compile_pool <= 0) o.compile_pool = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (o.gpu_lanes.empty()) o.gpu_lanes = {0};
+  if (!o.lane_probe) o.lane_probe = DefaultLaneProbe(o.lane_probe_timeout_s);
   o.llm_concurrency = std::max(1, o.llm_concurrency);
   o.samples = std::max(1, o.samples);
   BatchRun run(o, problems, provider, prompts);

@@ -3,7 +3,8 @@
 //
 //   generate (LLM calls, --llm-concurrency in flight)
 //     -> compile (eval::Compile, a pool of --compile-jobs, CPU only)
-//       -> run (eval::Run, one sample at a time per GPU lane)
+//       -> run (eval::Run, one sample at a time per GPU lane; a lane whose device fails
+//              a probe after a device-suspect result is retired, lane_health.h)
 //
 // A problem's next attempt is planned (attempt_plan.h) and enqueued when every
 // sample of its current attempt has finished; all problems are in flight at once
@@ -32,6 +33,7 @@ struct BatchOutcome {
   bool refused = false;         // ... before touching the folder (busy, settings changed): no report
   bool settings_changed = false;  // refused: the plan settings differ from the folder's (exit 64)
   bool llm_unavailable = false;   // stopped: no connection to the LLM for the outage timeout (exit 69)
+  bool no_gpu_lanes = false;      // stopped: every GPU lane was retired after a failed device probe (exit 71)
   double wall_s = 0;
 };
 

@@ -202,6 +202,8 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
     *exit_code = kExitInterrupted;
   } else if (out.llm_unavailable) {
     throw CommandError{kExitUnavailable, out.failure};
+  } else if (out.no_gpu_lanes) {
+    throw CommandError{kExitNoGpuLanes, out.failure};
   } else if (!out.failure.empty()) {
     throw CommandError{out.config_failure ? kExitConfig : kExitInternal, out.failure};
   } else {
@@ -272,11 +274,14 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
                   "internal_error and the batch goes on.\n\n"
                   "Exit codes: 0 the batch ran to its end (solved or not: see the report); 64 usage error, or the\n"
                   "folder was run with other settings (nothing written); 69 the LLM endpoint stayed unreachable\n"
-                  "(state llm_unavailable, resumable); 70 internal error; 78 configuration error (no API key, no\n"
+                  "(state llm_unavailable, resumable); 70 internal error; 71 every GPU lane was retired after its\n"
+                  "device failed a health probe (state no_gpu_lanes, resumable); 78 configuration error (no API key, no\n"
                   "Python with torch, broken prompts, another batch holds the folder: nothing written);\n"
                   "130 interrupted (state saved).\n\n"
                   "  KERNELBENCH_DIR   problems folder when --problems-dir is not given\n"
                   "  NUM_SAMPLES       samples per attempt when --samples is not given\n"
+                  "  KBRUN_LANE_PROBE  a lane health probe script run as SCRIPT DEVICE GPU PYTHON (exit 0:\n"
+                  "                    healthy) instead of kbrun's own (docs/RESULTS.md \"Lane failures\")\n"
                   "  THUNDERKITTENS_ROOT, HIPKITTENS_ROOT\n"
                   "                    library roots when --tk-root / --hk-root are not given\n\n") +
               kLlmEnvironmentHelp);

@@ -13,6 +13,7 @@ inline constexpr int kExitNoInput = 66;   // input that is not there (EX_NOINPUT
 inline constexpr int kExitUnavailable = 69;  // a service kbrun needs is down (EX_UNAVAILABLE)
 inline constexpr int kExitConfig = 78;    // broken configuration (EX_CONFIG)
 inline constexpr int kExitInternal = 70;  // kbrun's own failure (EX_SOFTWARE)
+inline constexpr int kExitNoGpuLanes = 71;  // batch: every GPU lane failed its device probe (EX_OSERR)
 inline constexpr int kExitInterrupted = 130;
 
 void RegisterEval(CLI::App& app, int* exit_code);

@@ -90,6 +90,20 @@ MonitorView RenderMonitor(const json& s, double now, const std::string& local_ho
     }
     out += "\n    last error: " + o.value("last_error", std::string("?")) + "\n";
   }
+  // Lanes retired after their device failed a probe (docs/RESULTS.md "Lane failures").
+  if (s.contains("lanes") && s["lanes"].is_array()) {
+    int active = 0;
+    for (const auto& lane : s["lanes"]) {
+      if (lane.is_object() && lane.value("state", "") != "retired") ++active;
+    }
+    for (const auto& lane : s["lanes"]) {
+      if (!lane.is_object() || lane.value("state", "") != "retired") continue;
+      out += fmt::format("  GPU lane {} retired at {}: its device failed the probe ({}) after {}; {} lane(s) left\n",
+                         lane.value("gpu", -1), ClockTime(Num(lane, "retired_at")),
+                         lane["probe"].is_string() ? lane["probe"].get<std::string>() : "?",
+                         lane["reason"].is_string() ? lane["reason"].get<std::string>() : "?", active);
+    }
+  }
   out += fmt::format("  {} provider, model {}, {} attempts x {} samples, target {:.2f}x\n",
                      config.value("provider", "?"), config.value("model", "?"), config.value("attempts", 0),
                      config.value("samples", 0), config.value("target_speedup", 1.0));

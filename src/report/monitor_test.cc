@@ -77,6 +77,21 @@ TEST(Monitor, OutageAndLostSessions) {
   EXPECT_TRUE(Contains(v.text, "earlier sessions' times were lost")) << v.text;
 }
 
+// A retired lane is named with the probe's answer and the sample that led to it.
+TEST(Monitor, RetiredLaneIsShown) {
+  json s = HandWrittenSummary();
+  s["lanes"] = json::array({{{"gpu", 0}, {"state", "active"}, {"samples", 3}},
+                            {{"gpu", 1}, {"state", "retired"}, {"samples", 1}, {"retired_at", 2050.0},
+                             {"reason", "4_Square #1 (attempt 1 sample 1): cuda_error: illegal memory access"},
+                             {"probe", "probe exited with 1: no CUDA device visible"}}});
+  MonitorView v = RenderMonitor(s, 2060.0, "this-host");
+  EXPECT_TRUE(Contains(v.text, "GPU lane 1 retired at")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "no CUDA device visible")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "after 4_Square #1 (attempt 1 sample 1): cuda_error")) << v.text;
+  EXPECT_TRUE(Contains(v.text, "1 lane(s) left")) << v.text;
+  EXPECT_FALSE(Contains(v.text, "GPU lane 0 retired")) << v.text;
+}
+
 // Nothing to watch is an error, not a wait: summary.json is written atomically, so a missing or
 // damaged one does not mend itself.
 TEST(Monitor, MissingOrDamagedSummaryIsAnError) {
