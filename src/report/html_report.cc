@@ -367,6 +367,13 @@ std::string TimelinePlot(const std::vector<TimelineSpan>& spans) {
   return out + "</svg>";
 }
 
+// A file's text for a <pre>, escaped; past `limit` bytes cut, saying where the whole is.
+std::string PreText(const std::string& text, const std::string& file, size_t limit = 256 * 1024) {
+  if (text.size() <= limit) return HtmlEscape(text);
+  return HtmlEscape(text.substr(0, limit)) +
+         fmt::format("\n[... {} more bytes; the whole text is in {}]", text.size() - limit, HtmlEscape(file));
+}
+
 std::string Row(const std::string& label, const std::string& value_html) {
   return fmt::format("<tr><th>{}</th><td>{}</td></tr>", label, value_html);
 }
@@ -450,7 +457,8 @@ std::string SampleHtml(const batch::ResultsStore& store, const ProblemReport& p,
   std::string tail = FieldText(eval, {"output_tail"});
   if (!tail.empty()) out += Collapsed("Worker output (tail)", "<pre>" + HtmlEscape(tail) + "</pre>");
   std::optional<std::string> code = store.ReadCode(p.name, rec.id.index);
-  if (code) out += Collapsed("Code", R"(<pre class="code">)" + HtmlEscape(*code) + "</pre>", best);
+  std::string n = std::to_string(rec.id.index);
+  if (code) out += Collapsed("Code", R"(<pre class="code">)" + PreText(*code, "code_" + n + ".py") + "</pre>", best);
   // The diff from the same sample of the previous attempt.
   if (code && rec.id.attempt > 1) {
     for (const auto& [index, prev] : records) {
@@ -464,7 +472,7 @@ std::string SampleHtml(const batch::ResultsStore& store, const ProblemReport& p,
     }
   }
   if (auto prompt = store.ReadPrompt(p.name, rec.id.index)) {
-    out += Collapsed("Prompt", R"(<pre class="prompt">)" + HtmlEscape(*prompt) + "</pre>");
+    out += Collapsed("Prompt", R"(<pre class="prompt">)" + PreText(*prompt, "prompt_" + n + ".txt") + "</pre>");
   }
   return out + "</div>";
 }

@@ -75,6 +75,12 @@ class HtmlReportTest : public ::testing::Test {
                 {"eval", {{"status", "compile_error"}, {"output_tail", kHostileMessage}}}};
     store.WriteCode(kHostileName, 1, kHostileCode);
     WriteFileAtomic(store.ResultPath(kHostileName, 1), batch::JsonText(doc) + "\n");
+    // 1_A #1 was profiled (roofline fraction, profile digest) and says which torch ran it.
+    json r1 = json::parse(*ReadFile(store.ResultPath("1_A", 1)));
+    r1["eval"]["roofline"] = {{"fraction_of_roofline", 0.25}};
+    r1["eval"]["profile"] = {{"status", "ok"}, {"summary", "kernel_a 12.5 us memory-bound <dram 80%>"}};
+    r1["eval"]["env"] = {{"torch_version", "2.5.1"}};
+    WriteFileAtomic(store.ResultPath("1_A", 1), batch::JsonText(r1) + "\n");
     // A timeline: two LLM calls that overlap, one compile, two GPU lanes, and a damaged line.
     for (const auto& e : std::vector<json>{
              {{"problem", "1_A"}, {"index", 1}, {"stage", "llm"}, {"start", 1000.0}, {"end", 1010.0}},
@@ -207,6 +213,26 @@ TEST_F(HtmlReportTest, ResultStringsAreEscaped) {
   EXPECT_TRUE(Contains(html_, "default-src 'none'"));
   EXPECT_FALSE(Contains(html_, "http://"));
   EXPECT_FALSE(Contains(html_, "https://"));
+}
+
+TEST_F(HtmlReportTest, HeaderSaysWhatProducedTheNumbers) {
+  // 11 evaluated samples (all but the no_code one and the hostile compile error without eval
+  // fields), judged by the evidence rule on an H200; two correct ones timed.
+  EXPECT_EQ(report_["overall"]["devices"], json({{"NVIDIA H200", 11}}));
+  EXPECT_EQ(report_["overall"]["torch_versions"], json({{"2.5.1", 1}}));
+  EXPECT_EQ(report_["config"]["precision"], "fp32");
+  EXPECT_TRUE(Contains(html_, "<dt>Judged by</dt><dd>evidence x11")) << html_.substr(0, 3000);
+  EXPECT_TRUE(Contains(html_, "<dt>Timed by</dt><dd>cuda_events_launch_hidden_l2_flush x4"));
+  EXPECT_TRUE(Contains(html_, "<dt>GPU / device</dt><dd>NVIDIA H200 x11"));
+  EXPECT_TRUE(Contains(html_, "<dt>Torch</dt><dd>2.5.1 x1"));
+  EXPECT_TRUE(Contains(html_, "<dt>Precision</dt><dd>fp32</dd>"));
+  EXPECT_TRUE(Contains(html_, "<dt>Model</dt><dd>test-model</dd>"));
+  EXPECT_TRUE(Contains(*ReadFile(dir_ / "detailed_report.txt"), "Devices        NVIDIA H200 x11"));
+  // The profiled sample shows its roofline fraction and digest (escaped).
+  auto roofline = Elements(html_, "span", "class=\"roofline\"");
+  ASSERT_EQ(roofline.size(), 1u);
+  EXPECT_DOUBLE_EQ(std::stod(roofline[0].at("data-roofline")), 0.25);
+  EXPECT_TRUE(Contains(html_, "kernel_a 12.5 us memory-bound &lt;dram 80%&gt;"));
 }
 
 TEST_F(HtmlReportTest, LaterAttemptsShowTheDiffFromTheSameSampleBefore) {
