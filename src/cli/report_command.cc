@@ -24,7 +24,8 @@ void RegisterReport(CLI::App& app, int* exit_code) {
   auto* html_opt = cmd->add_option(
       "--html", *html,
       "Also write the report as one self-contained HTML page (plots, every sample's code, prompt and diff; no "
-      "network): to FILE, or detailed_report.html in the results folder");
+      "network): to FILE, or detailed_report.html in the results folder (name the folder first: "
+      "kbrun report RESULTS --html)");
   html_opt->expected(0, 1)->type_name("[FILE]");
   cmd->footer(
       "fast_p is KernelBench's: the fraction of problems whose best kernel is correct and faster than p\n"
