@@ -97,6 +97,14 @@ TEST(BatchE2E, SolvedFirstTimeAfterReflectionAndNever) {
   EXPECT_NEAR(report["overall"]["fast_p"]["fast_0.0"].get<double>(), 2.0 / 3, 1e-12);
   EXPECT_EQ(report["overall"]["samples"], 5);
   EXPECT_TRUE(fs::exists(results / "detailed_report.txt"));
+  // ...and the HTML page beside it: every problem's drill-down and the timeline's 11 spans.
+  std::string html = ReadFile(results / "detailed_report.html").value_or("");
+  for (const char* id : {"problem-1_ScaleShiftCpp", "problem-2_AddTwice", "problem-3_Hopeless"}) {
+    EXPECT_TRUE(Contains(html, std::string("<details class=\"problem\" id=\"") + id + "\"")) << id;
+  }
+  size_t spans = 0;
+  for (size_t at = 0; (at = html.find("<rect class=\"span ", at)) != std::string::npos; ++at) ++spans;
+  EXPECT_EQ(spans, 11u);
   // Every stage that ran is on the timeline: 5 LLM calls, 3 compiles (the no-code answers skip
   // the evaluator), 3 runs.
   std::map<std::string, int> stages;

@@ -190,7 +190,9 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
 
   if (!a.no_report) {
     try {
-      report::Report r = report::WriteReport(o.results_dir);
+      report::WriteOptions options;
+      options.html_path = o.results_dir / "detailed_report.html";
+      report::Report r = report::WriteReport(o.results_dir, nullptr, options);
       if (!a.quiet) fmt::print("{}", report::ReportText(r));
     } catch (const std::exception& e) {
       fmt::print(stderr, "kbrun: warning: cannot write the report: {}\n", e.what());
@@ -249,7 +251,7 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
   cmd->add_option("--replay-dir", args->replay_dir,
                   "Same as --replay: a folder of responses (implies --provider replay)");
   cmd->add_flag("--quiet,-q", args->quiet, "No progress on stderr and no report on stdout");
-  cmd->add_flag("--no-report", args->no_report, "Do not write detailed_report.{txt,json} at the end");
+  cmd->add_flag("--no-report", args->no_report, "Do not write detailed_report.{txt,json,html} at the end");
   cmd->add_flag("--reconfigure", args->reconfigure,
                 "Resume a folder whose settings differ (samples, attempts, target speedup, model, backend...): "
                 "record the new ones and go on; without it such a resume is refused (exit 64)");

@@ -138,7 +138,7 @@ Comparison Compare(const Report& a, const Report& b) {
   c.fast_1_b = n > 0 ? fast_b / n : 0;
   c.settings = {Setting("tolerance_rules", "tolerance rule", Keys(a.tolerance_rules), Keys(b.tolerance_rules)),
                 Setting("timing_methods", "timing method", Keys(a.timing_methods), Keys(b.timing_methods)),
-                Setting("gpu_names", "GPU", Keys(a.gpu_names), Keys(b.gpu_names)),
+                Setting("devices", "GPU", Keys(a.devices), Keys(b.devices)),
                 Setting("precision", "precision", OneOrNone(a.precision), OneOrNone(b.precision))};
   return c;
 }

@@ -40,7 +40,7 @@ struct ProblemComparison {
 // How each run was judged or timed, as its report recorded it: every value seen in its samples
 // (or its summary.json, for precision). `differs` when both recorded some and they are not the same.
 struct CompareSetting {
-  std::string key;    // tolerance_rules | timing_methods | gpu_names | precision (the report's names)
+  std::string key;    // tolerance_rules | timing_methods | devices | precision (the report's names)
   std::string label;  // tolerance rule | timing method | GPU | precision
   std::vector<std::string> a, b;
   bool differs = false;

@@ -10,6 +10,7 @@
 #include "batch/best_of.h"
 #include "batch/clock.h"
 #include "batch/results_store.h"
+#include "report/html_report.h"
 #include "report/text_table.h"
 #include "util/fs.h"
 #include "util/text.h"
@@ -94,7 +95,6 @@ SpeedupFigures Figures(const std::vector<std::optional<double>>& picked_speedups
   f.problems = static_cast<int>(picked_speedups.size());
   double log_sum = 0;
   int log_n = 0;
-  std::map<double, int> counts;
   for (const auto& s : picked_speedups) {
     if (!s) continue;
     ++f.correct;
@@ -102,12 +102,8 @@ SpeedupFigures Figures(const std::vector<std::optional<double>>& picked_speedups
       log_sum += std::log(*s);
       ++log_n;
     }
-    for (double t : kFastPThresholds) {
-      if (*s > t) ++counts[t];
-    }
   }
-  double n = f.problems;
-  for (double t : kFastPThresholds) f.fast_p.push_back({t, n > 0 ? counts[t] / n : 0});
+  for (double t : kFastPThresholds) f.fast_p.push_back({t, FractionFaster(picked_speedups, t)});
   if (log_n > 0) f.geomean_speedup = std::exp(log_sum / log_n);
   return f;
 }
@@ -125,6 +121,21 @@ json FiguresJson(const SpeedupFigures& f, const char* picked) {
 }
 
 }  // namespace
+
+double FractionFaster(const std::vector<std::optional<double>>& picked, double p) {
+  if (picked.empty()) return 0;
+  int faster = 0;
+  for (const auto& s : picked) {
+    if (s && *s > p) ++faster;
+  }
+  return static_cast<double>(faster) / static_cast<double>(picked.size());
+}
+
+std::vector<std::optional<double>> BestPicked(const Report& r) {
+  std::vector<std::optional<double>> out;
+  for (const auto& p : r.problems) out.push_back(p.correct ? std::optional<double>(p.best_speedup) : std::nullopt);
+  return out;
+}
 
 double PassAtK(int n, int c, int k) {
   if (k < 1 || n < k || c < 0 || c > n) throw std::invalid_argument("PassAtK: needs 0 <= c <= n and 1 <= k <= n");
@@ -164,7 +175,13 @@ Report BuildReport(const fs::path& results_dir) {
     r.batch_state = summary.value("state", "");
     const json config = summary.value("config", json::object());
     r.target_speedup = config.value("target_speedup", 1.0);
-    if (config.value("precision", json()).is_string()) r.precision = config["precision"].get<std::string>();
+    auto text = [](const json& o, const char* key) {
+      return o.is_object() && o.contains(key) && o[key].is_string() ? o[key].get<std::string>() : std::string();
+    };
+    r.model = text(config, "model");
+    r.backend = text(config, "backend");
+    r.precision = text(config, "precision");
+    r.kbrun_version = text(summary, "kbrun_version");
     if (config.contains("samples") && config["samples"].is_number_integer()) {
       r.samples_per_attempt = std::max(0, config["samples"].get<int>());
     }
@@ -228,7 +245,11 @@ Report BuildReport(const fs::path& results_dir) {
       }
       if (ev.is_object() && ev.contains("device") && ev["device"].is_object() &&
           ev["device"].value("name", json()).is_string() && !ev["device"]["name"].get<std::string>().empty()) {
-        ++r.gpu_names[ev["device"]["name"].get<std::string>()];
+        ++r.devices[ev["device"]["name"].get<std::string>()];
+      }
+      if (ev.is_object() && ev.contains("env") && ev["env"].is_object() &&
+          ev["env"].value("torch_version", json()).is_string()) {
+        ++r.torch_versions[ev["env"]["torch_version"].get<std::string>()];
       }
       if (ev.is_object() && ev.contains("fallback") && ev["fallback"].is_object() &&
           ev["fallback"].value("fallback_reason", json()).is_string()) {
@@ -355,6 +376,11 @@ json ReportJson(const Report& r) {
           {"generated_at", batch::IsoTime(batch::NowUnix())},
           {"batch_state", r.batch_state.empty() ? json(nullptr) : json(r.batch_state)},
           {"target_speedup", r.target_speedup},
+          {"config",
+           {{"model", r.model.empty() ? json(nullptr) : json(r.model)},
+            {"backend", r.backend.empty() ? json(nullptr) : json(r.backend)},
+            {"precision", r.precision.empty() ? json(nullptr) : json(r.precision)},
+            {"batch_kbrun_version", r.kbrun_version.empty() ? json(nullptr) : json(r.kbrun_version)}}},
           {"problems", problems},
           {"overall",
            {{"problems", r.problems.size()},
@@ -369,6 +395,8 @@ json ReportJson(const Report& r) {
             {"tolerance_rules", r.tolerance_rules},
             {"fallback_reasons", r.fallback_reasons},
             {"timing_methods", r.timing_methods},
+            {"devices", r.devices},
+            {"torch_versions", r.torch_versions},
             {"samples_by_status", r.samples_by_status},
             {"failure_kinds", r.failure_kinds},
             {"prompt_tokens", r.prompt_tokens},
@@ -458,6 +486,8 @@ std::string ReportText(const Report& r) {
   out += fmt::format("Samples        {} evaluated or attempted, {} correct\n", r.samples, r.samples_correct);
   if (!r.tolerance_rules.empty()) out += "Judged by      " + KindsText(r.tolerance_rules) + " (--tolerance rule)\n";
   if (!r.timing_methods.empty()) out += "Timed by       " + KindsText(r.timing_methods) + " (timing.method)\n";
+  if (!r.devices.empty()) out += "Devices        " + KindsText(r.devices) + " (samples; eval.device.name)\n";
+  if (!r.torch_versions.empty()) out += "Torch          " + KindsText(r.torch_versions) + " (samples)\n";
   if (!r.fallback_reasons.empty()) {
     out += "Own code unused " + KindsText(r.fallback_reasons) + " (samples; result.json fallback.fallback_reason)\n";
   }
@@ -497,12 +527,13 @@ std::string ReportText(const Report& r) {
   return out;
 }
 
-Report WriteReport(const fs::path& results_dir, json* json_out) {
+Report WriteReport(const fs::path& results_dir, json* json_out, const WriteOptions& options) {
   Report r = BuildReport(results_dir);
   json doc = ReportJson(r);
   WriteFileAtomic(results_dir / "detailed_report.json", batch::JsonText(doc) + "\n");
-  if (json_out) *json_out = std::move(doc);
   WriteFileAtomic(results_dir / "detailed_report.txt", ReportText(r));
+  if (options.html_path) WriteFileAtomic(*options.html_path, HtmlReport(r));
+  if (json_out) *json_out = std::move(doc);
   return r;
 }
 

@@ -85,9 +85,10 @@ struct Report {
   std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
   std::map<std::string, int> fallback_reasons;  // samples whose own code never ran, by why (fallback_reason)
   std::map<std::string, int> timing_methods;    // timed samples by how they were timed (timing.method)
-  // For kbrun compare's like-for-like check (not in the report's own output):
-  std::map<std::string, int> gpu_names;         // evaluated samples by the device they ran on (eval.device.name)
-  std::string precision;                        // summary.json's config.precision; empty without one
+  std::map<std::string, int> devices;           // evaluated samples by eval.device.name
+  std::map<std::string, int> torch_versions;    // evaluated samples by eval.env.torch_version
+  // summary.json's config: what was asked for (empty without a summary or the field).
+  std::string model, backend, precision, kbrun_version;
   StageSums stages;
   // Budget metrics: the best of all samples and attempts (the figures above, fast_p and
   // geomean), the one-shot sample alone, and pass@k for k = 1..samples_per_attempt.
@@ -112,6 +113,18 @@ class FolderError : public std::runtime_error {
 // script's p values).
 inline const std::vector<double> kFastPThresholds = {0.0, 0.5, 0.8, 1.0, 1.5, 2.0};
 
+// fast_p at any p: the fraction of `picked` (one entry per problem of the batch, nullopt for a
+// problem with no correct kernel picked) that is correct with speedup > p; 0 when empty.
+double FractionFaster(const std::vector<std::optional<double>>& picked, double p);
+// The problems' picked kernels for the best-of-all figures: each problem's best speedup
+// when it has a correct kernel, else nullopt.
+std::vector<std::optional<double>> BestPicked(const Report& report);
+
+// Writes detailed_report.{txt,json} (and the HTML page where `html_path` is given).
+struct WriteOptions {
+  std::optional<fs::path> html_path;  // detailed_report.html (html_report.h)
+};
+
 // KernelBench's (Codex's) unbiased pass@k estimator for one problem: n samples, c of them
 // passing: 1 - C(n-c, k) / C(n, k); 1 when n - c < k. Requires 0 <= c <= n and 1 <= k <= n.
 double PassAtK(int n, int c, int k);
@@ -123,7 +136,8 @@ nlohmann::json ReportJson(const Report& report);
 std::string ReportText(const Report& report);
 // Builds the report and writes detailed_report.{txt,json} into the results folder;
 // `json_out`, when given, receives the JSON document exactly as written.
-Report WriteReport(const fs::path& results_dir, nlohmann::json* json_out = nullptr);
+Report WriteReport(const fs::path& results_dir, nlohmann::json* json_out = nullptr,
+                   const WriteOptions& options = {});
 
 // GPU stage time / (wall x lanes); nullopt when the wall time is unknown or the figure would
 // exceed 100% (times that do not belong together).
