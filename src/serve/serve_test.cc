@@ -18,7 +18,6 @@
 #include <httplib.h>
 
 #include "batch/batch_test_util.h"
-#include "serve/server.h"
 #include "util/fs.h"
 
 namespace kbrun {
@@ -146,34 +145,6 @@ class Serve : public ::testing::Test {
   int port_ = 0, starts_ = 0;
   std::unique_ptr<Background> server_;
 };
-
-TEST(ServeUnit, ConstantTimeEqualsComparesWholeStrings) {
-  EXPECT_TRUE(serve::ConstantTimeEquals("Bearer abc", "Bearer abc"));
-  EXPECT_FALSE(serve::ConstantTimeEquals("Bearer abd", "Bearer abc"));
-  EXPECT_FALSE(serve::ConstantTimeEquals("Bearer ab", "Bearer abc"));
-  EXPECT_FALSE(serve::ConstantTimeEquals("Bearer abcabc", "Bearer abc"));
-  EXPECT_FALSE(serve::ConstantTimeEquals("", "Bearer abc"));
-}
-
-TEST(ServeUnit, OverridesAreCheckedAndApplied) {
-  eval::EvalOptions o;
-  double target = 1.0;
-  EXPECT_EQ(serve::ApplyOverrides({{"correct_trials", 3}, {"perf_trials", 7}, {"seed", 42}, {"target_speedup", 1.5}},
-                                  o, target),
-            "");
-  EXPECT_EQ(o.correctness_trials, 3);
-  EXPECT_EQ(o.timing_trials, 7);
-  EXPECT_EQ(o.seed, 42u);
-  EXPECT_EQ(target, 1.5);
-  EXPECT_EQ(serve::ApplyOverrides({{"atol", 1e-3}}, o, target), "");
-  EXPECT_EQ(o.tolerance, "fixed");
-  EXPECT_NE(serve::ApplyOverrides({{"python", "/bin/sh"}}, o, target).find("unknown option 'python'"),
-            std::string::npos);
-  EXPECT_NE(serve::ApplyOverrides({{"correct_trials", 0}}, o, target), "");
-  EXPECT_NE(serve::ApplyOverrides({{"precision", "fp8"}}, o, target), "");
-  EXPECT_NE(serve::ApplyOverrides({{"tolerance", "evidence"}, {"atol", 1e-3}}, o, target), "");
-  EXPECT_NE(serve::ApplyOverrides(json::array(), o, target), "");
-}
 
 TEST_F(Serve, RejectsBadTokensBadRequestsAndOverLimits) {
   ASSERT_NO_FATAL_FAILURE(StartServer({"--max-queued", "1", "--max-body-bytes", "100000"}));

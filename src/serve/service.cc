@@ -204,7 +204,10 @@ void EvalService::Start() {
 
 void EvalService::Stop() {
   compile_q_.Close();  // what was waiting stays on disk: the next Start() queues it again
-  lane_q_.Close();
+  for (const JobPtr& job : lane_q_.Close()) {
+    std::error_code ec;  // compiled and never run: its private build dir goes
+    if (!job->compiled.work_dir.empty() && !o_.eval.keep_work_dir) fs::remove_all(job->compiled.work_dir, ec);
+  }
   for (auto& t : threads_) t.join();
   threads_.clear();
 }
