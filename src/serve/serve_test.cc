@@ -146,6 +146,23 @@ class Serve : public ::testing::Test {
   std::unique_ptr<Background> server_;
 };
 
+TEST_F(Serve, UsageErrorsExit64) {
+  WriteFileAtomic(dir_ / "empty-token", " \n");
+  for (const auto& [listen, token] : {std::pair{"127.0.0.1:1", dir_ / "empty-token"},
+                                      std::pair{"127.0.0.1:1", dir_ / "no-such-file"},
+                                      std::pair{"127.0.0.1", dir_ / "token"},
+                                      std::pair{"127.0.0.1:99999", dir_ / "token"}}) {
+    ProcessSpec spec;
+    spec.argv = {KBRUN_BINARY, "serve", "--listen", listen, "--token-file", token.string(), "--state-dir",
+                 (dir_ / "state").string()};
+    spec.env = batch_test::Environment(false);
+    spec.timeout_s = 60;
+    ProcessResult p = RunProcess(spec);
+    EXPECT_EQ(p.exit_code, 64) << listen << " " << token << "\n" << p.output;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "state"));
+}
+
 TEST_F(Serve, RejectsBadTokensBadRequestsAndOverLimits) {
   ASSERT_NO_FATAL_FAILURE(StartServer({"--max-queued", "1", "--max-body-bytes", "100000"}));
   for (const std::string& token : {std::string(), std::string("wrong-token")}) {
