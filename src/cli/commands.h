@@ -23,6 +23,7 @@ void RegisterReport(CLI::App& app, int* exit_code);
 void RegisterMonitor(CLI::App& app, int* exit_code);
 void RegisterExport(CLI::App& app, int* exit_code);
 void RegisterCompare(CLI::App& app, int* exit_code);
+void RegisterServe(CLI::App& app, int* exit_code);
 
 // Thrown by command code for a one-line error with an exit code (no traceback, no usage dump).
 struct CommandError {

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   kbrun::cli::RegisterMonitor(app, &exit_code);
   kbrun::cli::RegisterExport(app, &exit_code);
   kbrun::cli::RegisterCompare(app, &exit_code);
+  kbrun::cli::RegisterServe(app, &exit_code);
   // `kbrun COMMAND --version` as well as `kbrun --version`.
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
     sub->set_version_flag("--version", std::string("kbrun ") + KBRUN_VERSION);
