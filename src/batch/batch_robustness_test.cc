@@ -44,20 +44,6 @@ fs::path NoCodeReplay(const fs::path& dir) {
   return dir / "replay";
 }
 
-// A port on 127.0.0.1 that nothing listens on (bound, then closed: connections are refused).
-int ClosedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Item 1: an exception while evaluating one sample is that sample's internal_error; the batch
 // and the other samples go on, and a rerun that evaluates the saved answer again does not crash.
 TEST(BatchRobustness, InternalErrorOfOneSampleIsRecordedAndTheBatchGoesOn) {
@@ -209,7 +195,7 @@ TEST(BatchRobustness, BatchRefusedOnABusyFolderWritesNothing) {
 TEST(BatchRobustness, DeadLlmEndpointStopsAsUnavailableWithoutUsingAttempts) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-batch-outage-");
   fs::path results = dir / "results";
-  std::string dead_url = "http://127.0.0.1:" + std::to_string(ClosedPort()) + "/v1";
+  std::string dead_url = "http://127.0.0.1:" + std::to_string(UnusedLoopbackPort()) + "/v1";
   auto extra = std::vector<std::string>{"--samples", "2", "--attempts", "1", "--llm-outage-after", "3",
                                         "--llm-outage-timeout", "3"};
   ProcessResult p = RunKbrun(BatchArgv(results, dead_url, 3, 3, extra), Environment());

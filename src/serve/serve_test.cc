@@ -25,6 +25,7 @@ namespace {
 
 using batch_test::Background;
 using batch_test::WaitFor;
+using batch_test::UnusedLoopbackPort;
 using nlohmann::json;
 
 const fs::path kData = KBRUN_TEST_DATA_DIR;
@@ -33,20 +34,6 @@ const std::string kToken = "serve-test-token-0123456789";
 std::string Problem() { return ReadFileOrThrow(kData / "problems/1_ScaleAdd.py"); }
 std::string Correct() { return ReadFileOrThrow(kData / "candidates/honest_torch_add.py"); }
 std::string Wrong() { return ReadFileOrThrow(kData / "candidates/wrong.py"); }
-
-// A port that was free a moment ago: bind port 0, read it, close.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 class Serve : public ::testing::Test {
  protected:
@@ -72,7 +59,7 @@ class Serve : public ::testing::Test {
   // Starts `kbrun serve` on the state dir (dir_/state) and waits until it answers.
   void StartServer(std::vector<std::string> extra = {}, int compile_pool = 2) {
     server_.reset();
-    port_ = FreePort();
+    port_ = UnusedLoopbackPort();
     std::vector<std::string> argv = {KBRUN_BINARY, "serve", "--listen", fmt::format("127.0.0.1:{}", port_),
                                      "--token-file", (dir_ / "token").string(), "--state-dir",
                                      (dir_ / "state").string(), "--device", "cpu", "--python", "/usr/bin/python3",
