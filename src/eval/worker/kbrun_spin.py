@@ -106,13 +106,26 @@ class Spin:
         self._module, self._fn, self._check = module, fn, check
         self._cycles = ctypes.c_longlong(0)
         self._params = (ctypes.c_void_p * 1)(ctypes.cast(ctypes.byref(self._cycles), ctypes.c_void_p))
-        self(1000)  # a launch that fails here falls back before any timed call
-        torch.cuda.synchronize(device)
+        # A launch that fails, or a spin that does not hold the caller's stream (events around
+        # it would see ~0 ms), falls back here, before any timed call: a million cycles must
+        # take 0.1-20 ms (an SM clock from 50 MHz to 10 GHz).
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        self._launch(1000)
+        start.record()
+        self._launch(1000000)
+        end.record()
+        end.synchronize()
+        ms = start.elapsed_time(end)
+        if not 0.1 <= ms <= 20.0:
+            raise RuntimeError("a spin of 1e6 cycles took %.4f ms on the caller's stream" % ms)
 
     def __call__(self, cycles):
-        if self.kind != "occupy_all_sms":
+        if self.kind == "occupy_all_sms":
+            self._launch(cycles)
+        else:
             self.torch.cuda._sleep(int(cycles))
-            return
+
+    def _launch(self, cycles):
         self._cycles.value = int(cycles)
         stream = ctypes.c_void_p(self.torch.cuda.current_stream().cuda_stream)
         self._check(self._cuda.cuLaunchKernel(self._fn, self.grid, 1, 1, self.block, 1, 1, self.smem, stream,
