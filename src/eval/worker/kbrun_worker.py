@@ -227,9 +227,9 @@ class Timer:
     device synchronised; a spin kernel then holds the stream while the call's launches queue
     up behind it (nvbench's blocking kernel), so the events measure the GPU's time for the
     call, not the host's launch latency. The spin fills every multiprocessor (kbrun_spin), so
-    work the call puts on another stream cannot run during it. The spin lasts at least MIN_SPIN_MS and twice the
-    call's host time seen in the warm-up (at most MAX_SPIN_MS): host time beyond that is still
-    counted. Its last three quarters lie between two events, so each call also tells the SM
+    work the call puts on another stream cannot run during it. It lasts at least MIN_SPIN_MS
+    and twice the call's host time seen in the warm-up (at most MAX_SPIN_MS): host time beyond
+    that is still counted. Its last three quarters lie between two events, so each call also tells the SM
     clock it ran at (`clock_mhz`): the GPU lowers its clock within milliseconds of idling
     (the host's work between calls), and a call that starts at a low clock runs slower, so the
     spin grows until the clock during it is full (`_note_clock`); it keeps reference and
