@@ -1,7 +1,10 @@
 // kbrun export against the tree of budget_tree_test_util.h (12 samples of 4 problems).
 //
-// The KernelBench fields targeted (as read in KernelBench's scripts/eval_from_generations.py
-// and scripts/benchmark_eval_analysis.py; no network here, so not checked against a live copy):
+// The KernelBench fields targeted, checked by reading KernelBench's code at commit 423217d
+// (scripts/eval_from_generations.py add_to_eval_results_file, which writes the file;
+// scripts/benchmark_eval_analysis.py, which reads sample_id 0 of each str(problem_id) and its
+// compiled, correctness and runtime; src/kernelbench/score.py, which divides the baseline's
+// mean ms by runtime), not by running it:
 //   eval_results.json = {"<problem_id>": [entry, ...]}, problem_id the number in the problem's
 //   file name (1 for 1_A), entry =
 //     sample_id       int, 0-based sample of that problem (kbrun: N - 1, so attempt 1's first
@@ -16,7 +19,8 @@
 //   kernels: level_<L>_problem_<id>_sample_<sample_id>_kernel.py (its runs/<run> layout).
 //   submission.json = {"metadata": {...}, "kernels": [{level, problem_id, sample_id, code,
 //                     runtime, ref_runtime, speedup, correctness, ...}]}: kbrun's reading of the
-//                     leaderboard's {metadata, kernels} shape, the best correct kernel per problem.
+//                     leaderboard's {metadata, kernels} shape (not in KernelBench's repository,
+//                     so not checked), the best correct kernel per problem.
 #include "report/export.h"
 
 #include <sys/wait.h>
