@@ -96,10 +96,10 @@ def measure(shape, peer):
     flush, timer.flush_buf = timer.flush_buf, torch.empty(1, dtype=torch.int32, device=dev)
     report("kbrun_noflush", shape, [timer.time_once(fn, (x,))[0] for _ in range(200)])
     timer.flush_buf = flush
-    cycles = timer.spin_cycles
-    timer.spin_cycles = cycles * 4
+    spin_ms = timer.spin_ms
+    timer.spin_ms = spin_ms * 4
     report("kbrun_spinx4", shape, [timer.time_once(fn, (x,))[0] for _ in range(200)])
-    timer.spin_cycles = cycles
+    timer.spin_ms = spin_ms
     report("kernelbench", shape, [timer.time_once(fn, (x,), method=kw.KERNELBENCH_METHOD)[0] for _ in range(200)])
     gap = []
     for _ in range(200):

@@ -11,7 +11,6 @@ def gpu_timer(cycles_per_ms=1_980_000.0, spin_ms=kw.MIN_SPIN_MS):
     t = kw.Timer(torch, torch.device("cpu"))
     t.cycles_per_ms = cycles_per_ms
     t.spin_ms = spin_ms
-    t.spin_cycles = int(spin_ms * cycles_per_ms)
     return t
 
 

@@ -246,7 +246,6 @@ class Timer:
         self.cuda = device.type == "cuda"
         self.host_ms = []
         self.spin_ms = MIN_SPIN_MS if self.cuda else 0.0
-        self.spin_cycles = 0
         self.clock_mhz = []
         if self.cuda:
             props = torch.cuda.get_device_properties(device)
@@ -258,9 +257,14 @@ class Timer:
             import kbrun_spin  # beside this file
             self.spin = kbrun_spin.Spin(torch, device)
             self.cycles_per_ms = self._spin_cycles_per_ms()
-            self.spin_cycles = int(self.spin_ms * self.cycles_per_ms)
         else:
             self.flush_buf = torch.empty(32 * 1024 * 1024 // 4, dtype=torch.int32)
+
+    @property
+    def spin_cycles(self):
+        """The spin's length in SM clock cycles: spin_ms at the fastest rate seen (0 off the GPU,
+        which has no rate)."""
+        return int(self.spin_ms * getattr(self, "cycles_per_ms", 0.0))
 
     def _spin_cycles_per_ms(self, cycles=1000000):
         """How many of the spin's clock cycles pass per millisecond at the SM clock right now."""
@@ -285,7 +289,6 @@ class Timer:
         # figure. The fastest rate seen wins: a spin too long costs nothing.
         self.cycles_per_ms = max(self.cycles_per_ms, self._spin_cycles_per_ms(200000))
         self.spin_ms = min(max(2 * statistics.median(self.host_ms) + 0.01, self.spin_ms), MAX_SPIN_MS)
-        self.spin_cycles = int(self.spin_ms * self.cycles_per_ms)
         return out
 
     def time_once(self, fn, args, method=None, snapshot=None, warm_up=False):
@@ -295,13 +298,13 @@ class Timer:
         snap = None
         if self.cuda:
             torch.cuda.synchronize()
-            spun = method != KERNELBENCH_METHOD and self.spin_cycles
-            if spun:
+            cycles = self.spin_cycles if method != KERNELBENCH_METHOD else 0
+            if cycles:
                 # The first quarter covers the launch of the mark and of the rest of the spin.
-                lead = self.spin_cycles // 4
+                lead = cycles // 4
                 self.spin(lead)
                 self.spin_mark.record()
-                self.spin(self.spin_cycles - lead)
+                self.spin(cycles - lead)
             self.start.record()
             t = time.perf_counter()
             out = fn(*args)
@@ -312,8 +315,8 @@ class Timer:
                 snap = snapshot(out)
             self.end.synchronize()
             ms = self.start.elapsed_time(self.end)
-            if spun:
-                self._note_clock(self.spin_mark.elapsed_time(self.start), self.spin_cycles - lead, warm_up)
+            if cycles:
+                self._note_clock(self.spin_mark.elapsed_time(self.start), cycles - lead, warm_up)
             torch.cuda.synchronize()
         else:
             t = time.perf_counter()
@@ -333,7 +336,6 @@ class Timer:
             self.clock_mhz.append(mhz)
         if mhz < FULL_CLOCK * self.cycles_per_ms / 1000.0 and self.spin_ms < MAX_SPIN_MS:
             self.spin_ms = min(2 * self.spin_ms, MAX_SPIN_MS)
-            self.spin_cycles = int(self.spin_ms * self.cycles_per_ms)
 
     def clock_summary(self):
         """result.json timing.sm_clock_mhz for this side, or None off the GPU."""
