@@ -9,7 +9,8 @@
 #           build and, when .devpkg/old holds one, an earlier build: speedups before and after
 # Pack first: bench/pack_device.sh 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
 #   1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py
-# (and PACK_DIR=.devpkg/old with BUILD_DIR of the earlier build). PARTS picks parts.
+# (and PACK_DIR=.devpkg/old with BUILD_DIR of the earlier build). PARTS picks parts; CHEATS
+# the fixtures of the cheats part (default: every tests/gpu/judge fixture).
 set -uo pipefail
 KB=${KB:-$PWD/.devpkg/kbrun}  # another pack: KB=path/to/kbrun
 OLD=${OLD:-$PWD/.devpkg/old/kbrun}
@@ -83,7 +84,7 @@ cheats) {
   p=$(small 19_ReLU.py -e 's/^dim = .*/dim = 65536/')
   echo "== GPU cheats on level1 19_ReLU, 4096 x 65536 (expected: slowref_* and spin_hider_* correct at the honest speedup, or rejected; memo_* incorrect)"
   ev $KB tests/gpu/relu_correct.py "$p" relu_correct_honest
-  for f in tests/gpu/judge/slowref_*.py tests/gpu/judge/memo_*.py tests/gpu/judge/spin_hider_*.py; do
+  for f in ${CHEATS:-tests/gpu/judge/slowref_*.py tests/gpu/judge/memo_*.py tests/gpu/judge/spin_hider_*.py}; do
     ev $KB "$f" "$p" "$(basename "$f" .py)"
   done
   # Work hidden inside the spin matters most where the call is short: 64 x 16384 (~6 us).

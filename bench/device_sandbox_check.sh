@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # On the GPU machine: the sandbox, the per-candidate overhead and the worker's GPU paths.
-#   sandbox   hostile fixtures (tests/candidates: secret_hunter, double_fork_daemon, fs_escape,
-#             memory_hog under --memory-limit 4G) on CUDA, warm workers, and the sandbox block of
-#             an honest GPU run (PID namespace, read-only root, cgroup memory cap, CUDA IPC)
+#   sandbox   hostile fixtures (tests/candidates: secret_hunter with the key in the parent shell's
+#             environment, double_fork_daemon, fs_escape, checker_prober, memory_hog under
+#             --memory-limit 4G) on CUDA, warm workers, the sandbox block of an honest GPU run
+#             (shared PID namespace, read-only root, cgroup memory cap, CUDA IPC), a --profile run
 #   overhead  per-candidate overhead (worker walls minus compile, checks, timing and the warm
 #             worker's one-time start) on cached builds, the current build against the earlier
 #             one in .devpkg/old, on small copies of the honest set's level1 problems
@@ -36,9 +37,10 @@ sandbox) {
   echo "== sandbox on CUDA (warm workers)"
   export KBRUN_COMPILE_CACHE=/tmp/kbrun-devcache-new
   key="sk-test-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  for f in secret_hunter double_fork_daemon fs_escape; do
-    LLM_GATEWAY_KEY=$key $KB eval --code tests/candidates/$f.py --problem tests/problems/1_ScaleAdd.py \
-      --device cuda --perf-trials 10 --allow-library-kernels --output $D/$f.json > $D/$f.log 2>&1
+  # The key is exported by kbrun's parent shell, as a user's shell would hold it.
+  for f in secret_hunter double_fork_daemon fs_escape checker_prober; do
+    LLM_GATEWAY_KEY=$key bash -c "$KB eval --code tests/candidates/$f.py --problem tests/problems/1_ScaleAdd.py \
+      --device cuda --perf-trials 10 --allow-library-kernels --output $D/$f.json > $D/$f.log 2>&1"
     summary $D/$f.json $f
     grep -l -- "$key" $D/$f.json $D/$f.log && echo "LEAK: the key is in $f's output" || echo "$f: key not found in result or output"
   done
@@ -50,6 +52,10 @@ sandbox) {
   $KB eval --code tests/gpu/relu_correct.py --problem $D/small_19_ReLU.py --device cuda --output $D/relu_sandbox.json > $D/relu_sandbox.log 2>&1
   summary $D/relu_sandbox.json relu_correct_sandboxed
   python3 -c "import json; r=json.load(open('$D/relu_sandbox.json')); print('transport:', r['correctness'].get('checker', {}).get('transport_note', 'CUDA IPC'))"
+  # The profiled run under ncu, sealed in a PID namespace of its own.
+  $KB eval --code tests/gpu/relu_correct.py --problem $D/small_19_ReLU.py --device cuda --profile \
+    --output $D/relu_profile.json > $D/relu_profile.log 2>&1
+  python3 -c "import json; r=json.load(open('$D/relu_profile.json')); p=r.get('profile') or {}; print('profile:', r['status'], p.get('status'), json.dumps(p)[:400])"
   cat /proc/self/cgroup | head -3; cat /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null | head -1
 } 2>&1 | tee "$FINAL/sandbox_table.txt" ;;
 overhead) {

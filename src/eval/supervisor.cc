@@ -21,6 +21,7 @@
 #include "eval/python_env.h"
 #include "eval/warm_worker.h"
 #include "util/fs.h"
+#include "util/pid_namespace.h"
 #include "util/subprocess.h"
 #include "util/text.h"
 
@@ -107,14 +108,16 @@ class SharedMemoryDir {
 };
 
 // Seals a worker, checker or profiler process (util/subprocess.h, docs/EVALUATION.md
-// "Isolation"): its own PID and mount namespaces, the filesystem read-only except `writable`,
-// no network, the memory cap, secrets scrubbed from what it prints.
-// The worker and its checker share `shm` (a SharedMemoryDir).
-// Processes that see a GPU get no PID namespace: the worker and checker share GPU memory by
-// CUDA IPC, and the driver does not open a handle made in another PID namespace (H200).
+// "Isolation"): its own mount namespace, the filesystem read-only except `writable`, no
+// network, the memory cap, secrets scrubbed from what it prints, and a PID namespace.
+// The worker and its checker share `shm` (a SharedMemoryDir) and, in the run phase, one PID
+// namespace (`shared_pid_namespace`): they share GPU memory by CUDA IPC, and the driver does
+// not open a handle made in another PID namespace (H200). Where no shared namespace could be
+// made, a process that shares GPU memory (`cuda_ipc`) gets none.
 void Seal(ProcessSpec& spec, const EvalOptions& o, std::vector<std::string> writable, const fs::path& shm,
-          bool gpu_visible) {
-  spec.pid_namespace = !gpu_visible;
+          const std::string& shared_pid_namespace, bool cuda_ipc) {
+  spec.join_pid_namespace = shared_pid_namespace;
+  spec.pid_namespace = shared_pid_namespace.empty() && !cuda_ipc;
   spec.limits.max_file_bytes = 8ULL << 30;
   spec.limits.max_memory_bytes = MemoryLimit(o);
   spec.isolate_network = true;
@@ -204,7 +207,8 @@ struct WorkerRun {
   bool forged = false;      // a result line without the right nonce, or more than one
   // The run phase's checker (kbrun_checker.py): its own process, result and nonce.
   bool checked = false;
-  bool gpu_visible = false;  // its processes saw a GPU (and so had no PID namespace)
+  bool gpu_visible = false;  // its processes saw a GPU
+  bool shared_pid_namespace = false;  // the worker and the checker joined one of their own
   ProcessResult checker_process;
   std::optional<json> checker;
 };
@@ -269,7 +273,12 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   spec.hard_timeout_s = o.compile_timeout_s + (phase == "compile" ? 30 : o.run_timeout_s + 30);
   double run_timeout = o.run_timeout_s;
   SharedMemoryDir shm(dir);
-  Seal(spec, o, CandidateWritablePaths(o, dir), shm.path(), run.gpu_visible);
+  // The run phase's worker and checker in one PID namespace; every process left in it dies
+  // when this goes out of scope, after both have ended.
+  std::unique_ptr<SharedPidNamespace> pid_namespace = phase == "run" ? SharedPidNamespace::Start() : nullptr;
+  const std::string shared_pid_namespace = pid_namespace ? pid_namespace->path() : "";
+  run.shared_pid_namespace = pid_namespace != nullptr;
+  Seal(spec, o, CandidateWritablePaths(o, dir), shm.path(), shared_pid_namespace, run.gpu_visible);
   // A fork of the warm worker when one can start it, else a fresh interpreter.
   ChildStarter starter = o.warm_worker == "off" ? nullptr
                          : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
@@ -309,7 +318,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     cspec.env = WorkerEnvironment(o, py, dir / "checker", device == "cuda");
     cspec.cwd = (dir / "checker").string();
     cspec.hard_timeout_s = spec.hard_timeout_s + 30;  // it ends when the worker's side closes
-    Seal(cspec, o, {fs::absolute(dir).string()}, shm.path(), device == "cuda");
+    Seal(cspec, o, {fs::absolute(dir).string()}, shm.path(), shared_pid_namespace, device == "cuda");
     cspec.channel_fd = sv[1];
     cspec.starter = starter;
     cspec.on_progress = [&run, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {
@@ -396,8 +405,11 @@ json SandboxDoc(const EvalOptions& o, const json& env, const WorkerRun* run) {
       {"network_isolated", env.contains("network_interfaces") && env["network_interfaces"] == json::array({"lo"})},
       {"secrets_removed", true},
       {"private_dir", true},
-      // A run phase on a GPU has none (Seal): leftovers die by its init's hand instead.
-      {"pid_namespace", sandbox.pid_namespace && !(run && run->gpu_visible)},
+      // A run phase shares one with its checker; where none could be made, a GPU run has none
+      // (Seal) and leftovers die by its init's hand instead.
+      {"pid_namespace", run && run->shared_pid_namespace ? sandbox.shared_pid_namespace
+                                                         : sandbox.pid_namespace && !(run && run->gpu_visible)},
+      {"pid_namespace_shared_with_checker", run && run->shared_pid_namespace && sandbox.shared_pid_namespace},
       {"filesystem_read_only", sandbox.read_only_root},
       {"minimal_dev", sandbox.minimal_dev},
       {"private_shm", sandbox.private_shm},
@@ -779,7 +791,7 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
     // The profiled run executes the candidate: sealed as the run worker is.
     SharedMemoryDir shm(compiled.work_dir / "profile");
     std::vector<std::string> writable = CandidateWritablePaths(o, compiled.work_dir);
-    auto seal = [&](ProcessSpec& spec) { Seal(spec, o, writable, shm.path(), device == "cuda"); };
+    auto seal = [&](ProcessSpec& spec) { Seal(spec, o, writable, shm.path(), "", false); };
     AddProfile(r, {&req, &py, device, seed, compiled.work_dir,
                    WorkerEnvironment(o, py, compiled.work_dir, device == "cuda"), build, seal});
   }

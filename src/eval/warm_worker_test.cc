@@ -96,14 +96,21 @@ TEST(WarmWorker, OneServerForksEveryRunAndADeadOneIsReplaced) {
   fs::remove_all(root);
 }
 
-// A candidate that kills its parent (the server) in both phases: its own runs finish, the
-// verdict is unchanged, and the next run gets a new server.
+// A candidate that kills its parent (the server, or a fork of it) in both phases: the server
+// keeps serving, and the next run gets a working one.
 TEST(WarmWorker, ACandidateThatKillsTheServerStillGetsItsVerdict) {
   fs::path root = FreshDir("kills-parent");
   const std::string python = DiscoverPython("").interpreter;
   WarmWorkerStats before = GetWarmWorkerStats();
   EvalResult r = Evaluate(ProbeRequest("kills_parent", root));
-  EXPECT_EQ(r.json["status"], "correct") << r.error_message;
+  if (ProbeSandbox().shared_pid_namespace) {
+    // The run phase's worker shares a namespace with its checker, whose init is not the
+    // worker's parent: the kill lands on the worker's own sandbox init, and the worker dies
+    // with it. The candidate ended its own run.
+    EXPECT_EQ(r.json["status"], "runtime_error") << r.error_message;
+  } else {
+    EXPECT_EQ(r.json["status"], "correct") << r.error_message;
+  }
   EvalResult next = Evaluate(ProbeRequest("fork_probe", root));
   EXPECT_EQ(next.json["status"], "correct") << next.error_message;
   EXPECT_EQ(next.json["stages"]["run_worker_start"], "warm");
@@ -261,6 +268,20 @@ TEST(Sandbox, ACandidateCannotFindTheApiKeyAndItLeaksNowhere) {
     EXPECT_EQ(run.result.dump().find(secret), std::string::npos) << mode[1];
     EXPECT_EQ(run.output.find(secret), std::string::npos) << mode[1];
     EXPECT_EQ(run.result["sandbox"]["pid_namespace"], true);
+  }
+}
+
+TEST(Sandbox, TheCheckerInSightIsOutOfReach) {
+  for (const auto& mode : kWarmAndCold) {
+    auto run = HostileEval("checker_prober", mode);
+    ASSERT_TRUE(run.result.is_object()) << run.output;
+    const std::string message = run.result["error"].is_object() ? run.result["error"].value("message", "") : "";
+    EXPECT_EQ(message.find("reached:"), std::string::npos) << mode[1] << "\n" << message;
+    if (ProbeSandbox().shared_pid_namespace) {
+      // Correct: it saw the checker (the namespace both joined), and reached nothing.
+      EXPECT_EQ(run.result["status"], "correct") << mode[1] << "\n" << run.result.dump(2);
+      EXPECT_EQ(run.result["sandbox"]["pid_namespace_shared_with_checker"], true) << mode[1];
+    }
   }
 }
 

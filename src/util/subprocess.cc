@@ -29,6 +29,7 @@
 #include <fmt/format.h>
 
 #include "util/fs.h"
+#include "util/pid_namespace.h"
 #include "util/text.h"
 
 #ifndef SYS_open_tree
@@ -160,6 +161,7 @@ struct ChildPlan {
   unsigned long long max_data_bytes = 0;
   bool sandbox = false;
   bool pid_namespace = true;
+  const char* join_pid_namespace = nullptr;
   std::vector<const char*> writable;
   const char* shm_dir = nullptr;
   std::vector<std::string> node_source, node_staged;  // /dev/<x>, /dev/shm/<x>
@@ -365,6 +367,18 @@ void BecomeSandboxedWorker(const ChildPlan& plan) {
   signal(SIGPIPE, SIG_DFL);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
+  // Joined before the init is forked: the init, the child and all they start are in it.
+  if (plan.sandbox && plan.join_pid_namespace) {
+    int ns = open(plan.join_pid_namespace, O_RDONLY | O_CLOEXEC);
+    if (ns >= 0) {
+      if (setns(ns, CLONE_NEWPID) != 0) {
+        static const char kMessage[] = "kbrun: cannot join the run's PID namespace\n";
+        ssize_t ignored = write(2, kMessage, sizeof kMessage - 1);
+        (void)ignored;
+      }
+      close(ns);
+    }
+  }
   if (plan.sandbox && UnshareNamespaces((plan.pid_namespace ? CLONE_NEWPID : 0) | CLONE_NEWNS |
                                         (spec.isolate_network ? CLONE_NEWNET : 0))) {
     if (spec.isolate_network && spec.loopback_up) LoopbackUp();
@@ -567,7 +581,17 @@ SandboxReport ProbeSandbox() {
     r.private_shm = !Contains(out, "host_shm") && p.exit_code == 0;
     r.minimal_dev = Contains(out, "dev=") && !Contains(out, " sda") && !Contains(out, " mem ") &&
                     Contains(out, "null") && !Contains(out, " loop0");
-    if (!(r.pid_namespace && r.read_only_root && r.private_shm)) r.note = Trim(out).substr(0, 400);
+    // Joining a shared namespace: the child finds that namespace's init as pid 1.
+    if (auto shared = SharedPidNamespace::Start()) {
+      spec.pid_namespace = false;
+      spec.join_pid_namespace = shared->path();
+      std::string joined = RunProcess(spec).output;
+      r.shared_pid_namespace = Contains(joined, "init=kbrun-pidns") && !Contains(joined, "pid=2\n");
+      if (!r.shared_pid_namespace) out += "\nshared PID namespace: " + joined;
+    }
+    if (!(r.pid_namespace && r.read_only_root && r.private_shm && r.shared_pid_namespace)) {
+      r.note = Trim(out).substr(0, 600);
+    }
     fs::remove(outside, ec);
     fs::remove_all(writable, ec);
     fs::remove(shm_marker, ec);
@@ -636,8 +660,9 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   plan.max_data_bytes = setup.max_data_bytes;
   plan.cgroup_procs = cgroup ? setup.cgroup_procs.c_str() : nullptr;
   plan.sandbox = spec.sandbox;
-  plan.pid_namespace = spec.pid_namespace;
+  plan.pid_namespace = spec.pid_namespace && spec.join_pid_namespace.empty();
   if (spec.sandbox) {
+    if (!spec.join_pid_namespace.empty()) plan.join_pid_namespace = spec.join_pid_namespace.c_str();
     for (const auto& path : spec.writable_paths) plan.writable.push_back(path.c_str());
     if (!spec.shm_dir.empty()) plan.shm_dir = spec.shm_dir.c_str();
     struct stat shm;

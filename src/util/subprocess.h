@@ -28,6 +28,9 @@ struct ResourceLimits {
 // ProbeSandbox(), which starts a child set up exactly so and checks from inside it.
 struct SandboxReport {
   bool pid_namespace = false;   // its own PID namespace and a fresh /proc: sees no other process
+  // Two children joining one SharedPidNamespace (ProcessSpec::join_pid_namespace) see each
+  // other and that namespace's init, nothing else.
+  bool shared_pid_namespace = false;
   bool read_only_root = false;  // the filesystem is read-only except the writable paths
   bool minimal_dev = false;     // /dev holds only null, zero, (u)random, tty and GPU nodes
   bool private_shm = false;     // /dev/shm is its own tmpfs
@@ -89,11 +92,15 @@ struct ProcessSpec {
   // only the nodes a GPU needs, a private /dev/shm. Parts that cannot be set up are skipped
   // (ProbeSandbox() says which).
   bool sandbox = false;
-  // With sandbox: the PID namespace too. Off (kbrun's GPU runs: the driver does not open a
-  // CUDA IPC handle made in another PID namespace), the sandbox's init is a subreaper that kills
+  // With sandbox: the PID namespace too. Off, the sandbox's init is a subreaper that kills
   // whatever the child left behind (double-forked daemons are reparented to it), and the
-  // child sees the host's processes.
+  // child sees the host's processes, unless it joins a namespace (below).
   bool pid_namespace = true;
+  // With sandbox and pid_namespace off: the PID namespace (a SharedPidNamespace's path) that
+  // the sandbox's init and the child join, so that processes which must share one (CUDA IPC
+  // between kbrun's worker and checker) see each other and nothing outside it. Where the
+  // join fails the child runs as with pid_namespace off.
+  std::string join_pid_namespace;
   std::vector<std::string> writable_paths;  // existing directories, absolute
   // A directory bound on the sandbox's /dev/shm (writable there, even outside
   // writable_paths), so that processes that exchange shared-memory files (torch's CUDA IPC

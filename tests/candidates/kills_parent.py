@@ -1,6 +1,7 @@
 # Hostile: kills the process that started it when that is kbrun's warm worker (the fork
-# server; in the sandbox, the PID namespace's init, a fork of it that ignores the kill),
-# then computes the right answer. The verdict must not depend on the server.
+# server; in the sandbox a fork of it: the compile phase's PID namespace init, which ignores
+# the kill, or the run phase's sandbox init, whose death ends the worker), then computes the
+# right answer. The server must keep serving.
 import os
 import signal
 

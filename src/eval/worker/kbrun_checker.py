@@ -40,6 +40,7 @@ import kbrun_worker as kw  # noqa: E402  (trusted helpers: seeding, timing, load
 # Elements swapped per tensor in a "swap" round: few enough that a memo checking a sample of
 # the inputs misses the change, and sums (any permutation-invariant checksum) do not move.
 SWAPS_PER_TENSOR = 16
+PR_SET_DUMPABLE = 4
 
 
 def build_reference(torch, req, device):
@@ -379,10 +380,23 @@ class Checker:
         return out
 
 
+def seal_self():
+    """Not dumpable: the worker shares this process's PID namespace (CUDA IPC needs it), and
+    a process of the same user without capabilities, as the candidate is, could otherwise
+    read or write this one's memory (ptrace, /proc/<pid>/mem) and change its verdicts. Then
+    the hello that the worker waits for before it loads any candidate code."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    chan = kbrun_channel.Channel(4)
+    chan.send({"type": "hello"})
+    return chan
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--request", required=True)
     args = parser.parse_args()
+    chan = seal_self()
     with open(args.request) as f:
         req = json.load(f)
     os.unlink(args.request)
@@ -394,7 +408,6 @@ def main():
     try:
         import torch
         device = kw.use_device(torch, req["device"])
-        chan = kbrun_channel.Channel(4)
         checker = Checker(torch, req, device, chan, result)
         checker.serve()
     except BaseException as exc:

@@ -534,6 +534,11 @@ class CheckerLink:
             self.chan = kbrun_channel.Channel(4)
         except OSError as exc:
             raise Failure("runtime_error", "checker_failed", "no channel to the checker: %s" % exc)
+        # The checker's first message says it can no longer be traced (kbrun_checker.seal_self):
+        # the worker loads candidate code only after it.
+        header, _ = self._recv()
+        if header.get("type") != "hello":
+            raise self._unexpected(header)
 
     def _send(self, header, payloads=()):
         try:
@@ -721,7 +726,7 @@ def prebuild(req, torch, candidate):
     return out
 
 
-def run_phase(req, result, stage_times, torch, module_candidate, guard):
+def run_phase(req, result, stage_times, torch, module_candidate, guard, checker):
     device_kind = req["device"]
     precision = req["precision"]
     dtype = getattr(torch, PRECISIONS[precision]) if precision != "fp32" else None
@@ -757,7 +762,6 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard):
     except Exception as exc:
         raise failure_from_exception(exc, "run")
     guard.check_harness()
-    checker = CheckerLink(torch, device)
     stage_times["load_models_s"] = time.perf_counter() - t
 
     # Correctness: fresh inputs for every trial, drawn by the checker from seeds this process
@@ -879,6 +883,7 @@ def main():
         builds = prepare_build(req.get("build") or {}, reuse_earlier_builds=req["phase"] == "run")
         if builds is not None:
             result["builds"] = builds
+        checker = CheckerLink(torch, device) if req["phase"] == "run" else None
         try:
             candidate = load_module(req["code"], "kbrun_candidate")
         except Exception as exc:
@@ -901,7 +906,7 @@ def main():
             stage_times["prebuild_s"] = result["prebuild"]["seconds"]
         if req["phase"] == "run":
             guard.check_harness()
-            run_phase(req, result, stage_times, torch, candidate, guard)
+            run_phase(req, result, stage_times, torch, candidate, guard, checker)
         result["ok"] = True
     except _Deferred:
         pass

@@ -357,6 +357,18 @@ def kill_children():
         time.sleep(0.001)
 
 
+def join_pid_namespace(libc, path):
+    """As subprocess.cc's ExecChild: the sandbox's init (forked next) and the worker are
+    in that namespace. Where the join fails the run goes on as without a PID namespace."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    if libc.setns(fd, CLONE_NEWPID) != 0:
+        os.write(2, b"kbrun: cannot join the run's PID namespace\n")
+    os.close(fd)
+
+
 def become_child(req, fds):
     """In the forked child: set up like a cold start, run the script, never return."""
     code = 1
@@ -396,7 +408,9 @@ def become_child(req, fds):
         if req.get("cgroup_procs"):
             write_proc(req["cgroup_procs"], "0")  # the run's memory cgroup: it and all it starts
         libc = libc_handle()
-        pid_namespace = req.get("pid_namespace", True)  # off for GPU runs (subprocess.h says why)
+        pid_namespace = req.get("pid_namespace", True)  # off where it joins one (subprocess.h says why)
+        if req.get("sandbox") and req.get("join_pid_namespace"):
+            join_pid_namespace(libc, req["join_pid_namespace"])
         if req.get("sandbox") and unshare_namespaces(
                 libc, (CLONE_NEWPID if pid_namespace else 0) | CLONE_NEWNS |
                 (CLONE_NEWNET if req.get("isolate_network") else 0)):
