@@ -1,4 +1,4 @@
-"""kbrun_spin: the PTX of the all-SM spin assembles for the GPUs kbrun runs on, and a Spin that
+"""kbrun_spin: the PTX of the all-SM spin and of the drain assembles for the GPUs kbrun runs on, and a Spin that
 cannot load it falls back to torch.cuda._sleep with the reason (the GPU runs are device checks:
 bench/device_judge_check.sh, tests/gpu/judge/spin_hider_relu.py)."""
 import os
@@ -20,13 +20,16 @@ def ptxas():
 
 
 @pytest.mark.parametrize("arch", ["sm_75", "sm_80", "sm_90", "sm_100"])
-def test_the_spin_ptx_assembles(tmp_path, arch):
-    src = tmp_path / "spin.ptx"
-    src.write_text(kbrun_spin.OCCUPY_PTX)
-    out = subprocess.run([ptxas(), "-arch=" + arch, str(src), "-o", str(tmp_path / "spin.cubin")],
+@pytest.mark.parametrize("name", ["OCCUPY_PTX", "DRAIN_PTX"])
+def test_the_spin_and_drain_ptx_assemble(tmp_path, arch, name):
+    ptx = getattr(kbrun_spin, name)
+    src = tmp_path / "kernel.ptx"
+    src.write_text(ptx)
+    out = subprocess.run([ptxas(), "-arch=" + arch, str(src), "-o", str(tmp_path / "kernel.cubin")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert ".entry kbrun_occupy(" in kbrun_spin.OCCUPY_PTX and ".version 7.0" in kbrun_spin.OCCUPY_PTX
+    assert ".version 7.0" in ptx and ".target sm_70" in ptx
+    assert (".entry kbrun_occupy(" if name == "OCCUPY_PTX" else ".entry kbrun_drain(") in ptx
 
 
 def test_without_a_gpu_the_spin_is_torch_sleep_and_says_why():
@@ -34,3 +37,4 @@ def test_without_a_gpu_the_spin_is_torch_sleep_and_says_why():
     d = spin.describe()
     assert d["kind"] == "torch_sleep"
     assert d["note"]  # why the all-SM spin could not load
+    assert d["drain"] is False and not spin.can_drain  # no drain without the all-SM spin

@@ -376,7 +376,7 @@ class Checker:
         if self.timer is not None:
             out["spin_ms"] = self.timer.spin_ms
             out["clock_mhz"] = self.timer.clock_summary()
-            out["spin"] = self.timer.spin.describe() if self.timer.cuda else None
+            out["spin"] = self.timer.spin_summary() if self.timer.cuda else None
         return out
 
 

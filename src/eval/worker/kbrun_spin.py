@@ -5,10 +5,14 @@ holds the GPU's time for the call and not the host's launch latency. torch.cuda.
 in one thread: the rest of the GPU is free during it, and a candidate that sees its stream busy
 (a spin queued ahead) could launch its work on a side stream, let it finish during the spin and
 time at zero. The spin here fills every multiprocessor instead (two blocks of half its threads
-and half its shared memory each), so no other kernel's block can start until it ends: work on
-another stream lands in the timed region or is still running at the snapshot after it
-(rejected/unsynchronized_stream). It is loaded from PTX through the driver API (no build step;
-CUDA only); where that is not possible the spin is torch.cuda._sleep, and `kind` says which.
+and half its shared memory each), so no other kernel's block can start until it ends. Work on
+another stream then starts in the timed region, but the end event (on the caller's stream) does
+not wait for it: on an H200 such a candidate timed at 138x (its honest kernel: 0.94x). So after
+the call the Timer queues a drain of the same geometry (a grid barrier: its blocks all fit only
+when no other block is on any multiprocessor) and counts the time from the end event to the
+drain's end, less the drain's own, as part of the call. Both kernels are loaded from PTX
+through the driver API (no build step; CUDA only); where that is not possible the spin is
+torch.cuda._sleep with no drain, and `kind` and `drain` say so.
 
 The kernel (PTX from `nvcc -ptx -arch=compute_75`, lowered to ISA 7.0 / sm_70 so that any
 driver since CUDA 11 loads it):
@@ -62,6 +66,80 @@ $L__BB0_4:
 }
 """
 
+# The drain after each timed call (Spin.drain): every block of the same geometry adds one to a
+# counter and waits until all have (a grid barrier, with a time limit so that nothing can hang
+# it). All its blocks fit on the GPU only together, when no other kernel's block is left on any
+# multiprocessor, so an event after it tells when work the call left on other streams ended.
+#    extern "C" __global__ void kbrun_drain(unsigned* counter, unsigned target, long long max_cycles) {
+#      extern __shared__ unsigned char pad[];
+#      if (threadIdx.x == 0) {
+#        atomicAdd(counter, 1u);
+#        long long start = clock64();
+#        while (*(volatile unsigned*)counter - target > 0x80000000u && clock64() - start < max_cycles) {}
+#      }
+#      __syncthreads();
+#      if (max_cycles < 0) pad[threadIdx.x] = 0;
+#    }
+DRAIN_PTX = r"""
+.version 7.0
+.target sm_70
+.address_size 64
+
+    // .globl    kbrun_drain
+.extern .shared .align 16 .b8 pad[];
+
+.visible .entry kbrun_drain(
+    .param .u64 kbrun_drain_param_0,
+    .param .u32 kbrun_drain_param_1,
+    .param .u64 kbrun_drain_param_2
+)
+{
+    .reg .pred     %p<5>;
+    .reg .b16     %rs<2>;
+    .reg .b32     %r<8>;
+    .reg .b64     %rd<8>;
+
+
+    ld.param.u64     %rd4, [kbrun_drain_param_0];
+    ld.param.u32     %r2, [kbrun_drain_param_1];
+    ld.param.u64     %rd3, [kbrun_drain_param_2];
+    cvta.to.global.u64     %rd1, %rd4;
+    mov.u32     %r1, %tid.x;
+    setp.ne.s32     %p1, %r1, 0;
+    @%p1 bra     $L__BB0_4;
+
+    atom.global.add.u32     %r3, [%rd1], 1;
+    mov.u64     %rd5, %clock64;
+
+$L__BB0_2:
+    ld.volatile.global.u32     %r4, [%rd1];
+    sub.s32     %r5, %r4, %r2;
+    setp.lt.u32     %p2, %r5, -2147483647;
+    @%p2 bra     $L__BB0_4;
+
+    mov.u64     %rd6, %clock64;
+    sub.s64     %rd7, %rd6, %rd5;
+    setp.lt.s64     %p3, %rd7, %rd3;
+    @%p3 bra     $L__BB0_2;
+
+$L__BB0_4:
+    bar.sync     0;
+    setp.gt.s64     %p4, %rd3, -1;
+    @%p4 bra     $L__BB0_6;
+
+    mov.u32     %r6, pad;
+    add.s32     %r7, %r6, %r1;
+    mov.u16     %rs1, 0;
+    st.shared.u8     [%r7], %rs1;
+
+$L__BB0_6:
+    ret;
+
+}
+"""
+# The drain's time limit: far beyond any wait for other work (a few ms), short of a hang.
+DRAIN_MAX_CYCLES = 400000000
+
 CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
 
 
@@ -72,6 +150,8 @@ class Spin:
         self.torch = torch
         self.kind = "torch_sleep"
         self.note = None
+        self.can_drain = False
+        self.drain_note = None
         if getattr(torch.version, "hip", None):
             self.note = "ROCm: torch.cuda._sleep"
             return
@@ -118,6 +198,40 @@ class Spin:
         ms = start.elapsed_time(end)
         if not 0.1 <= ms <= 20.0:
             raise RuntimeError("a spin of 1e6 cycles took %.4f ms on the caller's stream" % ms)
+        try:
+            self._load_drain(torch, device)
+        except Exception as exc:  # the spin still works; work after the call is then not seen
+            self.drain_note = "%s: %s" % (type(exc).__name__, str(exc)[:200])
+
+    def _load_drain(self, torch, device):
+        cuda, check = self._cuda, self._check
+        module = ctypes.c_void_p()
+        check(cuda.cuModuleLoadData(ctypes.byref(module), ctypes.c_char_p(DRAIN_PTX.encode())), "cuModuleLoadData")
+        fn = ctypes.c_void_p()
+        check(cuda.cuModuleGetFunction(ctypes.byref(fn), module, b"kbrun_drain"), "cuModuleGetFunction")
+        check(cuda.cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, ctypes.c_int(self.smem)),
+              "cuFuncSetAttribute")
+        self._counter = torch.zeros(1, dtype=torch.int32, device=device)
+        self._drain_module, self._drain_fn = module, fn
+        self._drain_args = (ctypes.c_void_p(self._counter.data_ptr()), ctypes.c_uint(0),
+                            ctypes.c_longlong(DRAIN_MAX_CYCLES))
+        self._drain_params = (ctypes.c_void_p * 3)(*[ctypes.cast(ctypes.byref(a), ctypes.c_void_p)
+                                                     for a in self._drain_args])
+        self._generation = 0
+        self.can_drain = True
+        self.drain()
+        torch.cuda.synchronize()
+        if int(self._counter.item()) != self.grid:  # every block ran once: the barrier works
+            self.can_drain = False
+            raise RuntimeError("the drain's counter reads %d, not %d" % (int(self._counter.item()), self.grid))
+
+    def drain(self):
+        """Queues the drain on the current stream (occupy_all_sms only: see can_drain)."""
+        self._generation += 1
+        self._drain_args[1].value = (self._generation * self.grid) & 0xFFFFFFFF
+        stream = ctypes.c_void_p(self.torch.cuda.current_stream().cuda_stream)
+        self._check(self._cuda.cuLaunchKernel(self._drain_fn, self.grid, 1, 1, self.block, 1, 1, self.smem, stream,
+                                              self._drain_params, None), "cuLaunchKernel")
 
     def __call__(self, cycles):
         if self.kind == "occupy_all_sms":
@@ -137,4 +251,7 @@ class Spin:
             d.update(grid=self.grid, block=self.block, shared_bytes=self.smem)
         if self.note:
             d["note"] = self.note
+        d["drain"] = self.can_drain
+        if self.drain_note:
+            d["drain_note"] = self.drain_note
         return d

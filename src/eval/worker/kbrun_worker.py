@@ -205,6 +205,9 @@ CPU_METHOD = "wall_clock_cache_flush"
 MIN_SPIN_MS = 0.1
 MAX_SPIN_MS = 2.0
 FULL_CLOCK = 0.95
+# Time between a call's end event and the drain's end, beyond the drain's own, below which it
+# is the drain's jitter, not the call's work (Timer.time_once).
+AFTER_END_SLACK_MS = 0.001
 
 
 def timing_methods(device, n):
@@ -254,9 +257,12 @@ class Timer:
             self.start = torch.cuda.Event(enable_timing=True)
             self.end = torch.cuda.Event(enable_timing=True)
             self.spin_mark = torch.cuda.Event(enable_timing=True)
+            self.end_all = torch.cuda.Event(enable_timing=True)
             import kbrun_spin  # beside this file
             self.spin = kbrun_spin.Spin(torch, device)
             self.cycles_per_ms = self._spin_cycles_per_ms()
+            self.drain_ms = self._drain_ms() if self.spin.can_drain else None
+            self.after_end_ms = []  # work the timed calls left on other streams, counted
         else:
             self.flush_buf = torch.empty(32 * 1024 * 1024 // 4, dtype=torch.int32)
 
@@ -277,6 +283,21 @@ class Timer:
         ms = self.start.elapsed_time(self.end)
         return cycles / ms if ms > 0 else 2000000.0
 
+    def _drain_ms(self, runs=5):
+        """The drain's own duration on an otherwise idle GPU, right after a spin (full clock):
+        the least of a few, so that anything beyond it after a call is counted."""
+        torch = self.torch
+        samples = []
+        for _ in range(runs):
+            torch.cuda.synchronize()
+            self.spin(int(0.05 * getattr(self, "cycles_per_ms", 2000000.0)))
+            self.start.record()
+            self.spin.drain()
+            self.end.record()
+            self.end.synchronize()
+            samples.append(self.start.elapsed_time(self.end))
+        return min(samples)
+
     def warm_up(self, fn, args):
         """One untimed call (a warm-up), spun and flushed like a timed one: measures how long
         the host takes to issue it, which sizes the spin. Returns its output."""
@@ -289,6 +310,8 @@ class Timer:
         # figure. The fastest rate seen wins: a spin too long costs nothing.
         self.cycles_per_ms = max(self.cycles_per_ms, self._spin_cycles_per_ms(200000))
         self.spin_ms = min(max(2 * statistics.median(self.host_ms) + 0.01, self.spin_ms), MAX_SPIN_MS)
+        if self.drain_ms is not None:
+            self.drain_ms = min(self.drain_ms, self._drain_ms(2))
         return out
 
     def time_once(self, fn, args, method=None, snapshot=None, warm_up=False):
@@ -311,10 +334,23 @@ class Timer:
             if warm_up:
                 self.host_ms.append((time.perf_counter() - t) * 1000.0)
             self.end.record()
+            drained = bool(cycles) and self.drain_ms is not None
+            if drained:
+                self.spin.drain()
+                self.end_all.record()
             if snapshot is not None:
                 snap = snapshot(out)
-            self.end.synchronize()
+            (self.end_all if drained else self.end).synchronize()
             ms = self.start.elapsed_time(self.end)
+            if drained:
+                # The end event waits for the caller's stream only; the drain ends when nothing
+                # else runs. What lies between, beyond the drain's own time and its jitter, was
+                # the call's work on other streams: part of the call.
+                after = self.end.elapsed_time(self.end_all) - self.drain_ms
+                if after > max(AFTER_END_SLACK_MS, 0.5 * self.drain_ms):
+                    ms += after
+                    if not warm_up:
+                        self.after_end_ms.append(after)
             if cycles:
                 self._note_clock(self.spin_mark.elapsed_time(self.start), cycles - lead, warm_up)
             torch.cuda.synchronize()
@@ -336,6 +372,16 @@ class Timer:
             self.clock_mhz.append(mhz)
         if mhz < FULL_CLOCK * self.cycles_per_ms / 1000.0 and self.spin_ms < MAX_SPIN_MS:
             self.spin_ms = min(2 * self.spin_ms, MAX_SPIN_MS)
+
+    def spin_summary(self):
+        """result.json timing.spin for this side: the spin's kind, the drain's own time, and
+        the timed calls whose work on other streams ran past their end event (counted)."""
+        d = self.spin.describe()
+        d["drain_ms"] = self.drain_ms
+        d["calls_with_work_after_end"] = len(self.after_end_ms)
+        if self.after_end_ms:
+            d["work_after_end_ms"] = stats(self.after_end_ms)
+        return d
 
     def clock_summary(self):
         """result.json timing.sm_clock_mhz for this side, or None off the GPU."""
@@ -373,6 +419,7 @@ class Guard:
             import kbrun_spin  # beside this file
             self.originals.update({
                 "kbrun_spin.Spin.__call__": kbrun_spin.Spin.__call__,
+                "kbrun_spin.Spin.drain": kbrun_spin.Spin.drain,
                 "torch.cuda._sleep": torch.cuda._sleep,
                 "torch.cuda.synchronize": torch.cuda.synchronize,
                 "torch.cuda.Event": torch.cuda.Event,
@@ -840,7 +887,7 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard, checker)
         "spin_ms": timer.spin_ms,
         "spin_cycles_per_ms": getattr(timer, "cycles_per_ms", None),
         "clock_mhz": timer.clock_summary() if device.type == "cuda" else None,
-        "spin": timer.spin.describe() if device.type == "cuda" else None,
+        "spin": timer.spin_summary() if device.type == "cuda" else None,
         "candidate": stats(samples[primary]) if samples.get(primary) else None,
     }
     if samples.get(KERNELBENCH_METHOD):
