@@ -210,6 +210,7 @@ json BatchRun::ConfigJson() const {
           {"rtol", optional_number(o_.eval.rtol)},
           {"shapes", o_.eval.shapes},
           {"allow_library_kernels", o_.eval.allow_library_kernels},
+          {"baselines", o_.eval.baselines},
           {"llm_outage_after", o_.llm_outage_after},
           {"llm_outage_timeout_s", o_.llm_outage_timeout_s}};
 }

@@ -84,6 +84,19 @@ void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
                "After the verdict, profile a correct candidate's and the reference's kernels (ncu on NVIDIA, "
                "rocprofv3 on AMD) and add the roofline figures; result.json gets 'profile' and 'roofline'. "
                "Never changes the verdict, the timing or the exit code");
+  cmd.add_option("--baseline", f.baselines,
+                 "What the candidate's speed is also compared with; repeat it (or a comma list) for several: "
+                 "eager = the reference as written (always timed: the speedup and the verdict are against it); "
+                 "compile = torch.compile(reference), inductor, default mode; cudagraph = the reference captured "
+                 "in a CUDA graph. Timed after the candidate on the same inputs, compile and capture time apart; "
+                 "one that cannot run is recorded as unavailable with the reason (result.json baselines; "
+                 "docs/EVALUATION.md)")
+      ->check(CLI::IsMember({"eager", "compile", "cudagraph"}))
+      ->delimiter(',')
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->capture_default_str();
   cmd.add_option("--profile-timeout", f.profile_timeout,
                  "Seconds allowed for the whole profile step (its own deadline, after the run)")
       ->check(CLI::PositiveNumber)
@@ -120,6 +133,7 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
   o.compile_cache_dir = f.compile_cache;
   o.precompiled_header = !f.no_pch;
   o.warm_worker = f.warm_worker;
+  o.baselines = eval::NormalizeBaselines(f.baselines);
   if (f.memory_limit == "off") o.memory_limit_bytes = 0;
   else if (f.memory_limit != "auto") o.memory_limit_bytes = ParseByteSize(f.memory_limit);
   return o;

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -23,6 +24,7 @@ struct EvalFlags {
   std::optional<uint64_t> seed;
   double compile_timeout = 900, run_timeout = 300, profile_timeout = 300;
   bool keep_work_dir = false, profile = false, allow_library_kernels = false;
+  std::vector<std::string> baselines = {"eager"};  // --baseline, repeatable
 };
 
 void AddEvalFlags(CLI::App& cmd, EvalFlags& f);

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -73,7 +74,18 @@ struct EvalOptions {
   // Memory cap of each worker and checker process and all it starts (util/subprocess.h:
   // a cgroup, else RLIMIT_DATA). nullopt: half of physical memory; 0: none.
   std::optional<unsigned long long> memory_limit_bytes;
+  // What the candidate's speed is also compared with (result.json "baselines"; docs/EVALUATION.md
+  // "Baselines"): "eager" is the reference as written, the main measurement, always there;
+  // "compile" (torch.compile, inductor, default mode) and "cudagraph" (the reference captured in a
+  // CUDA graph) are timed by the checker after the candidate's timing. NormalizeBaselines' order.
+  std::vector<std::string> baselines = {"eager"};
 };
+
+// The baselines --baseline accepts, in the order they are reported: eager, compile, cudagraph.
+const std::vector<std::string>& BaselineNames();
+bool IsBaselineName(const std::string& name);
+// `names` (known ones) without repeats, in BaselineNames() order, with eager always first.
+std::vector<std::string> NormalizeBaselines(const std::vector<std::string>& names);
 
 struct EvalRequest {
   fs::path problem;

@@ -6,6 +6,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
@@ -211,6 +212,10 @@ struct WorkerRun {
   bool shared_pid_namespace = false;  // the worker and the checker joined one of their own
   ProcessResult checker_process;
   std::optional<json> checker;
+  // --baseline compile|cudagraph (worker/kbrun_baselines.py): one line each from the checker,
+  // after its result; the stage it last said it was in ("baselines", "baseline compile").
+  json baselines = json::object();
+  std::string checker_stage;
 };
 
 // Accepts one line "result <nonce> <json>"; any other result line marks the run forged.
@@ -225,6 +230,22 @@ bool ReadResultLine(const std::string& line, const std::string& nonce, int& line
   }
   auto j = json::parse(line.substr(prefix.size()), nullptr, false);
   if (!j.is_discarded() && j.is_object()) out = j;
+  return true;
+}
+
+// Accepts "baseline <nonce> <name> <json>" (one per name, a name --baseline asked for); true
+// when the line was one. The checker writes them after its result line.
+bool ReadBaselineLine(const std::string& line, const std::string& nonce, const std::vector<std::string>& wanted,
+                      json& out) {
+  const std::string prefix = "baseline " + nonce + " ";
+  if (!StartsWith(line, prefix)) return false;
+  std::string rest = line.substr(prefix.size());
+  size_t space = rest.find(' ');
+  if (space == std::string::npos) return true;
+  std::string name = rest.substr(0, space);
+  if (std::find(wanted.begin(), wanted.end(), name) == wanted.end() || out.contains(name)) return true;
+  auto j = json::parse(rest.substr(space + 1), nullptr, false);
+  if (!j.is_discarded() && j.is_object()) out[name] = j;
   return true;
 }
 
@@ -308,6 +329,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
                  {"seed", seed},                  {"atol", request["atol"]}, {"rtol", request["rtol"]},
                  {"tolerance", o.tolerance},
                  {"shapes", o.shapes},
+                 {"baselines", o.baselines},
                  {"nonce", checker_nonce}};
     fs::create_directories(dir / "checker/home");
     fs::create_directories(dir / "checker/tmp");
@@ -317,12 +339,20 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
                   "--request", (dir / "checker_request.json").string()};
     cspec.env = WorkerEnvironment(o, py, dir / "checker", device == "cuda");
     cspec.cwd = (dir / "checker").string();
-    cspec.hard_timeout_s = spec.hard_timeout_s + 30;  // it ends when the worker's side closes
+    // It ends when the worker's side closes; with baselines to time, it goes on after the worker
+    // ended, for up to --run-timeout more (from its "stage baselines").
+    const bool timed_baselines = o.baselines.size() > 1;
+    cspec.hard_timeout_s = spec.hard_timeout_s + 30 + (timed_baselines ? o.run_timeout_s : 0.0);
     Seal(cspec, o, {fs::absolute(dir).string()}, shm.path(), shared_pid_namespace, device == "cuda");
     cspec.channel_fd = sv[1];
     cspec.starter = starter;
-    cspec.on_progress = [&run, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {
-      ReadResultLine(line, checker_nonce, checker_lines, checker_forged, run.checker);
+    cspec.on_progress = [&run, &o, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {
+      if (ReadResultLine(line, checker_nonce, checker_lines, checker_forged, run.checker)) return std::optional<double>();
+      if (ReadBaselineLine(line, checker_nonce, o.baselines, run.baselines)) return std::optional<double>();
+      if (!StartsWith(line, "stage ")) return std::optional<double>();
+      run.checker_stage = line.substr(6);
+      // The baselines' own deadline, from the end of the worker.
+      if (run.checker_stage == "baselines") return std::optional<double>(o.run_timeout_s);
       return std::optional<double>();
     };
     spec.channel_fd = sv[0];
@@ -474,6 +504,59 @@ json ToleranceDoc(const EvalOptions& o, const WorkerRun* run) {
   return t;
 }
 
+// The baselines block of result.json (docs/RESULT_SCHEMA.md): for each --baseline, its figures
+// and the candidate's speedup over it (baseline median / candidate median, when correct), or
+// why it was not measured. eager comes from the main timing (timing.reference), the others
+// from the checker's baseline lines.
+json BaselinesDoc(const EvalOptions& o, const EvalResult& r, const json& timing, const WorkerRun* run) {
+  auto median = [&](const char* who) {
+    return timing.is_object() && timing.contains(who) && timing[who].is_object()
+               ? timing[who].value("median_ms", 0.0) : 0.0;
+  };
+  const double eager = median("reference"), candidate = median("candidate");
+  const bool timed = eager > 0 && candidate > 0;
+  const std::string verdict = StatusName(r.status) + (r.error_category.empty() ? "" : "/" + r.error_category);
+  // Why a baseline has no line from the checker.
+  auto missing = [&]() -> json {
+    if (!run) return {{"status", "skipped"}, {"reason", "no run phase (" + verdict + ")"}};
+    if (run->checker_stage.empty() && !timed) {
+      return {{"status", "skipped"}, {"reason", "the candidate's timing did not complete (" + verdict + ")"}};
+    }
+    const ProcessResult& p = run->checker_process;
+    std::string how = p.timed_out && StartsWith(run->checker_stage, "baseline")
+                          ? fmt::format("it was stopped at the baselines' deadline (--run-timeout, {:.0f} s)",
+                                        o.run_timeout_s)
+                      : p.timed_out    ? fmt::format("it was stopped at its deadline after {:.0f} s", p.wall_s)
+                      : p.out_of_memory ? std::string("it was killed at the memory limit")
+                      : p.term_signal   ? "it was killed by " + SignalName(p.term_signal)
+                      : p.cancelled     ? std::string("it was interrupted")
+                                        : fmt::format("it exited with code {}", p.exit_code);
+    std::string where = run->checker_stage.empty() ? "before the baselines" : "in stage '" + run->checker_stage + "'";
+    return {{"status", "unavailable"}, {"reason", fmt::format("the checker ended {}: {}", where, how)}};
+  };
+  json doc = json::object();
+  for (const auto& name : o.baselines) {
+    json b;
+    if (name == "eager") {
+      b = timed ? json{{"status", "measured"}, {"how", "the reference as written (timing.reference)"},
+                       {"median_ms", eager}}
+                : json{{"status", "skipped"}, {"reason", "the reference was not timed (" + verdict + ")"}};
+      if (timed) b["speedup"] = r.correct && r.speedup > 0 ? json(r.speedup) : json(nullptr);
+    } else if (run && run->baselines.contains(name)) {
+      b = run->baselines[name];
+      double ms = b.value("median_ms", 0.0);
+      if (b.value("status", "") == "measured" && ms > 0) {
+        b["speedup"] = r.correct && candidate > 0 ? json(ms / candidate) : json(nullptr);
+        b["speedup_over_eager"] = eager > 0 ? json(eager / ms) : json(nullptr);
+      }
+    } else {
+      b = missing();
+    }
+    doc[name] = std::move(b);
+  }
+  return doc;
+}
+
 // Assembles the result document (docs/RESULT_SCHEMA.md).
 void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, const std::string& device,
                   uint64_t seed, const json& worker, const CompiledCandidate& compiled, const WorkerRun* run) {
@@ -548,6 +631,7 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"prebuild", compiled.prebuild},
         // What kbrun added to every build for the backend (eval/backend.h), for reproducing it.
         {"backend_flags", BackendFlagsFor(o, py).ToRequest()}}},
+      {"baselines", BaselinesDoc(o, r, timing, run_phase)},
       {"profile", nullptr},  // set by the profile step (--profile, eval/profile.h)
       {"roofline", nullptr},
       {"fallback", worker.value("fallback", json(nullptr))},
@@ -641,6 +725,24 @@ uint64_t ChooseSeed(const EvalOptions& o) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& BaselineNames() {
+  static const std::vector<std::string> names = {"eager", "compile", "cudagraph"};
+  return names;
+}
+
+bool IsBaselineName(const std::string& name) {
+  const auto& all = BaselineNames();
+  return std::find(all.begin(), all.end(), name) != all.end();
+}
+
+std::vector<std::string> NormalizeBaselines(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (const auto& b : BaselineNames()) {
+    if (b == "eager" || std::find(names.begin(), names.end(), b) != names.end()) out.push_back(b);
+  }
+  return out;
+}
 
 std::string StatusName(Status s) {
   switch (s) {

@@ -28,6 +28,7 @@ struct TreeSample {
   std::string status, category;
   double speedup = 0;  // correct samples
   double candidate_ms = 1.0;
+  nlohmann::json baselines = nullptr;  // eval.baselines as written, when not null
 };
 
 inline std::vector<TreeSample> BudgetTreeSamples() {
@@ -118,11 +119,46 @@ inline void WriteTree(const std::filesystem::path& dir, const std::vector<TreeSa
                       {{"method", correct ? json(settings.timing_method) : json(nullptr)},
                        {"reference", correct ? timing(s.speedup * s.candidate_ms) : json(nullptr)},
                        {"candidate", correct ? timing(s.candidate_ms) : json(nullptr)}}}};
+      if (!s.baselines.is_null()) doc["eval"]["baselines"] = s.baselines;
     }
     WriteFileAtomic(store.ResultPath(s.problem, s.index), batch::JsonText(doc) + "\n");
   }
 }
 
 inline void WriteBudgetTree(const std::filesystem::path& dir) { WriteTree(dir, BudgetTreeSamples()); }
+
+// A measured baseline entry as the supervisor writes it: the baseline's median, the candidate's
+// speedup over it, and the baseline's own speedup over eager.
+inline nlohmann::json MeasuredBaseline(double median_ms, double speedup, double over_eager) {
+  return {{"status", "measured"}, {"median_ms", median_ms}, {"speedup", speedup}, {"speedup_over_eager", over_eager},
+          {"trials", 100}, {"compile_s", 12.5}};
+}
+
+// A batch run with --baseline compile --baseline cudagraph (candidate medians 1.0 ms):
+//   1_A  #1 correct 2.0x: compile 0.8 ms (0.8x, compile 2.5x over eager), cudagraph 1.6 ms (1.6x, 1.25x)
+//        #2 correct 1.5x: compile 1.2x (not the best sample: not counted)
+//   2_B  #1 correct 3.0x: compile unavailable (a hostile reason), cudagraph 2.4 ms (2.4x, 1.25x)
+//   3_C  #1 incorrect: both skipped
+//   4_D  #1 correct 1.2x: no baselines recorded (an older kbrun)
+inline const char* kHostileBaselineReason = "compile failed: RuntimeError: <img src=x onerror=alert(1)>\nsecond line";
+inline std::vector<TreeSample> BaselineTreeSamples() {
+  using nlohmann::json;
+  json eager_skipped = {{"status", "skipped"}, {"reason", "the reference was not timed (incorrect/value_mismatch)"}};
+  json skipped = {{"status", "skipped"}, {"reason", "the candidate's timing did not complete (incorrect/value_mismatch)"}};
+  return {{"1_A", 1, 1, 1, "correct", "", 2.0, 1.0,
+           {{"eager", {{"status", "measured"}, {"median_ms", 2.0}, {"speedup", 2.0}}},
+            {"compile", MeasuredBaseline(0.8, 0.8, 2.5)},
+            {"cudagraph", MeasuredBaseline(1.6, 1.6, 1.25)}}},
+          {"1_A", 2, 1, 2, "correct", "", 1.5, 1.0,
+           {{"eager", {{"status", "measured"}, {"median_ms", 1.5}, {"speedup", 1.5}}},
+            {"compile", MeasuredBaseline(1.2, 1.2, 1.25)}}},
+          {"2_B", 1, 1, 1, "correct", "", 3.0, 1.0,
+           {{"eager", {{"status", "measured"}, {"median_ms", 3.0}, {"speedup", 3.0}}},
+            {"compile", {{"status", "unavailable"}, {"reason", kHostileBaselineReason}}},
+            {"cudagraph", MeasuredBaseline(2.4, 2.4, 1.25)}}},
+          {"3_C", 1, 1, 1, "incorrect", "value_mismatch", 0, 1.0,
+           {{"eager", eager_skipped}, {"compile", skipped}, {"cudagraph", skipped}}},
+          {"4_D", 1, 1, 1, "correct", "", 1.2}};
+}
 
 }  // namespace kbrun::report::test_tree

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -20,6 +21,10 @@ CompareSide Side(const ProblemReport& p) {
   s.verdict = p.best_status.empty() ? p.status : p.best_status;
   s.correct = p.correct;
   if (p.correct) s.speedup = p.best_speedup;
+  for (const auto& [name, entry] : p.baselines) {
+    if (name == "eager") continue;
+    if (auto v = p.BaselineSpeedup(name)) s.baseline_speedups[name] = *v;
+  }
   return s;
 }
 
@@ -136,6 +141,31 @@ Comparison Compare(const Report& a, const Report& b) {
   double n = static_cast<double>(c.problems.size());
   c.fast_1_a = n > 0 ? fast_a / n : 0;
   c.fast_1_b = n > 0 ? fast_b / n : 0;
+  // Against the other baselines either run recorded, in the report's order (A's first).
+  std::vector<std::string> names;
+  for (const Report* run : {&a, &b}) {
+    for (size_t i = 1; i < run->baselines.size(); ++i) {
+      if (std::find(names.begin(), names.end(), run->baselines[i].name) == names.end()) {
+        names.push_back(run->baselines[i].name);
+      }
+    }
+  }
+  for (const auto& name : names) {
+    BaselineFast1 f;
+    f.name = name;
+    for (const auto& p : c.problems) {
+      for (auto [side, fast, measured] : {std::tuple{&p.a, &f.a, &f.measured_a}, std::tuple{&p.b, &f.b, &f.measured_b}}) {
+        if (!*side) continue;
+        auto it = (*side)->baseline_speedups.find(name);
+        if (it == (*side)->baseline_speedups.end()) continue;
+        ++*measured;
+        if (it->second > 1.0) *fast += 1;
+      }
+    }
+    f.a = n > 0 ? f.a / n : 0;
+    f.b = n > 0 ? f.b / n : 0;
+    c.baseline_fast_1.push_back(f);
+  }
   c.settings = {Setting("tolerance_rules", "tolerance rule", Keys(a.tolerance_rules), Keys(b.tolerance_rules)),
                 Setting("timing_methods", "timing method", Keys(a.timing_methods), Keys(b.timing_methods)),
                 Setting("devices", "GPU", Keys(a.devices), Keys(b.devices)),
@@ -177,7 +207,14 @@ json ComparisonJson(const Comparison& c) {
             {"slower", c.slower},
             {"same", c.same},
             {"geomean_ratio", c.geomean_ratio ? json(*c.geomean_ratio) : json()},
-            {"fast_1", {{"a", c.fast_1_a}, {"b", c.fast_1_b}}}}},
+            {"fast_1", {{"a", c.fast_1_a}, {"b", c.fast_1_b}}},
+            {"fast_1_vs_baselines", [&] {
+               json out = json::object();
+               for (const auto& f : c.baseline_fast_1) {
+                 out[f.name] = {{"a", f.a}, {"b", f.b}, {"measured_a", f.measured_a}, {"measured_b", f.measured_b}};
+               }
+               return out;
+             }()}}},
           {"like_for_like", c.like_for_like()},
           {"settings", settings}};
 }
@@ -214,6 +251,11 @@ std::string ComparisonText(const Comparison& c) {
          "\n";
   out += fmt::format("fast_1         A {}   B {}   (correct and speedup > 1, over the {} problems of either run)\n",
                      Percent(c.fast_1_a), Percent(c.fast_1_b), c.problems.size());
+  for (const auto& f : c.baseline_fast_1) {
+    out += fmt::format("fast_1 vs {:<9} A {}   B {}   (correct and speedup over {} > 1; measured for A {}, B {} of the "
+                       "problems)\n",
+                       f.name, Percent(f.a), Percent(f.b), f.name, f.measured_a, f.measured_b);
+  }
   std::string differences;
   for (const auto& s : c.settings) {
     if (s.differs) {

@@ -3,6 +3,7 @@
 // Measuring (Compare) is apart from printing (ComparisonJson, ComparisonText).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,16 @@ struct CompareSide {
   std::string verdict;           // the best sample's status; the report's status when it has none
   bool correct = false;
   std::optional<double> speedup;  // the best correct sample's speedup
+  // The best correct sample's speedups over the other baselines it measured (compile, cudagraph).
+  std::map<std::string, double> baseline_speedups;
+};
+
+// fast_1 against a baseline besides eager (correct and speedup over it > 1), over the union of
+// the two runs' problems; `measured`: problems whose best kernel has it measured, in each run.
+struct BaselineFast1 {
+  std::string name;
+  double a = 0, b = 0;
+  int measured_a = 0, measured_b = 0;
 };
 
 struct ProblemComparison {
@@ -54,6 +65,7 @@ struct Comparison {
   int faster = 0, slower = 0, same = 0;       // among correct_both
   std::optional<double> geomean_ratio;        // of B/A over the problems correct in both
   double fast_1_a = 0, fast_1_b = 0;          // correct and speedup > 1, over the union of problems
+  std::vector<BaselineFast1> baseline_fast_1;  // the same against each other baseline either run measured
   std::vector<CompareSetting> settings;
   // False when a setting differs: the speedups were not measured (or judged) alike.
   bool like_for_like() const;

@@ -152,6 +152,44 @@ TEST(Compare, SummaryByHand) {
   EXPECT_TRUE(Contains(text, "fast_1         A 37.5%   B 50.0%")) << text;
   EXPECT_TRUE(Contains(text, "4.000x")) << text;
   EXPECT_FALSE(Contains(text, "Warning")) << text;
+  EXPECT_TRUE(c.baseline_fast_1.empty());  // neither run timed a baseline besides eager
+  EXPECT_FALSE(Contains(text, "fast_1 vs")) << text;
+}
+
+// fast_1 against the other baselines, over the union of problems (4): A is BaselineTreeSamples
+// (compile: 1_A 0.8x; cudagraph: 1_A 1.6x, 2_B 2.4x); B below (compile: 1_A 1.5x, 2_B 2.0x;
+// cudagraph: 1_A 1.1x). vs compile: A 0/4 (measured 1), B 2/4 (2); vs cudagraph: A 2/4 (2), B 1/4 (1).
+TEST(Compare, Fast1AgainstEachBaselineByHand) {
+  using test_tree::MeasuredBaseline;
+  fs::path root = MakeUniqueDir(fs::temp_directory_path(), "kbrun-compare-baselines-");
+  test_tree::WriteTree(root / "a", test_tree::BaselineTreeSamples());
+  test_tree::WriteTree(root / "b", {{"1_A", 1, 1, 1, "correct", "", 2.0, 1.0,
+                                     {{"compile", MeasuredBaseline(1.5, 1.5, 1.33)},
+                                      {"cudagraph", MeasuredBaseline(1.1, 1.1, 1.8)}}},
+                                    {"2_B", 1, 1, 1, "correct", "", 3.0, 1.0,
+                                     {{"compile", MeasuredBaseline(2.0, 2.0, 1.5)}}},
+                                    {"3_C", 1, 1, 1, "correct", "", 1.2},
+                                    {"4_D", 1, 1, 1, "incorrect", "value_mismatch"}});
+  Comparison c = Compare(BuildReport(root / "a"), BuildReport(root / "b"));
+  ASSERT_EQ(c.baseline_fast_1.size(), 2u);
+  const BaselineFast1 &compile = c.baseline_fast_1[0], &graph = c.baseline_fast_1[1];
+  EXPECT_EQ(compile.name, "compile");
+  EXPECT_DOUBLE_EQ(compile.a, 0.0);
+  EXPECT_DOUBLE_EQ(compile.b, 0.5);
+  EXPECT_EQ(compile.measured_a, 1);
+  EXPECT_EQ(compile.measured_b, 2);
+  EXPECT_EQ(graph.name, "cudagraph");
+  EXPECT_DOUBLE_EQ(graph.a, 0.5);
+  EXPECT_DOUBLE_EQ(graph.b, 0.25);
+  EXPECT_EQ(graph.measured_a, 2);
+  EXPECT_EQ(graph.measured_b, 1);
+  json doc = ComparisonJson(c);
+  EXPECT_DOUBLE_EQ(doc["summary"]["fast_1_vs_baselines"]["compile"]["b"].get<double>(), 0.5);
+  EXPECT_EQ(doc["summary"]["fast_1_vs_baselines"]["cudagraph"]["measured_a"], 2);
+  std::string text = ComparisonText(c);
+  EXPECT_TRUE(Contains(text, "fast_1 vs compile   A 0.0%   B 50.0%")) << text;
+  EXPECT_TRUE(Contains(text, "fast_1 vs cudagraph A 50.0%   B 25.0%")) << text;
+  fs::remove_all(root);
 }
 
 TEST(Compare, SameSpeedBand) {

@@ -132,6 +132,9 @@ details.problem>summary{cursor:pointer;font-weight:600}
 svg{background:#fff;border:1px solid #e3e3e3;margin:.3em 0}svg text{font:11px sans-serif;fill:#333}
 .axis{stroke:#888;stroke-width:1}.grid{stroke:#eee;stroke-width:1}
 .curve{fill:none;stroke:#2060c0;stroke-width:2}.point{fill:#2060c0}
+.curve-baseline{fill:none;stroke:#888;stroke-width:2;stroke-dasharray:6 3}.point-baseline{fill:#888}
+.curve-baseline.baseline-compile{stroke:#c06020}.point-baseline.baseline-compile{fill:#c06020}
+.curve-baseline.baseline-cudagraph{stroke:#8a3ab0}.point-baseline.baseline-cudagraph{fill:#8a3ab0}
 .sample-point{fill:#2a8a2a;fill-opacity:.6}.geomean{stroke:#c03030;stroke-width:2}
 .bar{fill:#5080c0}.bar.correct{fill:#2a8a2a}
 .span-llm{fill:#8a6ad0}.span-compile{fill:#e0a030}.span-gpu{fill:#2a8a2a}
@@ -149,12 +152,24 @@ struct Plot {
 // and KernelBench's thresholds, on a linear x axis from 0 to max(largest speedup, 2).
 std::string FastPPlot(const Report& r) {
   std::vector<std::optional<double>> picked = BestPicked(r);
+  // Each other baseline's curve: the best kernels' speedups over it.
+  std::vector<std::pair<std::string, std::vector<std::optional<double>>>> others;
+  for (size_t i = 1; i < r.baselines.size(); ++i) {
+    std::vector<std::optional<double>> v;
+    for (const auto& p : r.problems) v.push_back(p.BaselineSpeedup(r.baselines[i].name));
+    others.push_back({r.baselines[i].name, std::move(v)});
+  }
   std::set<double> ps(kFastPThresholds.begin(), kFastPThresholds.end());
   double xmax = kFastPThresholds.back();
   for (const auto& s : picked) {
     if (s) {
       ps.insert(*s);
       xmax = std::max(xmax, *s);
+    }
+  }
+  for (const auto& [name, v] : others) {
+    for (const auto& s : v) {
+      if (s) xmax = std::max(xmax, *s);
     }
   }
   Plot g;
@@ -182,17 +197,44 @@ std::string FastPPlot(const Report& r) {
                      g.left + g.PlotW(), g.top + g.PlotH());
   out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="middle">p (speedup threshold, linear)</text>)",
                      g.left + g.PlotW() / 2, g.height - 8);
-  std::string path, points;
-  for (double p : ps) {
-    double f = FractionFaster(picked, p);
-    path += path.empty() ? fmt::format("M{:.2f} {:.2f}", X(p), Y(f)) : fmt::format(" H{:.2f} V{:.2f}", X(p), Y(f));
-    points += fmt::format(R"(<circle class="point" cx="{:.2f}" cy="{:.2f}" r="3" data-p="{}" data-fast="{}">)"
-                          R"(<title>fast_{} = {}</title></circle>)",
-                          X(p), Y(f), Num(p), Num(f), Num(p), Pct(f));
+  // One step curve over `values`, points where it is evaluated.
+  auto curve = [&](const std::vector<std::optional<double>>& values, const std::set<double>& at,
+                   const std::string& path_class, const std::string& point_class, const std::string& extra_attr,
+                   const std::string& label) {
+    std::string path, points;
+    for (double p : at) {
+      double f = FractionFaster(values, p);
+      path += path.empty() ? fmt::format("M{:.2f} {:.2f}", X(p), Y(f)) : fmt::format(" H{:.2f} V{:.2f}", X(p), Y(f));
+      points += fmt::format(R"(<circle class="{}" cx="{:.2f}" cy="{:.2f}" r="3"{} data-p="{}" data-fast="{}">)"
+                            R"(<title>{}fast_{} = {}</title></circle>)",
+                            point_class, X(p), Y(f), extra_attr, Num(p), Num(f), label, Num(p), Pct(f));
+    }
+    path += fmt::format(" H{:.2f}", X(xmax));
+    return fmt::format(R"(<path class="{}" d="{}"/>)", path_class, path) + points;
+  };
+  double legend_y = g.top + 12;
+  for (const auto& [name, values] : others) {
+    std::set<double> at(kFastPThresholds.begin(), kFastPThresholds.end());
+    for (const auto& v : values) {
+      if (v) at.insert(*v);
+    }
+    std::string cls = "baseline-" + HtmlEscape(name);
+    out += curve(values, at, "curve-baseline " + cls, "point-baseline " + cls,
+                 " data-baseline=\"" + HtmlEscape(name) + "\"", "vs " + HtmlEscape(name) + ": ");
+    out += fmt::format(R"(<line class="curve-baseline {0}" x1="{1:.2f}" x2="{2:.2f}" y1="{3:.2f}" y2="{3:.2f}"/>)"
+                       R"(<text x="{4:.2f}" y="{5:.2f}">vs {6}</text>)",
+                       cls, g.left + g.PlotW() - 150, g.left + g.PlotW() - 120, legend_y, g.left + g.PlotW() - 114,
+                       legend_y + 4, HtmlEscape(name));
+    legend_y += 16;
   }
-  path += fmt::format(" H{:.2f}", X(xmax));
-  out += fmt::format(R"(<path class="curve" d="{}"/>)", path) + points + "</svg>";
-  return out;
+  if (!others.empty()) {
+    out += fmt::format(R"(<line class="curve" x1="{0:.2f}" x2="{1:.2f}" y1="{2:.2f}" y2="{2:.2f}"/>)"
+                       R"(<text x="{3:.2f}" y="{4:.2f}">vs eager</text>)",
+                       g.left + g.PlotW() - 150, g.left + g.PlotW() - 120, legend_y, g.left + g.PlotW() - 114,
+                       legend_y + 4);
+  }
+  out += curve(picked, ps, "curve", "point", "", "");
+  return out + "</svg>";
 }
 
 struct CorrectSample {
@@ -405,6 +447,31 @@ std::string TimingCell(const json& eval, const char* who) {
   return out;
 }
 
+// One sample's figures against a baseline (eval.baselines.<name>): its median, the candidate's
+// speedup over it, its setup time; or why it was not measured.
+std::string BaselineCell(const std::string& name, const json& b) {
+  std::string status = b.value("status", "");
+  if (status != "measured") {
+    return fmt::format(R"(<span class="baseline-status" data-baseline="{}" data-status="{}">{}</span>: {})",
+                       HtmlEscape(name), HtmlEscape(status), HtmlEscape(status),
+                       HtmlEscape(b.value("reason", std::string("no reason given"))));
+  }
+  std::string out;
+  if (auto ms = FieldNumber(b, {"median_ms"})) out += fmt::format("{:.4g} ms median", *ms);
+  if (auto sp = FieldNumber(b, {"speedup"})) {
+    out += fmt::format(R"(; candidate <span class="baseline-speedup" data-baseline="{}" data-speedup="{}">{:.3f}x</span>)",
+                       HtmlEscape(name), Num(*sp), *sp);
+  }
+  if (auto over = FieldNumber(b, {"speedup_over_eager"})) out += fmt::format("; {:.3f}x over eager", *over);
+  for (const char* k : {"compile_s", "capture_s"}) {
+    if (auto v = FieldNumber(b, {k})) out += fmt::format("; {} {:.2f} s (not timed)", k, *v);
+  }
+  if (auto breaks = FieldNumber(b, {"graph_breaks"}); breaks && *breaks > 0) {
+    out += fmt::format("; {} graph break{}", Num(*breaks), *breaks == 1 ? "" : "s");
+  }
+  return out;
+}
+
 std::string SampleHtml(const batch::ResultsStore& store, const ProblemReport& p, const batch::SampleRecord& rec,
                        const std::map<int, batch::SampleRecord>& records) {
   const json& doc = rec.doc;
@@ -430,6 +497,12 @@ std::string SampleHtml(const batch::ResultsStore& store, const ProblemReport& p,
     if (!method.empty()) table += Row("Timed by", HtmlEscape(method));
   }
   if (rec.correct) table += Row("Speedup", fmt::format("{:.3f}x (reference median / candidate median)", rec.speedup));
+  static const json kNone = json::object();
+  const json& baselines = Field(eval, {"baselines"}).is_object() ? Field(eval, {"baselines"}) : kNone;
+  for (const auto& [name, b] : baselines.items()) {
+    if (name == "eager" || !b.is_object()) continue;
+    table += Row("vs " + HtmlEscape(name), BaselineCell(name, b));
+  }
   std::string rule = FieldText(eval, {"tolerance", "rule"});
   if (!rule.empty()) table += Row("Judged by", HtmlEscape(rule));
   if (auto run = FieldNumber(eval, {"correctness", "trials_run"})) {
@@ -511,6 +584,18 @@ std::string HtmlReport(const Report& r) {
   rule("Timed by", r.timing_methods.empty() ? "" : KindsText(r.timing_methods), "(timing.method: samples)");
   rule("GPU / device", r.devices.empty() ? "" : KindsText(r.devices), "(samples)");
   rule("Torch", r.torch_versions.empty() ? "" : KindsText(r.torch_versions), "(samples)");
+  if (r.HasOtherBaselines()) {
+    std::string text;
+    for (const auto& b : r.baselines) {
+      int unavailable = 0;
+      for (const auto& [reason, n] : b.unavailable) unavailable += n;
+      text += fmt::format("{}{} ({} sample{} measured{})", text.empty() ? "" : ", ", b.name, b.samples_measured,
+                          b.samples_measured == 1 ? "" : "s",
+                          unavailable ? fmt::format(", {} unavailable", unavailable) : "");
+    }
+    rule("Baselines", text, "(--baseline: eager is the reference as written; compile = torch.compile, inductor, "
+                            "default mode; cudagraph = the reference in a CUDA graph)");
+  }
   rule("Precision", r.precision);
   rule("Backend", r.backend);
   rule("Model", r.model);
@@ -547,6 +632,7 @@ std::string HtmlReport(const Report& r) {
   budget_row("one-shot (attempt 1, sample 1)", "one_shot", r.one_shot);
   budget_row("best of all samples and attempts", "best_of_all", r.best_of_all);
   out += "</table>\n";
+
   if (!r.pass_at_k.empty()) {
     out += "<table><tr><th>k</th><th>Problems (n &gt;= k)</th><th>pass@k</th><th>fast_1@k</th></tr>";
     for (const auto& k : r.pass_at_k) {
@@ -558,6 +644,32 @@ std::string HtmlReport(const Report& r) {
     out += fmt::format("</table><p class=\"caption\">pass@k over the samples of attempt 1 (unbiased estimator, {} "
                        "per attempt).</p>\n",
                        r.samples_per_attempt);
+  }
+  if (r.HasOtherBaselines()) {
+    out += "<table id=\"baselines\"><tr><th>Against baseline</th><th>Measured</th>";
+    for (double p : kFastPThresholds) out += "<th>" + FastPKey(p) + "</th>";
+    out += "<th>Geomean</th><th>Baseline / eager</th></tr>";
+    for (const auto& b : r.baselines) {
+      out += fmt::format(R"(<tr data-baseline="{}"><td>{}</td><td class="num">{}</td>)", HtmlEscape(b.name),
+                         HtmlEscape(b.name), b.measured);
+      for (const auto& [p, v] : b.fast_p) {
+        out += fmt::format(R"(<td class="num" data-p="{}" data-fast="{}">{}</td>)", Num(p), Num(v), Pct(v));
+      }
+      out += fmt::format(R"(<td class="num"{}>{}</td><td class="num">{}</td></tr>)",
+                         b.geomean_speedup ? fmt::format(R"( data-geomean="{}")", Num(*b.geomean_speedup)) : "",
+                         b.geomean_speedup ? fmt::format("{:.3f}x", *b.geomean_speedup) : "-",
+                         b.geomean_baseline_over_eager ? fmt::format("{:.3f}x", *b.geomean_baseline_over_eager) : "-");
+    }
+    out += "</table><p class=\"caption\">The best kernel of each problem against each baseline: fast_p = problems "
+           "whose best kernel is correct with speedup over it &gt; p, over all problems; Measured = problems "
+           "counted (that baseline measured for the best kernel); Baseline / eager = the baseline's own speedup "
+           "over the reference as written (geomean over the same problems).";
+    for (const auto& b : r.baselines) {
+      if (!b.unavailable.empty()) {
+        out += fmt::format(" {} unavailable: {}.", HtmlEscape(b.name), HtmlEscape(KindsText(b.unavailable)));
+      }
+    }
+    out += "</p>\n";
   }
 
   out += "<h2>fast_p</h2>" + FastPPlot(r) +
@@ -580,15 +692,29 @@ std::string HtmlReport(const Report& r) {
   }
 
   // Problems: a table linking to each problem's drill-down.
-  out += "<h2>Problems</h2><table id=\"problems\"><tr><th>Problem</th><th>Status</th><th>Best speedup</th>"
-         "<th>Best</th><th>Attempts</th><th>Samples</th><th>One-shot</th><th>Failure kinds</th></tr>";
+  out += "<h2>Problems</h2><table id=\"problems\"><tr><th>Problem</th><th>Status</th><th>Best speedup</th>";
+  for (size_t i = 1; i < r.baselines.size(); ++i) out += "<th>vs " + HtmlEscape(r.baselines[i].name) + "</th>";
+  out += "<th>Best</th><th>Attempts</th><th>Samples</th><th>One-shot</th><th>Failure kinds</th></tr>";
   for (const auto& p : r.problems) {
+    std::string against;
+    for (size_t i = 1; i < r.baselines.size(); ++i) {
+      const std::string& name = r.baselines[i].name;
+      auto v = p.BaselineSpeedup(name);
+      auto entry = p.baselines.find(name);
+      std::string why = !v && entry != p.baselines.end() && entry->second.is_object() &&
+                                entry->second.value("reason", json()).is_string()
+                            ? fmt::format(R"( title="{}")", HtmlEscape(entry->second["reason"].get<std::string>()))
+                            : "";
+      against += v ? fmt::format(R"(<td class="num" data-baseline="{}" data-speedup="{}">{:.3f}x</td>)",
+                                 HtmlEscape(name), Num(*v), *v)
+                   : fmt::format(R"(<td class="num" data-baseline="{}"{}>-</td>)", HtmlEscape(name), why);
+    }
     out += fmt::format(
         R"(<tr data-problem="{}"{}><td><a href="#{}">{}</a></td><td class="status-{}">{}</td><td class="num">{}</td>)"
-        R"(<td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td><td>{}</td></tr>)",
+        R"({}<td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td><td>{}</td></tr>)",
         HtmlEscape(p.name), p.correct ? fmt::format(R"( data-best-speedup="{}")", Num(p.best_speedup)) : "",
         ProblemAnchor(p.name), HtmlEscape(p.name), HtmlEscape(p.status), HtmlEscape(p.status),
-        p.correct ? fmt::format("{:.3f}x", p.best_speedup) : "-",
+        p.correct ? fmt::format("{:.3f}x", p.best_speedup) : "-", against,
         p.best_index ? fmt::format("#{} {}", *p.best_index, HtmlEscape(p.best_status)) : "-", p.attempts_used,
         p.samples_used, p.one_shot_status.empty() ? "-" : HtmlEscape(p.one_shot_status),
         HtmlEscape(KindsText(p.failure_kinds)));

@@ -267,6 +267,75 @@ TEST_F(HtmlReportTest, TimelineSpansAreTheTimelineFile) {
   EXPECT_TRUE(Contains(html_, "GPU lane 1"));
 }
 
+// --baseline compile --baseline cudagraph (test_tree::BaselineTreeSamples): the table against each
+// baseline, its fast_p curves and the problem table's columns carry detailed_report.json's figures;
+// a baseline's reason is escaped like any result string.
+TEST(HtmlReport, BaselinesEqualTheJsonReport) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-html-baselines-");
+  test_tree::WriteTree(dir, test_tree::BaselineTreeSamples());
+  WriteOptions options;
+  options.html_path = dir / "detailed_report.html";
+  WriteReport(dir, nullptr, options);
+  json report = json::parse(*ReadFile(dir / "detailed_report.json"));
+  std::string html = *ReadFile(dir / "detailed_report.html");
+  const json& overall = report["overall"]["baselines"];
+
+  // The table: one row per baseline, every fast_p cell as the JSON has it.
+  auto rows = Elements(html, "tr", "data-baseline");
+  ASSERT_EQ(rows.size(), 3u);
+  for (const char* name : {"eager", "compile", "cudagraph"}) {
+    size_t row = html.find(std::string("<tr data-baseline=\"") + name + "\"");
+    ASSERT_NE(row, std::string::npos) << name;
+    auto cells = Elements(html.substr(row, html.find("</tr>", row) - row), "td", "data-fast");
+    ASSERT_EQ(cells.size(), kFastPThresholds.size()) << name;
+    for (const auto& c : cells) {
+      EXPECT_DOUBLE_EQ(std::stod(c.at("data-fast")),
+                       overall[name]["fast_p"][FastPKey(std::stod(c.at("data-p")))].get<double>())
+          << name << " p = " << c.at("data-p");
+    }
+  }
+  // The fast_p plot: a curve per other baseline, its points the fraction of all problems whose
+  // best kernel beats that baseline by more than p.
+  std::string plot = Svg(html, "fast-p-plot");
+  for (const char* name : {"compile", "cudagraph"}) {
+    std::vector<double> speedups;
+    for (const auto& p : report["problems"]) {
+      const json& b = p["baselines"].value(name, json::object());
+      if (p["correct"].get<bool>() && b.value("status", "") == "measured") speedups.push_back(b["speedup"].get<double>());
+    }
+    auto points = Elements(plot, "circle", std::string("data-baseline=\"") + name + "\"");
+    ASSERT_GE(points.size(), kFastPThresholds.size()) << name;
+    for (const auto& pt : points) {
+      double p = std::stod(pt.at("data-p"));
+      int faster = 0;
+      for (double v : speedups) faster += v > p;
+      EXPECT_DOUBLE_EQ(std::stod(pt.at("data-fast")), faster / 4.0) << name << " p = " << p;
+    }
+    EXPECT_TRUE(Contains(plot, std::string(">vs ") + name + "</text>")) << name;  // the legend
+  }
+  // eager's curve: the thresholds and the best speedups 1.2 and 3.0 (2.0 is a threshold).
+  EXPECT_EQ(Elements(plot, "circle", "class=\"point\"").size(), 6u + 2u);
+  // The problems table: a column per other baseline, the best kernel's speedup where measured.
+  auto cells = Elements(html, "td", "data-baseline=");
+  ASSERT_EQ(cells.size(), 4u * 2u);
+  std::map<std::string, int> with_speedup;
+  for (const auto& c : cells) {
+    if (c.count("data-speedup")) ++with_speedup[c.at("data-baseline")];
+  }
+  EXPECT_EQ(with_speedup["compile"], 1);    // 1_A
+  EXPECT_EQ(with_speedup["cudagraph"], 2);  // 1_A, 2_B
+  EXPECT_TRUE(Contains(html, R"(data-baseline="compile" data-speedup="0.8">0.800x</td>)")) << html;
+  // The sample drill-down says what each baseline measured, and why one was not.
+  auto spans = Elements(html, "span", "class=\"baseline-speedup\"");
+  EXPECT_EQ(spans.size(), 4u);  // 1_A #1 (both), #2 (compile), 2_B #1 (cudagraph)
+  EXPECT_TRUE(Contains(html, "compile_s 12.50 s (not timed)"));
+  EXPECT_TRUE(Contains(html, R"(data-status="unavailable">unavailable</span>: compile failed: RuntimeError: )"
+                             "&lt;img src=x onerror=alert(1)&gt;")) << html;
+  EXPECT_FALSE(Contains(html, "<img"));
+  EXPECT_TRUE(Contains(html, "<dt>Baselines</dt>")) << html;
+  fs::remove_all(dir);
+}
+
 TEST(HtmlReport, NoTimelineNoCorrectSampleStillAPage) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-html-empty-");
   batch::ResultsStore store(dir);

@@ -1,6 +1,8 @@
 #include "report/report.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -10,6 +12,7 @@
 #include "batch/best_of.h"
 #include "batch/clock.h"
 #include "batch/results_store.h"
+#include "eval/evaluation.h"
 #include "report/html_report.h"
 #include "report/text_table.h"
 #include "util/fs.h"
@@ -120,7 +123,45 @@ json FiguresJson(const SpeedupFigures& f, const char* picked) {
           {"geomean_over", f.correct}};
 }
 
+// A reason for the report's "unavailable" counts: its first line, at most 160 characters.
+std::string ShortReason(const std::string& reason) {
+  std::string line = reason.substr(0, reason.find('\n'));
+  return line.size() > 160 ? line.substr(0, 157) + "..." : line;
+}
+
+std::optional<double> PositiveNumber(const json& entry, const char* key) {
+  if (!entry.is_object() || !entry.contains(key) || !entry[key].is_number()) return std::nullopt;
+  double v = entry[key].get<double>();
+  return v > 0 && std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
+}
+
+std::optional<double> Geomean(const std::vector<double>& values) {
+  if (values.empty()) return std::nullopt;
+  double log_sum = 0;
+  for (double v : values) log_sum += std::log(v);
+  return std::exp(log_sum / static_cast<double>(values.size()));
+}
+
+// The part of a baseline entry the report keeps per problem.
+json BaselineEntryJson(const json& entry) {
+  json out = json::object();
+  for (const char* k : {"status", "speedup", "median_ms", "speedup_over_eager", "reason"}) {
+    if (entry.is_object() && entry.contains(k)) out[k] = entry[k];
+  }
+  return out;
+}
+
 }  // namespace
+
+std::optional<double> ProblemReport::BaselineSpeedup(const std::string& baseline) const {
+  if (!correct) return std::nullopt;
+  if (baseline == "eager") return best_speedup;
+  auto it = baselines.find(baseline);
+  if (it == baselines.end() || !it->second.is_object() || it->second.value("status", "") != "measured") {
+    return std::nullopt;
+  }
+  return PositiveNumber(it->second, "speedup");
+}
 
 double FractionFaster(const std::vector<std::optional<double>>& picked, double p) {
   if (picked.empty()) return 0;
@@ -210,6 +251,10 @@ Report BuildReport(const fs::path& results_dir) {
 
   int most_first_attempt = 0;
   std::vector<std::optional<double>> best_picked, one_shot_picked;
+  // Baselines other than eager that samples recorded: samples measured, unavailable by reason.
+  std::map<std::string, int> baseline_samples;
+  std::map<std::string, std::map<std::string, int>> baseline_unavailable;
+  int eager_timed = 0;  // samples whose reference was timed
   double first_start = 0, last_end = 0;  // span of all stages: wall time when there is no summary
   for (const auto& [name, number] : problems) {
     ProblemReport p;
@@ -251,6 +296,19 @@ Report BuildReport(const fs::path& results_dir) {
           ev["env"].value("torch_version", json()).is_string()) {
         ++r.torch_versions[ev["env"]["torch_version"].get<std::string>()];
       }
+      if (ev.is_object() && ev.contains("timing") && ev["timing"].is_object() &&
+          PositiveNumber(ev["timing"].value("reference", json()), "median_ms")) {
+        ++eager_timed;
+      }
+      if (ev.is_object() && ev.contains("baselines") && ev["baselines"].is_object()) {
+        for (const auto& [baseline, entry] : ev["baselines"].items()) {
+          if (baseline == "eager" || !entry.is_object()) continue;
+          baseline_samples[baseline] += entry.value("status", "") == "measured" ? 1 : 0;
+          if (entry.value("status", "") == "unavailable") {
+            ++baseline_unavailable[baseline][ShortReason(entry.value("reason", std::string("no reason given")))];
+          }
+        }
+      }
       if (ev.is_object() && ev.contains("fallback") && ev["fallback"].is_object() &&
           ev["fallback"].value("fallback_reason", json()).is_string()) {
         ++r.fallback_reasons[ev["fallback"]["fallback_reason"].get<std::string>()];
@@ -279,6 +337,11 @@ Report BuildReport(const fs::path& results_dir) {
       p.best_status = b.status;
       p.correct = b.correct;
       p.best_speedup = b.correct ? b.speedup : 0;
+      const json& bl = b.doc.is_object() && b.doc.contains("eval") && b.doc["eval"].is_object() &&
+                               b.doc["eval"].contains("baselines") && b.doc["eval"]["baselines"].is_object()
+                           ? b.doc["eval"]["baselines"]
+                           : json::object();
+      for (const auto& [baseline, entry] : bl.items()) p.baselines[baseline] = entry;
     }
     std::string phase = SummaryPhase(summary, name);
     bool unfinished = phase == "running" || phase == "queued";
@@ -308,6 +371,42 @@ Report BuildReport(const fs::path& results_dir) {
   r.fast_p = r.best_of_all.fast_p;
   r.geomean_speedup = r.best_of_all.geomean_speedup;
   if (r.samples_per_attempt == 0) r.samples_per_attempt = most_first_attempt;
+  // Against each baseline: eager (the figures above), then those the samples recorded, in
+  // --baseline's order (names kbrun does not know last).
+  std::vector<std::string> names = {"eager"};
+  for (const auto& name : eval::BaselineNames()) {
+    if (name != "eager" && baseline_samples.count(name)) names.push_back(name);
+  }
+  for (const auto& [name, count] : baseline_samples) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  for (const auto& name : names) {
+    BaselineFigures b;
+    b.name = name;
+    std::vector<std::optional<double>> picked;
+    std::vector<double> over_eager;
+    for (const auto& p : r.problems) {
+      picked.push_back(p.BaselineSpeedup(name));
+      auto entry = p.baselines.find(name);
+      if (picked.back() && name != "eager" && entry != p.baselines.end()) {
+        if (auto v = PositiveNumber(entry->second, "speedup_over_eager")) over_eager.push_back(*v);
+      }
+    }
+    SpeedupFigures f = Figures(picked);
+    b.problems = f.problems;
+    b.measured = f.correct;
+    b.fast_p = f.fast_p;
+    b.geomean_speedup = f.geomean_speedup;
+    if (name == "eager") {
+      b.geomean_baseline_over_eager = 1.0;
+      b.samples_measured = eager_timed;
+    } else {
+      b.geomean_baseline_over_eager = Geomean(over_eager);
+      b.samples_measured = baseline_samples[name];
+      b.unavailable = baseline_unavailable[name];
+    }
+    r.baselines.push_back(std::move(b));
+  }
   for (int k = 1; k <= r.samples_per_attempt; ++k) {
     PassAtKRow row;
     row.k = k;
@@ -351,7 +450,26 @@ json ReportJson(const Report& r) {
                         {"first_attempt",
                          {{"samples", p.first_attempt_samples},
                           {"correct", p.first_attempt_correct},
-                          {"correct_and_faster", p.first_attempt_faster}}}});
+                          {"correct_and_faster", p.first_attempt_faster}}},
+                        {"baselines", [&] {
+                           json b = json::object();
+                           for (const auto& [name, entry] : p.baselines) b[name] = BaselineEntryJson(entry);
+                           return b;
+                         }()}});
+  }
+  json baselines = json::object();
+  for (const auto& b : r.baselines) {
+    json fast_b = json::object();
+    for (const auto& [p, v] : b.fast_p) fast_b[FastPKey(p)] = v;
+    baselines[b.name] = {{"problems", b.problems},
+                         {"measured", b.measured},
+                         {"fast_p", fast_b},
+                         {"geomean_speedup", b.geomean_speedup ? json(*b.geomean_speedup) : json(nullptr)},
+                         {"geomean_over", b.measured},
+                         {"geomean_baseline_over_eager",
+                          b.geomean_baseline_over_eager ? json(*b.geomean_baseline_over_eager) : json(nullptr)},
+                         {"samples_measured", b.samples_measured},
+                         {"unavailable", b.unavailable}};
   }
   json pass_at_k = json::array();
   for (const auto& row : r.pass_at_k) {
@@ -412,7 +530,8 @@ json ReportJson(const Report& r) {
             {"stage_counts", {{"llm", r.stages.llm_n}, {"compile", r.stages.compile_n}, {"gpu", r.stages.gpu_n}}},
             {"stage_sum_over_wall", r.wall_known && wall > 0 ? json(r.stages.total() / wall) : json(nullptr)},
             {"gpu_busy_fraction", gpu_busy ? json(*gpu_busy) : json(nullptr)},
-            {"budget", budget}}}};
+            {"budget", budget},
+            {"baselines", baselines}}}};
 }
 
 namespace {
@@ -451,6 +570,41 @@ std::string BudgetText(const Report& r) {
   return out;
 }
 
+// Against each baseline (shown when a sample recorded one besides eager).
+std::string BaselinesText(const Report& r) {
+  std::vector<std::string> header = {"Baseline (problems: " + std::to_string(r.problems.size()) + ")", "Measured"};
+  std::vector<TextTable::Align> align = {TextTable::Align::kLeft, TextTable::Align::kRight};
+  for (double p : kFastPThresholds) {
+    header.push_back(FastPKey(p));
+    align.push_back(TextTable::Align::kRight);
+  }
+  for (const char* h : {"Geomean", "Baseline/eager"}) {
+    header.push_back(h);
+    align.push_back(TextTable::Align::kRight);
+  }
+  TextTable table(header, align);
+  for (const auto& b : r.baselines) {
+    std::vector<std::string> cells = {b.name, std::to_string(b.measured)};
+    for (const auto& [p, v] : b.fast_p) cells.push_back(Percent(v));
+    cells.push_back(b.geomean_speedup ? fmt::format("{:.3f}x", *b.geomean_speedup) : "-");
+    cells.push_back(b.geomean_baseline_over_eager ? fmt::format("{:.3f}x", *b.geomean_baseline_over_eager) : "-");
+    table.AddRow(cells);
+  }
+  std::string out =
+      "Against each baseline: the best kernel of each problem (correct, speedup over it > p); Measured: problems\n"
+      "counted (best kernel correct, that baseline measured); Baseline/eager: the baseline's own speedup over eager\n" +
+      table.Render();
+  for (const auto& b : r.baselines) {
+    if (b.unavailable.empty()) continue;
+    out += fmt::format("  {} unavailable in {} sample{}: ", b.name,
+                       std::accumulate(b.unavailable.begin(), b.unavailable.end(), 0,
+                                       [](int n, const auto& kv) { return n + kv.second; }),
+                       b.unavailable.size() == 1 && b.unavailable.begin()->second == 1 ? "" : "s");
+    out += KindsText(b.unavailable) + "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string ReportText(const Report& r) {
@@ -471,15 +625,28 @@ std::string ReportText(const Report& r) {
          "\n\n";
 
   out += BudgetText(r) + "\n";
+  if (r.HasOtherBaselines()) out += BaselinesText(r) + "\n";
 
-  TextTable problems({"Problem", "Status", "Best speedup", "Best", "Attempts", "Samples", "Failure kinds"},
-                     {TextTable::Align::kLeft, TextTable::Align::kLeft, TextTable::Align::kRight,
-                      TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight,
-                      TextTable::Align::kLeft});
+  std::vector<std::string> header = {"Problem", "Status", "Best speedup"};
+  std::vector<TextTable::Align> align = {TextTable::Align::kLeft, TextTable::Align::kLeft, TextTable::Align::kRight};
+  for (size_t i = 1; i < r.baselines.size(); ++i) {
+    header.push_back("vs " + r.baselines[i].name);
+    align.push_back(TextTable::Align::kRight);
+  }
+  for (const char* h : {"Best", "Attempts", "Samples", "Failure kinds"}) header.push_back(h);
+  align.insert(align.end(), {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight,
+                             TextTable::Align::kLeft});
+  TextTable problems(header, align);
   for (const auto& p : r.problems) {
-    problems.AddRow({p.name, p.status, p.correct ? fmt::format("{:.3f}x", p.best_speedup) : "-",
-                     p.best_index ? fmt::format("#{} {}", *p.best_index, p.best_status) : "-",
-                     std::to_string(p.attempts_used), std::to_string(p.samples_used), KindsText(p.failure_kinds)});
+    std::vector<std::string> cells = {p.name, p.status, p.correct ? fmt::format("{:.3f}x", p.best_speedup) : "-"};
+    for (size_t i = 1; i < r.baselines.size(); ++i) {
+      auto v = p.BaselineSpeedup(r.baselines[i].name);
+      cells.push_back(v ? fmt::format("{:.3f}x", *v) : "-");
+    }
+    cells.insert(cells.end(), {p.best_index ? fmt::format("#{} {}", *p.best_index, p.best_status) : "-",
+                               std::to_string(p.attempts_used), std::to_string(p.samples_used),
+                               KindsText(p.failure_kinds)});
+    problems.AddRow(cells);
   }
   out += problems.Render() + "\n";
 

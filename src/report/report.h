@@ -36,6 +36,24 @@ struct ProblemReport {
   int first_attempt_samples = 0;     // n of pass@k
   int first_attempt_correct = 0;     // c of pass@k
   int first_attempt_faster = 0;      // c of fast_1@k: correct and speedup > 1
+  // The best sample's eval.baselines (docs/RESULTS.md "Baselines"): name -> its entry
+  // (status, speedup, median_ms, speedup_over_eager, reason), as result.json has it.
+  std::map<std::string, nlohmann::json> baselines;
+  // The best kernel's speedup over a baseline, when it is correct and that baseline was measured.
+  std::optional<double> BaselineSpeedup(const std::string& baseline) const;
+};
+
+// fast_p and geomean of the problems' best kernels against one baseline (eager: the reference as
+// written, the figures of Report::fast_p; compile, cudagraph: docs/EVALUATION.md "Baselines").
+struct BaselineFigures {
+  std::string name;
+  int problems = 0;   // the denominator: every problem of the batch
+  int measured = 0;   // problems whose best kernel is correct and has this baseline measured
+  std::vector<std::pair<double, double>> fast_p;      // (p, fraction of problems: correct, speedup over it > p)
+  std::optional<double> geomean_speedup;              // the best kernels' speedups over it, over `measured`
+  std::optional<double> geomean_baseline_over_eager;  // the baseline's own speedup over eager, same problems
+  int samples_measured = 0;                           // samples with it measured
+  std::map<std::string, int> unavailable;             // samples where it could not run, by reason
 };
 
 // fast_p and geomean over the problems of the batch for one way of picking a problem's
@@ -95,6 +113,10 @@ struct Report {
   SpeedupFigures best_of_all, one_shot;
   int samples_per_attempt = 0;  // summary.json's config.samples; else the most attempt-1 samples seen
   std::vector<PassAtKRow> pass_at_k;
+  // eager, then every other baseline a sample recorded (eval.baselines), in --baseline's order.
+  std::vector<BaselineFigures> baselines;
+  // True when some sample recorded a baseline besides eager (the text and HTML then show them).
+  bool HasOtherBaselines() const { return baselines.size() > 1; }
 };
 
 // A results folder that cannot be read: kMissing (no such folder, no summary.json where

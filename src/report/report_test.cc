@@ -206,6 +206,93 @@ TEST(Report, FilesAreWrittenAndReadable) {
   fs::remove_all(dir);
 }
 
+// --baseline compile --baseline cudagraph (test_tree::BaselineTreeSamples, figures by hand there):
+// the best kernel of each problem against each baseline, over all 4 problems.
+TEST(Report, AgainstEachBaselineByHand) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-report-baselines-");
+  test_tree::WriteTree(dir, test_tree::BaselineTreeSamples());
+  Report r = BuildReport(dir);
+  ASSERT_TRUE(r.HasOtherBaselines());
+  ASSERT_EQ(r.baselines.size(), 3u);
+  const BaselineFigures &eager = r.baselines[0], &compile = r.baselines[1], &graph = r.baselines[2];
+  EXPECT_EQ(eager.name, "eager");
+  EXPECT_EQ(compile.name, "compile");
+  EXPECT_EQ(graph.name, "cudagraph");
+  // eager: 1_A 2.0, 2_B 3.0, 4_D 1.2: the report's own fast_p.
+  EXPECT_EQ(eager.measured, 3);
+  EXPECT_EQ(eager.fast_p, r.fast_p);
+  EXPECT_NEAR(*eager.geomean_speedup, std::cbrt(2.0 * 3.0 * 1.2), 1e-12);
+  EXPECT_EQ(eager.samples_measured, 4);  // every correct sample's reference was timed
+  // compile: only 1_A's best (#1, 0.8x); #2's 1.2x is not the best sample; 2_B unavailable; 4_D none.
+  EXPECT_EQ(compile.problems, 4);
+  EXPECT_EQ(compile.measured, 1);
+  ASSERT_EQ(compile.fast_p.size(), 6u);
+  EXPECT_DOUBLE_EQ(compile.fast_p[0].second, 0.25);  // fast_0.0
+  EXPECT_DOUBLE_EQ(compile.fast_p[1].second, 0.25);  // fast_0.5
+  EXPECT_DOUBLE_EQ(compile.fast_p[2].second, 0.0);   // fast_0.8: 0.8 is not > 0.8
+  EXPECT_DOUBLE_EQ(compile.fast_p[3].second, 0.0);   // fast_1.0
+  EXPECT_DOUBLE_EQ(*compile.geomean_speedup, 0.8);
+  EXPECT_DOUBLE_EQ(*compile.geomean_baseline_over_eager, 2.5);
+  EXPECT_EQ(compile.samples_measured, 2);  // 1_A #1 and #2
+  // The reason's first line; the sample counts once.
+  ASSERT_EQ(compile.unavailable.size(), 1u);
+  EXPECT_EQ(compile.unavailable.begin()->first, "compile failed: RuntimeError: <img src=x onerror=alert(1)>");
+  EXPECT_EQ(compile.unavailable.begin()->second, 1);
+  // cudagraph: 1_A 1.6, 2_B 2.4.
+  EXPECT_EQ(graph.measured, 2);
+  EXPECT_DOUBLE_EQ(graph.fast_p[3].second, 0.5);   // fast_1.0
+  EXPECT_DOUBLE_EQ(graph.fast_p[4].second, 0.5);   // fast_1.5
+  EXPECT_DOUBLE_EQ(graph.fast_p[5].second, 0.25);  // fast_2.0: 2.4
+  EXPECT_NEAR(*graph.geomean_speedup, std::sqrt(1.6 * 2.4), 1e-12);
+  EXPECT_NEAR(*graph.geomean_baseline_over_eager, 1.25, 1e-12);
+  EXPECT_TRUE(graph.unavailable.empty());
+  // Per problem: the best sample's figures; none for a wrong kernel or one that recorded none.
+  EXPECT_DOUBLE_EQ(*r.problems[0].BaselineSpeedup("compile"), 0.8);
+  EXPECT_FALSE(r.problems[1].BaselineSpeedup("compile"));
+  EXPECT_DOUBLE_EQ(*r.problems[1].BaselineSpeedup("cudagraph"), 2.4);
+  EXPECT_FALSE(r.problems[2].BaselineSpeedup("cudagraph"));  // incorrect (its entry: skipped)
+  EXPECT_FALSE(r.problems[3].BaselineSpeedup("compile"));
+  EXPECT_DOUBLE_EQ(*r.problems[3].BaselineSpeedup("eager"), 1.2);
+
+  nlohmann::json j = ReportJson(r);
+  const auto& jb = j["overall"]["baselines"];
+  EXPECT_EQ(jb["compile"]["measured"], 1);
+  EXPECT_DOUBLE_EQ(jb["compile"]["fast_p"]["fast_0.5"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(jb["cudagraph"]["fast_p"]["fast_2.0"].get<double>(), 0.25);
+  EXPECT_EQ(jb["eager"]["fast_p"], j["overall"]["fast_p"]);
+  EXPECT_EQ(jb["compile"]["unavailable"].size(), 1u);
+  EXPECT_EQ(j["problems"][1]["baselines"]["compile"]["status"], "unavailable");
+  EXPECT_DOUBLE_EQ(j["problems"][0]["baselines"]["cudagraph"]["speedup"].get<double>(), 1.6);
+
+  std::string text = ReportText(r);
+  EXPECT_TRUE(Contains(text, "Against each baseline")) << text;
+  EXPECT_TRUE(Contains(text, "compile unavailable in 1 sample: compile failed: RuntimeError")) << text;
+  auto lines = SplitLines(text);
+  auto row = [&](const std::string& start) {
+    for (const auto& l : lines) {
+      if (StartsWith(l, start)) return l;
+    }
+    return std::string();
+  };
+  EXPECT_TRUE(Contains(row("Problem "), "vs compile")) << text;
+  EXPECT_TRUE(Contains(row("Problem "), "vs cudagraph")) << text;
+  EXPECT_TRUE(Contains(row("1_A "), "0.800x")) << text;
+  EXPECT_TRUE(Contains(row("1_A "), "1.600x")) << text;
+  EXPECT_TRUE(Contains(row("cudagraph "), "1.250x")) << text;  // its own speedup over eager
+  fs::remove_all(dir);
+}
+
+// Without --baseline beyond eager, the text shows no baseline table or column.
+TEST(Report, NoOtherBaselineNoBaselineTable) {
+  Report r = BuildReport(kTree);
+  EXPECT_FALSE(r.HasOtherBaselines());
+  ASSERT_EQ(r.baselines.size(), 1u);
+  EXPECT_EQ(r.baselines[0].fast_p, r.fast_p);
+  std::string text = ReportText(r);
+  EXPECT_FALSE(Contains(text, "Against each baseline")) << text;
+  EXPECT_FALSE(Contains(text, "vs compile")) << text;
+}
+
 TEST(Report, NotAResultsFolder) {
   EXPECT_THROW(BuildReport("/nonexistent/results"), std::runtime_error);
   fs::path empty = MakeUniqueDir(fs::temp_directory_path(), "kbrun-report-empty-");

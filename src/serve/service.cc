@@ -94,6 +94,21 @@ std::string ApplyOverrides(const json& overrides, eval::EvalOptions& o, double& 
       } else {
         err = "options.seed must be an integer >= 0";
       }
+    } else if (key == "baselines") {
+      // ["compile", "cudagraph"]: what is timed besides eager (which always is).
+      std::vector<std::string> names;
+      for (const auto& b : v.is_array() ? v : json::array()) {
+        if (!b.is_string() || !eval::IsBaselineName(b.get<std::string>())) {
+          names.clear();
+          break;
+        }
+        names.push_back(b.get<std::string>());
+      }
+      if (!v.is_array() || names.size() != v.size()) {
+        err = "options.baselines must be an array of eager, compile, cudagraph";
+      } else {
+        o.baselines = eval::NormalizeBaselines(names);
+      }
     } else if (key == "target_speedup") {
       if (!v.is_number() || v.get<double>() < 0) {
         err = "options.target_speedup must be a number >= 0";
@@ -103,7 +118,7 @@ std::string ApplyOverrides(const json& overrides, eval::EvalOptions& o, double& 
     } else {
       err = fmt::format(
           "unknown option '{}' (allowed: correct_trials, perf_trials, warmup, precision, shapes, tolerance, atol, "
-          "rtol, seed, target_speedup)",
+          "rtol, seed, baselines, target_speedup)",
           key);
     }
     if (!err.empty()) return err;

@@ -38,5 +38,23 @@ TEST(ServeOptions, OverridesAreCheckedAndApplied) {
   EXPECT_NE(serve::ApplyOverrides(json::array(), o, target), "");
 }
 
+// options.baselines: names from --baseline's list, eager always kept and first, repeats dropped;
+// anything else is refused and leaves the options as they were.
+TEST(ServeOptions, BaselinesAreCheckedAndNormalized) {
+  eval::EvalOptions o;
+  double target = 1.0;
+  EXPECT_EQ(serve::ApplyOverrides({{"baselines", {"cudagraph", "compile", "cudagraph"}}}, o, target), "");
+  EXPECT_EQ(o.baselines, (std::vector<std::string>{"eager", "compile", "cudagraph"}));
+  EXPECT_EQ(serve::ApplyOverrides({{"baselines", json::array()}}, o, target), "");
+  EXPECT_EQ(o.baselines, (std::vector<std::string>{"eager"}));
+  o.baselines = {"eager", "compile"};
+  for (const json& bad : {json("compile"), json({"compile", "max-autotune"}), json({1}), json(nullptr)}) {
+    EXPECT_EQ(serve::ApplyOverrides({{"baselines", bad}}, o, target),
+              "options.baselines must be an array of eager, compile, cudagraph")
+        << bad.dump();
+    EXPECT_EQ(o.baselines, (std::vector<std::string>{"eager", "compile"})) << bad.dump();
+  }
+}
+
 }  // namespace
 }  // namespace kbrun

@@ -9,7 +9,8 @@ hostile HTML and a timeline.jsonl, runs `kbrun report DIR --html`, loads the pag
   - the browser printed no console message for the page (the page has no script and a policy
     that forbids scripts and fetches, so any message is an error: a CSP violation, a parse
     error); a canary page that logs one first proves that console messages are seen;
-  - every plot has its data points (data-* elements counted in the dumped DOM);
+  - every plot has its data points (data-* elements counted in the dumped DOM), the fast_p plot a
+    curve for each baseline besides eager (--baseline), and the table against each baseline its rows;
   - every link to an #anchor has an element with that id, and every problem has one;
   - the hostile strings made no element (no <img>, no <script> in the DOM).
 Fails (never skips) when chromium is missing: CI installs it (scripts/install-deps.sh).
@@ -63,6 +64,7 @@ class Dom(html.parser.HTMLParser):
         self.tags = set()
         self.svg = None
         self.plot_points = {}  # svg id -> number of elements with a data-* attribute
+        self.baseline_points = 0  # of the fast_p plot's, those of a baseline's curve
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -76,6 +78,8 @@ class Dom(html.parser.HTMLParser):
             self.plot_points.setdefault(self.svg, 0)
         elif self.svg is not None and any(k.startswith("data-") for k in a):
             self.plot_points[self.svg] += 1
+            if self.svg == "fast-p-plot" and "data-baseline" in a:
+                self.baseline_points += 1
 
     def handle_endtag(self, tag):
         if tag == "svg":
@@ -98,6 +102,20 @@ def make_tree(source, work):
             if files.get("prompt"):
                 with open(os.path.join(folder, files["prompt"]), "w") as f:
                     f.write(f"Write a kernel for {name} <b>not bold</b>\n")
+    # --baseline compile --baseline cudagraph on the two correct problems' best samples: the baseline
+    # table, its fast_p curves and columns; one baseline unavailable with a hostile reason.
+    for name, result, compile_entry in (
+            ("1_A", "result_1.json", {"status": "measured", "median_ms": 2.0, "speedup": 2.0,
+                                      "speedup_over_eager": 1.25, "compile_s": 14.2}),
+            ("2_B", "result_2.json", {"status": "unavailable", "reason": HOSTILE_MESSAGE})):
+        path = os.path.join(tree, name, result)
+        doc = json.load(open(path))
+        doc["eval"] = dict(doc.get("eval") or {}, baselines={
+            "eager": {"status": "measured", "speedup": doc["speedup"]}, "compile": compile_entry,
+            "cudagraph": {"status": "measured", "median_ms": 1.5, "speedup": 1.5, "speedup_over_eager": 1.6,
+                          "capture_s": 0.3}})
+        with open(path, "w") as f:
+            json.dump(doc, f)
     problem = os.path.join(tree, HOSTILE_NAME)
     os.makedirs(problem)
     with open(os.path.join(problem, "code_1.py"), "w") as f:
@@ -177,6 +195,14 @@ def main():
         problem_ids = [i for i in dom.ids if re.match(r"problem-", i)]
         if len(problem_ids) != len(report["problems"]):
             errors.append(f"{len(problem_ids)} problem ids for {len(report['problems'])} problems")
+        # Against each baseline: a row per baseline, a curve per other baseline in the fast_p plot.
+        for name in ("eager", "compile", "cudagraph"):
+            if name not in report["overall"]["baselines"]:
+                errors.append(f"detailed_report.json has no baseline {name}")
+            if f'data-baseline="{name}"' not in dom_text:
+                errors.append(f"no element for the baseline {name}")
+        if dom.baseline_points < 2 * 6:
+            errors.append(f"{dom.baseline_points} baseline points in the fast_p plot, expected at least 12")
         if errors:
             fail("\n".join(errors))
         print(f"ok: {len(dom.links)} links resolve, plots {dom.plot_points}, no console messages")

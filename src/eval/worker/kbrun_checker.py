@@ -154,6 +154,13 @@ class Checker:
         self.timer = None
         self.ref_ms = {}  # method -> reference timings
         self.swap_plan = None
+        # The timing rounds ((kind, method) each) and how each round's inputs were made: ("draw",
+        # seed) or ("swap", the rng's state before the swap), so that the baselines
+        # (kbrun_baselines.py) replay the same values call by call. timed_ok: every round passed.
+        self.timing_rounds = []
+        self.input_recipes = []
+        self.timed_ok = False
+        self.done = False  # the worker said "done": it sends nothing more
 
     # Inputs ---------------------------------------------------------------------------
     def draw(self, kind):
@@ -326,8 +333,10 @@ class Checker:
         torch = self.torch
         rounds = [("warmup", None)] * int(header.get("warmup", 0)) + \
                  [("timed", m) for m in header.get("methods", [])]
+        self.timing_rounds = rounds
         self.timer = kw.Timer(torch, self.device)
         live = self.draw("timed")
+        self.input_recipes = [("draw", self.seeds[-1])]
         buffers = self.hand_over(live)
         for n, (kind, method) in enumerate(rounds):
             outputs, after = self.receive_outputs(live, buffers)
@@ -337,14 +346,7 @@ class Checker:
             verdict = self.judge(kind, label, live, after, outputs, expected)
             del outputs, after, expected
             if verdict["ok"] and n + 1 < len(rounds):
-                # The next round's values: a fresh draw, or every other timed round a few swapped
-                # elements of these (a sampled or summed memo of the inputs misses that change).
-                if kind == "timed" and timed_index % 2 == 0:
-                    if self.swap_plan is None:
-                        self.swap_plan = swap_plan(torch, live)
-                    live = swap_elements(torch, live, self.swap_plan, self.rng)
-                else:
-                    live = self.draw("timed")
+                live = self.next_timed_inputs(live, kind, timed_index)
                 verdict["next"] = True
                 self.chan.send(verdict)
                 self.hand_over(live, buffers)
@@ -352,6 +354,36 @@ class Checker:
                 self.chan.send(verdict)
                 if not verdict["ok"]:
                     return
+        self.timed_ok = bool(rounds)
+
+    def next_timed_inputs(self, live, kind, timed_index):
+        """The next round's values: a fresh draw, or every other timed round a few swapped
+        elements of these (a sampled or summed memo of the inputs misses that change). Records
+        how they were made (input_recipes), for replay_timed_inputs."""
+        torch = self.torch
+        if kind == "timed" and timed_index % 2 == 0:
+            if self.swap_plan is None:
+                self.swap_plan = swap_plan(torch, live)
+            self.input_recipes.append(("swap", self.rng.getstate()))
+            return swap_elements(torch, live, self.swap_plan, self.rng)
+        live = self.draw("timed")
+        self.input_recipes.append(("draw", self.seeds[-1]))
+        return live
+
+    def replay_timed_inputs(self):
+        """The values of every timing round again, in order, made as they were made then (the
+        same seeds, the same swaps): what the reference saw in round i, the baselines see too."""
+        torch = self.torch
+        live = None
+        for how, arg in self.input_recipes:
+            if how == "draw":
+                kw.seed_all(torch, arg)
+                live = kw.make_inputs(torch, self.problem.get_inputs, self.device, self.dtype)
+            else:
+                rng = random.Random()
+                rng.setstate(arg)
+                live = swap_elements(torch, live, self.swap_plan, rng)
+            yield live
 
     def serve(self):
         while True:
@@ -361,6 +393,7 @@ class Checker:
                 return
             t = header.get("type")
             if t == "done":
+                self.done = True
                 return
             if t == "check":
                 self.checked_call(header)
@@ -368,6 +401,20 @@ class Checker:
                 self.timing(header)
             else:
                 raise RuntimeError("unexpected message %r" % t)
+
+    def wait_for_worker_end(self):
+        """Returns when the worker's end of the channel is closed: the worker, and whatever it
+        started that held the channel, has ended (the supervisor and the sandbox's init hold no
+        copy). Reads raw bytes, so nothing the worker sends can end the wait early."""
+        sock = self.chan.sock
+        while True:
+            try:
+                if not sock.recv(1 << 16):
+                    return
+            except InterruptedError:
+                continue
+            except OSError:
+                return
 
     def timing_summary(self):
         out = {}
@@ -420,6 +467,12 @@ def main():
         result["judge"] = checker.judger.summary()
     result["checker_total_s"] = time.perf_counter() - t0
     kw.progress("result %s %s" % (nonce, json.dumps(result, allow_nan=True)))
+    # --baseline compile|cudagraph: after the verdict's figures are sent, and only when the
+    # candidate's timing ran to its end (kbrun_baselines.py). Each its own line.
+    wanted = [b for b in req.get("baselines") or [] if b != "eager"]
+    if checker is not None and wanted and checker.timed_ok and checker.done:
+        import kbrun_baselines  # beside this file
+        kbrun_baselines.run(checker, wanted, nonce, checker.wait_for_worker_end)
     os._exit(0)
 
 
