@@ -152,6 +152,10 @@ TEST_F(MergeTest, JoinsFinishedShardsIntoOneTreeTheReportReads) {
   EXPECT_EQ(r.problems[3].best_speedup, 1.5);
   EXPECT_DOUBLE_EQ(r.wall_s, 27.0);
   EXPECT_EQ(r.gpu_lanes, 3);
+  EXPECT_EQ(r.slurm_shards, 3);
+  EXPECT_TRUE(Contains(ReportText(r), "Wall time      27.0 s while any of 3 Slurm shards ran (2 spans)"))
+      << ReportText(r);
+  EXPECT_EQ(ReportJson(r)["overall"]["slurm_shards"], 3);
 }
 
 TEST_F(MergeTest, UnfinishedShardsMakeAnIncompleteTree) {

@@ -188,6 +188,10 @@ Report BuildReport(const fs::path& results_dir) {
     if (config.contains("gpu_lanes") && config["gpu_lanes"].is_array() && !config["gpu_lanes"].empty()) {
       r.gpu_lanes = static_cast<int>(config["gpu_lanes"].size());
     }
+    if (summary.contains("slurm") && summary["slurm"].is_object() && summary["slurm"].contains("shards") &&
+        summary["slurm"]["shards"].is_array()) {
+      r.slurm_shards = static_cast<int>(summary["slurm"]["shards"].size());
+    }
     const json sessions = summary.contains("sessions") ? summary["sessions"] : json(nullptr);
     for (const auto& s : sessions.is_array() ? sessions : json::array()) {
       ++r.sessions;
@@ -403,6 +407,7 @@ json ReportJson(const Report& r) {
             {"completion_tokens", r.completion_tokens},
             {"wall_s", r.wall_known ? json(wall) : json(nullptr)},
             {"sessions", r.sessions},
+            {"slurm_shards", r.slurm_shards},
             {"gpu_lanes", r.gpu_lanes},
             {"stage_seconds",
              {{"llm", r.stages.llm_s},
@@ -508,7 +513,10 @@ std::string ReportText(const Report& r) {
   out += fmt::format("Wall time      {}{}\n",
                      r.wall_known ? FormatDuration(r.wall_s)
                                   : std::string("unknown (the times of an earlier session were lost)"),
-                     r.sessions > 1 ? fmt::format(" over {} sessions (resumed)", r.sessions) : "");
+                     r.slurm_shards > 0 ? fmt::format(" while any of {} Slurm shards ran ({} span{})", r.slurm_shards,
+                                                      r.sessions, r.sessions == 1 ? "" : "s")
+                     : r.sessions > 1   ? fmt::format(" over {} sessions (resumed)", r.sessions)
+                                        : "");
   TextTable stages({"Stage", "Runs", "Time (sum)", "Share of wall"},
                    {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight,
                     TextTable::Align::kRight});
