@@ -117,6 +117,11 @@ MergeOutcome MergeShards(const fs::path& results, const MergeOptions& options) {
                                   results.string(), batch::ManifestPath(results).string()));
   }
 
+  // Folders an interrupted earlier merge left behind (they would read as extra problems).
+  for (const auto& entry : fs::directory_iterator(results)) {
+    if (StartsWith(entry.path().filename().string(), ".merge-")) fs::remove_all(entry.path());
+  }
+
   MergeOutcome out;
   std::vector<LoadedShard> shards;
   int lanes = 0;

@@ -216,6 +216,28 @@ TEST_F(MergeTest, UnfinishedShardsMakeAnIncompleteTree) {
   }
 }
 
+TEST_F(MergeTest, ReportOnAnUnmergedRunSaysToMergeFirst) {
+  try {
+    BuildReport(dir_);
+    FAIL() << "a report of a Slurm run that was never merged";
+  } catch (const FolderError& e) {
+    EXPECT_EQ(e.kind(), FolderError::Kind::kMissing);
+    EXPECT_TRUE(Contains(e.what(), "kbrun merge")) << e.what();
+  }
+}
+
+TEST_F(MergeTest, LeftoversOfAnInterruptedMergeAreRemoved) {
+  WriteShard(0, "finished", {ProblemEntry("1_A", 1, "solved"), ProblemEntry("2_B", 2, "unsolved")},
+             {Result("1_A", 1, "correct", 2.0, 100), Result("2_B", 1, "incorrect", 0, 100)},
+             json::array({{{"started_at", 100.0}, {"ended_at", 110.0}}}));
+  // A merge killed between its copy and its rename, of a problem it no longer visits.
+  fs::create_directories(dir_ / ".merge-9_Z.new");
+  WriteFileAtomic(dir_ / ".merge-9_Z.new/result_1.json", Result("9_Z", 1, "correct", 1.0, 1).dump());
+  MergeShards(dir_);
+  EXPECT_FALSE(fs::exists(dir_ / ".merge-9_Z.new"));
+  EXPECT_EQ(BuildReport(dir_).problems.size(), 5u);
+}
+
 TEST_F(MergeTest, FolderErrorsAreClassified) {
   fs::path plain = MakeUniqueDir(fs::temp_directory_path(), "kbrun-merge-test-plain-");
   try {

@@ -10,6 +10,7 @@
 #include "batch/best_of.h"
 #include "batch/clock.h"
 #include "batch/results_store.h"
+#include "batch/shards.h"
 #include "report/html_report.h"
 #include "report/text_table.h"
 #include "util/fs.h"
@@ -208,6 +209,11 @@ Report BuildReport(const fs::path& results_dir) {
   }
   auto problems = ListProblems(results_dir, summary);
   if (problems.empty() && !summary.is_object()) {
+    if (fs::exists(batch::ManifestPath(results_dir))) {
+      throw FolderError(FolderError::Kind::kMissing,
+                        fmt::format("{} holds a Slurm run whose shards are not merged yet: kbrun merge {} first",
+                                    results_dir.string(), results_dir.string()));
+    }
     throw FolderError(FolderError::Kind::kMissing,
                       fmt::format("{} holds no summary.json and no result files", results_dir.string()));
   }
