@@ -124,7 +124,10 @@ std::vector<QueuedTask> ParseSqueue(const std::string& output) {
     QueuedTask t;
     t.job_id = Trim(line.substr(0, a));
     std::string task = Trim(line.substr(a + 1, b - a - 1));
-    t.state = Trim(line.substr(b + 1));
+    size_t c = line.find('|', b + 1);
+    t.state = Trim(line.substr(b + 1, c == std::string::npos ? std::string::npos : c - b - 1));
+    if (c != std::string::npos) t.reason = Trim(line.substr(c + 1));
+    if (t.reason == "None") t.reason.clear();
     if (t.job_id.empty() || t.job_id.find_first_not_of("0123456789") != std::string::npos) continue;
     if (!task.empty() && task.find_first_not_of("0123456789") == std::string::npos) t.task = std::stoi(task);
     out.push_back(std::move(t));
@@ -196,7 +199,7 @@ std::string SlurmClient::Submit(const SbatchRequest& request) const {
 std::vector<QueuedTask> SlurmClient::Queue(const std::vector<std::string>& job_ids) const {
   if (job_ids.empty()) return {};
   // --me rather than --jobs: squeue fails on a list of ids that are all purged already.
-  std::string output = Run("squeue", {"--me", "--noheader", "--array", "--format=%F|%K|%T"});
+  std::string output = Run("squeue", {"--me", "--noheader", "--array", "--format=%F|%K|%T|%r"});
   std::vector<QueuedTask> mine;
   for (auto& t : ParseSqueue(output)) {
     if (std::find(job_ids.begin(), job_ids.end(), t.job_id) != job_ids.end()) mine.push_back(std::move(t));

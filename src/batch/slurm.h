@@ -63,11 +63,12 @@ std::vector<std::string> SbatchArgv(const SbatchRequest& request);
 // warning lines). Throws SlurmError(kFailed) when there is none.
 std::string ParseSbatchJobId(const std::string& output);
 
-// One line of `squeue --array --format=%F|%K|%T`: an array job's task and its state.
+// One line of `squeue --array --format=%F|%K|%T|%r`: an array job's task, its state and why.
 struct QueuedTask {
   std::string job_id;  // the array's job id (%F)
   int task = -1;       // the array task id (%K); -1 for a job that is not an array
   std::string state;   // PENDING, RUNNING, COMPLETING, ...
+  std::string reason;  // why it is pending (%r: Resources, Priority, ReqNodeNotAvail...); empty for "None"
 };
 std::vector<QueuedTask> ParseSqueue(const std::string& output);
 

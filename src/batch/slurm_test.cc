@@ -70,14 +70,20 @@ TEST(Slurm, JobIdFromParsableOutput) {
 }
 
 TEST(Slurm, SqueueLinesOfArrayTasks) {
-  auto tasks = ParseSqueue("77|0|RUNNING\n77|3|PENDING\n80|N/A|RUNNING\nsqueue: warning: something\n\n");
-  ASSERT_EQ(tasks.size(), 3u);
+  auto tasks = ParseSqueue(
+      "77|0|RUNNING|None\n77|3|PENDING|ReqNodeNotAvail, UnavailableNodes:n[1-2]\n80|N/A|RUNNING|None\n"
+      "squeue: warning: something\n\n77|4|PENDING\n");
+  ASSERT_EQ(tasks.size(), 4u);
   EXPECT_EQ(tasks[0].job_id, "77");
   EXPECT_EQ(tasks[0].task, 0);
   EXPECT_EQ(tasks[0].state, "RUNNING");
+  EXPECT_EQ(tasks[0].reason, "");
   EXPECT_EQ(tasks[1].task, 3);
   EXPECT_EQ(tasks[1].state, "PENDING");
+  EXPECT_EQ(tasks[1].reason, "ReqNodeNotAvail, UnavailableNodes:n[1-2]");
   EXPECT_EQ(tasks[2].task, -1);  // not an array
+  EXPECT_EQ(tasks[3].state, "PENDING");  // without the reason column
+  EXPECT_EQ(tasks[3].reason, "");
 }
 
 TEST(Slurm, MissingCommandsAreNotInstalledErrors) {

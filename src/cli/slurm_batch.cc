@@ -94,7 +94,7 @@ std::set<int> ActiveTasks(const std::vector<batch::QueuedTask>& queued) {
 std::string ProgressLine(const std::vector<std::string>& job_ids, const std::vector<batch::QueuedTask>& queued,
                          const std::vector<batch::ShardStatus>& statuses) {
   std::map<std::string, int> states;
-  for (const auto& t : queued) ++states[ToLower(t.state)];
+  for (const auto& t : queued) ++states[ToLower(t.state) + (t.reason.empty() ? "" : " (" + t.reason + ")")];
   std::string tasks;
   for (const auto& [state, n] : states) tasks += fmt::format("{}{} {}", tasks.empty() ? "" : ", ", n, state);
   int finished = 0, done = 0, problems = 0;
@@ -108,6 +108,28 @@ std::string ProgressLine(const std::vector<std::string>& job_ids, const std::vec
   return fmt::format("kbrun batch: {}{} | shards finished {}/{} | problems done {}/{}",
                      jobs.empty() ? "" : "job " + jobs + ": ", tasks.empty() ? "no task queued or running" : tasks,
                      finished, statuses.size(), done, problems);
+}
+
+// The last line of the log of the shard's latest task: why it stopped, most of the time.
+std::string LastLogLine(const fs::path& results, const batch::ShardManifest& m, int shard) {
+  for (auto it = m.submissions.rbegin(); it != m.submissions.rend(); ++it) {
+    if (std::find(it->tasks.begin(), it->tasks.end(), shard) == it->tasks.end()) continue;
+    fs::path log = batch::SlurmDir(results) / "logs" / fmt::format("{}_{}.out", it->job_id, shard);
+    auto text = ReadFile(log);
+    if (!text) return fmt::format("{} (no log)", log.string());
+    // kbrun's own error line when there is one (its message may go on over more lines).
+    auto lines = SplitLines(*text);
+    while (!lines.empty() && Trim(lines.back()).empty()) lines.pop_back();
+    std::string line = lines.empty() ? "(empty)" : Trim(lines.back());
+    for (auto l = lines.rbegin(); l != lines.rend(); ++l) {
+      if (StartsWith(*l, "kbrun: ")) {
+        line = Trim(*l);
+        break;
+      }
+    }
+    return fmt::format("{}: {}", log.string(), line);
+  }
+  return "never submitted";
 }
 
 std::vector<batch::ShardStatus> Statuses(const fs::path& results, const batch::ShardManifest& m) {
@@ -329,8 +351,8 @@ int SubmitSlurmBatch(const SlurmSubmitOptions& o, const std::vector<batch::Probl
   std::string unfinished;
   for (const auto& s : merged.shards) {
     if (s.finished()) continue;
-    unfinished += fmt::format("\n  shard {}: {} ({} of {} problems done)", s.index, s.state, s.problems_done,
-                              s.problems);
+    unfinished += fmt::format("\n  shard {}: {} ({} of {} problems done); {}", s.index, s.state, s.problems_done,
+                              s.problems, LastLogLine(results, *manifest, s.index));
   }
   if (unfinished.empty()) {
     fmt::print(stderr, "kbrun batch --slurm: every shard finished; report in {}/detailed_report.txt\n",
@@ -338,9 +360,9 @@ int SubmitSlurmBatch(const SlurmSubmitOptions& o, const std::vector<batch::Probl
     return 0;
   }
   fmt::print(stderr,
-             "kbrun batch --slurm: shards left unfinished (their logs: {}/logs/):{}\n"
+             "kbrun batch --slurm: shards left unfinished (each with the last line of its log):{}\n"
              "Run the same command again to resubmit them; finished shards are kept.\n",
-             batch::SlurmDir(results).string(), unfinished);
+             unfinished);
   return kExitTempFail;
 }
 
