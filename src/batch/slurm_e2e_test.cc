@@ -223,6 +223,33 @@ TEST(SlurmE2E, KilledTaskIsResubmittedAndTheMergedReportMatchesASingleHostRun) {
   fs::remove_all(run);
 }
 
+// Tasks that cannot run their batch (no Python with torch on the node): --slurm-wait ends with
+// exit 75, every shard unfinished, and the error line of each task's log.
+TEST(SlurmE2E, ShardsThatCannotRunEndTheWaitWithExit75) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-slurm-e2e-");
+  const bool required = std::getenv("KBRUN_REQUIRE_SLURM") && std::string(std::getenv("KBRUN_REQUIRE_SLURM")) == "1";
+  LocalSlurm slurm(dir / "cluster");
+  if (!slurm.started()) {
+    if (required) FAIL() << "KBRUN_REQUIRE_SLURM=1 but " << slurm.output();
+    GTEST_SKIP() << Trim(slurm.output());
+  }
+  auto env = Environment();
+  env["SLURM_CONF"] = slurm.conf().string();
+  auto argv = BatchArgv(dir / "run", "http://127.0.0.1:9/v1", 1, 5,
+                        {"--slurm", "--slurm-tasks", "2", "--slurm-wait", "--slurm-poll", "0.5"});
+  *std::find(argv.begin(), argv.end(), "/usr/bin/python3") = (dir / "no-python3").string();
+  ProcessResult p = RunKbrun(argv, env);
+  EXPECT_EQ(p.exit_code, 75) << p.output;
+  EXPECT_TRUE(Contains(p.output, "5 problems from 2 shards (0 finished)")) << p.output;
+  for (const char* shard : {"shard 0: not_started (0 of 3 problems done); ", "shard 1: not_started (0 of 2"}) {
+    EXPECT_TRUE(Contains(p.output, shard)) << p.output;
+  }
+  EXPECT_TRUE(Contains(p.output, "_1.out: kbrun: no Python interpreter with torch found")) << p.output;
+  EXPECT_TRUE(Contains(p.output, "Run the same command again to resubmit them")) << p.output;
+  EXPECT_EQ(ReadJson(dir / "run/summary.json")["state"], "incomplete");
+  fs::remove_all(dir / "run");
+}
+
 // Without Slurm's commands: a clear message, exit 69, nothing written.
 TEST(SlurmE2E, NoSbatchOnPathIsUnavailable) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-slurm-e2e-");

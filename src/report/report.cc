@@ -519,7 +519,9 @@ std::string ReportText(const Report& r) {
   out += fmt::format("Wall time      {}{}\n",
                      r.wall_known ? FormatDuration(r.wall_s)
                                   : std::string("unknown (the times of an earlier session were lost)"),
-                     r.slurm_shards > 0 ? fmt::format(" while any of {} Slurm shards ran ({} span{})", r.slurm_shards,
+                     r.slurm_shards > 0 && r.sessions == 0
+                         ? fmt::format(" (none of the {} Slurm shards has run)", r.slurm_shards)
+                     : r.slurm_shards > 0 ? fmt::format(" while any of {} Slurm shards ran ({} span{})", r.slurm_shards,
                                                       r.sessions, r.sessions == 1 ? "" : "s")
                      : r.sessions > 1   ? fmt::format(" over {} sessions (resumed)", r.sessions)
                                         : "");
