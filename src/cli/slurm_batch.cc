@@ -202,6 +202,8 @@ int SubmitSlurmBatch(const SlurmSubmitOptions& o, const std::vector<batch::Probl
   }
   std::vector<std::string> names;
   for (const auto& p : problems) names.push_back(p.name);
+  // A plan that was never submitted (sbatch refused it) binds nothing: plan afresh.
+  if (manifest && manifest->submissions.empty()) manifest.reset();
   if (manifest) {
     std::vector<std::string> before;
     for (const auto& s : manifest->shards) before.insert(before.end(), s.problems.begin(), s.problems.end());
@@ -268,6 +270,8 @@ int SubmitSlurmBatch(const SlurmSubmitOptions& o, const std::vector<batch::Probl
     script.args = TaskArguments(CommandLine());
     script.compile_cache = manifest->compile_cache;
     script.comment = "results: " + results.string();
+    // The tasks read their shard from the manifest: it is on disk before any of them can start.
+    batch::SaveManifest(results, *manifest);
     fs::path script_path = batch::SlurmDir(results) / "job.sh";
     WriteFileAtomic(script_path, batch::JobScriptText(script));
     fs::permissions(script_path, fs::perms::owner_all, fs::perm_options::replace);
