@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "batch/results_store.h"
+#include "report/monitor.h"
 #include "report/report.h"
 #include "util/fs.h"
 #include "util/text.h"
@@ -216,13 +217,20 @@ TEST_F(MergeTest, UnfinishedShardsMakeAnIncompleteTree) {
   }
 }
 
-TEST_F(MergeTest, ReportOnAnUnmergedRunSaysToMergeFirst) {
+TEST_F(MergeTest, ReportAndMonitorOnAnUnmergedRunSayWhatToDo) {
   try {
     BuildReport(dir_);
     FAIL() << "a report of a Slurm run that was never merged";
   } catch (const FolderError& e) {
     EXPECT_EQ(e.kind(), FolderError::Kind::kMissing);
     EXPECT_TRUE(Contains(e.what(), "kbrun merge")) << e.what();
+  }
+  try {
+    MonitorSnapshot(dir_);
+    FAIL() << "a monitor view of a Slurm run that was never merged";
+  } catch (const FolderError& e) {
+    EXPECT_EQ(e.kind(), FolderError::Kind::kMissing);
+    EXPECT_TRUE(Contains(e.what(), "/shards/N watches shard N")) << e.what();
   }
 }
 
