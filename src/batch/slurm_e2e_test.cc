@@ -7,6 +7,8 @@
 // with KBRUN_REQUIRE_SLURM=1 (CI: .ci/run) that is a failure instead.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <map>
 #include <regex>
@@ -25,6 +27,25 @@ using namespace batch_test;
 using nlohmann::json;
 
 const fs::path kClusterScript = kData / "slurm/cluster.sh";
+
+// A test's folder (the cluster's state and logs, the runs, a compile cache of ~400 MB with its
+// precompiled header): removed at the end, after the cluster stops, unless the test failed.
+class ScratchDir {
+ public:
+  ScratchDir() : path_(MakeUniqueDir(fs::temp_directory_path(), "kbrun-slurm-e2e-")) {}
+  ~ScratchDir() {
+    if (::testing::Test::HasFailure()) {
+      fmt::print(stderr, "kept for a post-mortem: {}\n", path_.string());
+    } else {
+      std::error_code ec;
+      fs::remove_all(path_, ec);
+    }
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
 
 // The cluster for the lifetime of the object; stopped (jobs cancelled) however the test ends.
 class LocalSlurm {
@@ -108,7 +129,8 @@ json Scenario(bool slow_square_once) {
 }
 
 TEST(SlurmE2E, KilledTaskIsResubmittedAndTheMergedReportMatchesASingleHostRun) {
-  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-slurm-e2e-");
+  ScratchDir scratch;  // declared first: removed after the cluster below has stopped
+  const fs::path& dir = scratch.path();
   const bool required = std::getenv("KBRUN_REQUIRE_SLURM") && std::string(std::getenv("KBRUN_REQUIRE_SLURM")) == "1";
   LocalSlurm slurm(dir / "cluster");
   if (!slurm.started()) {
@@ -218,15 +240,13 @@ TEST(SlurmE2E, KilledTaskIsResubmittedAndTheMergedReportMatchesASingleHostRun) {
   EXPECT_EQ(again.exit_code, 0) << again.output;
   EXPECT_TRUE(Contains(again.output, "nothing to submit: every shard finished")) << again.output;
   EXPECT_EQ(batch::LoadManifest(run)->submissions.size(), 2u);
-
-  fs::remove_all(dir / "single");
-  fs::remove_all(run);
 }
 
 // Tasks that cannot run their batch (no Python with torch on the node): --slurm-wait ends with
 // exit 75, every shard unfinished, and the error line of each task's log.
 TEST(SlurmE2E, ShardsThatCannotRunEndTheWaitWithExit75) {
-  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-slurm-e2e-");
+  ScratchDir scratch;
+  const fs::path& dir = scratch.path();
   const bool required = std::getenv("KBRUN_REQUIRE_SLURM") && std::string(std::getenv("KBRUN_REQUIRE_SLURM")) == "1";
   LocalSlurm slurm(dir / "cluster");
   if (!slurm.started()) {
@@ -247,24 +267,24 @@ TEST(SlurmE2E, ShardsThatCannotRunEndTheWaitWithExit75) {
   EXPECT_TRUE(Contains(p.output, "_1.out: kbrun: no Python interpreter with torch found")) << p.output;
   EXPECT_TRUE(Contains(p.output, "Run the same command again to resubmit them")) << p.output;
   EXPECT_EQ(ReadJson(dir / "run/summary.json")["state"], "incomplete");
-  fs::remove_all(dir / "run");
 }
 
 // Without Slurm's commands: a clear message, exit 69, nothing written.
 TEST(SlurmE2E, NoSbatchOnPathIsUnavailable) {
-  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-slurm-e2e-");
+  ScratchDir scratch;
+  const fs::path& dir = scratch.path();
   auto env = Environment();
   env["PATH"] = "/nonexistent";
   ProcessResult p = RunKbrun(BatchArgv(dir / "run", "http://127.0.0.1:9/v1", 1, 5, {"--slurm"}), env);
   EXPECT_EQ(p.exit_code, 69) << p.output;
   EXPECT_TRUE(Contains(p.output, "sbatch is not on PATH")) << p.output;
   EXPECT_FALSE(fs::exists(dir / "run"));
-  fs::remove_all(dir);
 }
 
 // The job script through a real shell: every argument arrives as it was given to kbrun batch.
 TEST(SlurmE2E, JobScriptPassesTheFlagsThroughAShell) {
-  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-slurm-e2e-");
+  ScratchDir scratch;
+  const fs::path& dir = scratch.path();
   fs::path fake = dir / "kbrun";
   WriteFileAtomic(fake, "#!/bin/sh\necho \"cache=$KBRUN_COMPILE_CACHE\"\nfor a in \"$@\"; do echo \"[$a]\"; done\n");
   fs::permissions(fake, fs::perms::owner_all);
@@ -275,7 +295,6 @@ TEST(SlurmE2E, JobScriptPassesTheFlagsThroughAShell) {
   WriteFileAtomic(dir / "job.sh", batch::JobScriptText(spec));
   ProcessResult r = RunWithEnv({"/bin/sh", (dir / "job.sh").string()},
                                {{"SLURM_ARRAY_TASK_ID", "3"}, {"PATH", "/usr/bin:/bin"}});
-  fs::remove_all(dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output,
             "cache=/shared/cache dir\n[batch]\n[1]\n[40]\n[--results]\n[it's here]\n[--header]\n[X-Note: $HOME `id`]\n"
