@@ -11,9 +11,11 @@
 #include "batch/problem_set.h"
 #include "batch/prompt_builder.h"
 #include "batch/scheduler.h"
+#include "batch/shards.h"
 #include "cli/commands.h"
 #include "cli/eval_flags.h"
 #include "cli/generation_flags.h"
+#include "cli/slurm_batch.h"
 #include "eval/backend.h"
 #include "eval/python_env.h"
 #include "prompts/prompt_vars.h"
@@ -33,6 +35,12 @@ struct BatchArgs {
   bool quiet = false, no_report = false, reconfigure = false;
   int llm_outage_after = 5;
   double llm_outage_timeout_s = 600;
+  // Slurm (docs/SCALING.md): submit shards as a job array, or (--slurm-shard) run one.
+  bool slurm = false, slurm_wait = false;
+  std::string slurm_opts;
+  int slurm_tasks = 0;
+  double slurm_poll_s = 15;
+  std::optional<int> slurm_shard;
   EvalFlags eval;
   LlmFlags llm;
   PromptFlags prompts;
@@ -98,7 +106,46 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
   if (!fs::is_directory(problems_dir)) {
     throw CommandError{kExitUsage, "--problems-dir: no such folder: " + a.problems_dir};
   }
+  // A task of a Slurm array runs its shard of the run the manifest describes.
+  fs::path results_dir = a.results;
+  std::optional<batch::Shard> shard;
+  size_t shard_count = 0;
+  if (a.slurm_shard) {
+    std::optional<batch::ShardManifest> manifest;
+    try {
+      manifest = batch::LoadManifest(a.results);
+    } catch (const std::exception& e) {
+      throw CommandError{kExitConfig, fmt::format("--slurm-shard: {}", e.what())};
+    }
+    if (!manifest) {
+      throw CommandError{kExitConfig, fmt::format("--slurm-shard: {} is missing: shards are started by kbrun batch "
+                                                  "--slurm", batch::ManifestPath(a.results).string())};
+    }
+    const batch::Shard* s = manifest->Find(*a.slurm_shard);
+    if (!s) {
+      throw CommandError{kExitUsage, fmt::format("--slurm-shard {}: {} has shards 0..{}", *a.slurm_shard,
+                                                 batch::ManifestPath(a.results).string(), manifest->shards.size() - 1)};
+    }
+    shard = *s;
+    shard_count = manifest->shards.size();
+    a.first = s->first;
+    a.last = s->last;
+    results_dir = batch::ShardResultsDir(a.results, s->index);
+  } else if (!a.slurm && fs::exists(batch::ManifestPath(a.results))) {
+    throw CommandError{kExitUsage, fmt::format("{} holds a Slurm run ({}): resume it with kbrun batch --slurm, join "
+                                               "its shards with kbrun merge, or use another --results folder",
+                                               a.results, batch::ManifestPath(a.results).string())};
+  }
   auto problems = batch::ListProblems(problems_dir, a.first, a.last);
+  if (shard) {
+    std::vector<std::string> names;
+    for (const auto& p : problems) names.push_back(p.name);
+    if (names != shard->problems) {
+      throw CommandError{kExitConfig, fmt::format("--slurm-shard {}: {} no longer holds the shard's problems {}..{} "
+                                                  "as they were when it was submitted",
+                                                  shard->index, problems_dir.string(), shard->first, shard->last)};
+    }
+  }
   if (problems.empty()) {
     throw CommandError{kExitUsage, fmt::format("no problems numbered {}..{} (files N_Name.py) in {}", a.first, a.last,
                                                problems_dir.string())};
@@ -117,6 +164,23 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
     throw CommandError{kExitConfig, fmt::format("{}{}", e.what(), fix)};
   } catch (const std::invalid_argument& e) {
     throw CommandError{kExitConfig, e.what()};
+  }
+  // The submitting host needs Slurm, not torch: each task checks its own Python and backend.
+  if (a.slurm && !a.slurm_shard) {
+    SlurmSubmitOptions s;
+    s.results = a.results;
+    s.problems_dir = problems_dir;
+    s.first = a.first;
+    s.last = a.last;
+    s.opts = a.slurm_opts;
+    s.tasks = a.slurm_tasks;
+    s.wait = a.slurm_wait;
+    s.poll_s = a.slurm_poll_s;
+    s.compile_cache = a.eval.compile_cache;
+    s.no_compile_cache = a.eval.no_compile_cache;
+    s.quiet = a.quiet;
+    *exit_code = SubmitSlurmBatch(s, problems);
+    return;
   }
   // The backend picks the prompt set, so "auto" is decided first (from torch's build), and a
   // kittens backend without its library stops here rather than failing every sample.
@@ -142,7 +206,7 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
 
   batch::BatchOptions o;
   o.problems_dir = problems_dir;
-  o.results_dir = a.results;
+  o.results_dir = results_dir;
   o.first = a.first;
   o.last = a.last;
   o.attempts = a.attempts;
@@ -178,6 +242,12 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
                                                         : prompts::DetectGpuName(a.eval.backend);
   batch::PromptBuilder builder(std::move(prompt_config), context);
 
+  if (!a.quiet && shard) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    fmt::print(stderr, "kbrun batch: Slurm shard {} of {} (problems {}..{}) on {}\n", shard->index, shard_count,
+               shard->first, shard->last, host);
+  }
   if (!a.quiet) {
     fmt::print(stderr, "kbrun batch: {} problems from {}, results in {} ({} attempts x {} samples; {} lane(s) on {})\n",
                problems.size(), problems_dir.string(), o.results_dir.string(), o.attempts, o.samples,
@@ -263,6 +333,26 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
                   "Seconds a paused LLM stage keeps retrying before the batch stops as llm_unavailable (exit 69)")
       ->check(CLI::Range(0.0, 1e7))
       ->capture_default_str();
+  cmd->add_flag("--slurm", args->slurm,
+                "Run on a Slurm cluster: submit the problems as a job array of shards (sbatch), each task a "
+                "resumable kbrun batch in RESULTS/shards/<task>; again: resubmit only the unfinished shards "
+                "(docs/SCALING.md)");
+  cmd->add_option("--slurm-opts", args->slurm_opts,
+                  "sbatch options for every task, as one shell-quoted string, e.g. "
+                  "--slurm-opts='--partition=gpu --gres=gpu:1 --time=4:00:00'");
+  cmd->add_option("--slurm-tasks", args->slurm_tasks,
+                  fmt::format("Shards (array tasks) of consecutive problems (default {}, at most one per problem; "
+                              "a resubmission keeps the folder's)",
+                              kDefaultSlurmTasks))
+      ->check(CLI::Range(1, 100000));
+  cmd->add_flag("--slurm-wait", args->slurm_wait,
+                "After submitting, follow the job (squeue) until no task is left, then kbrun merge and write the "
+                "report; exit 75 when shards are left unfinished");
+  cmd->add_option("--slurm-poll", args->slurm_poll_s, "Seconds between two looks at the queue with --slurm-wait")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  // What each array task runs (written into the job script by --slurm); not for users.
+  cmd->add_option("--slurm-shard", args->slurm_shard, "Run shard N of the Slurm run in --results")->group("");
   AddEvalFlags(*cmd, args->eval);
   cmd->get_option("--compile-jobs")->description("Compiles in parallel (default: the number of cores)");
   cmd->get_option("--gpu")->description("Time on this one GPU only (same as --gpus N)");
@@ -280,6 +370,12 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
                   "device failed a health probe (state no_gpu_lanes, resumable); 78 configuration error (no API key, no\n"
                   "Python with torch, broken prompts, another batch holds the folder: nothing written);\n"
                   "130 interrupted (state saved).\n\n"
+                  "With --slurm (docs/SCALING.md): the job id is printed on stdout; exit 0 submitted (with\n"
+                  "--slurm-wait: every shard finished, merged, report written); 64 bad --slurm-opts, or the folder\n"
+                  "holds another run; 69 sbatch/squeue not on PATH or the controller unreachable; 75 with\n"
+                  "--slurm-wait, shards left unfinished (run the same command to resubmit them); 78 sbatch refused\n"
+                  "the job. The compile cache of the tasks is --compile-cache, else KBRUN_COMPILE_CACHE, else\n"
+                  "kbrun-compile-cache beside the results folder: a path every node must see.\n\n"
                   "  KERNELBENCH_DIR   problems folder when --problems-dir is not given\n"
                   "  NUM_SAMPLES       samples per attempt when --samples is not given\n"
                   "  KBRUN_LANE_PROBE  a lane health probe script run as SCRIPT DEVICE GPU PYTHON (exit 0:\n"

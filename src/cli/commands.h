@@ -2,6 +2,9 @@
 // its callback stores the process exit code in *exit_code.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 
 namespace kbrun::cli {
@@ -14,6 +17,8 @@ inline constexpr int kExitUnavailable = 69;  // a service kbrun needs is down (E
 inline constexpr int kExitConfig = 78;    // broken configuration (EX_CONFIG)
 inline constexpr int kExitInternal = 70;  // kbrun's own failure (EX_SOFTWARE)
 inline constexpr int kExitNoGpuLanes = 71;  // batch: every GPU lane failed its device probe (EX_OSERR)
+inline constexpr int kExitIoError = 74;    // a file could not be written (EX_IOERR)
+inline constexpr int kExitTempFail = 75;   // batch --slurm-wait: shards left unfinished; resubmit (EX_TEMPFAIL)
 inline constexpr int kExitInterrupted = 130;
 
 void RegisterEval(CLI::App& app, int* exit_code);
@@ -24,6 +29,11 @@ void RegisterMonitor(CLI::App& app, int* exit_code);
 void RegisterExport(CLI::App& app, int* exit_code);
 void RegisterCompare(CLI::App& app, int* exit_code);
 void RegisterServe(CLI::App& app, int* exit_code);
+void RegisterMerge(CLI::App& app, int* exit_code);
+
+// The process's argv as main() got it (batch --slurm hands the same flags to its tasks).
+void SetCommandLine(int argc, char** argv);
+const std::vector<std::string>& CommandLine();
 
 // Thrown by command code for a one-line error with an exit code (no traceback, no usage dump).
 struct CommandError {

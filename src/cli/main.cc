@@ -10,6 +10,14 @@
 #include "cli/commands.h"
 #include "util/subprocess.h"
 
+namespace kbrun::cli {
+namespace {
+std::vector<std::string> command_line;
+}  // namespace
+void SetCommandLine(int argc, char** argv) { command_line.assign(argv, argv + argc); }
+const std::vector<std::string>& CommandLine() { return command_line; }
+}  // namespace kbrun::cli
+
 namespace {
 extern "C" void OnInterrupt(int) {
   // Second Ctrl-C: leave at once.
@@ -39,10 +47,12 @@ int main(int argc, char** argv) {
   kbrun::cli::RegisterExport(app, &exit_code);
   kbrun::cli::RegisterCompare(app, &exit_code);
   kbrun::cli::RegisterServe(app, &exit_code);
+  kbrun::cli::RegisterMerge(app, &exit_code);
   // `kbrun COMMAND --version` as well as `kbrun --version`.
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
     sub->set_version_flag("--version", std::string("kbrun ") + KBRUN_VERSION);
   }
+  kbrun::cli::SetCommandLine(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

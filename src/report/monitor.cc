@@ -9,6 +9,7 @@
 
 #include "batch/clock.h"
 #include "batch/results_store.h"
+#include "batch/shards.h"
 #include "report/report.h"
 #include "report/text_table.h"
 #include "util/text.h"
@@ -170,6 +171,13 @@ MonitorView MonitorSnapshot(const fs::path& results_dir) {
   batch::ResultsStore store(results_dir);
   batch::ResultsStore::SummaryFile summary = store.LoadSummary();
   using State = batch::ResultsStore::SummaryFile::State;
+  if (summary.state == State::kMissing && fs::exists(batch::ManifestPath(results_dir), ec)) {
+    throw FolderError(FolderError::Kind::kMissing,
+                      fmt::format("{} holds a Slurm run whose shards are not merged yet: kbrun monitor {}/shards/N "
+                                  "watches shard N; kbrun batch ... --slurm-wait follows them all; kbrun merge {} "
+                                  "joins them",
+                                  results_dir.string(), results_dir.string(), results_dir.string()));
+  }
   if (summary.state == State::kMissing) {
     throw FolderError(FolderError::Kind::kMissing,
                       fmt::format("no summary.json in {}: no kbrun batch has run there (a batch writes it "

@@ -12,6 +12,7 @@
 #include "batch/best_of.h"
 #include "batch/clock.h"
 #include "batch/results_store.h"
+#include "batch/shards.h"
 #include "eval/evaluation.h"
 #include "report/html_report.h"
 #include "report/text_table.h"
@@ -229,6 +230,10 @@ Report BuildReport(const fs::path& results_dir) {
     if (config.contains("gpu_lanes") && config["gpu_lanes"].is_array() && !config["gpu_lanes"].empty()) {
       r.gpu_lanes = static_cast<int>(config["gpu_lanes"].size());
     }
+    if (summary.contains("slurm") && summary["slurm"].is_object() && summary["slurm"].contains("shards") &&
+        summary["slurm"]["shards"].is_array()) {
+      r.slurm_shards = static_cast<int>(summary["slurm"]["shards"].size());
+    }
     const json sessions = summary.contains("sessions") ? summary["sessions"] : json(nullptr);
     for (const auto& s : sessions.is_array() ? sessions : json::array()) {
       ++r.sessions;
@@ -245,6 +250,11 @@ Report BuildReport(const fs::path& results_dir) {
   }
   auto problems = ListProblems(results_dir, summary);
   if (problems.empty() && !summary.is_object()) {
+    if (fs::exists(batch::ManifestPath(results_dir))) {
+      throw FolderError(FolderError::Kind::kMissing,
+                        fmt::format("{} holds a Slurm run whose shards are not merged yet: kbrun merge {} first",
+                                    results_dir.string(), results_dir.string()));
+    }
     throw FolderError(FolderError::Kind::kMissing,
                       fmt::format("{} holds no summary.json and no result files", results_dir.string()));
   }
@@ -521,6 +531,7 @@ json ReportJson(const Report& r) {
             {"completion_tokens", r.completion_tokens},
             {"wall_s", r.wall_known ? json(wall) : json(nullptr)},
             {"sessions", r.sessions},
+            {"slurm_shards", r.slurm_shards},
             {"gpu_lanes", r.gpu_lanes},
             {"stage_seconds",
              {{"llm", r.stages.llm_s},
@@ -675,7 +686,12 @@ std::string ReportText(const Report& r) {
   out += fmt::format("Wall time      {}{}\n",
                      r.wall_known ? FormatDuration(r.wall_s)
                                   : std::string("unknown (the times of an earlier session were lost)"),
-                     r.sessions > 1 ? fmt::format(" over {} sessions (resumed)", r.sessions) : "");
+                     r.slurm_shards > 0 && r.sessions == 0
+                         ? fmt::format(" (none of the {} Slurm shards has run)", r.slurm_shards)
+                     : r.slurm_shards > 0 ? fmt::format(" while any of {} Slurm shards ran ({} span{})", r.slurm_shards,
+                                                      r.sessions, r.sessions == 1 ? "" : "s")
+                     : r.sessions > 1   ? fmt::format(" over {} sessions (resumed)", r.sessions)
+                                        : "");
   TextTable stages({"Stage", "Runs", "Time (sum)", "Share of wall"},
                    {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight,
                     TextTable::Align::kRight});

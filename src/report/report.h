@@ -99,6 +99,9 @@ struct Report {
   // are then unknown too ("unknown" in the text, null in the JSON).
   bool wall_known = true;
   int sessions = 0;
+  // Shards of a Slurm run merged into this tree (kbrun merge; its sessions are then the spans
+  // when at least one shard ran); 0 for a single-host run.
+  int slurm_shards = 0;
   int gpu_lanes = 1;
   std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
   std::map<std::string, int> fallback_reasons;  // samples whose own code never ran, by why (fallback_reason)
