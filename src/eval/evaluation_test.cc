@@ -173,6 +173,44 @@ TEST(EvalIntegration, BuildsInInitHappenInTheCompilePhase) {
       << failing.result["build"].dump();
 }
 
+// A level-2-style problem (tests/problems/4_Gemm_BatchNorm_ReLU.py): nn.Linear, a parameter and a
+// buffer drawn at construction, init inputs that are not all sizes, BatchNorm in training mode and
+// two outputs. The worker and the checker each seed the generator (with the run's seed, random per
+// run) before get_init_inputs() and again before building their model, as KernelBench does, so a
+// candidate that creates the same modules in the same order gets the reference's weights.
+TEST(EvalIntegration, Level2ProblemWithWeightsBuffersAndTwoOutputs) {
+  const std::vector<std::string> plain_torch = {"--allow-library-kernels"};
+  auto ok = RunEvalOn("4_Gemm_BatchNorm_ReLU", "candidates", "level2_gemm_bn_relu", plain_torch);
+  ASSERT_FALSE(ok.result.is_null()) << ok.output;
+  EXPECT_EQ(ok.result["status"], "correct") << ok.output;
+  EXPECT_TRUE(ok.result["seed"].is_number_unsigned()) << ok.result["seed"];
+  EXPECT_EQ(ok.exit_code, ok.result["speedup"].get<double>() >= 1.0 ? 0 : 1);
+  const json& checks = ok.result["correctness"]["checker"]["checks"];
+  EXPECT_EQ(checks["trial"]["passed"], 5) << ok.result["correctness"].dump();
+  EXPECT_EQ(checks["timed"]["passed"], 10) << ok.result["correctness"].dump();
+  // Another seed, other weights, the same match.
+  auto seeded = RunEvalOn("4_Gemm_BatchNorm_ReLU", "candidates", "level2_gemm_bn_relu",
+                          {"--allow-library-kernels", "--seed", "12345"});
+  ASSERT_FALSE(seeded.result.is_null()) << seeded.output;
+  EXPECT_EQ(seeded.result["status"], "correct") << seeded.output;
+  EXPECT_EQ(seeded.result["seed"], 12345);
+
+  // The same computation with the scale parameter drawn before nn.Linear: every weight differs.
+  auto wrong = RunEvalOn("4_Gemm_BatchNorm_ReLU", "candidates", "level2_wrong_weights", plain_torch);
+  ASSERT_FALSE(wrong.result.is_null()) << wrong.output;
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_EQ(wrong.result["status"], "incorrect") << wrong.output;
+  EXPECT_EQ(wrong.result["error"]["category"], "value_mismatch") << wrong.result["error"].dump();
+  EXPECT_EQ(wrong.result["correctness"]["trials_passed"], 0);
+
+  // A candidate that puts itself in eval mode and folds BatchNorm's running statistics (as real
+  // ones do) computes another function: the reference runs in training mode, as in KernelBench.
+  auto folded = RunEvalOn("4_Gemm_BatchNorm_ReLU", "candidates", "level2_eval_mode", plain_torch);
+  ASSERT_FALSE(folded.result.is_null()) << folded.output;
+  EXPECT_EQ(folded.result["status"], "incorrect") << folded.output;
+  EXPECT_EQ(folded.result["error"]["category"], "value_mismatch") << folded.result["error"].dump();
+}
+
 TEST(EvalIntegration, WrongOutputIsIncorrectWithDiffFigures) {
   auto r = RunEval("wrong");
   EXPECT_EQ(r.exit_code, 2);
