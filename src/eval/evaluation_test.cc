@@ -188,6 +188,7 @@ TEST(EvalIntegration, Level2ProblemWithWeightsBuffersAndTwoOutputs) {
   const json& checks = ok.result["correctness"]["checker"]["checks"];
   EXPECT_EQ(checks["trial"]["passed"], 5) << ok.result["correctness"].dump();
   EXPECT_EQ(checks["timed"]["passed"], 10) << ok.result["correctness"].dump();
+  EXPECT_TRUE(ok.result["correctness"]["checker"]["reference_deterministic"].get<bool>());
   // Another seed, other weights, the same match.
   auto seeded = RunEvalOn("4_Gemm_BatchNorm_ReLU", "candidates", "level2_gemm_bn_relu",
                           {"--allow-library-kernels", "--seed", "12345"});
@@ -209,6 +210,21 @@ TEST(EvalIntegration, Level2ProblemWithWeightsBuffersAndTwoOutputs) {
   ASSERT_FALSE(folded.result.is_null()) << folded.output;
   EXPECT_EQ(folded.result["status"], "incorrect") << folded.output;
   EXPECT_EQ(folded.result["error"]["category"], "value_mismatch") << folded.result["error"].dump();
+}
+
+// A reference that draws a new dropout mask on every call (KernelBench's 66_Matmul_Dropout_Softmax
+// runs in training mode) cannot be checked: the checker runs it twice on the first trial's inputs,
+// and where the runs differ beyond rounding no candidate is judged against it. Before, a constant
+// output passed: the float64 run's other mask made the evidence bound as loose as the randomness.
+TEST(EvalIntegration, NondeterministicReferenceIsAProblemErrorNotAPass) {
+  auto r = RunEvalOn("6_Matmul_Dropout_Softmax", "candidates", "dropout_constant", {"--allow-library-kernels"});
+  ASSERT_FALSE(r.result.is_null()) << r.output;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.result["status"], "runtime_error") << r.output;
+  EXPECT_EQ(r.result["error"]["category"], "problem_error") << r.result["error"].dump();
+  EXPECT_TRUE(Contains(r.result["error"]["message"].get<std::string>(), "not deterministic")) << r.result["error"];
+  EXPECT_FALSE(r.result["correctness"]["checker"]["reference_deterministic"].get<bool>());
+  EXPECT_TRUE(r.result["speedup"].is_null());
 }
 
 TEST(EvalIntegration, WrongOutputIsIncorrectWithDiffFigures) {
