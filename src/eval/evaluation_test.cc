@@ -102,6 +102,11 @@ TEST(EvalIntegration, FallbackReasonNamesWhatHappenedToTheKernel) {
   EXPECT_EQ(f["builds"][0]["name"], "fallback_build_fails_ext");
   EXPECT_FALSE(f["builds"][0]["ok"].get<bool>());
   EXPECT_TRUE(Contains(f["builds"][0]["error"].get<std::string>(), "error")) << f.dump();
+  // Its time is on record, and the run worker's build time is the sum of its builds' (the failed
+  // build is tried again there: the constructor runs again).
+  EXPECT_GT(f["builds"][0]["seconds"].get<double>(), 0.0) << f.dump();
+  EXPECT_NEAR(failed.result["stages"]["run_build_s"].get<double>(), f["builds"][0]["seconds"].get<double>(), 0.01)
+      << failed.result["stages"].dump();
   const std::string message = failed.result["error"]["message"].get<std::string>();
   EXPECT_TRUE(Contains(message, "fallback_build_fails_ext failed to build")) << message;
   EXPECT_TRUE(Contains(message, "error")) << message;
@@ -135,9 +140,12 @@ TEST(EvalIntegration, BuildsInInitHappenInTheCompilePhase) {
   EXPECT_GT(pre["seconds"].get<double>(), 1.0) << pre.dump();  // a real build happened there
   ASSERT_EQ(r.result["build"]["extensions"].size(), 1u) << r.result["build"].dump();
   EXPECT_EQ(r.result["build"]["extensions"][0]["name"], "lazy_build_init_ext");
-  // The run phase's construction found the build ready.
+  // The run phase's construction found the build ready: little of the GPU lane's time went to it.
   EXPECT_LT(r.result["stages"]["run_load_models_s"].get<double>(), pre["seconds"].get<double>() / 2)
       << r.result["stages"].dump();
+  EXPECT_LT(r.result["stages"]["run_build_s"].get<double>(), pre["seconds"].get<double>() / 2)
+      << r.result["stages"].dump();
+  EXPECT_GT(r.result["stages"]["run_build_s"].get<double>(), 0.0) << r.result["stages"].dump();  // it loaded
 
   // A kernel built on the first forward call: that load_inline call is made in the compile phase
   // too, so the run phase's first call loads a cached build.

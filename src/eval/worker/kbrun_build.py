@@ -403,7 +403,8 @@ def compiler_lines(text, limit=2000):
 
 def watch_build_attempts():
     """Records in `build_attempts` each _jit_compile call (what load_inline and load run): the
-    extension's name, and whether it built, with the compiler's error lines when it did not."""
+    extension's name, whether it built (with the compiler's error lines when it did not), and its
+    seconds (a cache hit's copy and load included)."""
     from torch.utils import cpp_extension as ce
 
     original = ce._jit_compile
@@ -414,11 +415,14 @@ def watch_build_attempts():
     def jit_compile(name, *args, **kwargs):
         record = {"name": str(name), "ok": False}
         build_attempts.append(record)
+        t = time.perf_counter()
         try:
             module = original(name, *args, **kwargs)
         except BaseException as exc:
             record["error"] = compiler_lines(exc)
             raise
+        finally:
+            record["seconds"] = round(time.perf_counter() - t, 3)
         record["ok"] = True
         return module
 
