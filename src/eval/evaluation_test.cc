@@ -105,6 +105,11 @@ TEST(EvalIntegration, FallbackReasonNamesWhatHappenedToTheKernel) {
   // Its time is on record, and the run worker's build time is the sum of its builds' (the failed
   // build is tried again there: the constructor runs again).
   EXPECT_GT(f["builds"][0]["seconds"].get<double>(), 0.0) << f.dump();
+  // The compile phase's build of it (constructing ModelNew there) failed too, and says why.
+  const json& compiled = failed.result["build"]["extensions"];
+  ASSERT_EQ(compiled.size(), 1u) << failed.result["build"].dump();
+  EXPECT_TRUE(Contains(compiled[0].value("error", ""), "error")) << compiled.dump();
+  EXPECT_GT(compiled[0]["seconds"].get<double>(), 0.0) << compiled.dump();
   EXPECT_NEAR(failed.result["stages"]["run_build_s"].get<double>(), f["builds"][0]["seconds"].get<double>(), 0.01)
       << failed.result["stages"].dump();
   const std::string message = failed.result["error"]["message"].get<std::string>();

@@ -531,9 +531,12 @@ def install(cache_dir, use_pch=True):
         ce._run_ninja_build = fast_ninja_build(ce, original_run, cache_dir, use_pch, record)
         try:
             original(*args, **kwargs)
+        except BaseException as exc:  # a failed build: its cost and the compiler's lines are on record
+            record["error"] = compiler_lines(exc)
+            raise
         finally:
             ce._run_ninja_build = original_run
-        record["seconds"] = round(time.perf_counter() - t, 3)
+            record["seconds"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
         try:
             tmp = tempfile.mkdtemp(prefix=".tmp-", dir=ext_root)
