@@ -97,8 +97,12 @@ def candidate_row(name, r, claimed):
     exts = build.get("extensions") or []
     lazy_builds = int(num(pre.get("builds")))
     run_builds = fallback.get("builds") or []
-    if lazy_builds:
-        lazy = "first call" if num(deferred.get("built")) else "__init__"
+    tried_ahead = int(num(deferred.get("built"))) + sum(
+        1 for k in deferred.get("skipped") or [] if str(k.get("reason", "")).startswith("build:"))
+    if tried_ahead:
+        lazy = "first call, made ahead"
+    elif lazy_builds:
+        lazy = "__init__"
     elif num(deferred.get("found")):
         lazy = "first call, not made ahead"  # deferred.skipped says why
     elif run_builds and not exts:
