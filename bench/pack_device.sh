@@ -3,6 +3,8 @@
 # device tool): the kbrun binary and worker, the shared libraries it links that a
 # bare CUDA image may lack, and the KernelBench level1 problems named on the command line.
 # Usage: bench/pack_device.sh [level1 problem files...]   (PACK_DIR: another folder than .devpkg)
+# CORPUS=<dir>: also copies that corpus (e.g. ../shared/corpus/cuda-l1-h100, which must not enter the
+# repository) into the ignored folder .corpus/ for bench/corpus_bench.sh; carry both .devpkg and .corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
@@ -24,5 +26,12 @@ ldd "$build/kbrun" | awk '/=> \//{print $3}' | grep -Ev '/(libc|libm|libpthread|
   while read -r lib; do cp -L "$lib" "$pack/lib/"; done
 level1=${KERNELBENCH_LEVEL1:-../shared/kernelbench/level1}
 for p in "$@"; do cp "$level1/$p" "$pack/level1/"; done
-mkdir -p "$(git rev-parse --git-dir)/info"; grep -qx "/.devpkg/" "$(git rev-parse --git-dir)/info/exclude" 2>/dev/null || echo "/.devpkg/" >> "$(git rev-parse --git-dir)/info/exclude"
+# info/exclude of the repository (a worktree reads the main one's, not its own git dir's).
+exclude=$(git rev-parse --git-path info/exclude); mkdir -p "$(dirname "$exclude")"
+grep -qx "/.devpkg/" "$exclude" 2>/dev/null || echo "/.devpkg/" >> "$exclude"
+if [ -n "${CORPUS:-}" ]; then
+  grep -qx "/.corpus/" "$exclude" 2>/dev/null || echo "/.corpus/" >> "$exclude"
+  rm -rf .corpus && mkdir -p .corpus && cp -r "$CORPUS" .corpus/
+  du -sh .corpus
+fi
 du -sh "$pack"

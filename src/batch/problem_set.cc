@@ -26,8 +26,20 @@ bool HasProblems(const fs::path& dir) {
 }  // namespace
 
 fs::path ResolveProblemsDir(const fs::path& dir, int level) {
-  std::string sub = fmt::format("level{}", level);
-  for (const fs::path& candidate : {dir, dir / sub, dir / "KernelBench" / sub}) {
+  std::string sub = fmt::format("level{}", level > 0 ? level : 1);
+  if (HasProblems(dir)) {
+    // "a/level1/" names "level1" too: the last component that is not empty.
+    fs::path named = dir.filename().empty() ? dir.parent_path() : dir;
+    static const std::regex level_folder(R"(^level(\d+)$)");
+    std::smatch m;
+    std::string name = named.filename().string();
+    if (level <= 0 || !std::regex_match(name, m, level_folder) || std::stoi(m[1].str()) == level) return dir;
+    fs::path sibling = named.parent_path() / sub;
+    if (HasProblems(sibling)) return sibling;
+    throw std::invalid_argument(fmt::format("{} holds KernelBench level {} and no {} is beside it for level {}",
+                                            dir.string(), m[1].str(), sub, level));
+  }
+  for (const fs::path& candidate : {dir / sub, dir / "KernelBench" / sub}) {
     if (HasProblems(candidate)) return candidate;
   }
   return dir;

@@ -27,7 +27,7 @@ namespace kbrun::cli {
 namespace {
 
 struct BatchArgs {
-  int first = 1, last = 40, level = 1;
+  int first = 1, last = 40, level = 0;  // level 0: not given
   std::string problems_dir, results = "results", gpus, replay_dir, gpu_name, schedule = "pipelined";
   int attempts = 3, llm_concurrency = 8;
   std::optional<int> samples;
@@ -102,7 +102,12 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
   if (a.problems_dir.empty()) {
     throw CommandError{kExitUsage, "no problems: set KERNELBENCH_DIR or pass --problems-dir"};
   }
-  fs::path problems_dir = batch::ResolveProblemsDir(a.problems_dir, a.level);
+  fs::path problems_dir;
+  try {
+    problems_dir = batch::ResolveProblemsDir(a.problems_dir, a.level);
+  } catch (const std::invalid_argument& e) {
+    throw CommandError{kExitUsage, fmt::format("--level {}: {}", a.level, e.what())};
+  }
   if (!fs::is_directory(problems_dir)) {
     throw CommandError{kExitUsage, "--problems-dir: no such folder: " + a.problems_dir};
   }
@@ -297,8 +302,10 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
   cmd->add_option("last", args->last, "Last problem number")->capture_default_str();
   cmd->add_option("--problems-dir", args->problems_dir,
                   "Folder of N_Name.py problems (env KERNELBENCH_DIR; a KernelBench checkout works too)");
-  cmd->add_option("--level", args->level, "KernelBench level, when --problems-dir is a KernelBench checkout")
-      ->capture_default_str();
+  cmd->add_option("--level", args->level,
+                  "KernelBench level (1-3) when --problems-dir is a KernelBench checkout or one of its levelN "
+                  "folders (default: the folder's own problems, else level1)")
+      ->check(CLI::Range(1, 99));
   cmd->add_option("--results", args->results, "Results folder (docs/RESULTS.md)")->capture_default_str();
   cmd->add_option("--attempts", args->attempts, "Attempts per problem (each after the first is a reflection)")
       ->check(CLI::Range(1, 100))

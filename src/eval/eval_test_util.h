@@ -19,13 +19,14 @@ struct EvalRun {
   double wall_s;
 };
 
-// Runs `kbrun eval` on tests/<dir>/<candidate>.py against tests/problems/1_ScaleAdd.py.
-inline EvalRun RunEvalIn(const std::string& dir, const std::string& candidate, std::vector<std::string> extra) {
+// Runs `kbrun eval` on tests/<dir>/<candidate>.py against tests/problems/<problem>.py.
+inline EvalRun RunEvalOn(const std::string& problem, const std::string& dir, const std::string& candidate,
+                         std::vector<std::string> extra) {
   fs::path out = fs::temp_directory_path() / ("kbrun-eval-test-" + candidate + ".json");
   fs::remove(out);
   ProcessSpec spec;
   spec.argv = {KBRUN_BINARY, "eval", "--code", std::string(KBRUN_TEST_DATA_DIR) + "/" + dir + "/" + candidate + ".py",
-               "--problem", std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py", "--device", "cpu",
+               "--problem", std::string(KBRUN_TEST_DATA_DIR) + "/problems/" + problem + ".py", "--device", "cpu",
                "--perf-trials", "10", "--output", out.string()};
   spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
   spec.env = CurrentEnvironment();
@@ -35,6 +36,11 @@ inline EvalRun RunEvalIn(const std::string& dir, const std::string& candidate, s
   EvalRun run{p.exit_code, p.output, nullptr, p.wall_s};
   if (auto text = ReadFile(out)) run.result = nlohmann::json::parse(*text);
   return run;
+}
+
+// Runs `kbrun eval` on tests/<dir>/<candidate>.py against tests/problems/1_ScaleAdd.py.
+inline EvalRun RunEvalIn(const std::string& dir, const std::string& candidate, std::vector<std::string> extra) {
+  return RunEvalOn("1_ScaleAdd", dir, candidate, std::move(extra));
 }
 
 // One `kbrun eval` of a build-step test: its process and result document.

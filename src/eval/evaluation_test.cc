@@ -102,6 +102,17 @@ TEST(EvalIntegration, FallbackReasonNamesWhatHappenedToTheKernel) {
   EXPECT_EQ(f["builds"][0]["name"], "fallback_build_fails_ext");
   EXPECT_FALSE(f["builds"][0]["ok"].get<bool>());
   EXPECT_TRUE(Contains(f["builds"][0]["error"].get<std::string>(), "error")) << f.dump();
+  // The compile phase's build of it (constructing ModelNew there) failed first, and says why.
+  const json& compiled = failed.result["build"]["extensions"];
+  ASSERT_EQ(compiled.size(), 1u) << failed.result["build"].dump();
+  EXPECT_TRUE(Contains(compiled[0].value("error", ""), "error")) << compiled.dump();
+  EXPECT_GT(compiled[0]["seconds"].get<double>(), 1.0) << compiled.dump();  // the compiler ran
+  // The run phase constructs the model again: the same build fails at once with the same lines
+  // instead of compiling again on the GPU lane, and the run worker's build time says so.
+  EXPECT_GE(f["builds"][0]["seconds"].get<double>(), 0.0) << f.dump();
+  EXPECT_LT(f["builds"][0]["seconds"].get<double>(), compiled[0]["seconds"].get<double>() / 2) << f.dump();
+  EXPECT_NEAR(failed.result["stages"]["run_build_s"].get<double>(), f["builds"][0]["seconds"].get<double>(), 0.01)
+      << failed.result["stages"].dump();
   const std::string message = failed.result["error"]["message"].get<std::string>();
   EXPECT_TRUE(Contains(message, "fallback_build_fails_ext failed to build")) << message;
   EXPECT_TRUE(Contains(message, "error")) << message;
@@ -135,9 +146,12 @@ TEST(EvalIntegration, BuildsInInitHappenInTheCompilePhase) {
   EXPECT_GT(pre["seconds"].get<double>(), 1.0) << pre.dump();  // a real build happened there
   ASSERT_EQ(r.result["build"]["extensions"].size(), 1u) << r.result["build"].dump();
   EXPECT_EQ(r.result["build"]["extensions"][0]["name"], "lazy_build_init_ext");
-  // The run phase's construction found the build ready.
+  // The run phase's construction found the build ready: little of the GPU lane's time went to it.
   EXPECT_LT(r.result["stages"]["run_load_models_s"].get<double>(), pre["seconds"].get<double>() / 2)
       << r.result["stages"].dump();
+  EXPECT_LT(r.result["stages"]["run_build_s"].get<double>(), pre["seconds"].get<double>() / 2)
+      << r.result["stages"].dump();
+  EXPECT_GT(r.result["stages"]["run_build_s"].get<double>(), 0.0) << r.result["stages"].dump();  // it loaded
 
   // A kernel built on the first forward call: that load_inline call is made in the compile phase
   // too, so the run phase's first call loads a cached build.
@@ -171,6 +185,60 @@ TEST(EvalIntegration, BuildsInInitHappenInTheCompilePhase) {
   EXPECT_FALSE(failing.result["build"]["prebuild"]["constructed"].get<bool>());
   EXPECT_TRUE(Contains(failing.result["build"]["prebuild"]["note"].get<std::string>(), "exit code 3"))
       << failing.result["build"].dump();
+}
+
+// A level-2-style problem (tests/problems/4_Gemm_BatchNorm_ReLU.py): nn.Linear, a parameter and a
+// buffer drawn at construction, init inputs that are not all sizes, BatchNorm in training mode and
+// two outputs. The worker and the checker each seed the generator (with the run's seed, random per
+// run) before get_init_inputs() and again before building their model, as KernelBench does, so a
+// candidate that creates the same modules in the same order gets the reference's weights.
+TEST(EvalIntegration, Level2ProblemWithWeightsBuffersAndTwoOutputs) {
+  const std::vector<std::string> plain_torch = {"--allow-library-kernels"};
+  auto ok = RunEvalOn("4_Gemm_BatchNorm_ReLU", "candidates", "level2_gemm_bn_relu", plain_torch);
+  ASSERT_FALSE(ok.result.is_null()) << ok.output;
+  EXPECT_EQ(ok.result["status"], "correct") << ok.output;
+  EXPECT_TRUE(ok.result["seed"].is_number_unsigned()) << ok.result["seed"];
+  EXPECT_EQ(ok.exit_code, ok.result["speedup"].get<double>() >= 1.0 ? 0 : 1);
+  const json& checks = ok.result["correctness"]["checker"]["checks"];
+  EXPECT_EQ(checks["trial"]["passed"], 5) << ok.result["correctness"].dump();
+  EXPECT_EQ(checks["timed"]["passed"], 10) << ok.result["correctness"].dump();
+  EXPECT_TRUE(ok.result["correctness"]["checker"]["reference_deterministic"].get<bool>());
+  // Another seed, other weights, the same match.
+  auto seeded = RunEvalOn("4_Gemm_BatchNorm_ReLU", "candidates", "level2_gemm_bn_relu",
+                          {"--allow-library-kernels", "--seed", "12345"});
+  ASSERT_FALSE(seeded.result.is_null()) << seeded.output;
+  EXPECT_EQ(seeded.result["status"], "correct") << seeded.output;
+  EXPECT_EQ(seeded.result["seed"], 12345);
+
+  // The same computation with the scale parameter drawn before nn.Linear: every weight differs.
+  auto wrong = RunEvalOn("4_Gemm_BatchNorm_ReLU", "candidates", "level2_wrong_weights", plain_torch);
+  ASSERT_FALSE(wrong.result.is_null()) << wrong.output;
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_EQ(wrong.result["status"], "incorrect") << wrong.output;
+  EXPECT_EQ(wrong.result["error"]["category"], "value_mismatch") << wrong.result["error"].dump();
+  EXPECT_EQ(wrong.result["correctness"]["trials_passed"], 0);
+
+  // A candidate that puts itself in eval mode and folds BatchNorm's running statistics (as real
+  // ones do) computes another function: the reference runs in training mode, as in KernelBench.
+  auto folded = RunEvalOn("4_Gemm_BatchNorm_ReLU", "candidates", "level2_eval_mode", plain_torch);
+  ASSERT_FALSE(folded.result.is_null()) << folded.output;
+  EXPECT_EQ(folded.result["status"], "incorrect") << folded.output;
+  EXPECT_EQ(folded.result["error"]["category"], "value_mismatch") << folded.result["error"].dump();
+}
+
+// A reference that draws a new dropout mask on every call (KernelBench's 66_Matmul_Dropout_Softmax
+// runs in training mode) cannot be checked: the checker runs it twice on the first trial's inputs,
+// and where the runs differ beyond rounding no candidate is judged against it. Before, a constant
+// output passed: the float64 run's other mask made the evidence bound as loose as the randomness.
+TEST(EvalIntegration, NondeterministicReferenceIsAProblemErrorNotAPass) {
+  auto r = RunEvalOn("6_Matmul_Dropout_Softmax", "candidates", "dropout_constant", {"--allow-library-kernels"});
+  ASSERT_FALSE(r.result.is_null()) << r.output;
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.result["status"], "runtime_error") << r.output;
+  EXPECT_EQ(r.result["error"]["category"], "problem_error") << r.result["error"].dump();
+  EXPECT_TRUE(Contains(r.result["error"]["message"].get<std::string>(), "not deterministic")) << r.result["error"];
+  EXPECT_FALSE(r.result["correctness"]["checker"]["reference_deterministic"].get<bool>());
+  EXPECT_TRUE(r.result["speedup"].is_null());
 }
 
 TEST(EvalIntegration, WrongOutputIsIncorrectWithDiffFigures) {

@@ -617,6 +617,8 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"run_cuda_init_s", run_phase ? stages.value("cuda_init_s", 0.0) : 0.0},
         {"run_load_candidate_s", run_phase ? stages.value("compile_s", 0.0) : 0.0},
         {"run_load_models_s", run_phase ? stages.value("load_models_s", 0.0) : 0.0},
+        // Of those, the time inside the candidate's load_inline/load calls (builds on the GPU lane).
+        {"run_build_s", run_phase ? stages.value("build_s", 0.0) : 0.0},
         // How the workers started: "warm" (forks of the warm worker) or "cold" (fresh interpreters).
         {"compile_worker_start", compiled.warm_start ? "warm" : "cold"},
         {"run_worker_start",

@@ -1,8 +1,10 @@
 // The prompt sets shipped in prompts/: they load, render, teach the format, and
-// send KernelBench level 1 problems to the intended templates.
+// send KernelBench problems of every level to the intended templates.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <regex>
+#include <sstream>
 
 #include "prompts/prompt_config.h"
 #include "prompts/prompt_vars.h"
@@ -48,6 +50,42 @@ TEST(ShippedPrompts, NvidiaSelection) {
   EXPECT_EQ(Stem(tk.Select("19_ReLU")), "elementwise_bf16.txt");
 }
 
+// Every KernelBench name of levels 1-3 (tests/prompts/kernelbench_names.txt): level 2 (fused operators)
+// picks fused_operators.txt and level 3 (whole networks) whole_model.txt, whatever operator their
+// names contain ("1_Conv2D_ReLU_BiasAdd" holds "relu", "12_Gemm_Multiply_LeakyReLU" "gemm",
+// "50_ReLUSelfAttention" "relu"); no level-1 name picks either.
+TEST(ShippedPrompts, EveryKernelBenchNamePicksItsLevelsTemplate) {
+  PromptConfig cuda = PromptConfig::Load(kPrompts / "config.json", "cuda");
+  std::istringstream names(ReadFileOrThrow(fs::path(KBRUN_TEST_DATA_DIR) / "prompts/kernelbench_names.txt"));
+  std::map<int, int> seen;
+  std::string line;
+  while (std::getline(names, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    int level = 0;
+    std::string name;
+    fields >> level >> name;
+    ASSERT_FALSE(name.empty()) << line;
+    ++seen[level];
+    const std::string picked = Stem(cuda.Select(name));
+    if (level == 2) {
+      EXPECT_EQ(picked, "fused_operators.txt") << name;
+    } else if (level == 3) {
+      EXPECT_EQ(picked, "whole_model.txt") << name;
+    } else {
+      EXPECT_NE(picked, "fused_operators.txt") << name;
+      EXPECT_NE(picked, "whole_model.txt") << name;
+    }
+  }
+  EXPECT_EQ(seen[1], 100);
+  EXPECT_EQ(seen[2], 100);
+  EXPECT_EQ(seen[3], 50);
+  // The choice says why (kbrun generate --verbose prints it).
+  EXPECT_TRUE(Contains(cuda.Select("1_Conv2D_ReLU_BiasAdd").reason, "1_Conv2D_ReLU_BiasAdd"));
+  // A level-2 name is told by its CamelCase chain, not by a list: one KernelBench does not have yet.
+  EXPECT_EQ(Stem(cuda.Select("101_Conv1d_Swish_LayerNorm")), "fused_operators.txt");
+}
+
 TEST(ShippedPrompts, AmdSelection) {
   PromptConfig hip = PromptConfig::Load(kPrompts / "hip" / "config.json", "hip");
   EXPECT_EQ(Stem(hip.Select("1_Square_matrix_multiplication_")), "gemm_rocblas.txt");
@@ -91,7 +129,7 @@ TEST(ShippedPrompts, SplitLayoutExamplesCompileWithoutTorchHeaders) {
   if (const char* home = std::getenv("CUDA_HOME"); home && *home) nvcc = fs::path(home) / "bin/nvcc";
   if (!fs::exists(nvcc)) GTEST_SKIP() << "no nvcc";
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-prompt-example-");
-  for (const char* name : {"generic.txt", "elementwise_bf16.txt"}) {
+  for (const char* name : {"generic.txt", "elementwise_bf16.txt", "fused_operators.txt", "whole_model.txt"}) {
     std::string text = ReadFileOrThrow(kPrompts / name);
     const std::string open = "cuda_source = r\"\"\"\n";
     size_t a = text.find(open);

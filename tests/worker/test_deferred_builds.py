@@ -58,3 +58,52 @@ def test_a_failing_build_is_noted_not_raised():
 
 def test_source_that_does_not_parse_finds_nothing():
     assert db.build_deferred("def (:", module_with(), None) == {"found": 0, "built": 0, "skipped": []}
+
+
+def test_imports_inside_the_function_and_failing_assignments_it_does_not_need():
+    """As real candidates write it: load_inline imported inside the try around the call, and an
+    assignment above it that reads forward's arguments (an autograd Function's `input`)."""
+    import sys
+    calls = []
+    fake = types.ModuleType("kbrun_fake_cpp_extension")
+    fake.load_inline = lambda **kw: calls.append(kw)
+    sys.modules["kbrun_fake_cpp_extension"] = fake
+    try:
+        source = '''
+class ModelNew:
+    def _load(self):
+        if self.loaded:
+            return
+        out = torch_empty(device=input.device)
+        src = self.source
+        try:
+            from kbrun_fake_cpp_extension import load_inline
+            self.ext = load_inline(name="in_try", cuda_sources=src)
+        except Exception:
+            self.ext = None
+    def forward(self, x):
+        n = x.shape[0]
+        size = 4
+        return load_inline(name="n%d" % n, cuda_sources="s%d" % size)
+'''
+        model = types.SimpleNamespace(loaded=False, source="cuda code")
+        out = db.build_deferred(source, module_with(load_inline=lambda **kw: calls.append(("global", kw))), model)
+    finally:
+        del sys.modules["kbrun_fake_cpp_extension"]
+    assert out["found"] == 2 and out["built"] == 1, out
+    assert calls == [{"name": "in_try", "cuda_sources": "cuda code"}]
+    # forward's call needs `n`, whose assignment failed (x is only known at call time): skipped by name.
+    assert out["skipped"][0]["line"] == 16 and "name 'n' is not defined" in out["skipped"][0]["reason"], out
+
+
+def test_assignments_in_a_branch_are_not_taken_for_the_call():
+    calls = []
+    source = '''
+def build(flag):
+    src = "default"
+    if flag:
+        src = "branch"
+    return load_inline(name="x", cpp_sources=src)
+'''
+    out = db.build_deferred(source, module_with(load_inline=lambda **kw: calls.append(kw)), None)
+    assert out["built"] == 1 and calls == [{"name": "x", "cpp_sources": "default"}]

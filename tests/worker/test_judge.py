@@ -232,3 +232,64 @@ def test_summary_has_both_errors_and_their_ratio():
     assert s["rule"] == "evidence" and s["fp64_reference"] is True and s["k"] == kj.EVIDENCE_K
     assert s["err_candidate"] > 0 and s["err_reference"] > 0
     assert s["error_ratio"] == pytest.approx(s["err_candidate"] / s["err_reference"])
+
+
+class DropoutSoftmax(torch.nn.Module):
+    """KernelBench's 66_Matmul_Dropout_Softmax, small: dropout with p = 0.2 in training mode."""
+
+    def __init__(self, p=0.2):
+        super().__init__()
+        self.linear = torch.nn.Linear(64, 256)
+        self.dropout = torch.nn.Dropout(p)
+
+    def forward(self, x):
+        return torch.softmax(self.dropout(self.linear(x)), dim=1)
+
+
+def test_dropout_reference_loosens_the_evidence_bound_enough_to_pass_a_constant():
+    """Why the checker runs the reference twice: the judge alone takes a constant softmax for it,
+    because the float64 run draws another dropout mask and err_ref measures the randomness."""
+    model = DropoutSoftmax()
+    judge = kj.Judge(torch, "evidence", "fp32", model, CPU)
+    x = [torch.rand(32, 64)]
+    with torch.no_grad():
+        expected = model(*x)
+    assert judge.judge(x, expected, torch.full_like(expected, 1.0 / 256), kind="trial", label="t").ok
+
+
+def test_run_to_run_difference_finds_dropout_in_training_mode():
+    model = DropoutSoftmax()
+    x = torch.rand(32, 64)
+    with torch.no_grad():
+        why = kj.run_to_run_difference(torch, model(x), model(x), kj.UNIT_ROUNDOFF["fp32"])
+    assert why is not None and "not deterministic" in why and "output 0" in why
+
+
+def test_run_to_run_difference_accepts_determinism_and_rounding():
+    unit = kj.UNIT_ROUNDOFF["fp32"]
+    x = torch.rand(32, 64)
+    with torch.no_grad():
+        off = DropoutSoftmax(0.0)  # p = 0 (KernelBench's level 3 has many): the identity
+        assert kj.run_to_run_difference(torch, off(x), off(x), unit) is None
+        on = DropoutSoftmax()
+        on.eval()
+        assert kj.run_to_run_difference(torch, (on(x), x.sum(1)), (on(x), x.sum(1)), unit) is None
+    # Another summation order (what atomics or another algorithm give from run to run): rounding.
+    a = torch.rand(64, 4096)
+    blocked = a.sum(dim=1)
+    sequential = torch.zeros(64)
+    for j in range(0, 4096, 7):
+        sequential += a[:, j:j + 7].sum(dim=1)
+    assert not torch.equal(blocked, sequential)
+    assert kj.run_to_run_difference(torch, blocked, sequential, unit) is None
+
+
+def test_run_to_run_difference_in_integers_nan_pattern_and_structure():
+    unit = kj.UNIT_ROUNDOFF["fp32"]
+    i = torch.arange(10)
+    assert "differs at 1 positions" in kj.run_to_run_difference(torch, i, torch.where(i == 3, 0, i), unit)
+    f = torch.ones(5)
+    g = f.clone()
+    g[2] = float("nan")
+    assert "NaN/Inf pattern" in kj.run_to_run_difference(torch, f, g, unit)
+    assert "structures" in kj.run_to_run_difference(torch, (f, f), f, unit)

@@ -403,7 +403,8 @@ def compiler_lines(text, limit=2000):
 
 def watch_build_attempts():
     """Records in `build_attempts` each _jit_compile call (what load_inline and load run): the
-    extension's name, and whether it built, with the compiler's error lines when it did not."""
+    extension's name, whether it built (with the compiler's error lines when it did not), and its
+    seconds (a cache hit's copy and load included)."""
     from torch.utils import cpp_extension as ce
 
     original = ce._jit_compile
@@ -414,11 +415,14 @@ def watch_build_attempts():
     def jit_compile(name, *args, **kwargs):
         record = {"name": str(name), "ok": False}
         build_attempts.append(record)
+        t = time.perf_counter()
         try:
             module = original(name, *args, **kwargs)
         except BaseException as exc:
             record["error"] = compiler_lines(exc)
             raise
+        finally:
+            record["seconds"] = round(time.perf_counter() - t, 3)
         record["ok"] = True
         return module
 
@@ -492,6 +496,12 @@ def install(cache_dir, use_pch=True):
     lib_ext = getattr(ce, "LIB_EXT", ".so")
     ext_root = os.path.join(cache_dir, "ext")
     os.makedirs(ext_root, exist_ok=True)
+    # Builds that failed with compiler diagnostics, in this evaluation's private dir (both phases
+    # see it; never the shared cache): the same build asked for again (the run phase imports and
+    # constructs the candidate again) fails at once with the same lines instead of compiling again
+    # on the GPU lane.
+    private = os.environ.get("TORCH_EXTENSIONS_DIR")
+    failed_root = os.path.join(private, "kbrun-failed") if private else None
 
     def build_library(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
@@ -507,6 +517,14 @@ def install(cache_dir, use_pch=True):
         key = cache_key(a, with_cuda, ce)
         record = {"name": name, "key": key, "cache": "miss", "key_s": round(time.perf_counter() - t, 3)}
         builds.append(record)
+        failed_path = os.path.join(failed_root, key + ".txt") if failed_root else None
+        if failed_path and os.path.exists(failed_path):
+            with open(failed_path, errors="replace") as f:
+                output = f.read()
+            record.update(cache="failed_before", error=compiler_lines(output),
+                          seconds=round(time.perf_counter() - t, 3))
+            raise RuntimeError("Error building extension '%s' (failed earlier in this evaluation, not built again): "
+                               "%s" % (name, output))
         entry = os.path.join(ext_root, key)
         lib_name = name + lib_ext
         manifest_path = os.path.join(entry, "manifest.json")
@@ -527,9 +545,19 @@ def install(cache_dir, use_pch=True):
         ce._run_ninja_build = fast_ninja_build(ce, original_run, cache_dir, use_pch, record)
         try:
             original(*args, **kwargs)
+        except BaseException as exc:  # a failed build: its cost and the compiler's lines are on record
+            record["error"] = compiler_lines(exc)
+            if failed_path and re.search(r"error:", str(exc)):  # a compiler's verdict, not a kill or a timeout
+                try:
+                    os.makedirs(failed_root, exist_ok=True)
+                    with open(failed_path, "w") as f:
+                        f.write(str(exc)[-20000:])
+                except OSError:
+                    pass
+            raise
         finally:
             ce._run_ninja_build = original_run
-        record["seconds"] = round(time.perf_counter() - t, 3)
+            record["seconds"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
         try:
             tmp = tempfile.mkdtemp(prefix=".tmp-", dir=ext_root)

@@ -161,6 +161,7 @@ class Checker:
         self.input_recipes = []
         self.timed_ok = False
         self.done = False  # the worker said "done": it sends nothing more
+        self.determinism_checked = False
 
     # Inputs ---------------------------------------------------------------------------
     def draw(self, kind):
@@ -298,6 +299,25 @@ class Checker:
             self.result["failure"] = {k: verdict[k] for k in ("status", "category", "message")}
         return verdict
 
+    def check_determinism(self, kind, live, expected):
+        """On the first trial, the reference once more on the same inputs: where the two runs differ
+        beyond rounding (kbrun_judge.run_to_run_difference), the problem cannot be checked, and the
+        candidate is not judged against it (runtime_error/problem_error, not its fault). Returns that
+        failing verdict, else None."""
+        if kind != "trial" or self.determinism_checked:
+            return None
+        self.determinism_checked = True
+        why = kbrun_judge.run_to_run_difference(self.torch, expected, self.reference(live), self.judger.unit)
+        self.result["reference_deterministic"] = why is None
+        if why is None:
+            return None
+        self.result["checks"][kind]["run"] += 1
+        verdict = {"type": "verdict", "ok": False, "status": "runtime_error", "category": "problem_error",
+                   "message": why}
+        if self.result["failure"] is None:
+            self.result["failure"] = {k: verdict[k] for k in ("status", "category", "message")}
+        return verdict
+
     def reference(self, live, method=None):
         """The reference's output for `live` (on a copy: a reference that writes its inputs
         must not change the values later calls start from); timed when `method` is given."""
@@ -321,7 +341,8 @@ class Checker:
         buffers = self.hand_over(live)
         outputs, after = self.receive_outputs(live, buffers)
         expected = self.reference(live)
-        verdict = self.judge(kind, label, live, after, outputs, expected)
+        verdict = self.check_determinism(kind, live, expected) or \
+            self.judge(kind, label, live, after, outputs, expected)
         del outputs, after, expected, buffers
         if self.cuda:
             self.torch.cuda.synchronize()

@@ -4,8 +4,8 @@ Real model output often calls load_inline inside forward (or a helper it calls),
 `if self._ext is None`. That build would run in the run phase, on the GPU lane. In the compile
 phase (kbrun_worker.prebuild) this module finds every load_inline/load call inside a function of
 the candidate's source, evaluates its arguments as the function would see them at that point
-(the module's globals, `self` = the model constructed there, and the function's own simple
-assignments above the call), and makes the call: the build lands in the compile cache, and the
+(the module's globals, `self` = the model constructed there, the function's own simple
+assignments and its imports above the call), and makes the call: the build lands in the compile cache, and the
 run phase's call finds it there. Best effort, never a verdict: a call whose arguments cannot be
 evaluated here is skipped and named in the result.
 """
@@ -37,16 +37,44 @@ def _deferred_calls(tree):
     return found
 
 
-def _local_assignments(fn, call):
-    """The function's top-level `name = value` statements above the call (its source strings,
-    flags and names are usually set that way)."""
+def _local_statements(fn, call):
+    """The function's statements above the call that set what the call reads: `name = value` at
+    the top level of its body or of a `try` there (its source strings, flags and names are usually
+    set that way; a branch's are not, it may not be taken), and imports anywhere above it (real
+    candidates import load_inline inside the function, in the try around the call)."""
     out = []
-    for stmt in fn.body:
-        if stmt.lineno >= call.lineno:
-            break
-        if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
-            out.append(stmt)
+
+    def visit(body, assignments):
+        for stmt in body:
+            if stmt.lineno >= call.lineno:
+                return
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                out.append(stmt)
+            elif isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+                if assignments:
+                    out.append(stmt)
+            elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            else:
+                try_body = isinstance(stmt, ast.Try)
+                for field in ("body", "orelse", "finalbody", "handlers"):
+                    for part in getattr(stmt, field, None) or []:
+                        inner = part.body if isinstance(part, ast.ExceptHandler) else [part]
+                        visit(inner, assignments and try_body and field == "body")
+
+    visit(fn.body, True)
     return out
+
+
+def _run_statement(stmt, namespace):
+    """Runs one of _local_statements' statements in `namespace`; one that fails (it reads the call's
+    arguments, say) is left out, and a call argument that needs it fails by name."""
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        exec(compile(ast.Module(body=[stmt], type_ignores=[]), "<candidate>", "exec"), namespace)
+        return
+    value = _evaluate(stmt.value, namespace)
+    for target in stmt.targets:
+        namespace[target.id] = value
 
 
 def _evaluate(node, namespace):
@@ -65,11 +93,12 @@ def build_deferred(source, module, model):
     for fn, call in calls:
         namespace = dict(vars(module))
         namespace["self"] = model
+        for stmt in _local_statements(fn, call):
+            try:
+                _run_statement(stmt, namespace)
+            except Exception:
+                continue
         try:
-            for stmt in _local_assignments(fn, call):
-                value = _evaluate(stmt.value, namespace)
-                for target in stmt.targets:
-                    namespace[target.id] = value
             builder = _evaluate(call.func, namespace)
             args = [_evaluate(a, namespace) for a in call.args]
             kwargs = {k.arg: _evaluate(k.value, namespace) for k in call.keywords if k.arg is not None}

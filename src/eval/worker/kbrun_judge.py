@@ -183,6 +183,46 @@ def compare(torch, ref_out, new_out, atol, rtol):
     return ok, ("" if ok else "value_mismatch"), message, md, mean
 
 
+def run_to_run_difference(torch, first, second, unit):
+    """Compares two runs of the reference on the same inputs. Returns None when they agree within
+    rounding, else a message saying where they differ.
+
+    A reference that draws random numbers in forward (nn.Dropout with p > 0 in training mode, which
+    is how KernelBench runs models; torch.rand in forward) cannot be checked: no output can match a
+    mask that changes every call. Worse, its float64 run draws another mask, so the evidence rule's
+    err_ref measures the randomness, and K times that lets a wrong output through (a constant
+    softmax passed KernelBench's 66_Matmul_Dropout_Softmax). Run-to-run differences from rounding
+    (atomics, another algorithm picked) stay within K * FLOOR_ULPS roundings of the largest value."""
+    a, b = flatten(torch, first), flatten(torch, second)
+    if a is None or b is None or len(a) != len(b):
+        return "two runs of the reference on the same inputs returned different structures"
+    for i, (x, y) in enumerate(zip(a, b)):
+        if tuple(x.shape) != tuple(y.shape) or x.dtype != y.dtype:
+            return "output %d of two reference runs on the same inputs has shapes %s and %s" % (
+                i, tuple(x.shape), tuple(y.shape))
+        if not x.is_floating_point():
+            if not torch.equal(x, y):
+                return "output %d (%s) of two reference runs on the same inputs differs at %d positions" % (
+                    i, x.dtype, int((x != y).sum()))
+            continue
+        worst, largest, pattern = 0.0, 0.0, 0
+        for xc, yc in _chunks(x, y):
+            xd, yd = xc.double(), yc.double()
+            fx, fy = torch.isfinite(xd), torch.isfinite(yd)
+            pattern += int((fx != fy).sum()) + int((~fx & ~fy & (torch.isnan(xd) != torch.isnan(yd))).sum())
+            both = fx & fy
+            if bool(both.any()):
+                worst = max(worst, float((xd - yd).abs()[both].max()))
+                largest = max(largest, float(xd.abs()[both].max()))
+        bound = EVIDENCE_K * FLOOR_ULPS * unit * largest
+        if pattern or worst > bound:
+            return ("output %d of two reference runs on the same inputs differs by up to %.3g (largest value %.3g%s): "
+                    "the reference is not deterministic (dropout in training mode, random numbers drawn in forward), "
+                    "so no output can be checked against it" % (
+                        i, worst, largest, ", and in its NaN/Inf pattern" if pattern else ""))
+    return None
+
+
 def _to_float64(torch, values):
     return [v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in values]
 

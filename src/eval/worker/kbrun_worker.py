@@ -964,6 +964,10 @@ def main():
         result["failure"] = {"status": status, "category": category,
                              "message": clip("%s: %s" % (type(exc).__name__, exc), 8000),
                              "detail": clip(traceback.format_exc(), 8000)}
+    # Of this worker's time, what load_inline/load calls took (in the run phase: builds on the GPU lane).
+    kbrun_build = sys.modules.get("kbrun_build")
+    if kbrun_build is not None:
+        stage_times["build_s"] = round(sum(a.get("seconds", 0.0) for a in kbrun_build.build_attempts), 3)
     stage_times["worker_total_s"] = time.perf_counter() - T0
     sys.stdout.flush()
     sys.stderr.flush()
