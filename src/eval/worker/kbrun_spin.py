@@ -143,6 +143,16 @@ DRAIN_MAX_CYCLES = 400000000
 CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
 
 
+def _check(rc, what):
+    if rc != 0:
+        raise RuntimeError("%s failed: CUresult %d" % (what, rc))
+
+
+def _kernel_params(args):
+    """cuLaunchKernel's array of pointers to the arguments (ctypes values kept by the caller)."""
+    return (ctypes.c_void_p * len(args))(*[ctypes.cast(ctypes.byref(a), ctypes.c_void_p) for a in args])
+
+
 class Spin:
     """spin(cycles) queues a spin of `cycles` SM clock cycles on the current stream."""
 
@@ -169,23 +179,11 @@ class Spin:
         self.grid = 2 * props.multi_processor_count
         self.block = min(threads, 1024)
         self.smem = max(smem, 0)
-        cuda = ctypes.CDLL("libcuda.so.1")
-        self._cuda = cuda
+        self._cuda = ctypes.CDLL("libcuda.so.1")
         torch.cuda.current_stream(device)  # the context is current on this thread
-
-        def check(rc, what):
-            if rc != 0:
-                raise RuntimeError("%s failed: CUresult %d" % (what, rc))
-
-        module = ctypes.c_void_p()
-        check(cuda.cuModuleLoadData(ctypes.byref(module), ctypes.c_char_p(OCCUPY_PTX.encode())), "cuModuleLoadData")
-        fn = ctypes.c_void_p()
-        check(cuda.cuModuleGetFunction(ctypes.byref(fn), module, b"kbrun_occupy"), "cuModuleGetFunction")
-        check(cuda.cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, ctypes.c_int(self.smem)),
-              "cuFuncSetAttribute")
-        self._module, self._fn, self._check = module, fn, check
+        self._module, self._fn = self._load_function(OCCUPY_PTX, b"kbrun_occupy")
         self._cycles = ctypes.c_longlong(0)
-        self._params = (ctypes.c_void_p * 1)(ctypes.cast(ctypes.byref(self._cycles), ctypes.c_void_p))
+        self._params = _kernel_params([self._cycles])
         # A launch that fails, or a spin that does not hold the caller's stream (events around
         # it would see ~0 ms), falls back here, before any timed call: a million cycles must
         # take 0.1-20 ms (an SM clock from 50 MHz to 10 GHz).
@@ -203,35 +201,35 @@ class Spin:
         except Exception as exc:  # the spin still works; work after the call is then not seen
             self.drain_note = "%s: %s" % (type(exc).__name__, str(exc)[:200])
 
-    def _load_drain(self, torch, device):
-        cuda, check = self._cuda, self._check
+    def _load_function(self, ptx, name):
+        """(module, function) from PTX, allowed the spin's dynamic shared memory."""
+        cuda = self._cuda
         module = ctypes.c_void_p()
-        check(cuda.cuModuleLoadData(ctypes.byref(module), ctypes.c_char_p(DRAIN_PTX.encode())), "cuModuleLoadData")
+        _check(cuda.cuModuleLoadData(ctypes.byref(module), ctypes.c_char_p(ptx.encode())), "cuModuleLoadData")
         fn = ctypes.c_void_p()
-        check(cuda.cuModuleGetFunction(ctypes.byref(fn), module, b"kbrun_drain"), "cuModuleGetFunction")
-        check(cuda.cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, ctypes.c_int(self.smem)),
-              "cuFuncSetAttribute")
+        _check(cuda.cuModuleGetFunction(ctypes.byref(fn), module, name), "cuModuleGetFunction")
+        _check(cuda.cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, ctypes.c_int(self.smem)),
+               "cuFuncSetAttribute")
+        return module, fn
+
+    def _load_drain(self, torch, device):
+        self._drain_module, self._drain_fn = self._load_function(DRAIN_PTX, b"kbrun_drain")
         self._counter = torch.zeros(1, dtype=torch.int32, device=device)
-        self._drain_module, self._drain_fn = module, fn
         self._drain_args = (ctypes.c_void_p(self._counter.data_ptr()), ctypes.c_uint(0),
                             ctypes.c_longlong(DRAIN_MAX_CYCLES))
-        self._drain_params = (ctypes.c_void_p * 3)(*[ctypes.cast(ctypes.byref(a), ctypes.c_void_p)
-                                                     for a in self._drain_args])
+        self._drain_params = _kernel_params(self._drain_args)
         self._generation = 0
-        self.can_drain = True
         self.drain()
         torch.cuda.synchronize()
         if int(self._counter.item()) != self.grid:  # every block ran once: the barrier works
-            self.can_drain = False
             raise RuntimeError("the drain's counter reads %d, not %d" % (int(self._counter.item()), self.grid))
+        self.can_drain = True
 
     def drain(self):
         """Queues the drain on the current stream (occupy_all_sms only: see can_drain)."""
         self._generation += 1
         self._drain_args[1].value = (self._generation * self.grid) & 0xFFFFFFFF
-        stream = ctypes.c_void_p(self.torch.cuda.current_stream().cuda_stream)
-        self._check(self._cuda.cuLaunchKernel(self._drain_fn, self.grid, 1, 1, self.block, 1, 1, self.smem, stream,
-                                              self._drain_params, None), "cuLaunchKernel")
+        self._launch_on_current_stream(self._drain_fn, self._drain_params)
 
     def __call__(self, cycles):
         if self.kind == "occupy_all_sms":
@@ -241,9 +239,12 @@ class Spin:
 
     def _launch(self, cycles):
         self._cycles.value = int(cycles)
+        self._launch_on_current_stream(self._fn, self._params)
+
+    def _launch_on_current_stream(self, fn, params):
         stream = ctypes.c_void_p(self.torch.cuda.current_stream().cuda_stream)
-        self._check(self._cuda.cuLaunchKernel(self._fn, self.grid, 1, 1, self.block, 1, 1, self.smem, stream,
-                                              self._params, None), "cuLaunchKernel")
+        _check(self._cuda.cuLaunchKernel(fn, self.grid, 1, 1, self.block, 1, 1, self.smem, stream, params, None),
+               "cuLaunchKernel")
 
     def describe(self):
         d = {"kind": self.kind}
