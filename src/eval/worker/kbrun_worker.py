@@ -238,9 +238,10 @@ class Timer:
     spin grows until the clock during it is full (`_note_clock`); it keeps reference and
     candidate at the same clock. KernelBench's method is the same without the spin (launch
     latency and clock ramp counted). Both record the end event in
-    stream order; `snapshot(out)` is queued right after it, outside the timed region, and the
-    whole device is synchronised before anything else runs, so work the call left on another
-    stream shows in the snapshot and never overlaps the next measurement.
+    stream order. kbrun's method then queues the drain (kbrun_spin), which ends only when no
+    other kernel runs: work the call left on another stream past the end event is counted in
+    the call. `snapshot(out)` is queued after, outside the timed region, and the whole device is
+    synchronised before anything else runs, so such work never overlaps the next measurement.
     CPU: wall clock, with a cache flush by writing a buffer larger than the last-level cache.
     """
 
