@@ -229,10 +229,11 @@ class Timer:
     GPU, kbrun's method: the L2 cache is flushed (a buffer twice its size is zeroed) and the
     device synchronised; a spin kernel then holds the stream while the call's launches queue
     up behind it (nvbench's blocking kernel), so the events measure the GPU's time for the
-    call, not the host's launch latency. The spin fills every multiprocessor (kbrun_spin), so
-    work the call puts on another stream cannot run during it. It lasts at least MIN_SPIN_MS
-    and twice the call's host time seen in the warm-up (at most MAX_SPIN_MS): host time beyond
-    that is still counted. Its last three quarters lie between two events, so each call also tells the SM
+    call, not the host's launch latency. The spin fills every multiprocessor and is one kernel
+    whose blocks end together (kbrun_spin), so work the call puts on another stream cannot run
+    before the start event. It lasts at least MIN_SPIN_MS and twice the call's host time seen
+    in the warm-up (at most MAX_SPIN_MS): host time beyond that is still counted. It measures
+    its last three quarters itself, so each call also tells the SM
     clock it ran at (`clock_mhz`): the GPU lowers its clock within milliseconds of idling
     (the host's work between calls), and a call that starts at a low clock runs slower, so the
     spin grows until the clock during it is full (`_note_clock`); it keeps reference and
@@ -257,13 +258,14 @@ class Timer:
             self.flush_buf = torch.empty(int(2 * l2) // 4, dtype=torch.int32, device=device)
             self.start = torch.cuda.Event(enable_timing=True)
             self.end = torch.cuda.Event(enable_timing=True)
-            self.spin_mark = torch.cuda.Event(enable_timing=True)
             self.end_all = torch.cuda.Event(enable_timing=True)
             import kbrun_spin  # beside this file
             self.spin = kbrun_spin.Spin(torch, device)
             self.cycles_per_ms = self._spin_cycles_per_ms()
             self.drain_ms = self._drain_ms() if self.spin.can_drain else None
             self.after_end_ms = []  # work the timed calls left on other streams, counted
+            self.drain_excess_ms = []  # every timed call's drain beyond its own time (the noise)
+            self.late_drains = 0  # counted calls whose drain the host queued after the GPU's end
         else:
             self.flush_buf = torch.empty(32 * 1024 * 1024 // 4, dtype=torch.int32)
 
@@ -324,11 +326,7 @@ class Timer:
             torch.cuda.synchronize()
             cycles = self.spin_cycles if method != KERNELBENCH_METHOD else 0
             if cycles:
-                # The first quarter covers the launch of the mark and of the rest of the spin.
-                lead = cycles // 4
-                self.spin(lead)
-                self.spin_mark.record()
-                self.spin(cycles - lead)
+                self.spin(cycles)
             self.start.record()
             t = time.perf_counter()
             out = fn(*args)
@@ -337,6 +335,9 @@ class Timer:
             self.end.record()
             drained = bool(cycles) and self.drain_ms is not None
             if drained:
+                # A call whose end the GPU passed before the drain was queued (the host was late:
+                # a Python pause, the scheduler) has that idle gap in the drain's figure too.
+                late = self.end.query()
                 self.spin.drain()
                 self.end_all.record()
             if snapshot is not None:
@@ -348,12 +349,15 @@ class Timer:
                 # else runs. What lies between, beyond the drain's own time and its jitter, was
                 # the call's work on other streams: part of the call.
                 after = self.end.elapsed_time(self.end_all) - self.drain_ms
+                if not warm_up:
+                    self.drain_excess_ms.append(after)
                 if after > max(AFTER_END_SLACK_MS, 0.5 * self.drain_ms):
                     ms += after
                     if not warm_up:
                         self.after_end_ms.append(after)
+                        self.late_drains += late
             if cycles:
-                self._note_clock(self.spin_mark.elapsed_time(self.start), cycles - lead, warm_up)
+                self._note_clock(self.spin.measured_ms(), self.spin.measured_cycles, warm_up)
             torch.cuda.synchronize()
         else:
             t = time.perf_counter()
@@ -382,6 +386,9 @@ class Timer:
         d["calls_with_work_after_end"] = len(self.after_end_ms)
         if self.after_end_ms:
             d["work_after_end_ms"] = stats(self.after_end_ms)
+            d["calls_counted_with_late_drain"] = self.late_drains
+        if self.drain_excess_ms:
+            d["drain_excess_ms"] = stats(self.drain_excess_ms)
         return d
 
     def clock_summary(self):
@@ -421,6 +428,7 @@ class Guard:
             self.originals.update({
                 "kbrun_spin.Spin.__call__": kbrun_spin.Spin.__call__,
                 "kbrun_spin.Spin.drain": kbrun_spin.Spin.drain,
+                "kbrun_spin.Spin.measured_ms": kbrun_spin.Spin.measured_ms,
                 "torch.cuda._sleep": torch.cuda._sleep,
                 "torch.cuda.synchronize": torch.cuda.synchronize,
                 "torch.cuda.Event": torch.cuda.Event,
