@@ -20,7 +20,7 @@ def ptxas():
 
 
 @pytest.mark.parametrize("arch", ["sm_75", "sm_80", "sm_90", "sm_100"])
-@pytest.mark.parametrize("name", ["HOLD_PTX", "DRAIN_PTX"])
+@pytest.mark.parametrize("name", ["OCCUPY_PTX", "DRAIN_PTX"])
 def test_the_spin_and_drain_ptx_assemble(tmp_path, arch, name):
     ptx = getattr(kbrun_spin, name)
     src = tmp_path / "kernel.ptx"
@@ -29,7 +29,7 @@ def test_the_spin_and_drain_ptx_assemble(tmp_path, arch, name):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert ".version 7.0" in ptx and ".target sm_70" in ptx
-    assert (".entry kbrun_hold(" if name == "HOLD_PTX" else ".entry kbrun_drain(") in ptx
+    assert (".entry kbrun_occupy(" if name == "OCCUPY_PTX" else ".entry kbrun_drain(") in ptx
 
 
 def test_without_a_gpu_the_spin_is_torch_sleep_and_says_why():
