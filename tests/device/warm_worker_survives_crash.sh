@@ -3,14 +3,13 @@
 # 19_ReLU through the replay provider: attempt 1's three samples read far out of bounds (an
 # illegal memory access in the fork's own CUDA context), attempt 2's three are correct and
 # run after them, forked from the same server. Expected: attempt 1 runtime_error, attempt 2
-# correct, every run phase warm, one server start. Pack first: bench/pack_device.sh 19_ReLU.py
-# (Written 2026-11-25 when no device time was left: not yet run on the GPU machine.)
-set -uo pipefail
-cd "$(dirname "$0")/.."
-KB=$PWD/.devpkg/kbrun
-FINAL=${OUT:-/tmp/out}
-D=/tmp/kbrun-warm-crash; rm -rf "$D"; mkdir -p "$D/replay/19_ReLU" "$D/level1" "$FINAL"
-cp .devpkg/level1/19_ReLU.py "$D/level1/"
+# correct, every run phase warm, one server start. Pack first: tools/pack_device.sh 19_ReLU.py
+# (Not yet run on a GPU machine: docs/device-runs/ has no record of it.)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, OLD, L1, FINAL; workdir, need_level1, gpu_info, seconds_since
+need_level1 19_ReLU.py
+D=$(workdir warm-crash)
+mkdir -p "$D/replay/19_ReLU" "$D/level1"
+cp "$L1/19_ReLU.py" "$D/level1/"
 for s in 1 2 3; do
   src=bench/replay/makespan/19_ReLU/attempt2_sample$s.txt
   cp "$src" "$D/replay/19_ReLU/attempt2_sample$s.txt"
