@@ -12,12 +12,14 @@
 # and the helpers below. A check exits 77 (skipped) where no GPU answers or kbrun is missing.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Paths given relative to where the check was started, made absolute before moving to ROOT.
+_from() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+PACK=$(_from "${KBRUN_PACK:-$ROOT/.devpkg}")
+KB=$(_from "${KB:-$PACK/kbrun}")
+OLD=$(_from "${OLD:-$PACK/old/kbrun}")
+L1=$(_from "${KBRUN_LEVEL1:-$PACK/level1}")
+FINAL=$(_from "${OUT:-/tmp/out}")
 cd "$ROOT" || exit 2
-PACK=${KBRUN_PACK:-$ROOT/.devpkg}
-KB=${KB:-$PACK/kbrun}
-OLD=${OLD:-$PACK/old/kbrun}
-L1=${KBRUN_LEVEL1:-$PACK/level1}
-FINAL=${OUT:-/tmp/out}
 mkdir -p "$FINAL"
 CHECK=$(basename "$0" .sh)
 
