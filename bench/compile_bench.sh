@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: compile seconds per candidate, plain load_inline vs kbrun's
 # fast build (cold cache, then warm), on the same sources, plus per-candidate overhead.
-# Pack first: bench/pack_device.sh 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
+# Pack first: tools/pack_device.sh 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
 #   1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py
 # (Replay answers, *.txt, can join the list: their python block is evaluated.)
 # Each candidate's plain and cold builds run side by side (each build is two compiler

@@ -3,7 +3,7 @@
 # The corpus (../shared/corpus/cuda-l1-h100: <N_Name>.ref.py references, <N_Name>.cand.py
 # candidates, reported.csv, SOURCE.txt) stays outside the repository; to travel to the device it
 # is copied into the ignored folder .corpus/ and carried with .devpkg:
-#   CORPUS=../shared/corpus/cuda-l1-h100 bench/pack_device.sh   (.devpkg/ and .corpus/cuda-l1-h100/,
+#   CORPUS=../shared/corpus/cuda-l1-h100 tools/pack_device.sh   (.devpkg/ and .corpus/cuda-l1-h100/,
 #                                                                both listed in .git/info/exclude)
 #   device call: carry [".devpkg", ".corpus"], command: LEVEL=2 bench/corpus_bench.sh
 # bench/make_corpus_replay.py turns each pair with a candidate into a problem (the .ref.py: the
@@ -40,7 +40,7 @@ elapsed() { echo $(( $(date +%s) - t0 )); }
 
 case "$LEVEL" in 2|3) ;; *) echo "LEVEL must be 2 or 3" >&2; exit 64 ;; esac
 [ -d "$CORPUS/level$LEVEL" ] || { echo "no corpus at $CORPUS/level$LEVEL (see this script's header)" >&2; exit 66; }
-[ -x "$KB" ] || { echo "no kbrun at $KB (bench/pack_device.sh)" >&2; exit 66; }
+[ -x "$KB" ] || { echo "no kbrun at $KB (tools/pack_device.sh)" >&2; exit 66; }
 
 # The problems and answers are rebuilt every call (a few ms); the results and the cache are kept.
 rm -rf "$PREP/problems/level$LEVEL" "$PREP/replay/level$LEVEL"

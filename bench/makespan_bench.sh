@@ -2,10 +2,10 @@
 # On the GPU machine: the makespan of a kbrun batch against its floor
 # max(LLM s / concurrency, compile CPU-s / cores, GPU s / lanes), and the same batch run
 # problem after problem (--schedule by-problem, the seed runner's order) for comparison.
-# The replay provider serves bench/replay/makespan (bench/make_makespan_replay.py: correct,
+# The replay provider serves bench/replay/makespan (tools/make_makespan_replay.py: correct,
 # non-compiling and wrong split-layout CUDA kernels, a reflection round for 3 problems) at a
 # fixed simulated latency. Pack first (10 problems):
-#   bench/pack_device.sh 19_ReLU.py 20_LeakyReLU.py 21_Sigmoid.py 22_Tanh.py 25_Swish.py \
+#   tools/pack_device.sh 19_ReLU.py 20_LeakyReLU.py 21_Sigmoid.py 22_Tanh.py 25_Swish.py \
 #     26_GELU_.py 27_SELU_.py 28_HardSigmoid.py 29_Softplus.py 31_ELU.py
 # then, in one device call: bench/makespan_bench.sh   (table in $OUT/makespan_table.txt)
 # Each run gets its own empty compile cache (no run reuses the other's builds); the

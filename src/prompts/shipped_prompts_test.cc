@@ -150,7 +150,7 @@ TEST(ShippedPrompts, SplitLayoutExamplesCompileWithoutTorchHeaders) {
 
 // The ThunderKittens example relies on kbrun's thunderkittens backend for include paths and
 // flags (eval/backend.h) and keeps the split layout; its CUDA part is the one of
-// tests/gpu/tk/tk_matmul.py, which bench/device_tk_check.sh runs on the H100.
+// tests/gpu/tk/tk_matmul.py, which tests/device/thunderkittens_gemm.sh runs on the H100.
 TEST(ShippedPrompts, ThunderKittensExampleIsSplitAndLeavesFlagsToKbrun) {
   std::string text = ReadFileOrThrow(kPrompts / "gemm_thunderkittens.txt");
   auto cuda_part = [](const std::string& t) {

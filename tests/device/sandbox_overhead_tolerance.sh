@@ -10,14 +10,14 @@
 #   libshare  tests/worker/gpu_library_share_check.py (provenance of GPU kernels)
 #   tolerance tests/cheats/15_tf32_matmul.py (evidence rule: precision_downgrade; kernelbench
 #             rule: value_mismatch at 1024^3, allclose misses near zero), tests/worker/gpu_judge_check.py
-# Pack first as for bench/device_judge_check.sh. PARTS picks parts.
-set -uo pipefail
-KB=${KB:-$PWD/.devpkg/kbrun}  # another pack: KB=path/to/kbrun
-OLD=${OLD:-$PWD/.devpkg/old/kbrun}
-FINAL=${OUT:-/tmp/out}
-D=/tmp/kbrun-sandbox; rm -rf $D; mkdir -p $D "$FINAL"
+# Pack first as for tests/device/judge_floor_and_cheats.sh. PARTS picks parts.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, OLD, L1, FINAL; workdir, need_level1, gpu_info, seconds_since
+D=$(workdir sandbox)
 PARTS=${PARTS:-sandbox overhead libshare tolerance}
-L1=$PWD/.devpkg/level1
+case " $PARTS " in
+  *" overhead "*) need_level1 19_ReLU.py $(cd tests/gpu/honest && echo *.py) ;;
+  *" sandbox "*) need_level1 19_ReLU.py ;;
+esac
 summary() {  # json name
   python3 - "$@" <<'PY'
 import json, sys

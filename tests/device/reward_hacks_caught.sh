@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # On the GPU machine: the reward-hack suite (tests/cheats) must be caught and the
 # honest kernels (tests/gpu/honest, tests/gpu/relu_correct.py) must pass, on CUDA.
-# Pack first: bench/pack_device.sh 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
+# Pack first: tools/pack_device.sh 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
 #   1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py
-# Prints the table: candidate, expected, got. HONEST=0: the cheats only.
-set -uo pipefail
-KB=$PWD/.devpkg/kbrun
-FINAL=${OUT:-/tmp/out}
-D=/tmp/kbrun-cheats; rm -rf $D; mkdir -p $D "$FINAL"
+# Prints the table: candidate, expected, got; exits 1 when one is MISSED. HONEST=0: the cheats only.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, L1, FINAL; workdir, need_level1
+D=$(workdir cheats)
+[ "${HONEST:-1}" = 1 ] && need_level1 19_ReLU.py $(cd tests/gpu/honest && echo *.py)
 export KBRUN_COMPILE_CACHE=${KBRUN_COMPILE_CACHE:-/tmp/kbrun-devcache}
 run() {  # file problem expected [flags...]
   local f=$1 problem=$2 expected=$3; shift 3
@@ -30,6 +29,7 @@ PY
 }
 # Port for the network cheat: a listener on loopback outside the sandbox.
 python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); open("/tmp/kb_port","w").write(str(s.getsockname()[1])); time.sleep(600)' &
+listener=$!
 sleep 1; sed "s/@PORT@/$(cat /tmp/kb_port)/" tests/cheats/13_network.py > $D/13_network.py
 {
 for f in tests/cheats/*.py; do
@@ -45,9 +45,11 @@ wait
 } | sort | tee "$FINAL/cheats_table.txt"
 # Honest kernels one at a time (their speedups are measured alone on the GPU); HONEST=0 skips them.
 [ "${HONEST:-1}" = 1 ] && {
-run tests/gpu/relu_correct.py .devpkg/level1/19_ReLU.py correct
+run tests/gpu/relu_correct.py "$L1/19_ReLU.py" correct
 for f in tests/gpu/honest/*.py; do
-  run "$f" ".devpkg/level1/$(basename "$f")" correct
+  run "$f" "$L1/$(basename "$f")" correct
 done
 } | tee "$FINAL/honest_table.txt"
 tar czf "$FINAL/cheats_results.tgz" -C $D .
+kill "$listener" 2> /dev/null
+! grep -q MISSED "$FINAL/cheats_table.txt" "$FINAL/honest_table.txt" 2> /dev/null

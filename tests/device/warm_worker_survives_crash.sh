@@ -3,14 +3,13 @@
 # 19_ReLU through the replay provider: attempt 1's three samples read far out of bounds (an
 # illegal memory access in the fork's own CUDA context), attempt 2's three are correct and
 # run after them, forked from the same server. Expected: attempt 1 runtime_error, attempt 2
-# correct, every run phase warm, one server start. Pack first: bench/pack_device.sh 19_ReLU.py
-# (Written 2026-11-25 when no device time was left: not yet run on the GPU machine.)
-set -uo pipefail
-cd "$(dirname "$0")/.."
-KB=$PWD/.devpkg/kbrun
-FINAL=${OUT:-/tmp/out}
-D=/tmp/kbrun-warm-crash; rm -rf "$D"; mkdir -p "$D/replay/19_ReLU" "$D/level1" "$FINAL"
-cp .devpkg/level1/19_ReLU.py "$D/level1/"
+# correct, every run phase warm (exit 1 otherwise), one server start. Pack first: tools/pack_device.sh 19_ReLU.py
+# (Not yet run on a GPU machine: docs/device-runs/ has no record of it.)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, OLD, L1, FINAL; workdir, need_level1, gpu_info, seconds_since
+need_level1 19_ReLU.py
+D=$(workdir warm-crash)
+mkdir -p "$D/replay/19_ReLU" "$D/level1"
+cp "$L1/19_ReLU.py" "$D/level1/"
 for s in 1 2 3; do
   src=bench/replay/makespan/19_ReLU/attempt2_sample$s.txt
   cp "$src" "$D/replay/19_ReLU/attempt2_sample$s.txt"
@@ -25,11 +24,23 @@ t0=$(date +%s)
 echo "batch exit $? after $(( $(date +%s) - t0 )) s"
 python3 - "$D/results/19_ReLU" <<'PY'
 import glob, json, os, sys
-for f in sorted(glob.glob(os.path.join(sys.argv[1], "result_*.json")), key=lambda p: int(p.split("_")[-1][:-5])):
+wrong = []
+results = sorted(glob.glob(os.path.join(sys.argv[1], "result_*.json")), key=lambda p: int(p.split("_")[-1][:-5]))
+for f in results:
     r = json.load(open(f)); s = r["eval"]["stages"]; e = r.get("error") or {}
     print("%s attempt %s sample %s: %s %s run=%s setup=%.2f gpu_start=%s msg=%s" % (
         os.path.basename(f), r["attempt"], r["sample"], r["status"], e.get("category"), s.get("run_worker_start"),
         s.get("warm_worker_setup_s", 0), r.get("gpu_lane"), (e.get("message") or "")[:90].replace("\n", " ")))
+    expected = "runtime_error" if r["attempt"] == 1 else "correct"
+    if r["status"] != expected or s.get("run_worker_start") != "warm":
+        wrong.append("%s: %s, run %s (expected %s, warm)" % (os.path.basename(f), r["status"], s.get("run_worker_start"),
+                                                             expected))
+if len(results) != 6:
+    wrong.append("%d results (expected 6)" % len(results))
+print("\n".join(["NOT AS EXPECTED:"] + wrong) if wrong else "as expected: attempt 1 runtime_error, attempt 2 correct, all warm")
+sys.exit(1 if wrong else 0)
 PY
+rc=$?
 grep -n "start\|GPU\|cold" "$D/batch.log" | head -5
 tar czf "$FINAL/warm-crash.tgz" -C "$D" --exclude cache results batch.log
+exit $rc

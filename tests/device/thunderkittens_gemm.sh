@@ -3,29 +3,27 @@
 # TK (tests/gpu/tk/tk_matmul.py) is built through `--backend thunderkittens` with kbrun's
 # flags only, checked against torch.matmul in bf16 (atol = rtol = 1e-2) and timed; then the
 # same again from the compile cache, and once without a root (must be refused before compiling).
-# Usage: bench/device_tk_check.sh [TK_ROOT]   (default .tk: a copy of the ThunderKittens
-# checkout, carried to the device, git-ignored). Run after bench/pack_device.sh.
-set -uo pipefail
-KB=$PWD/.devpkg/kbrun
-TK_ROOT=${1:-.tk}
-FINAL=${OUT:-/tmp/out}
-WORK=/tmp/kbrun-tk-check
-rm -rf "$WORK"; mkdir -p "$WORK" "$FINAL"
+# Usage: tests/device/thunderkittens_gemm.sh [TK_ROOT], or TK_ROOT=... tests/device/run.sh thunderkittens_gemm
+# (default .tk: a copy of the ThunderKittens checkout, carried to the device, git-ignored; a relative
+# path is from the repository root). Run after tools/pack_device.sh.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, OLD, L1, FINAL; workdir, need_level1, gpu_info, seconds_since
+TK_ROOT=${1:-${TK_ROOT:-.tk}}
+WORK=$(workdir tk-check)
 if [ ! -f "$TK_ROOT/include/kittens.cuh" ]; then
-  echo "device_tk_check: $TK_ROOT/include/kittens.cuh not found (pass the ThunderKittens root)" >&2
-  exit 2
+  echo "$CHECK: $TK_ROOT/include/kittens.cuh not found (pass the ThunderKittens root): skipped" >&2
+  exit 77
 fi
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+gpu_info
 nvcc --version | tail -1
 CODE=tests/gpu/tk/tk_matmul.py
 PROBLEM=tests/gpu/tk/1_bf16_matmul.py
 ev() {  # name [flags]
   local name=$1; shift
-  local t0=$(date +%s.%N)
+  local t0
+  t0=$(date +%s.%N)
   env -u THUNDERKITTENS_ROOT "$KB" eval --code "$CODE" --problem "$PROBLEM" --precision bf16 \
     --compile-cache "$WORK/cache" --output "$WORK/$name.json" "$@" > "$WORK/$name.log" 2>&1
-  echo "$name exit=$? wall=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s" >> "$WORK/summary.txt"
+  echo "$name exit=$? wall=$(seconds_since "$t0") s" >> "$WORK/summary.txt"
 }
 ev tk_cold --backend thunderkittens --tk-root "$TK_ROOT"
 ev tk_warm --backend thunderkittens --tk-root "$TK_ROOT"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes recorded LLM answers for a device batch over KernelBench level1 element-wise
-problems (bench/replay/level1/<problem>/attemptN.txt), for `kbrun batch --provider replay`.
+problems (tests/device/replay/level1/<problem>/attemptN.txt, read by tests/device/batch_replay_report.sh),
+for `kbrun batch --provider replay`.
 
 Each answer is prose plus a ```python block, as a model writes it. 19_ReLU's first answer
 does not compile, so the batch shows a reflection round on the GPU too.
@@ -100,4 +101,5 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "replay", "level1"))
+    main(sys.argv[1] if len(sys.argv) > 1
+         else os.path.join(os.path.dirname(__file__), "..", "tests", "device", "replay", "level1"))

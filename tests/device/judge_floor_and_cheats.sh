@@ -7,20 +7,21 @@
 #           level1 19_ReLU, beside the honest ReLU
 #   honest  the honest set (tests/gpu/relu_correct.py, tests/gpu/honest) with the current
 #           build and, when .devpkg/old holds one, an earlier build: speedups before and after
-# Pack first: bench/pack_device.sh 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
+# Pack first: tools/pack_device.sh 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py \
 #   1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py
 # (and PACK_DIR=.devpkg/old with BUILD_DIR of the earlier build). PARTS picks parts; CHEATS
 # the fixtures of the cheats part (default: every tests/gpu/judge fixture).
-set -uo pipefail
-KB=${KB:-$PWD/.devpkg/kbrun}  # another pack: KB=path/to/kbrun
-OLD=${OLD:-$PWD/.devpkg/old/kbrun}
-FINAL=${OUT:-/tmp/out}
-D=/tmp/kbrun-judge; rm -rf $D; mkdir -p $D "$FINAL"
-# One compile cache per build (shared with bench/device_sandbox_check.sh in the same call).
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, OLD, L1, FINAL; workdir, need_level1
+D=$(workdir judge)
+# One compile cache per build (shared with tests/device/sandbox_overhead_tolerance.sh in the same call).
 export KBRUN_COMPILE_CACHE=/tmp/kbrun-devcache-new
 PARTS=${PARTS:-floor cheats honest}
 HONEST_FLAGS=${HONEST_FLAGS:-}  # e.g. --perf-trials 30 for a shorter honest part
-L1=$PWD/.devpkg/level1
+case " $PARTS " in
+  *" honest "*) need_level1 19_ReLU.py $(cd tests/gpu/honest && echo *.py) ;;
+  *" floor "*) need_level1 19_ReLU.py 23_Softmax.py 47_Sum_reduction_over_a_dimension.py ;;
+  *) need_level1 19_ReLU.py ;;
+esac
 row() {  # json name -> one line: status, speedups (kbrun, kernelbench), medians
   python3 - "$@" <<'PY'
 import json, sys

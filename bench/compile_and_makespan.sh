@@ -10,7 +10,7 @@
 #                   then the pipelined makespan only, in TOTAL_BUDGET_S (560 s)
 # The figures in docs/PERFORMANCE.md (H100, 2026-11-25) are PART=compile, then
 # PART=makespan on the same warm machine. Pack first, all problems both benches use:
-#   bench/pack_device.sh 19_ReLU.py 20_LeakyReLU.py 21_Sigmoid.py 22_Tanh.py 25_Swish.py 26_GELU_.py \
+#   tools/pack_device.sh 19_ReLU.py 20_LeakyReLU.py 21_Sigmoid.py 22_Tanh.py 25_Swish.py 26_GELU_.py \
 #     27_SELU_.py 28_HardSigmoid.py 29_Softplus.py 31_ELU.py 23_Softmax.py \
 #     47_Sum_reduction_over_a_dimension.py 1_Square_matrix_multiplication_.py 40_LayerNorm.py 42_Max_Pooling_2D.py
 set -uo pipefail

@@ -2,7 +2,7 @@
 applies that part of the sandbox (kbrun_zygote's own functions), calls cuInit(0) and prints
 its result (0 = CUDA_SUCCESS; 304 = CUDA_ERROR_OPERATING_SYSTEM); "ipc" variants also make a
 CUDA IPC handle, as the worker does for its input buffers. Run on the GPU machine from
-the repository root: python3 bench/sandbox_cuda_probe.py [worker dir]"""
+the repository root: python3 tools/sandbox_cuda_probe.py [worker dir]"""
 import ctypes
 import os
 import sys

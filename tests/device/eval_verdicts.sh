@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
 # On the GPU machine: the eval acceptance checks on KernelBench level1 ReLU.
-# Run after bench/pack_device.sh 19_ReLU.py; results under $OUT.
-set -uo pipefail
-KB=$PWD/.devpkg/kbrun
-FINAL=${OUT:-/tmp/out}
-OUT=/tmp/kbrun-eval-check
-rm -rf "$OUT"; mkdir -p "$OUT" "$FINAL"
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
-python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
-P=.devpkg/level1/19_ReLU.py
+# Run after tools/pack_device.sh 19_ReLU.py; results under $OUT.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, OLD, L1, FINAL; workdir, need_level1, gpu_info, seconds_since
+need_level1 19_ReLU.py
+OUT=$(workdir eval-check)
+gpu_info "$OUT/gpu.txt"
+P=$L1/19_ReLU.py
 ev() {  # name candidate [flags]
   local name=$1 cand=$2; shift 2
-  local t0=$(date +%s.%N)
-  $KB eval --code "tests/gpu/$cand.py" --problem $P --output "$OUT/$name.json" "$@" > "$OUT/$name.log" 2>&1
-  local rc=$?
-  echo "$name exit=$rc wall=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s" >> "$OUT/summary.txt"
+  local t0 rc
+  t0=$(date +%s.%N)
+  $KB eval --code "tests/gpu/$cand.py" --problem "$P" --output "$OUT/$name.json" "$@" > "$OUT/$name.log" 2>&1
+  rc=$?
+  echo "$name exit=$rc wall=$(seconds_since "$t0") s" >> "$OUT/summary.txt"
 }
 # The four failing candidates compile in parallel (16 cores); then the illegal-address
 # one runs, then the correct one on the same GPU: it must work normally after the crash.

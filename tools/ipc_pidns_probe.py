@@ -7,7 +7,7 @@ reads, writes back) each join it with setns before forking, optionally after the
 kbrun's sandbox (own mount and network namespaces, fresh /proc, own /dev, shared /dev/shm
 folder, no capabilities) and with the importer not dumpable. The exporter then tries to read
 the importer's memory and environment and lists the processes it sees.
-Run on the GPU machine from the repository root: python3 bench/ipc_pidns_probe.py [worker dir]"""
+Run on the GPU machine from the repository root: python3 tools/ipc_pidns_probe.py [worker dir]"""
 import ctypes
 import os
 import pickle

@@ -11,19 +11,16 @@
 # on the development machine: tar xzf, then kbrun report DIR --html).
 # 19_ReLU and 23_Softmax are 4096 x 393216 (6 GiB per tensor) in level1; they run at 4096 x 65536
 # unless FULL=1 (the table says which). PERF_TRIALS (default 100) sets --perf-trials.
-# Pack first: bench/pack_device.sh 19_ReLU.py 1_Square_matrix_multiplication_.py 23_Softmax.py \
+# Pack first: tools/pack_device.sh 19_ReLU.py 1_Square_matrix_multiplication_.py 23_Softmax.py \
 #   40_LayerNorm.py 42_Max_Pooling_2D.py 47_Sum_reduction_over_a_dimension.py
-set -uo pipefail
-KB=${KB:-$PWD/.devpkg/kbrun}
-FINAL=${OUT:-/tmp/out}
-D=/tmp/kbrun-baselines
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, OLD, L1, FINAL; workdir, need_level1, gpu_info, seconds_since
+D=$(workdir baselines)
 R=$D/results
-rm -rf $D; mkdir -p $D/problems $D/replay "$FINAL"
+mkdir -p $D/problems $D/replay
 export KBRUN_COMPILE_CACHE=/tmp/kbrun-devcache-baselines
-L1=$PWD/.devpkg/level1
 HONEST="19_ReLU 1_Square_matrix_multiplication_ 23_Softmax 40_LayerNorm 42_Max_Pooling_2D 47_Sum_reduction_over_a_dimension"
+need_level1 $(for n in $HONEST; do echo "$n.py"; done)
 for n in $HONEST; do
-  [ -f "$L1/$n.py" ] || { echo "missing $L1/$n.py: run bench/pack_device.sh with the six problems (see above)"; exit 2; }
   if [ "${FULL:-0}" != 1 ] && { [ "$n" = 19_ReLU ] || [ "$n" = 23_Softmax ]; }; then
     sed -e 's/^dim = .*/dim = 65536/' "$L1/$n.py" > "$D/problems/$n.py"
   else

@@ -1,21 +1,19 @@
 #!/usr/bin/env bash
 # On the GPU machine: `kbrun eval --profile` on a level1 GEMM and on ReLU; prints
 # each result's profile status, roofline and the text digest a reflection prompt carries.
-# Run after: bench/pack_device.sh 1_Square_matrix_multiplication_.py 19_ReLU.py. Results under $OUT.
-set -uo pipefail
-KB=$PWD/.devpkg/kbrun
-FINAL=${OUT:-/tmp/out}
-OUT=/tmp/kbrun-profile-check
-rm -rf "$OUT"; mkdir -p "$OUT" "$FINAL"
-nvidia-smi --query-gpu=name,driver_version --format=csv | tee "$OUT/gpu.txt"
+# Run after: tools/pack_device.sh 1_Square_matrix_multiplication_.py 19_ReLU.py. Results under $OUT.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, OLD, L1, FINAL; workdir, need_level1, gpu_info, seconds_since
+need_level1 1_Square_matrix_multiplication_.py 19_ReLU.py
+OUT=$(workdir profile-check)
+gpu_info "$OUT/gpu.txt"
 (ncu --version || echo "ncu: not found") 2>&1 | tail -1 | tee -a "$OUT/gpu.txt"
 ev() {  # name problem candidate [flags]
   local name=$1 prob=$2 cand=$3; shift 3
   local t0
   t0=$(date +%s.%N)
-  $KB eval --profile --code "$cand" --problem ".devpkg/level1/$prob" --output "$OUT/$name.json" --keep-work-dir "$@" \
+  $KB eval --profile --code "$cand" --problem "$L1/$prob" --output "$OUT/$name.json" --keep-work-dir "$@" \
     > "$OUT/$name.log" 2>&1
-  echo "$name exit=$? wall=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s" | tee -a "$OUT/summary.txt"
+  echo "$name exit=$? wall=$(seconds_since "$t0") s" | tee -a "$OUT/summary.txt"
 }
 ev gemm 1_Square_matrix_multiplication_.py tests/gpu/honest/1_Square_matrix_multiplication_.py
 ev relu 19_ReLU.py tests/gpu/relu_correct.py

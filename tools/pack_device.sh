@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Packs what a GPU-machine run needs into .devpkg/ (ignored by git, carried by the
-# device tool): the kbrun binary and worker, the shared libraries it links that a
-# bare CUDA image may lack, and the KernelBench level1 problems named on the command line.
-# Usage: bench/pack_device.sh [level1 problem files...]   (PACK_DIR: another folder than .devpkg)
+# device tool beside the working tree): the kbrun binary and worker, the shared libraries it
+# links that a bare CUDA image may lack, and the KernelBench level1 problems named on the
+# command line. The device checks (tests/device/run.sh) and the benchmarks (bench/) read it there.
+# Usage: tools/pack_device.sh [level1 problem files...]
+#   BUILD_DIR: the build to pack (default build); PACK_DIR: another folder than .devpkg (e.g.
+#   .devpkg/old for an earlier build); KERNELBENCH_LEVEL1: where the problems are (default
+#   ../shared/kernelbench/level1).
 # CORPUS=<dir>: also copies that corpus (e.g. ../shared/corpus/cuda-l1-h100, which must not enter the
 # repository) into the ignored folder .corpus/ for bench/corpus_bench.sh; carry both .devpkg and .corpus.
 set -euo pipefail

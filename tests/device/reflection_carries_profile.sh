@@ -2,13 +2,12 @@
 # On the GPU machine: a batch with --profile whose first answer is correct but slower than
 # the target, so attempt 2's reflection prompt must carry the profile digest.
 # Problem: KernelBench level1 19_ReLU; the replay provider answers every request with
-# tests/gpu/relu_correct.py (about 0.94x on the H100). Run after bench/pack_device.sh 19_ReLU.py.
-set -uo pipefail
-KB=$PWD/.devpkg/kbrun
-FINAL=${OUT:-/tmp/out}
-W=/tmp/kbrun-reflection-profile
-rm -rf "$W"; mkdir -p "$W/replay" "$W/problems" "$FINAL"
-cp .devpkg/level1/19_ReLU.py "$W/problems/"
+# tests/gpu/relu_correct.py (about 0.94x on the H100). Run after tools/pack_device.sh 19_ReLU.py.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, OLD, L1, FINAL; workdir, need_level1, gpu_info, seconds_since
+need_level1 19_ReLU.py
+W=$(workdir reflection-profile)
+mkdir -p "$W/replay" "$W/problems"
+cp "$L1/19_ReLU.py" "$W/problems/"
 { echo "Same kernel again."; echo '```python'; cat tests/gpu/relu_correct.py; echo '```'; } > "$W/replay/19_ReLU.txt"
 t0=$(date +%s)
 $KB batch 19 19 --problems-dir "$W/problems" --results "$W/results" --replay-dir "$W/replay" \

@@ -3,7 +3,7 @@ imports, one step at a time, in the server's environment (no GPU visible, NVML-b
 availability check), and after each step forks a child that makes the GPU visible again and
 tries to use it. Prints one line per step: torch's bad-fork flag in the child, whether the
 parent has initialised CUDA, and what the child's first CUDA op did.
-Usage (GPU machine): python3 bench/fork_poison_probe.py [worker dir, default build/]
+Usage (GPU machine): python3 tools/fork_poison_probe.py [worker dir, default build/]
 """
 import importlib
 import json
