@@ -1,7 +1,7 @@
 """kbrun_spin.Spin and kbrun_worker.Timer on the all-SM path, against a stand-in CUDA driver and GPU
 (a clock that launches and events advance), so that their control flow runs on the CPU: the
 spin's self-tests, the barriers' generations, the spin's own clock, the drain and its count.
-The real kernels run in the device checks (bench/device_judge_check.sh)."""
+The real kernels run in the device checks (tests/device/judge_floor_and_cheats.sh)."""
 import ctypes
 import types
 
