@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "eval/python_env.h"
+#include "util/env_options.h"
 #include "util/subprocess.h"
 #include "util/text.h"
 
@@ -109,9 +110,8 @@ ProbeResult ProbeWithScript(const std::string& script, const eval::EvalOptions& 
 }
 
 LaneProbe DefaultLaneProbe(double timeout_s) {
-  const char* script = std::getenv("KBRUN_LANE_PROBE");
-  if (script && *script) {
-    std::string path = script;
+  if (auto script = GetEnvOption("KBRUN_LANE_PROBE")) {
+    std::string path = *script;
     return [path, timeout_s](const eval::EvalOptions& o) { return ProbeWithScript(path, o, timeout_s); };
   }
   return [timeout_s](const eval::EvalOptions& o) { return ProbeDevice(o, timeout_s); };

@@ -1,3 +1,7 @@
+// The batch pipeline (batch/scheduler.h). Over 400 lines for a reason: it is one class,
+// BatchRun, whose stages (generate, compile, run on a lane, lane retirement, resume) share one
+// mutex and the state it guards; what can stand alone is beside it (attempt_plan, best_of,
+// lane_health, results_store, work_queue, capacity).
 #include "batch/scheduler.h"
 
 #include <unistd.h>
@@ -17,11 +21,13 @@
 #include "batch/batch_settings.h"
 #include "batch/batch_state.h"
 #include "batch/best_of.h"
+#include "batch/capacity.h"
 #include "batch/clock.h"
 #include "batch/lane_health.h"
 #include "batch/results_store.h"
 #include "batch/work_queue.h"
 #include "prompts/extract.h"
+#include "util/env_options.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 #include "util/text.h"
@@ -62,7 +68,7 @@ class BatchRun {
       : o_(options), store_(options.results_dir), provider_(provider), prompts_(prompts) {
     for (const auto& p : problems) state_.problems.push_back(ProblemState{p});
     // Test hook: "<problem>#<N>" makes sample N's evaluation throw, as a kbrun bug would.
-    if (const char* fault = std::getenv("KBRUN_TEST_THROW_IN_EVAL")) throw_in_eval_ = fault;
+    if (auto fault = GetEnvOption("KBRUN_TEST_THROW_IN_EVAL")) throw_in_eval_ = *fault;
     for (int gpu : o_.gpu_lanes) {
       state_.lanes.push_back({{"gpu", gpu}, {"state", "active"}, {"samples", 0}, {"probes", 0},
                               {"retired_at", nullptr}, {"reason", nullptr}, {"probe", nullptr}});
@@ -934,7 +940,7 @@ BatchOutcome BatchRun::Run() {
 BatchOutcome RunBatch(const BatchOptions& options, const std::vector<Problem>& problems, llm::Provider& provider,
                       const PromptBuilder& prompts) {
   BatchOptions o = options;
-  if (o.compile_pool <= 0) o.compile_pool = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.compile_pool = PoolSizeOrCores(o.compile_pool);
   if (o.gpu_lanes.empty()) o.gpu_lanes = {0};
   if (!o.lane_probe) o.lane_probe = DefaultLaneProbe(o.lane_probe_timeout_s);
   o.llm_concurrency = std::max(1, o.llm_concurrency);

@@ -3,11 +3,10 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
-#include <thread>
 
 #include <fmt/format.h>
 
+#include "batch/capacity.h"
 #include "batch/problem_set.h"
 #include "batch/prompt_builder.h"
 #include "batch/scheduler.h"
@@ -20,6 +19,7 @@
 #include "eval/python_env.h"
 #include "prompts/prompt_vars.h"
 #include "report/report.h"
+#include "util/env_options.h"
 #include "util/subprocess.h"
 #include "util/text.h"
 
@@ -46,58 +46,22 @@ struct BatchArgs {
   PromptFlags prompts;
 };
 
-std::vector<int> ParseGpuList(const std::string& text, const std::string& what) {
-  std::vector<int> out;
-  std::string list = text;
-  for (char& c : list) {
-    if (c == ',') c = '\n';
-  }
-  for (const auto& item : SplitLines(list)) {
-    std::string t = Trim(item);
-    if (t.empty()) continue;
-    if (t.find_first_not_of("0123456789") != std::string::npos) {
-      throw CommandError{kExitUsage, fmt::format("{}: not a GPU index list: '{}' (expected e.g. 0,1)", what, text)};
-    }
-    out.push_back(std::stoi(t));
-  }
-  return out;
-}
-
 int SamplesFromEnvironment() {
-  const char* env = std::getenv("NUM_SAMPLES");
-  if (!env || !*env) return 3;
+  std::optional<std::string> env = GetEnvOption("NUM_SAMPLES");
+  if (!env) return 3;
   try {
     size_t used = 0;
-    int n = std::stoi(env, &used);
-    if (used == std::string(env).size() && n >= 1) return n;
+    int n = std::stoi(*env, &used);
+    if (used == env->size() && n >= 1) return n;
   } catch (const std::exception&) {
   }
-  throw CommandError{kExitConfig, fmt::format("NUM_SAMPLES: expected a positive integer, not '{}'", env)};
-}
-
-// One timing lane per GPU: --gpus, else --gpu when given, else every GPU torch sees
-// (CUDA_VISIBLE_DEVICES names them by physical index), else one CPU lane.
-std::vector<int> ChooseLanes(const BatchArgs& a, bool gpu_flag_given, const eval::PythonEnv& py, bool on_gpu) {
-  if (!a.gpus.empty()) return ParseGpuList(a.gpus, "--gpus");
-  if (gpu_flag_given) return {a.eval.gpu};
-  if (!on_gpu) return {0};
-  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES"); visible && *visible) {
-    try {
-      auto lanes = ParseGpuList(visible, "CUDA_VISIBLE_DEVICES");
-      if (!lanes.empty()) return lanes;
-    } catch (const CommandError&) {
-      // UUIDs or MIG names: fall back to torch's count.
-    }
-  }
-  std::vector<int> lanes;
-  for (size_t i = 0; i < py.gpu_names.size(); ++i) lanes.push_back(static_cast<int>(i));
-  return lanes.empty() ? std::vector<int>{0} : lanes;
+  throw CommandError{kExitConfig, fmt::format("NUM_SAMPLES: expected a positive integer, not '{}'", *env)};
 }
 
 void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
   // Problems first: a typo in a path should not cost a Python probe.
   if (a.problems_dir.empty()) {
-    if (const char* env = std::getenv("KERNELBENCH_DIR"); env && *env) a.problems_dir = env;
+    if (auto env = GetEnvOption("KERNELBENCH_DIR")) a.problems_dir = *env;
   }
   if (a.problems_dir.empty()) {
     throw CommandError{kExitUsage, "no problems: set KERNELBENCH_DIR or pass --problems-dir"};
@@ -189,10 +153,11 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
   }
   // The backend picks the prompt set, so "auto" is decided first (from torch's build), and a
   // kittens backend without its library stops here rather than failing every sample.
+  const eval::PythonEnv* py = nullptr;
   try {
-    const eval::PythonEnv& env = eval::DiscoverPython(a.eval.python);
-    a.eval.backend = eval::ResolveBackend(a.eval.backend, env.hip_version);
-    eval::BackendFlags flags = eval::BackendFlagsFor(ToEvalOptions(a.eval), env);
+    py = &eval::DiscoverPython(a.eval.python);
+    a.eval.backend = eval::ResolveBackend(a.eval.backend, py->hip_version);
+    eval::BackendFlags flags = eval::BackendFlagsFor(ToEvalOptions(a.eval), *py);
     if (!flags.not_configured.empty()) {
       throw std::runtime_error("--backend " + a.eval.backend + ": " + flags.not_configured);
     }
@@ -200,13 +165,6 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
     throw CommandError{kExitConfig, e.what()};
   }
   prompts::PromptConfig prompt_config = LoadPromptConfig(a.prompts, a.eval.backend);
-
-  const eval::PythonEnv* py = nullptr;
-  try {
-    py = &eval::DiscoverPython(a.eval.python);
-  } catch (const std::exception& e) {
-    throw CommandError{kExitConfig, e.what()};
-  }
   bool on_gpu = a.eval.device == "cuda" || (a.eval.device == "auto" && py->gpu_available);
 
   batch::BatchOptions o;
@@ -219,14 +177,19 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
   o.target_speedup = a.target_speedup;
   o.llm_concurrency = a.llm_concurrency;
   // In batch, --compile-jobs sizes the pool of parallel compiles; each build then
-  // gets its share of the cores as MAX_JOBS.
-  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  o.compile_pool = a.eval.compile_jobs > 0 ? a.eval.compile_jobs : cores;
-  o.gpu_lanes = ChooseLanes(a, gpu_flag_given, *py, on_gpu);
+  // gets its share of the cores as MAX_JOBS (batch/capacity.h).
+  const batch::CompilePool pool = batch::ResolveCompilePool(a.eval.compile_jobs);
+  o.compile_pool = pool.compiles;
+  try {
+    o.gpu_lanes = batch::ResolveLanes({a.gpus, gpu_flag_given ? std::optional<int>(a.eval.gpu) : std::nullopt, on_gpu,
+                                       GetEnvOption("CUDA_VISIBLE_DEVICES").value_or(""), py->gpu_names.size()});
+  } catch (const std::invalid_argument& e) {
+    throw CommandError{kExitUsage, e.what()};
+  }
   o.schedule = a.schedule == "by-problem" ? batch::Schedule::kByProblem : batch::Schedule::kPipelined;
   o.eval = ToEvalOptions(a.eval);
   o.eval.python = py->interpreter;
-  o.eval.compile_jobs = std::max(1, cores / o.compile_pool);
+  o.eval.compile_jobs = pool.jobs_per_build;
   o.provider_name = llm_config.provider;
   o.model = llm_config.provider == "replay" ? llm_config.replay_source.string() : llm_config.model;
   o.progress_bar = isatty(STDERR_FILENO) != 0;

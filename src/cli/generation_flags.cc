@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "util/env_options.h"
 #include "util/subprocess.h"
 
 namespace kbrun::cli {
@@ -82,9 +83,9 @@ llm::ProviderConfig ResolveLlmConfig(const LlmFlags& f, const fs::path& prompts_
   if (!f.llm_config.empty()) {
     file = f.llm_config;
     if (!fs::is_regular_file(file)) throw CommandError{kExitUsage, "--llm-config: no such file: " + f.llm_config};
-  } else if (const char* env = std::getenv("KBRUN_LLM_CONFIG"); env && *env) {
-    file = env;
-    if (!fs::is_regular_file(file)) throw CommandError{kExitConfig, fmt::format("KBRUN_LLM_CONFIG: no such file: {}", env)};
+  } else if (auto env = GetEnvOption("KBRUN_LLM_CONFIG")) {
+    file = *env;
+    if (!fs::is_regular_file(file)) throw CommandError{kExitConfig, fmt::format("KBRUN_LLM_CONFIG: no such file: {}", *env)};
   } else if (fs::is_regular_file(prompts_dir / "llm.json")) {
     file = prompts_dir / "llm.json";
   }

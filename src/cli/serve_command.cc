@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "batch/capacity.h"
 #include "cli/commands.h"
 #include "cli/eval_flags.h"
 #include "eval/backend.h"
@@ -87,7 +88,7 @@ void RegisterServe(CLI::App& app, int* exit_code) {
     o.target_speedup = args->target_speedup;
     o.compile_pool = args->compile_pool;
     o.max_pending = args->max_queued;
-    o.lanes = args->gpus.empty() || o.eval.device == "cpu" ? std::vector<int>{o.eval.gpu_index} : args->gpus;
+    o.lanes = batch::ResolveServeLanes(args->gpus, o.eval.gpu_index, o.eval.device == "cpu");
     try {
       const eval::PythonEnv& py = eval::DiscoverPython(o.eval.python);
       o.eval.backend = eval::ResolveBackend(o.eval.backend, py.hip_version);

@@ -18,6 +18,7 @@
 #include "batch/slurm.h"
 #include "cli/commands.h"
 #include "report/report.h"
+#include "util/env_options.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 #include "util/text.h"
@@ -69,7 +70,7 @@ std::string ProblemNames(const std::vector<std::string>& names) {
 fs::path CompileCacheFor(const SlurmSubmitOptions& o, const fs::path& results) {
   if (o.no_compile_cache) return {};
   if (!o.compile_cache.empty()) return fs::absolute(o.compile_cache).lexically_normal();
-  if (const char* env = std::getenv("KBRUN_COMPILE_CACHE"); env && *env) return fs::absolute(env).lexically_normal();
+  if (auto env = GetEnvOption("KBRUN_COMPILE_CACHE")) return fs::absolute(*env).lexically_normal();
   return results.parent_path() / "kbrun-compile-cache";
 }
 

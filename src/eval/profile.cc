@@ -4,10 +4,11 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <random>
 
 #include <fmt/format.h>
 
+#include "eval/worker_protocol.h"
+#include "util/env_options.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 #include "util/text.h"
@@ -23,18 +24,13 @@ const char* const kNcuSections[] = {"SpeedOfLight", "LaunchStats", "Occupancy", 
 // rocprofv3 derived counters; the digest maps them onto the ncu figures (kbrun_profile_digest.py).
 const char* const kRocprofCounters = "MemUnitBusy,VALUBusy,OccupancyPercent";
 
-std::string Nonce() {
-  std::random_device rd;
-  return fmt::format("{:08x}{:08x}{:08x}", rd(), rd(), rd());
-}
-
 double Num(const json& j, const char* key, double fallback = -1) {
   return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<double>() : fallback;
 }
 
 std::optional<fs::path> FindTool(const std::string& name, const std::map<std::string, std::string>& env,
                                  const char* override_var) {
-  if (const char* o = std::getenv(override_var); o && *o) return fs::path(o);
+  if (auto o = GetEnvOption(override_var)) return fs::path(*o);
   std::vector<fs::path> dirs;
   if (auto it = env.find("PATH"); it != env.end()) {
     std::string path = it->second;
@@ -78,7 +74,7 @@ json Outcome(const std::string& status, const std::string& note) { return {{"sta
 // The roofline process: the problem only, never the candidate; one nonce'd result line on fd 3.
 json RunRoofline(const ProfileInputs& in, Clock::time_point deadline) {
   const EvalOptions& o = in.request->options;
-  const std::string nonce = Nonce();
+  const std::string nonce = MakeNonce();
   json req = {{"mode", "roofline"},
               {"problem", (in.work_dir / "problem.py").string()},
               {"device", in.device},
@@ -91,12 +87,10 @@ json RunRoofline(const ProfileInputs& in, Clock::time_point deadline) {
   ProcessSpec spec = BaseSpec(in, SecondsLeft(deadline));
   spec.argv = {in.python->interpreter, ProfileScriptPath("kbrun_profile.py"), "--request", req_path.string()};
   std::optional<json> result;
+  int result_lines = 0;
+  bool forged = false;  // the roofline process runs the problem only: nothing forges its line
   spec.on_progress = [&](const std::string& line) -> std::optional<double> {
-    const std::string prefix = "result " + nonce + " ";
-    if (StartsWith(line, prefix)) {
-      auto j = json::parse(line.substr(prefix.size()), nullptr, false);
-      if (!j.is_discarded() && j.is_object()) result = j;
-    }
+    ReadResultLine(line, nonce, result_lines, forged, result);
     return std::nullopt;
   };
   ProcessResult p = RunProcess(spec);
@@ -248,7 +242,7 @@ std::string KernelLine(const json& k, double total_us) {
 }  // namespace
 
 fs::path DefaultPeaksDir() {
-  if (const char* p = std::getenv("KBRUN_PEAKS_DIR"); p && *p) return p;
+  if (auto p = GetEnvOption("KBRUN_PEAKS_DIR")) return *p;
   return DefaultCompileCacheDir().parent_path() / "peaks";
 }
 

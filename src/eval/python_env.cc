@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "util/env_options.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 
@@ -77,8 +78,8 @@ const PythonEnv& DiscoverPython(const std::string& requested) {
   std::vector<std::string> candidates;
   if (!requested.empty()) {
     candidates = {requested};
-  } else if (const char* env = std::getenv("KBRUN_PYTHON"); env && *env) {
-    candidates = {env};
+  } else if (auto env = GetEnvOption("KBRUN_PYTHON")) {
+    candidates = {*env};
   } else {
     candidates = {"python3", "/usr/bin/python3", "python"};
   }
@@ -96,7 +97,7 @@ const PythonEnv& DiscoverPython(const std::string& requested) {
 }
 
 std::string WorkerScriptPath() {
-  if (const char* env = std::getenv("KBRUN_WORKER"); env && *env) return env;
+  if (auto env = GetEnvOption("KBRUN_WORKER")) return *env;
   // Installed layout first (bin/kbrun, share/kbrun/kbrun_worker.py), then the build
   // tree (CMake copies it beside the binary), then the source tree.
   auto exe_dir = ExecutableDir();

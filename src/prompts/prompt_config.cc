@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "util/env_options.h"
 #include "util/fs.h"
 #include "util/text.h"
 
@@ -162,7 +163,7 @@ fs::path PromptConfigPathFor(const fs::path& prompts_dir, const std::string& bac
 
 fs::path DefaultPromptsDir() {
   std::vector<fs::path> candidates;
-  if (const char* env = std::getenv("KBRUN_PROMPTS_DIR"); env && *env) return env;  // explicit: no probing
+  if (auto env = GetEnvOption("KBRUN_PROMPTS_DIR")) return *env;  // explicit: no probing
   candidates.push_back(fs::current_path() / "prompts");
   candidates.push_back(ExecutableDir().parent_path() / "share" / "kbrun" / "prompts");
   candidates.push_back(ExecutableDir() / "prompts");

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "util/env_options.h"
 #include "util/subprocess.h"
 #include "util/text.h"
 
@@ -37,7 +38,7 @@ std::string ResolveBackendForPrompts(const std::string& requested) {
 }
 
 std::string DetectGpuName(const std::string& backend) {
-  if (const char* env = std::getenv("KBRUN_GPU_NAME"); env && *env) return env;
+  if (auto env = GetEnvOption("KBRUN_GPU_NAME")) return *env;
   if (backend == "hip" || backend == "hipkittens") return "AMD Instinct GPU";
   ProcessSpec spec;
   spec.argv = {"nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", "0"};

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "batch/capacity.h"
 #include "batch/clock.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
@@ -145,7 +146,7 @@ struct EvalService::Job {
 };
 
 EvalService::EvalService(ServiceOptions options) : o_(std::move(options)) {
-  if (o_.compile_pool <= 0) o_.compile_pool = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o_.compile_pool = batch::PoolSizeOrCores(o_.compile_pool);
   if (o_.lanes.empty()) o_.lanes = {0};
   lane_busy_s_.assign(o_.lanes.size(), 0.0);
   for (auto s : {eval::Status::kCorrect, eval::Status::kIncorrect, eval::Status::kCompileError,
