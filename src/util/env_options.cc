@@ -59,6 +59,10 @@ const std::vector<EnvOption>& EnvOptions() {
       {"KBRUN_REQUIRE_SLURM", "", "tests", "1: the Slurm end-to-end test fails, not skips, when no cluster starts (CI)"},
       {"KBRUN_NO_SANITIZE", "", "scripts/test.sh", "1: skip the sanitizer build of the unit tests"},
       {"KBRUN_NO_HIPCC", "", "scripts/install-deps.sh", "1: do not install hipcc"},
+      {"KBRUN_DEVICE_TESTS", "", "CMake", "1 when first configured: register tests/device's GPU checks with ctest"},
+      {"KBRUN_PACK", "", "tests/device", "the device pack (tools/pack_device.sh's output; default .devpkg)"},
+      {"KBRUN_LEVEL1", "", "tests/device", "KernelBench level1 problems for the device checks (default <pack>/level1)"},
+      {"KBRUN_DEVICE_TMP", "", "tests/device", "where the device checks make their work folders (default /tmp)"},
   };
   return table;
 }
