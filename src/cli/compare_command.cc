@@ -6,6 +6,7 @@
 #include "batch/results_store.h"
 #include "cli/commands.h"
 #include "report/compare.h"
+#include "report/compare_html.h"
 #include "report/report.h"
 #include "util/fs.h"
 
@@ -37,17 +38,26 @@ void RegisterCompare(CLI::App& app, int* exit_code) {
   cmd->add_option("B", *b, "Results folder of the second batch")->required();
   cmd->add_flag("--json", *as_json, "Print one JSON document instead of the text");
   cmd->add_option("--output,-o", *output, "Write the text (or the JSON) to this file instead of stdout");
+  auto html = std::make_shared<std::string>();
+  cmd->add_option("--html", *html,
+                  "Also write the comparison as one self-contained HTML page to this file (no script, nothing "
+                  "fetched)");
   cmd->footer(
       "Per problem: each run's best verdict and best speedup (the report's pick) and B/A of the best\n"
       "speedups where both are correct. Summary: problems in both / only in A / only in B; correct in both,\n"
       "fixed (wrong in A, correct in B), broken (correct in A, wrong in B); among problems correct in both,\n"
-      "B faster / slower / same (same: B/A within 5%) and the geometric mean of B/A; fast_1 of each run over\n"
+      "B faster / slower / same (same: B/A within 5%) and the geometric mean of B/A with its 95% interval\n"
+      "(a bootstrap over the problems and their timing stats, fixed seed); fast_1 of each run over\n"
       "the problems of either. A warning names each difference in the tolerance rule, timing method, GPU or\n"
       "precision the runs recorded: then the comparison is not like for like. Fields: docs/RESULTS.md.\n\n"
       "Exit codes: 0 compared; 64 usage error; 65 a summary.json is damaged; 66 no such folder, or it holds\n"
       "neither summary.json nor result files.");
-  cmd->callback([a, b, as_json, output, exit_code] {
+  cmd->callback([a, b, as_json, output, html, exit_code] {
     report::Comparison c = report::Compare(Load(*a, "A"), Load(*b, "B"));
+    if (!html->empty()) {
+      WriteFileAtomic(*html, report::CompareHtml(c));
+      fmt::print(stderr, "kbrun compare: wrote {}\n", *html);
+    }
     std::string text = *as_json ? batch::JsonText(report::ComparisonJson(c)) + "\n" : report::ComparisonText(c);
     if (output->empty()) {
       fmt::print("{}", text);

@@ -25,6 +25,7 @@ CompareSide Side(const ProblemReport& p) {
     if (name == "eager") continue;
     if (auto v = p.BaselineSpeedup(name)) s.baseline_speedups[name] = *v;
   }
+  if (p.correct) s.log_speedup_variance = LogSpeedupVariance(p.best_timing);
   return s;
 }
 
@@ -59,6 +60,15 @@ json SideJson(const std::optional<CompareSide>& s) {
   return {{"verdict", s->verdict}, {"correct", s->correct}, {"best_speedup", s->speedup ? json(*s->speedup) : json()}};
 }
 
+json IntervalJson(const std::optional<RatioInterval>& i) {
+  if (!i) return nullptr;
+  return {{"low", i->low}, {"high", i->high}};
+}
+
+std::string IntervalText(const std::optional<RatioInterval>& i) {
+  return i ? fmt::format("{:.3f}x to {:.3f}x", i->low, i->high) : "-";
+}
+
 std::string SpeedupText(const std::optional<CompareSide>& s) {
   return s && s->speedup ? fmt::format("{:.3f}x", *s->speedup) : "-";
 }
@@ -69,6 +79,16 @@ std::string SpeedChange(double ratio) {
   if (ratio > 1.0 + kSameSpeedBand) return "faster";
   if (ratio < 1.0 - kSameSpeedBand) return "slower";
   return "same";
+}
+
+std::string ChangeText(const ProblemComparison& p) {
+  static const std::map<std::string, std::string> kChange = {{"only_a", "only in A"},   {"only_b", "only in B"},
+                                                             {"fixed", "fixed"},        {"broken", "broken"},
+                                                             {"wrong_both", "wrong in both"},
+                                                             {"correct_both", "correct in both"}};
+  if (!p.speed.empty()) return p.speed == "same" ? "same speed" : "B " + p.speed;
+  auto it = kChange.find(p.change);
+  return it == kChange.end() ? p.change : it->second;
 }
 
 bool Comparison::like_for_like() const {
@@ -92,8 +112,8 @@ Comparison Compare(const Report& a, const Report& b) {
     if (!pc.a) pc.number = p.number;
     pc.b = Side(p);
   }
-  double log_sum = 0;
-  int log_n = 0, fast_a = 0, fast_b = 0;
+  std::vector<LogRatio> log_ratios;
+  int fast_a = 0, fast_b = 0;
   for (auto& [name, pc] : by_name) {
     if (Fast1(pc.a)) ++fast_a;
     if (Fast1(pc.b)) ++fast_b;
@@ -118,8 +138,14 @@ Comparison Compare(const Report& a, const Report& b) {
           } else {
             ++c.same;
           }
-          log_sum += std::log(*pc.ratio);
-          ++log_n;
+          LogRatio lr{std::log(*pc.ratio), 0};
+          if (pc.a->log_speedup_variance && pc.b->log_speedup_variance) {
+            lr.variance = *pc.a->log_speedup_variance + *pc.b->log_speedup_variance;
+            pc.ratio_interval = TimingOnlyRatioInterval(lr);
+          } else {
+            ++c.ratios_without_spread;
+          }
+          log_ratios.push_back(lr);
         }
       } else if (pc.b->correct) {
         pc.change = "fixed";
@@ -137,7 +163,13 @@ Comparison Compare(const Report& a, const Report& b) {
   std::sort(c.problems.begin(), c.problems.end(), [](const auto& x, const auto& y) {
     return x.number != y.number ? x.number < y.number : x.name < y.name;
   });
-  if (log_n > 0) c.geomean_ratio = std::exp(log_sum / log_n);
+  if (!log_ratios.empty()) {
+    double log_sum = 0;
+    for (const auto& lr : log_ratios) log_sum += lr.log_ratio;
+    c.geomean_ratio = std::exp(log_sum / static_cast<double>(log_ratios.size()));
+    c.geomean_interval = BootstrapGeomeanInterval(log_ratios);
+    c.geomean_timing_interval = TimingOnlyGeomeanInterval(log_ratios);
+  }
   double n = static_cast<double>(c.problems.size());
   c.fast_1_a = n > 0 ? fast_a / n : 0;
   c.fast_1_b = n > 0 ? fast_b / n : 0;
@@ -181,6 +213,7 @@ json ComparisonJson(const Comparison& c) {
                         {"a", SideJson(p.a)},
                         {"b", SideJson(p.b)},
                         {"ratio", p.ratio ? json(*p.ratio) : json()},
+                        {"ratio_interval", IntervalJson(p.ratio_interval)},
                         {"change", p.change},
                         {"speed", p.speed.empty() ? json() : json(p.speed)}});
   }
@@ -207,6 +240,17 @@ json ComparisonJson(const Comparison& c) {
             {"slower", c.slower},
             {"same", c.same},
             {"geomean_ratio", c.geomean_ratio ? json(*c.geomean_ratio) : json()},
+            {"geomean_ratio_interval", [&] {
+               if (!c.geomean_interval) return json();
+               json out = IntervalJson(c.geomean_interval);
+               out.update({{"level", kIntervalLevel},
+                           {"method", "bootstrap_problems_and_timing"},
+                           {"resamples", kIntervalResamples},
+                           {"seed", kIntervalSeed},
+                           {"timing_only", IntervalJson(c.geomean_timing_interval)},
+                           {"ratios_without_spread", c.ratios_without_spread}});
+               return out;
+             }()},
             {"fast_1", {{"a", c.fast_1_a}, {"b", c.fast_1_b}}},
             {"fast_1_vs_baselines", [&] {
                json out = json::object();
@@ -222,17 +266,13 @@ json ComparisonJson(const Comparison& c) {
 std::string ComparisonText(const Comparison& c) {
   std::string out = fmt::format("kbrun compare: A = {}, B = {}\n\n", c.a_dir, c.b_dir);
   using Align = TextTable::Align;
-  TextTable table({"Problem", "A verdict", "A best", "B verdict", "B best", "B/A", "Change"},
+  TextTable table({"Problem", "A verdict", "A best", "B verdict", "B best", "B/A", "B/A 95% (timing)", "Change"},
                   {Align::kLeft, Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight,
-                   Align::kLeft});
-  static const std::map<std::string, std::string> kChange = {{"only_a", "only in A"},   {"only_b", "only in B"},
-                                                             {"fixed", "fixed"},        {"broken", "broken"},
-                                                             {"wrong_both", "wrong in both"},
-                                                             {"correct_both", "correct in both"}};
+                   Align::kRight, Align::kLeft});
   for (const auto& p : c.problems) {
     table.AddRow({p.name, p.a ? p.a->verdict : "-", SpeedupText(p.a), p.b ? p.b->verdict : "-", SpeedupText(p.b),
-                  p.ratio ? fmt::format("{:.3f}x", *p.ratio) : "-",
-                  p.speed.empty() ? kChange.at(p.change) : p.speed == "same" ? "same speed" : "B " + p.speed});
+                  p.ratio ? fmt::format("{:.3f}x", *p.ratio) : "-", IntervalText(p.ratio_interval),
+                  ChangeText(p)});
   }
   out += table.Render() + "\n";
   out += fmt::format("Problems       {}: {} in both, {} only in A, {} only in B\n", c.problems.size(), c.in_both,
@@ -249,6 +289,15 @@ std::string ComparisonText(const Comparison& c) {
                                         c.faster + c.slower + c.same, c.faster + c.slower + c.same == 1 ? "" : "s")
                           : std::string("- (no problem correct in both)")) +
          "\n";
+  if (c.geomean_interval) {
+    out += fmt::format("  95% interval {} (bootstrap over problems and timing, {} resamples, fixed seed); "
+                       "timing alone {}{}\n",
+                       IntervalText(c.geomean_interval), kIntervalResamples, IntervalText(c.geomean_timing_interval),
+                       c.ratios_without_spread
+                           ? fmt::format(" ({} problem{} without timing stats, counted without spread)",
+                                         c.ratios_without_spread, c.ratios_without_spread == 1 ? "" : "s")
+                           : "");
+  }
   out += fmt::format("fast_1         A {}   B {}   (correct and speedup > 1, over the {} problems of either run)\n",
                      Percent(c.fast_1_a), Percent(c.fast_1_b), c.problems.size());
   for (const auto& f : c.baseline_fast_1) {

@@ -15,6 +15,10 @@
 // 5_Faster, 7_Same = 4/8.
 #include "report/compare.h"
 
+#include <cmath>
+#include <numbers>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "report/budget_tree_test_util.h"
@@ -190,6 +194,67 @@ TEST(Compare, Fast1AgainstEachBaselineByHand) {
   EXPECT_TRUE(Contains(text, "fast_1 vs compile   A 0.0%   B 50.0%")) << text;
   EXPECT_TRUE(Contains(text, "fast_1 vs cudagraph A 50.0%   B 25.0%")) << text;
   fs::remove_all(root);
+}
+
+// The intervals (speedup_interval.h) of the trees above. Every timing has std 0.01 ms over 100 calls,
+// so a median m has log variance u / m^2, u = pi/2 x (0.01 / 10)^2; candidate medians are 1.0 ms and
+// reference medians the speedups. Log variance of B/A, the four medians added:
+//   5_Faster  A 0.5x: u (1/0.25 + 1)   B 2.0x: u (1/4 + 1)        6.25 u
+//   6_Slower  A 2.0x: u (1/4 + 1)      B 1.0x: 2 u                3.25 u
+//   7_Same    A 1.0x: 2 u              B 1.04x: u (1/1.0816 + 1)  (3 + 1/1.0816) u
+// The bootstrap over 3 problems: all three draws are 6_Slower (B/A 0.5) with chance 1/27 > 2.5%, all
+// three 5_Faster (4.0) likewise, so its 95% interval is 0.5 to 4.0 give or take the timing noise.
+TEST(Compare, GeomeanIntervalByHand) {
+  Trees trees;
+  Comparison c = trees.Run();
+  const double u = std::numbers::pi / 2 * 1e-6, z = 1.959964;
+  const auto& faster = Find(c, "5_Faster");
+  ASSERT_TRUE(faster.ratio_interval);
+  EXPECT_NEAR(faster.ratio_interval->low, 4.0 * std::exp(-z * std::sqrt(6.25 * u)), 1e-6);
+  EXPECT_NEAR(faster.ratio_interval->high, 4.0 * std::exp(z * std::sqrt(6.25 * u)), 1e-6);
+  EXPECT_FALSE(Find(c, "1_Fixed").ratio_interval);
+  double sum_var = (6.25 + 3.25 + 3 + 1 / 1.0816) * u, half = z * std::sqrt(sum_var) / 3;
+  ASSERT_TRUE(c.geomean_timing_interval);
+  EXPECT_NEAR(c.geomean_timing_interval->low, 1.27650086 * std::exp(-half), 1e-6);
+  EXPECT_NEAR(c.geomean_timing_interval->high, 1.27650086 * std::exp(half), 1e-6);
+  ASSERT_TRUE(c.geomean_interval);
+  EXPECT_NEAR(c.geomean_interval->low, 0.5, 0.005);
+  EXPECT_NEAR(c.geomean_interval->high, 4.0, 0.04);
+  EXPECT_EQ(c.ratios_without_spread, 0);
+  // Deterministic: the same trees give the same figures, to the bit.
+  Comparison again = trees.Run();
+  EXPECT_EQ(again.geomean_interval->low, c.geomean_interval->low);
+  EXPECT_EQ(again.geomean_interval->high, c.geomean_interval->high);
+
+  json summary = ComparisonJson(c)["summary"]["geomean_ratio_interval"];
+  EXPECT_EQ(summary["low"].get<double>(), c.geomean_interval->low);
+  EXPECT_EQ(summary["method"], "bootstrap_problems_and_timing");
+  EXPECT_EQ(summary["resamples"], kIntervalResamples);
+  EXPECT_DOUBLE_EQ(summary["level"].get<double>(), 0.95);
+  EXPECT_EQ(summary["timing_only"]["high"].get<double>(), c.geomean_timing_interval->high);
+  EXPECT_EQ(ComparisonJson(c)["problems"][4]["ratio_interval"]["low"].get<double>(), faster.ratio_interval->low);
+  EXPECT_EQ(ComparisonJson(c)["problems"][0]["ratio_interval"], nullptr);
+  std::string text = ComparisonText(c);
+  EXPECT_TRUE(Contains(text, fmt::format("  95% interval {:.3f}x to {:.3f}x (bootstrap over problems and timing, "
+                                         "10000 resamples, fixed seed); timing alone {:.3f}x to {:.3f}x\n",
+                                         c.geomean_interval->low, c.geomean_interval->high,
+                                         c.geomean_timing_interval->low, c.geomean_timing_interval->high)))
+      << text;
+}
+
+// A best sample whose timing lacks std (an older result file) counts without spread, and says so.
+TEST(Compare, RatioWithoutTimingStats) {
+  Trees trees;
+  fs::path path = trees.b / "5_Faster" / "result_1.json";
+  json doc = json::parse(*ReadFile(path));
+  doc["eval"]["timing"]["candidate"].erase("std_ms");
+  WriteFileAtomic(path, doc.dump());
+  Comparison c = trees.Run();
+  EXPECT_FALSE(Find(c, "5_Faster").ratio_interval);
+  EXPECT_TRUE(Find(c, "6_Slower").ratio_interval);
+  EXPECT_EQ(c.ratios_without_spread, 1);
+  EXPECT_EQ(ComparisonJson(c)["summary"]["geomean_ratio_interval"]["ratios_without_spread"], 1);
+  EXPECT_TRUE(Contains(ComparisonText(c), "(1 problem without timing stats, counted without spread)"));
 }
 
 TEST(Compare, SameSpeedBand) {

@@ -109,9 +109,29 @@ std::string CsvField(const std::string& value) {
 }
 
 std::vector<std::string> CsvHeader() {
-  return {"problem",     "problem_number",      "level",        "index",         "attempt",
+  std::vector<std::string> header = {"problem",     "problem_number",      "level",        "index",         "attempt",
           "sample",      "status",              "category",     "correct",       "speedup",
           "reference_median_ms", "candidate_median_ms", "timing_method", "tolerance_rule", "code_path"};
+  for (const auto& name : kCsvBaselines) {
+    for (const char* field : {"_status", "_speedup", "_median_ms", "_speedup_over_eager", "_reason"}) {
+      header.push_back(name + field);
+    }
+  }
+  return header;
+}
+
+std::vector<std::string> CsvBaselineFields(const json& doc) {
+  const json& baselines = Field(Field(doc, "eval"), "baselines");
+  std::vector<std::string> out;
+  for (const auto& name : kCsvBaselines) {
+    const json& b = Field(baselines, name.c_str());
+    std::string reason = String(b, "reason");
+    bool correct = Field(doc, "correct").is_boolean() && doc["correct"].get<bool>();
+    out.insert(out.end(), {String(b, "status"), correct ? NumberText(Number(b, "speedup")) : "",
+                           NumberText(Number(b, "median_ms")), NumberText(Number(b, "speedup_over_eager")),
+                           reason.substr(0, reason.find('\n'))});
+  }
+  return out;
 }
 
 std::string CsvText(const std::vector<ExportRow>& rows) {
@@ -122,10 +142,13 @@ std::string CsvText(const std::vector<ExportRow>& rows) {
   };
   std::string out = line(CsvHeader());
   for (const auto& r : rows) {
-    out += line({r.problem, std::to_string(r.problem_number), r.level ? std::to_string(*r.level) : "",
-                 std::to_string(r.index), std::to_string(r.attempt), std::to_string(r.sample), r.status, r.category,
-                 r.correct ? "true" : "false", NumberText(r.speedup), NumberText(r.reference_median_ms),
-                 NumberText(r.candidate_median_ms), r.timing_method, r.tolerance_rule, r.code_path});
+    std::vector<std::string> fields = {
+        r.problem, std::to_string(r.problem_number), r.level ? std::to_string(*r.level) : "",
+        std::to_string(r.index), std::to_string(r.attempt), std::to_string(r.sample), r.status, r.category,
+        r.correct ? "true" : "false", NumberText(r.speedup), NumberText(r.reference_median_ms),
+        NumberText(r.candidate_median_ms), r.timing_method, r.tolerance_rule, r.code_path};
+    for (auto& field : CsvBaselineFields(r.doc)) fields.push_back(std::move(field));
+    out += line(fields);
   }
   return out;
 }

@@ -40,7 +40,14 @@ std::optional<int> LevelFromPath(const std::string& path);
 
 // RFC 4180: a field with a comma, quote, CR or LF is quoted, quotes doubled; lines end in CRLF.
 std::string CsvField(const std::string& value);
+// The baselines (--baseline) the CSV has columns for, each: <name>_status (measured, unavailable,
+// skipped; empty: not recorded), <name>_speedup (the candidate's speedup over it, correct samples),
+// <name>_median_ms, <name>_speedup_over_eager (the baseline's own gain) and <name>_reason (the first
+// line of why it is not measured).
+inline const std::vector<std::string> kCsvBaselines = {"eager", "compile", "cudagraph"};
 std::vector<std::string> CsvHeader();
+// The baseline columns of one result_N.json, in CsvHeader's order.
+std::vector<std::string> CsvBaselineFields(const nlohmann::json& doc);
 std::string CsvText(const std::vector<ExportRow>& rows);
 
 // KernelBench's eval_results.json: {"<problem_id>": [{"sample_id", "compiled", "correctness",

@@ -352,6 +352,9 @@ Report BuildReport(const fs::path& results_dir) {
                            ? b.doc["eval"]["baselines"]
                            : json::object();
       for (const auto& [baseline, entry] : bl.items()) p.baselines[baseline] = entry;
+      if (b.doc.is_object() && b.doc.contains("eval") && b.doc["eval"].is_object()) {
+        p.best_timing = b.doc["eval"].value("timing", nlohmann::json());
+      }
     }
     std::string phase = SummaryPhase(summary, name);
     bool unfinished = phase == "running" || phase == "queued";

@@ -39,6 +39,8 @@ struct ProblemReport {
   // The best sample's eval.baselines (docs/RESULTS.md "Baselines"): name -> its entry
   // (status, speedup, median_ms, speedup_over_eager, reason), as result.json has it.
   std::map<std::string, nlohmann::json> baselines;
+  // The best sample's eval.timing as result.json has it (null when none): kbrun compare's interval.
+  nlohmann::json best_timing;
   // The best kernel's speedup over a baseline, when it is correct and that baseline was measured.
   std::optional<double> BaselineSpeedup(const std::string& baseline) const;
 };

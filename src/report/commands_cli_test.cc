@@ -1,0 +1,105 @@
+// The kbrun binary's shared behaviour across subcommands: `--version` on every one of them (the list
+// read from `kbrun --help`, so a new subcommand is checked too), `report --json` printing the JSON
+// alone on stdout whatever else it writes, and `compare --html` (the page itself: compare_html_test.cc,
+// in a browser: tests/report/compare_browser_test.py).
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "report/budget_tree_test_util.h"
+#include "report/html_parts.h"
+#include "util/fs.h"
+#include "util/text.h"
+
+namespace kbrun::report {
+namespace {
+
+struct Ran {
+  int exit_code;
+  std::string out;
+};
+Ran Kbrun(const std::string& args) {
+  std::string command = std::string(KBRUN_BINARY) + " " + args + " 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  size_t got;
+  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, got);
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// The subcommands `kbrun --help` lists (CLI11's SUBCOMMANDS section: "  name   description").
+std::vector<std::string> Subcommands() {
+  std::istringstream help(Kbrun("--help").out);
+  std::vector<std::string> names;
+  bool in_section = false;
+  for (std::string line; std::getline(help, line);) {
+    if (line == "SUBCOMMANDS:" || line == "Subcommands:") {
+      in_section = true;
+    } else if (in_section && line.starts_with("  ") && line.size() > 2 && line[2] != ' ') {
+      names.push_back(line.substr(2, line.find(' ', 2) - 2));
+    } else if (in_section && !line.empty() && !line.starts_with(" ")) {
+      in_section = false;
+    }
+  }
+  return names;
+}
+
+TEST(ReportCommands, VersionOnEverySubcommand) {
+  std::vector<std::string> names = Subcommands();
+  for (const char* expected : {"eval", "generate", "batch", "report", "monitor", "export", "compare", "serve", "merge"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected << " not in kbrun --help";
+  }
+  names.push_back("");  // kbrun --version itself
+  for (const auto& name : names) {
+    Ran version = Kbrun(name + " --version");
+    EXPECT_EQ(version.exit_code, 0) << name;
+    EXPECT_EQ(version.out, std::string("kbrun ") + KBRUN_VERSION + "\n") << name;
+  }
+}
+
+// stdout is the JSON document alone, with --html too: the messages go to stderr.
+TEST(ReportCommands, ReportJsonIsTheOnlyThingOnStdout) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-report-json-html-");
+  test_tree::WriteBudgetTree(dir);
+  for (const char* flags : {"--json", "--json --html", "--html --json"}) {
+    Ran ran = Kbrun("report '" + dir.string() + "' " + flags);
+    EXPECT_EQ(ran.exit_code, 0) << flags;
+    nlohmann::json printed = nlohmann::json::parse(ran.out);  // throws on anything but one document
+    EXPECT_EQ(printed, nlohmann::json::parse(*ReadFile(dir / "detailed_report.json"))) << flags;
+  }
+  EXPECT_TRUE(fs::exists(dir / "detailed_report.html"));
+  EXPECT_EQ(Kbrun("report --json /nonexistent/results").out, "");
+  fs::remove_all(dir);
+}
+
+TEST(ReportCommands, CompareWritesTheHtmlPage) {
+  fs::path root = MakeUniqueDir(fs::temp_directory_path(), "kbrun-compare-html-cli-");
+  test_tree::WriteBudgetTree(root / "a");
+  test_tree::WriteTree(root / "b", {{"1_A", 1, 1, 1, "correct", "", 4.0}, {"2_B", 1, 1, 1, "incorrect", "value_mismatch"}});
+  std::string a = "'" + (root / "a").string() + "'", b = "'" + (root / "b").string() + "'";
+  fs::path page = root / "compare.html";
+  Ran ran = Kbrun("compare " + a + " " + b + " --json --html '" + page.string() + "'");
+  EXPECT_EQ(ran.exit_code, 0);
+  nlohmann::json doc = nlohmann::json::parse(ran.out);  // stdout: the JSON alone
+  EXPECT_DOUBLE_EQ(doc["summary"]["geomean_ratio"].get<double>(), 2.0);  // 1_A: 4.0x over 2.0x
+  auto page_html = ReadFile(page);
+  ASSERT_TRUE(page_html);
+  EXPECT_TRUE(page_html->starts_with("<!DOCTYPE html>"));
+  EXPECT_TRUE(Contains(*page_html, "<span id=\"geomean-ratio\" data-ratio=\"" +
+                                  html::Num(doc["summary"]["geomean_ratio"].get<double>()) + "\""))
+      << *page_html;
+  EXPECT_TRUE(Contains(*page_html, "data-problem=\"2_B\" data-change=\"broken\""));
+  // The text, with the interval, is still printed beside the page.
+  Ran text = Kbrun("compare " + a + " " + b + " --html '" + page.string() + "'");
+  EXPECT_TRUE(Contains(text.out, "Geomean B/A    2.000x over 1 problem correct in both\n  95% interval ")) << text.out;
+  EXPECT_FALSE(fs::exists(root / "a" / "detailed_report.html"));  // compare never writes into the runs
+  fs::remove_all(root);
+}
+
+}  // namespace
+}  // namespace kbrun::report
