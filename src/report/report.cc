@@ -221,6 +221,7 @@ Report BuildReport(const fs::path& results_dir) {
       return o.is_object() && o.contains(key) && o[key].is_string() ? o[key].get<std::string>() : std::string();
     };
     r.model = text(config, "model");
+    r.evaluator = text(config, "evaluator");
     r.backend = text(config, "backend");
     r.precision = text(config, "precision");
     r.kbrun_version = text(summary, "kbrun_version");
@@ -508,6 +509,7 @@ json ReportJson(const Report& r) {
            {{"model", r.model.empty() ? json(nullptr) : json(r.model)},
             {"backend", r.backend.empty() ? json(nullptr) : json(r.backend)},
             {"precision", r.precision.empty() ? json(nullptr) : json(r.precision)},
+            {"evaluator", r.evaluator.empty() ? json(nullptr) : json(r.evaluator)},
             {"batch_kbrun_version", r.kbrun_version.empty() ? json(nullptr) : json(r.kbrun_version)}}},
           {"problems", problems},
           {"overall",
@@ -705,8 +707,12 @@ std::string ReportText(const Report& r) {
   stages.AddRow({"all stages", "", FormatDuration(r.stages.total()), share(r.stages.total())});
   out += "Stage time sums vs wall time (above 1.00x: stages overlapped)\n" + stages.Render(2);
   std::optional<double> gpu_busy = GpuBusyFraction(r);
-  out += fmt::format("  GPU lanes busy {} of the wall time ({} lane{})\n", gpu_busy ? Percent(*gpu_busy) : "unknown",
-                     r.gpu_lanes, r.gpu_lanes == 1 ? "" : "s");
+  if (!r.evaluator.empty()) {
+    out += fmt::format("  Evaluated remotely by {} (batch --evaluator): compile and run at the service\n", r.evaluator);
+  } else {
+    out += fmt::format("  GPU lanes busy {} of the wall time ({} lane{})\n", gpu_busy ? Percent(*gpu_busy) : "unknown",
+                       r.gpu_lanes, r.gpu_lanes == 1 ? "" : "s");
+  }
   return out;
 }
 

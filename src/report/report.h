@@ -103,6 +103,7 @@ struct Report {
   // when at least one shard ran); 0 for a single-host run.
   int slurm_shards = 0;
   int gpu_lanes = 1;
+  std::string evaluator;  // batch --evaluator: the service's URL (no credentials); empty: evaluated here
   std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
   std::map<std::string, int> fallback_reasons;  // samples whose own code never ran, by why (fallback_reason)
   std::map<std::string, int> timing_methods;    // timed samples by how they were timed (timing.method)
