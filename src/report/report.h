@@ -76,7 +76,9 @@ struct PassAtKRow {
 struct StageSums {
   double llm_s = 0, compile_s = 0, gpu_s = 0;
   int llm_n = 0, compile_n = 0, gpu_n = 0;
-  double total() const { return llm_s + compile_s + gpu_s; }
+  double remote_s = 0;  // batch --evaluator: submit to done at the service (instead of compile + gpu)
+  int remote_n = 0;
+  double total() const { return llm_s + compile_s + gpu_s + remote_s; }
 };
 
 struct Report {
