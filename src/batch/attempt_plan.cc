@@ -35,7 +35,11 @@ AttemptPlan PlanNextAttempt(const std::map<int, SampleRecord>& records, const st
 }
 
 void DropRetryableRecords(std::map<int, SampleRecord>& records) {
-  std::erase_if(records, [](const auto& kv) { return kv.second.status == kStatusLlmError; });
+  // A sample the evaluation service could not evaluate (remote_evaluator.h) has no verdict:
+  // its saved response is evaluated again.
+  std::erase_if(records, [](const auto& kv) {
+    return kv.second.status == kStatusLlmError || kv.second.error_category == "evaluator_unavailable";
+  });
 }
 
 }  // namespace kbrun::batch

@@ -28,7 +28,9 @@ struct AttemptPlan {
 AttemptPlan PlanNextAttempt(const std::map<int, SampleRecord>& records, const std::function<bool(int)>& has_response,
                             int samples_per_attempt, int max_attempts, int index_offset = 0);
 
-// On resume, samples whose LLM call failed are tried again: no answer was lost.
+// On resume, samples whose LLM call failed are tried again: no answer was lost. So are samples
+// the evaluation service could not evaluate (evaluator_unavailable): their saved answers are
+// evaluated again.
 void DropRetryableRecords(std::map<int, SampleRecord>& records);
 
 }  // namespace kbrun::batch

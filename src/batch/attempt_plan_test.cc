@@ -103,5 +103,21 @@ TEST(AttemptPlan, FailedLlmCallsAreRetriedOnResume) {
   EXPECT_EQ(p.to_generate, (std::vector<int>{2}));
 }
 
+// batch --evaluator: a sample the service could not evaluate has no verdict; its saved answer
+// is evaluated again on resume (without a new LLM call: its response is on disk).
+TEST(AttemptPlan, SamplesTheEvaluatorCouldNotEvaluateAreEvaluatedAgainOnResume) {
+  SampleRecord unavailable = Rec(1, 2, kStatusInternalError);
+  unavailable.error_category = "evaluator_unavailable";
+  SampleRecord rejected = Rec(1, 3, kStatusInternalError);
+  rejected.error_category = "evaluator_rejected";  // final: a 4xx will not change
+  auto records = Records({Rec(1, 1, "incorrect"), unavailable, rejected});
+  DropRetryableRecords(records);
+  EXPECT_EQ(records.size(), 2u);
+  AttemptPlan p = PlanNextAttempt(records, [](int index) { return index == 2; }, kSamples, kAttempts);
+  EXPECT_EQ(p.attempt, 1);
+  EXPECT_TRUE(p.to_generate.empty());
+  EXPECT_EQ(p.to_evaluate, (std::vector<int>{2}));
+}
+
 }  // namespace
 }  // namespace kbrun::batch

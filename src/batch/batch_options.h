@@ -2,10 +2,12 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "batch/lane_health.h"
+#include "batch/remote_evaluator.h"
 #include "eval/evaluation.h"
 
 namespace kbrun::batch {
@@ -34,6 +36,10 @@ struct BatchOptions {
   double lane_probe_timeout_s = kDefaultProbeTimeoutS;
   Schedule schedule = Schedule::kPipelined;
   eval::EvalOptions eval;           // passed to eval::Compile / eval::Run (gpu_index set per lane)
+  // --evaluator: each sample's compile and run go to this service (remote_evaluator.h) instead
+  // of the compile pool and lanes; compile_pool is then the evaluations in flight, and there
+  // are no lanes. Null: evaluate here.
+  std::shared_ptr<const RemoteEvaluator> remote;
   std::string provider_name, model; // for summary.json, logs and the settings check
   // Settings of the LLM call and prompts, recorded so that a resume can tell they changed.
   fs::path prompts_dir;

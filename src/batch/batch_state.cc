@@ -28,6 +28,7 @@ std::string StageName(Stage s) {
     case Stage::kCompile: return "compile";
     case Stage::kGpuQueue: return "gpu_queue";
     case Stage::kGpu: return "gpu";
+    case Stage::kRemote: return "remote";
   }
   return "llm_queue";
 }

@@ -20,8 +20,9 @@ enum class ProblemPhase { kQueued, kRunning, kSolved, kUnsolved };
 std::string PhaseName(ProblemPhase p);  // "queued", "running", "solved", "unsolved"
 
 // Where a sample in flight is: waiting for or in one of the three stages.
-enum class Stage { kLlmQueue, kLlm, kCompileQueue, kCompile, kGpuQueue, kGpu };
-std::string StageName(Stage s);  // "llm_queue", "llm", "compile_queue", "compile", "gpu_queue", "gpu"
+enum class Stage { kLlmQueue, kLlm, kCompileQueue, kCompile, kGpuQueue, kGpu, kRemote };
+// "llm_queue", "llm", "compile_queue", "compile", "gpu_queue", "gpu", "remote" (--evaluator: at the service)
+std::string StageName(Stage s);
 
 struct RunningSample {
   SampleId id;
@@ -47,7 +48,8 @@ struct RecentError {
 };
 
 struct BatchState {
-  std::string state = "running";  // running | finished | interrupted | failed | llm_unavailable | no_gpu_lanes
+  // running | finished | interrupted | failed | llm_unavailable | no_gpu_lanes | evaluator_unavailable
+  std::string state = "running";
   std::string failure;            // why, when failed
   std::vector<ProblemState> problems;
   std::deque<RecentError> recent_errors;  // newest last, at most kMaxRecentErrors

@@ -78,7 +78,7 @@ SampleRecord MakeRecord(const SampleId& id, const eval::EvalResult* eval_result,
     r.error_message = eval_result->error_message;
   } else {
     r.status = status;
-    r.error_category = status;
+    r.error_category = extras.error_category.empty() ? status : extras.error_category;
     r.error_message = message;
   }
   r.success = r.correct && r.speedup >= extras.target_speedup;
@@ -114,6 +114,8 @@ SampleRecord MakeRecord(const SampleId& id, const eval::EvalResult* eval_result,
                                                                             : extras.reruns_after_lane_failure},
       {"eval", eval_result ? eval_result->json : json(nullptr)},
   };
+  if (extras.remote_stage.ran()) r.doc["stages"]["remote"] = SpanJson(extras.remote_stage);
+  if (!extras.remote.is_null()) r.doc["remote"] = extras.remote;
   // The feedback reads the figures from the document, so it comes last.
   r.feedback = r.success ? "" : FeedbackFor(r, extras.target_speedup);
   r.doc["feedback"] = r.feedback.empty() ? json(nullptr) : json(r.feedback);

@@ -77,6 +77,13 @@ struct SampleExtras {
   // Runs discarded because their lane's device failed its probe (the lane was retired and the
   // sample rerun elsewhere): null when none, else [{gpu_lane, status, error, probe, at}].
   nlohmann::json reruns_after_lane_failure;
+  // --evaluator: the evaluation at the service ({evaluator, id, http_requests, resubmitted}) and
+  // its span; null / not run for a local evaluation (then the document has neither).
+  StageSpan remote_stage;
+  nlohmann::json remote;
+  // The error category of a sample that failed before a verdict, when not its status
+  // (evaluator_unavailable, evaluator_rejected).
+  std::string error_category;
 };
 
 // Builds the record (and its result_N.json document) for an evaluated sample,

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -49,6 +50,10 @@ struct SampleTask {
   eval::CompiledCandidate compiled;
   int lane = -1;
   json reruns = json::array();  // runs discarded because their lane was retired (lane_health.h)
+  // --evaluator: the evaluation at the service (remote_evaluator.h).
+  StageSpan remote_stage;
+  json remote = nullptr;
+  std::string error_category;  // of a sample that failed before a verdict, when not its status
 };
 using TaskPtr = std::shared_ptr<SampleTask>;
 
@@ -92,6 +97,7 @@ class BatchRun {
   void GenerateOne(const TaskPtr& t);
   void CompileOne(const TaskPtr& t);
   bool RunOne(const TaskPtr& t, size_t lane);
+  void RemoteOne(const TaskPtr& t, const std::string& code);
   bool LaneSurvives(const TaskPtr& t, size_t lane, const eval::EvalResult& result);
   void Guarded(const std::function<void()>& body);
   void SampleGuarded(const TaskPtr& t, const char* stage, const std::function<void()>& body);
@@ -112,8 +118,9 @@ class BatchRun {
     cv_.notify_all();
   }
   bool AllDoneLocked() const {
-    for (const auto& p : state_.problems) {
-      if (!p.done()) return false;
+    for (size_t i = 0; i < state_.problems.size(); ++i) {
+      const ProblemState& p = state_.problems[i];
+      if (!p.done() && !(held_.count(i) && p.running.empty())) return false;
     }
     return true;
   }
@@ -150,6 +157,12 @@ class BatchRun {
   // GPU lanes (lane_health.h): state_.lanes[i] is o_.gpu_lanes[i]'s entry in summary.json.
   int active_lanes_ = 0;
   bool no_gpu_lanes_ = false;  // every lane was retired: the batch stopped
+  // --evaluator: problems with a sample the service could not evaluate (evaluator_unavailable)
+  // take no next attempt in this run (a reflection on a non-verdict teaches nothing): they
+  // wait for the resume, which evaluates that sample again.
+  std::set<size_t> held_;
+  int evaluator_unavailable_ = 0;  // such samples in this run
+  bool evaluator_auth_failed_ = false;
 
   WorkQueue<TaskPtr> llm_q_, compile_q_, gpu_q_;
 };
@@ -218,7 +231,9 @@ json BatchRun::ConfigJson() const {
           {"allow_library_kernels", o_.eval.allow_library_kernels},
           {"baselines", o_.eval.baselines},
           {"llm_outage_after", o_.llm_outage_after},
-          {"llm_outage_timeout_s", o_.llm_outage_timeout_s}};
+          {"llm_outage_timeout_s", o_.llm_outage_timeout_s},
+          // --evaluator: the service that evaluated (its URL without credentials); null: here.
+          {"evaluator", o_.remote ? json(o_.remote->display_url()) : json(nullptr)}};
 }
 
 // A summary.json that does not parse (truncated, edited) is kept for a post-mortem, and the
@@ -340,7 +355,7 @@ void BatchRun::AdmitLocked() {
   bool one_at_a_time = o_.schedule == Schedule::kByProblem;
   for (size_t p = 0; p < state_.problems.size(); ++p) {
     const ProblemState& ps = state_.problems[p];
-    if (one_at_a_time && ps.phase == ProblemPhase::kRunning) return;
+    if (one_at_a_time && ps.phase == ProblemPhase::kRunning && !held_.count(p)) return;
     if (ps.phase != ProblemPhase::kQueued) continue;
     AdvanceLocked(p);  // a problem finished in an earlier run is marked done here, without work
     if (one_at_a_time && ps.phase == ProblemPhase::kRunning) return;
@@ -410,6 +425,9 @@ void BatchRun::Finish(const TaskPtr& t, const eval::EvalResult* result, const st
   extras.has_code = t->has_code;
   extras.gpu_lane = t->lane;
   if (!t->reruns.empty()) extras.reruns_after_lane_failure = t->reruns;
+  extras.remote_stage = t->remote_stage;
+  extras.remote = t->remote;
+  extras.error_category = t->error_category;
   SampleRecord record = MakeRecord(t->id, result, status, message, extras);
   store_.WriteResult(record);  // first: from here on the sample is done, whatever happens
 
@@ -430,9 +448,19 @@ void BatchRun::Finish(const TaskPtr& t, const eval::EvalResult* result, const st
     if (state_.recent_errors.size() > kMaxRecentErrors) state_.recent_errors.pop_front();
   }
   if (!o_.progress_bar && !o_.quiet) PrintProgressLocked(false);
+  if (record.error_category == kCategoryEvaluatorUnavailable) {
+    ++evaluator_unavailable_;
+    if (held_.insert(t->problem).second) {
+      Event(fmt::format("{}: held until a resume: the evaluation service could not evaluate {}", ps.problem.name,
+                        Label(t->id)));
+    }
+  }
+  bool held = held_.count(t->problem) > 0;
   try {
-    if (ps.running.empty() && !stopping_) AdvanceLocked(t->problem);
-    if (ps.done() && !stopping_ && o_.schedule == Schedule::kByProblem) AdmitLocked();
+    if (ps.running.empty() && !stopping_ && !held) AdvanceLocked(t->problem);
+    if ((ps.done() || (held && ps.running.empty())) && !stopping_ && o_.schedule == Schedule::kByProblem) {
+      AdmitLocked();
+    }
   } catch (const std::exception& e) {
     // A prompt that cannot be built (template gone, placeholder typo) stops the batch.
     stopping_ = true;
@@ -651,6 +679,10 @@ void BatchRun::CompileOne(const TaskPtr& t) {
   }
   store_.WriteCode(t->id.problem, t->id.index, code.code);
   t->has_code = true;
+  if (o_.remote) {
+    RemoteOne(t, code.code);
+    return;
+  }
   SetStage(*t, Stage::kCompile);
   Event(fmt::format("{}: compile start{}", Label(t->id), t->resumed ? " (response saved by an earlier run)" : ""));
   t->compile_stage.start = NowUnix();
@@ -667,6 +699,67 @@ void BatchRun::CompileOne(const TaskPtr& t) {
   Event(fmt::format("{}: compiled in {}", Label(t->id), FormatDuration(t->compile_stage.seconds())));
   SetStage(*t, Stage::kGpuQueue);
   if (!gpu_q_.Push(t)) Abandon(t);
+}
+
+// --evaluator: the service compiles and runs the sample. Its id is saved beside the sample
+// (<problem>/remote_N.json) before the first poll, so that a resumed batch polls it again
+// rather than submitting it twice; its result document becomes result_N.json's "eval".
+void BatchRun::RemoteOne(const TaskPtr& t, const std::string& code) {
+  const RemoteEvaluator& remote = *o_.remote;
+  const fs::path id_path = store_.ProblemDir(t->id.problem) / fmt::format("remote_{}.json", t->id.index);
+  const json options = RemoteRequestOptions(o_.eval, o_.target_speedup);
+  std::string saved_id;
+  if (auto text = ReadFile(id_path)) {
+    json saved = json::parse(*text, nullptr, false);
+    // Another service, or other options (--reconfigure), is a new evaluation.
+    if (saved.is_object() && saved.value("evaluator", "") == remote.display_url() &&
+        saved.value("options", json()) == options && saved.value("code", json()) == code && saved["id"].is_string()) {
+      saved_id = saved["id"].get<std::string>();
+    }
+  }
+  SetStage(*t, Stage::kRemote);
+  Event(saved_id.empty()
+            ? fmt::format("{}: remote evaluation: submit to {}{}", Label(t->id), remote.display_url(),
+                          t->resumed ? " (response saved by an earlier run)" : "")
+            : fmt::format("{}: remote evaluation {}: poll again (submitted by an earlier run)", Label(t->id),
+                          saved_id));
+  std::string problem = ReadFileOrThrow(state_.problems[t->problem].problem.path);
+  t->remote_stage.start = NowUnix();
+  RemoteOutcome r = remote.Evaluate(problem, code, options, saved_id, [&](const std::string& id) {
+    WriteFileAtomic(id_path, JsonText({{"id", id},
+                                       {"evaluator", remote.display_url()},
+                                       {"submitted_at", NowUnix()},
+                                       {"options", options},
+                                       {"code", code}}));
+    Event(fmt::format("{}: remote evaluation: submitted as {}", Label(t->id), id));
+  });
+  t->remote_stage.end = NowUnix();
+  if (r.failure == RemoteFailure::kCancelled) {
+    Abandon(t);  // the saved id (if any) is polled again by the resume
+    return;
+  }
+  if (r.failure == RemoteFailure::kAuth) {
+    Abandon(t);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      evaluator_auth_failed_ = true;
+    }
+    Fatal(r.message, true);
+    return;
+  }
+  t->remote = {{"evaluator", remote.display_url()},
+               {"id", r.id.empty() ? json(nullptr) : json(r.id)},
+               {"http_requests", r.http_requests},
+               {"resubmitted", r.resubmitted}};
+  Timeline(*t, "remote", t->remote_stage);
+  if (r.failure != RemoteFailure::kNone) {
+    t->error_category =
+        r.failure == RemoteFailure::kUnavailable ? kCategoryEvaluatorUnavailable : kCategoryEvaluatorRejected;
+    Finish(t, nullptr, kStatusInternalError, r.message);
+    return;
+  }
+  eval::EvalResult result = EvalResultFromDocument(r.result);
+  Finish(t, &result, "", "");
 }
 
 // False: the lane was retired while running `t` (the sample went back to the queue).
@@ -834,9 +927,12 @@ BatchOutcome BatchRun::Run() {
   }
   int resumed = 0;
   for (const auto& p : state_.problems) resumed += static_cast<int>(p.records.size());
-  Event(fmt::format("batch start: {} problems, {} attempts x {} samples, llm {} / compile {} / {} gpu lane(s){}",
-                    state_.problems.size(), o_.attempts, o_.samples, o_.llm_concurrency, o_.compile_pool,
-                    o_.gpu_lanes.size(), resumed ? fmt::format(", resuming with {} finished samples", resumed) : ""));
+  std::string where = o_.remote ? fmt::format("llm {} / {} remote evaluations at {}", o_.llm_concurrency,
+                                              o_.compile_pool, o_.remote->display_url())
+                                : fmt::format("llm {} / compile {} / {} gpu lane(s)", o_.llm_concurrency,
+                                              o_.compile_pool, o_.gpu_lanes.size());
+  Event(fmt::format("batch start: {} problems, {} attempts x {} samples, {}{}", state_.problems.size(), o_.attempts,
+                    o_.samples, where, resumed ? fmt::format(", resuming with {} finished samples", resumed) : ""));
 
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -903,6 +999,14 @@ BatchOutcome BatchRun::Run() {
     state_.state = "no_gpu_lanes";
   } else if (!state_.failure.empty()) {
     state_.state = "failed";
+  } else if (!held_.empty()) {
+    state_.state = "evaluator_unavailable";
+    state_.failure = fmt::format("the evaluation service at {} could not evaluate {} sample{} (evaluator_unavailable); "
+                                 "their problems ({}) wait: run the same command to evaluate them again (their "
+                                 "responses and the ids of their submissions are kept)",
+                                 o_.remote ? o_.remote->display_url() : "?", evaluator_unavailable_,
+                                 evaluator_unavailable_ == 1 ? "" : "s", held_.size());
+    Event("FATAL " + state_.failure);
   } else {
     state_.state = "finished";
     state_.finished_at = end;
@@ -931,6 +1035,8 @@ BatchOutcome BatchRun::Run() {
   out.config_failure = config_failure_;
   out.llm_unavailable = llm_unavailable_;
   out.no_gpu_lanes = no_gpu_lanes_;
+  out.evaluator_unavailable = state_.state == "evaluator_unavailable";
+  out.evaluator_auth = evaluator_auth_failed_;
   out.wall_s = end - t0;
   return out;
 }
@@ -941,7 +1047,8 @@ BatchOutcome RunBatch(const BatchOptions& options, const std::vector<Problem>& p
                       const PromptBuilder& prompts) {
   BatchOptions o = options;
   o.compile_pool = PoolSizeOrCores(o.compile_pool);
-  if (o.gpu_lanes.empty()) o.gpu_lanes = {0};
+  if (o.remote) o.gpu_lanes.clear();  // the service's lanes time the samples
+  if (o.gpu_lanes.empty() && !o.remote) o.gpu_lanes = {0};
   if (!o.lane_probe) o.lane_probe = DefaultLaneProbe(o.lane_probe_timeout_s);
   o.llm_concurrency = std::max(1, o.llm_concurrency);
   o.samples = std::max(1, o.samples);

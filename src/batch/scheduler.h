@@ -34,6 +34,9 @@ struct BatchOutcome {
   bool settings_changed = false;  // refused: the plan settings differ from the folder's (exit 64)
   bool llm_unavailable = false;   // stopped: no connection to the LLM for the outage timeout (exit 69)
   bool no_gpu_lanes = false;      // stopped: every GPU lane was retired after a failed device probe (exit 71)
+  // --evaluator: samples the service could not evaluate wait for a resume (exit 69)...
+  bool evaluator_unavailable = false;
+  bool evaluator_auth = false;    // ... or it refused the token: the batch stopped (exit 77)
   double wall_s = 0;
 };
 

@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/eval_flags.h"
 #include "cli/generation_flags.h"
+#include "cli/remote_batch.h"
 #include "cli/slurm_batch.h"
 #include "eval/backend.h"
 #include "eval/python_env.h"
@@ -42,6 +43,7 @@ struct BatchArgs {
   double slurm_poll_s = 15;
   std::optional<int> slurm_shard;
   EvalFlags eval;
+  RemoteFlags remote;  // --evaluator: evaluate on a kbrun serve service (cli/remote_batch.h)
   LlmFlags llm;
   PromptFlags prompts;
 };
@@ -58,7 +60,10 @@ int SamplesFromEnvironment() {
   throw CommandError{kExitConfig, fmt::format("NUM_SAMPLES: expected a positive integer, not '{}'", *env)};
 }
 
-void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
+void Run(BatchArgs& a, const CLI::App& cmd, int* exit_code) {
+  bool gpu_flag_given = cmd.count("--gpu") > 0;
+  // Flags a remote evaluator cannot honour are refused before anything else.
+  CheckRemoteFlags(a.remote, cmd);
   // Problems first: a typo in a path should not cost a Python probe.
   if (a.problems_dir.empty()) {
     if (auto env = GetEnvOption("KERNELBENCH_DIR")) a.problems_dir = *env;
@@ -134,6 +139,8 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
   } catch (const std::invalid_argument& e) {
     throw CommandError{kExitConfig, e.what()};
   }
+  // --evaluator: the service compiles and runs; this host needs neither torch nor a GPU.
+  std::shared_ptr<const batch::RemoteEvaluator> remote = ConnectEvaluator(a.remote);
   // The submitting host needs Slurm, not torch: each task checks its own Python and backend.
   if (a.slurm && !a.slurm_shard) {
     SlurmSubmitOptions s;
@@ -153,11 +160,16 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
   }
   // The backend picks the prompt set, so "auto" is decided first (from torch's build), and a
   // kittens backend without its library stops here rather than failing every sample.
-  const eval::PythonEnv* py = nullptr;
+  const eval::PythonEnv no_python;  // --evaluator: none needed here
+  const eval::PythonEnv* py = &no_python;
+  // (--evaluator: the service compiles with its own backend; "auto" picks the prompts as generate does.)
+  if (remote) a.eval.backend = prompts::ResolveBackendForPrompts(a.eval.backend);
   try {
-    py = &eval::DiscoverPython(a.eval.python);
-    a.eval.backend = eval::ResolveBackend(a.eval.backend, py->hip_version);
-    eval::BackendFlags flags = eval::BackendFlagsFor(ToEvalOptions(a.eval), *py);
+    if (!remote) {
+      py = &eval::DiscoverPython(a.eval.python);
+      a.eval.backend = eval::ResolveBackend(a.eval.backend, py->hip_version);
+    }
+    eval::BackendFlags flags = remote ? eval::BackendFlags{} : eval::BackendFlagsFor(ToEvalOptions(a.eval), *py);
     if (!flags.not_configured.empty()) {
       throw std::runtime_error("--backend " + a.eval.backend + ": " + flags.not_configured);
     }
@@ -165,7 +177,8 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
     throw CommandError{kExitConfig, e.what()};
   }
   prompts::PromptConfig prompt_config = LoadPromptConfig(a.prompts, a.eval.backend);
-  bool on_gpu = a.eval.device == "cuda" || (a.eval.device == "auto" && py->gpu_available);
+  // (--evaluator: on the service's device, a GPU in the prompts.)
+  bool on_gpu = remote || a.eval.device == "cuda" || (a.eval.device == "auto" && py->gpu_available);
 
   batch::BatchOptions o;
   o.problems_dir = problems_dir;
@@ -177,15 +190,20 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
   o.target_speedup = a.target_speedup;
   o.llm_concurrency = a.llm_concurrency;
   // In batch, --compile-jobs sizes the pool of parallel compiles; each build then
-  // gets its share of the cores as MAX_JOBS (batch/capacity.h).
+  // gets its share of the cores as MAX_JOBS (batch/capacity.h); with --evaluator the pool is
+  // the evaluations in flight.
   const batch::CompilePool pool = batch::ResolveCompilePool(a.eval.compile_jobs);
-  o.compile_pool = pool.compiles;
+  o.compile_pool = remote ? a.remote.concurrency : pool.compiles;
   try {
-    o.gpu_lanes = batch::ResolveLanes({a.gpus, gpu_flag_given ? std::optional<int>(a.eval.gpu) : std::nullopt, on_gpu,
-                                       GetEnvOption("CUDA_VISIBLE_DEVICES").value_or(""), py->gpu_names.size()});
+    if (!remote) {
+      o.gpu_lanes = batch::ResolveLanes({a.gpus, gpu_flag_given ? std::optional<int>(a.eval.gpu) : std::nullopt,
+                                         on_gpu, GetEnvOption("CUDA_VISIBLE_DEVICES").value_or(""),
+                                         py->gpu_names.size()});
+    }
   } catch (const std::invalid_argument& e) {
     throw CommandError{kExitUsage, e.what()};
   }
+  o.remote = remote;
   o.schedule = a.schedule == "by-problem" ? batch::Schedule::kByProblem : batch::Schedule::kPipelined;
   o.eval = ToEvalOptions(a.eval);
   o.eval.python = py->interpreter;
@@ -217,9 +235,10 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
                shard->first, shard->last, host);
   }
   if (!a.quiet) {
-    fmt::print(stderr, "kbrun batch: {} problems from {}, results in {} ({} attempts x {} samples; {} lane(s) on {})\n",
-               problems.size(), problems_dir.string(), o.results_dir.string(), o.attempts, o.samples,
-               o.gpu_lanes.size(), on_gpu ? "GPU" : "CPU");
+    std::string where = remote ? "evaluated by " + remote->display_url()
+                               : fmt::format("{} lane(s) on {}", o.gpu_lanes.size(), on_gpu ? "GPU" : "CPU");
+    fmt::print(stderr, "kbrun batch: {} problems from {}, results in {} ({} attempts x {} samples; {})\n",
+               problems.size(), problems_dir.string(), o.results_dir.string(), o.attempts, o.samples, where);
   }
   batch::BatchOutcome out = batch::RunBatch(o, problems, *provider, builder);
   if (out.refused) {
@@ -244,6 +263,10 @@ void Run(BatchArgs& a, bool gpu_flag_given, int* exit_code) {
     throw CommandError{kExitUnavailable, out.failure};
   } else if (out.no_gpu_lanes) {
     throw CommandError{kExitNoGpuLanes, out.failure};
+  } else if (out.evaluator_auth) {
+    throw CommandError{kExitEvaluatorAuth, out.failure};
+  } else if (out.evaluator_unavailable) {
+    throw CommandError{kExitUnavailable, out.failure};
   } else if (!out.failure.empty()) {
     throw CommandError{out.config_failure ? kExitConfig : kExitInternal, out.failure};
   } else {
@@ -328,6 +351,7 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
   cmd->get_option("--gpu")->description("Time on this one GPU only (same as --gpus N)");
   AddPromptFlags(*cmd, args->prompts);
   AddLlmFlags(*cmd, args->llm);
+  AddRemoteFlags(*cmd, args->remote);
   cmd->footer(std::string(
                   "Run the same command again to resume after a crash, Ctrl-C or an LLM outage: finished samples\n"
                   "are kept, saved responses are evaluated without a new LLM call. A resume with other settings\n"
@@ -340,6 +364,10 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
                   "device failed a health probe (state no_gpu_lanes, resumable); 78 configuration error (no API key, no\n"
                   "Python with torch, broken prompts, another batch holds the folder: nothing written);\n"
                   "130 interrupted (state saved).\n\n"
+                  "With --evaluator URL (docs/SCALING.md): each sample is compiled and run by that kbrun serve\n"
+                  "service; flags it cannot honour (--device, --gpus, --backend, --python, --allow-library-kernels,\n"
+                  "timeouts, compile settings...) are refused (64); 77 it refused the token; 69 it could not be\n"
+                  "reached, or samples it could not evaluate wait for a resume (state evaluator_unavailable).\n\n"
                   "With --slurm (docs/SCALING.md): the job id is printed on stdout; exit 0 submitted (with\n"
                   "--slurm-wait: every shard finished, merged, report written); 64 bad --slurm-opts, or the folder\n"
                   "holds another run; 69 sbatch/squeue not on PATH or the controller unreachable; 75 with\n"
@@ -347,13 +375,14 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
                   "the job. The compile cache of the tasks is --compile-cache, else KBRUN_COMPILE_CACHE, else\n"
                   "kbrun-compile-cache beside the results folder: a path every node must see.\n\n"
                   "  KERNELBENCH_DIR   problems folder when --problems-dir is not given\n"
+                  "  KBRUN_EVALUATOR_TOKEN  the --evaluator service's token when --evaluator-token-file is not given\n"
                   "  NUM_SAMPLES       samples per attempt when --samples is not given\n"
                   "  KBRUN_LANE_PROBE  a lane health probe script run as SCRIPT DEVICE GPU PYTHON (exit 0:\n"
                   "                    healthy) instead of kbrun's own (docs/RESULTS.md \"Lane failures\")\n"
                   "  THUNDERKITTENS_ROOT, HIPKITTENS_ROOT\n"
                   "                    library roots when --tk-root / --hk-root are not given\n\n") +
               kLlmEnvironmentHelp);
-  cmd->callback([args, cmd, exit_code] { Run(*args, cmd->count("--gpu") > 0, exit_code); });
+  cmd->callback([args, cmd, exit_code] { Run(*args, *cmd, exit_code); });
 }
 
 }  // namespace kbrun::cli

@@ -52,7 +52,9 @@ int OnProgress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 
 }  // namespace
 
-HttpResponse HttpPost(const HttpRequest& request) {
+namespace {
+
+HttpResponse Perform(const HttpRequest& request, bool post) {
   GlobalInitOnce();
   HttpResponse response;
   CURL* curl = curl_easy_init();
@@ -68,9 +70,13 @@ HttpResponse HttpPost(const HttpRequest& request) {
   char error_buffer[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
-  curl_easy_setopt(curl, CURLOPT_POST, 1L);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  if (post) {
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  } else {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  }
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
@@ -102,5 +108,11 @@ HttpResponse HttpPost(const HttpRequest& request) {
   curl_easy_cleanup(curl);
   return response;
 }
+
+}  // namespace
+
+HttpResponse HttpPost(const HttpRequest& request) { return Perform(request, true); }
+
+HttpResponse HttpGet(const HttpRequest& request) { return Perform(request, false); }
 
 }  // namespace kbrun::llm

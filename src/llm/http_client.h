@@ -1,4 +1,4 @@
-// A minimal HTTPS POST over libcurl: one easy handle per call, so concurrent
+// A minimal HTTPS POST (and GET) over libcurl: one easy handle per call, so concurrent
 // calls from several threads share nothing but curl's global state.
 #pragma once
 
@@ -30,5 +30,7 @@ struct HttpResponse {
 
 // Never throws for network trouble: the result says what happened.
 HttpResponse HttpPost(const HttpRequest& request);
+// The same as a GET (`body` is not sent).
+HttpResponse HttpGet(const HttpRequest& request);
 
 }  // namespace kbrun::llm

@@ -33,7 +33,7 @@ svg{background:#fff;border:1px solid #e3e3e3;margin:.3em 0}svg text{font:11px sa
 .curve-baseline.baseline-cudagraph{stroke:#8a3ab0}.point-baseline.baseline-cudagraph{fill:#8a3ab0}
 .sample-point{fill:#2a8a2a;fill-opacity:.6}.geomean{stroke:#c03030;stroke-width:2}
 .bar{fill:#5080c0}.bar.correct{fill:#2a8a2a}
-.span-llm{fill:#8a6ad0}.span-compile{fill:#e0a030}.span-gpu{fill:#2a8a2a}
+.span-llm{fill:#8a6ad0}.span-compile{fill:#e0a030}.span-gpu{fill:#2a8a2a}.span-remote{fill:#2a6ab0}
 .caption{color:#555;font-size:.92em}
 )css";
 

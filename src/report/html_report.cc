@@ -323,6 +323,7 @@ std::string TimelinePlot(const std::vector<TimelineSpan>& spans) {
   };
   pack("llm", "LLM");
   pack("compile", "compile pool");
+  pack("remote", "remote evaluator");  // batch --evaluator: submit to done, at the service
   std::set<int> lanes;
   for (const auto& s : spans) {
     if (s.stage == "gpu") lanes.insert(s.lane);

@@ -221,6 +221,7 @@ Report BuildReport(const fs::path& results_dir) {
       return o.is_object() && o.contains(key) && o[key].is_string() ? o[key].get<std::string>() : std::string();
     };
     r.model = text(config, "model");
+    r.evaluator = text(config, "evaluator");
     r.backend = text(config, "backend");
     r.precision = text(config, "precision");
     r.kbrun_version = text(summary, "kbrun_version");
@@ -332,7 +333,8 @@ Report BuildReport(const fs::path& results_dir) {
       r.stages.llm_s += Seconds(stages, "llm", &r.stages.llm_n);
       r.stages.compile_s += Seconds(stages, "compile", &r.stages.compile_n);
       r.stages.gpu_s += Seconds(stages, "gpu", &r.stages.gpu_n);
-      for (const char* stage : {"llm", "compile", "gpu"}) {
+      r.stages.remote_s += Seconds(stages, "remote", &r.stages.remote_n);
+      for (const char* stage : {"llm", "compile", "gpu", "remote"}) {
         if (!stages.is_object() || !stages.contains(stage) || !stages[stage].is_object()) continue;
         double a = stages[stage].value("start", 0.0), b = stages[stage].value("end", 0.0);
         if (a > 0 && (first_start == 0 || a < first_start)) first_start = a;
@@ -511,6 +513,7 @@ json ReportJson(const Report& r) {
            {{"model", r.model.empty() ? json(nullptr) : json(r.model)},
             {"backend", r.backend.empty() ? json(nullptr) : json(r.backend)},
             {"precision", r.precision.empty() ? json(nullptr) : json(r.precision)},
+            {"evaluator", r.evaluator.empty() ? json(nullptr) : json(r.evaluator)},
             {"batch_kbrun_version", r.kbrun_version.empty() ? json(nullptr) : json(r.kbrun_version)}}},
           {"problems", problems},
           {"overall",
@@ -540,8 +543,13 @@ json ReportJson(const Report& r) {
              {{"llm", r.stages.llm_s},
               {"compile", r.stages.compile_s},
               {"gpu", r.stages.gpu_s},
+              {"remote", r.stages.remote_s},
               {"total", r.stages.total()}}},
-            {"stage_counts", {{"llm", r.stages.llm_n}, {"compile", r.stages.compile_n}, {"gpu", r.stages.gpu_n}}},
+            {"stage_counts",
+             {{"llm", r.stages.llm_n},
+              {"compile", r.stages.compile_n},
+              {"gpu", r.stages.gpu_n},
+              {"remote", r.stages.remote_n}}},
             {"stage_sum_over_wall", r.wall_known && wall > 0 ? json(r.stages.total() / wall) : json(nullptr)},
             {"gpu_busy_fraction", gpu_busy ? json(*gpu_busy) : json(nullptr)},
             {"budget", budget},
@@ -705,11 +713,19 @@ std::string ReportText(const Report& r) {
   stages.AddRow({"compile", std::to_string(r.stages.compile_n), FormatDuration(r.stages.compile_s),
                  share(r.stages.compile_s)});
   stages.AddRow({"gpu", std::to_string(r.stages.gpu_n), FormatDuration(r.stages.gpu_s), share(r.stages.gpu_s)});
+  if (r.stages.remote_n > 0) {
+    stages.AddRow({"remote", std::to_string(r.stages.remote_n), FormatDuration(r.stages.remote_s),
+                   share(r.stages.remote_s)});
+  }
   stages.AddRow({"all stages", "", FormatDuration(r.stages.total()), share(r.stages.total())});
   out += "Stage time sums vs wall time (above 1.00x: stages overlapped)\n" + stages.Render(2);
   std::optional<double> gpu_busy = GpuBusyFraction(r);
-  out += fmt::format("  GPU lanes busy {} of the wall time ({} lane{})\n", gpu_busy ? Percent(*gpu_busy) : "unknown",
-                     r.gpu_lanes, r.gpu_lanes == 1 ? "" : "s");
+  if (!r.evaluator.empty()) {
+    out += fmt::format("  Evaluated remotely by {} (batch --evaluator): compile and run at the service\n", r.evaluator);
+  } else {
+    out += fmt::format("  GPU lanes busy {} of the wall time ({} lane{})\n", gpu_busy ? Percent(*gpu_busy) : "unknown",
+                       r.gpu_lanes, r.gpu_lanes == 1 ? "" : "s");
+  }
   return out;
 }
 

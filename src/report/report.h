@@ -78,7 +78,9 @@ struct PassAtKRow {
 struct StageSums {
   double llm_s = 0, compile_s = 0, gpu_s = 0;
   int llm_n = 0, compile_n = 0, gpu_n = 0;
-  double total() const { return llm_s + compile_s + gpu_s; }
+  double remote_s = 0;  // batch --evaluator: submit to done at the service (instead of compile + gpu)
+  int remote_n = 0;
+  double total() const { return llm_s + compile_s + gpu_s + remote_s; }
 };
 
 struct Report {
@@ -105,6 +107,7 @@ struct Report {
   // when at least one shard ran); 0 for a single-host run.
   int slurm_shards = 0;
   int gpu_lanes = 1;
+  std::string evaluator;  // batch --evaluator: the service's URL (no credentials); empty: evaluated here
   std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
   std::map<std::string, int> fallback_reasons;  // samples whose own code never ran, by why (fallback_reason)
   std::map<std::string, int> timing_methods;    // timed samples by how they were timed (timing.method)

@@ -173,7 +173,7 @@ void EvalService::Start() {
   fs::create_directories(o_.state_dir);
   // Private build dirs of evaluations a killed service left behind (ours when --work-dir is not given).
   if (o_.eval.work_root.empty()) {
-    o_.eval.work_root = o_.state_dir / ".work";
+    o_.eval.work_root = fs::absolute(o_.state_dir) / ".work";  // the workers chdir there from elsewhere
     fs::remove_all(o_.eval.work_root);
   }
   std::vector<std::pair<double, JobPtr>> pending;

@@ -29,6 +29,8 @@ const std::vector<EnvOption>& EnvOptions() {
       {"NUM_SAMPLES", "--samples", "batch", "samples per attempt (default 3)"},
       {"CUDA_VISIBLE_DEVICES", "--gpus, --gpu", "batch",
        "GPU lanes when neither flag is given, as physical indices (else every GPU torch sees)"},
+      {"KBRUN_EVALUATOR_TOKEN", "--evaluator-token-file", "batch (--evaluator)",
+       "the kbrun serve service's bearer token (never on the command line)"},
       {"KBRUN_LANE_PROBE", "", "batch",
        "a lane health probe script run as SCRIPT DEVICE GPU PYTHON (exit 0: healthy) instead of kbrun's own"},
       // Generation (kbrun generate, batch)
