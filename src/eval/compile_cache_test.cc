@@ -185,13 +185,13 @@ TEST_F(CompileCache, LighterBindingHeaderKeepsMeaningAndFallsBack) {
   EXPECT_TRUE(Contains(fb["fallback"].get<std::string>(), "built again as written (main.o)")) << fb.dump();
 }
 
-// Runs `loop_body` (Python: kbrun_build as `b`, each case's `name` and `text`, results into
+// Runs `loop_body` (Python: kbrun_eval.build as `b`, each case's `name` and `text`, results into
 // `out`, `sys.argv[3]` = dir) over the cases and returns `out`; null when the script failed.
 json LightenEach(const json& cases, const fs::path& dir, const std::string& loop_body) {
   WriteFileAtomic(dir / "cases.json", cases.dump());
   ProcessSpec spec;
   spec.argv = {"python3", "-c",
-               "import json, sys; sys.path.insert(0, sys.argv[1]); import kbrun_build as b\n"
+               "import json, sys; sys.path.insert(0, sys.argv[1]); from kbrun_eval import build as b\n"
                "out = {}\n"
                "for name, text in json.load(open(sys.argv[2])).items():\n" + loop_body + "print(json.dumps(out))\n",
                std::string(KBRUN_SOURCE_DIR) + "/src/eval/worker", (dir / "cases.json").string(), dir.string()};

@@ -15,9 +15,9 @@ import types
 import pytest
 import torch
 
-import kbrun_baselines as kb  # src/eval/worker, on sys.path by conftest.py
-import kbrun_checker as kc
+import kbrun_checker as kc  # src/eval/worker, on sys.path by conftest.py
 import kbrun_worker as kw
+from kbrun_eval import baselines as kb
 
 PROBLEM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "problems", "1_ScaleAdd.py")
 WARMUP, TIMED = 2, 5

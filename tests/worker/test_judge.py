@@ -7,7 +7,7 @@ then asks the judge. Run: /usr/bin/python3 -m pytest -q tests/worker
 import pytest
 import torch
 
-import kbrun_judge as kj  # src/eval/worker, on sys.path by conftest.py
+from kbrun_eval import judge as kj  # src/eval/worker, on sys.path by conftest.py
 from worker_test_util import Fn
 
 CPU = torch.device("cpu")

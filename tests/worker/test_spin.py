@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import torch
 
-import kbrun_spin
+from kbrun_eval import spin as kbrun_spin
 
 
 def ptxas():

@@ -33,8 +33,8 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Imports after the line above (E402): the checker's siblings, whoever imports this file.
-import kbrun_channel  # noqa: E402
-import kbrun_judge  # noqa: E402  (the tolerance rules: evidence, kernelbench, fixed)
+from kbrun_eval import channel as kbrun_channel  # noqa: E402
+from kbrun_eval import judge as kbrun_judge  # noqa: E402  (the tolerance rules: evidence, kernelbench, fixed)
 import kbrun_worker as kw  # noqa: E402  (trusted helpers: seeding, timing, loading the problem)
 
 # Elements swapped per tensor in a "swap" round: few enough that a memo checking a sample of
@@ -492,7 +492,7 @@ def main():
     # candidate's timing ran to its end (kbrun_baselines.py). Each its own line.
     wanted = [b for b in req.get("baselines") or [] if b != "eager"]
     if checker is not None and wanted and checker.timed_ok and checker.done:
-        import kbrun_baselines  # beside this file
+        from kbrun_eval import baselines as kbrun_baselines
         kbrun_baselines.run(checker, wanted, nonce, checker.wait_for_worker_end)
     os._exit(0)
 

@@ -99,7 +99,7 @@ def prepare_build(build, reuse_earlier_builds):
     a shared cache still caches in the private dir, so later phases reuse the compile; in
     plain mode, with reuse_earlier_builds, the compile phase's torch build folders.
     Returns kbrun_build's list of build records (filled as builds happen) in fast mode, else None."""
-    import kbrun_build
+    from kbrun_eval import build as kbrun_build
     kbrun_build.add_backend_flags(build.get("backend") or {})
     if build.get("mode", "fast") == "fast":
         private = os.path.join(os.environ.get("TORCH_EXTENSIONS_DIR", "."), "kbrun-cache")
@@ -259,7 +259,7 @@ class Timer:
             self.end = torch.cuda.Event(enable_timing=True)
             self.spin_mark = torch.cuda.Event(enable_timing=True)
             self.end_all = torch.cuda.Event(enable_timing=True)
-            import kbrun_spin  # beside this file
+            from kbrun_eval import spin as kbrun_spin
             self.spin = kbrun_spin.Spin(torch, device)
             self.cycles_per_ms = self._spin_cycles_per_ms()
             self.drain_ms = self._drain_ms() if self.spin.can_drain else None
@@ -417,7 +417,7 @@ class Guard:
             "kbrun_worker.progress": progress,
         }
         if self.cuda:
-            import kbrun_spin  # beside this file
+            from kbrun_eval import spin as kbrun_spin
             self.originals.update({
                 "kbrun_spin.Spin.__call__": kbrun_spin.Spin.__call__,
                 "kbrun_spin.Spin.drain": kbrun_spin.Spin.drain,
@@ -431,7 +431,7 @@ class Guard:
 
     def current(self, name):
         roots = {"torch": self.torch, "time": time, "kbrun_worker": sys.modules[__name__],
-                 "kbrun_spin": sys.modules.get("kbrun_spin")}
+                 "kbrun_spin": sys.modules.get("kbrun_eval.spin")}
         obj = roots[name.split(".")[0]]
         for part in name.split(".")[1:]:
             obj = getattr(obj, part)
@@ -573,7 +573,7 @@ class CheckerLink:
     """
 
     def __init__(self, torch, device):
-        import kbrun_channel
+        from kbrun_eval import channel as kbrun_channel
         self.torch = torch
         self.device = device
         self.channel = kbrun_channel
@@ -744,7 +744,7 @@ def prebuild(req, torch, candidate):
     first forward). Best effort and never a verdict: the model is thrown away, an error (a
     constructor that needs a GPU, say) is only recorded. Returns {"constructed", "builds",
     "seconds", "deferred", "note"?}."""
-    import kbrun_build
+    from kbrun_eval import build as kbrun_build
     t = time.perf_counter()
     before = len(kbrun_build.build_attempts)
     out = {"constructed": False}
@@ -764,7 +764,7 @@ def prebuild(req, torch, candidate):
         torch.cuda.is_available = is_available
     # What forward would build on its first call (load_inline behind `if self._ext is None`).
     try:
-        import kbrun_deferred_builds
+        from kbrun_eval import deferred_builds as kbrun_deferred_builds
         with open(req["code"]) as f:
             out["deferred"] = kbrun_deferred_builds.build_deferred(f.read(), candidate, model)
     except (Exception, SystemExit) as exc:
@@ -875,7 +875,7 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard, checker)
     guard.check_harness()
     checker.done()
     try:
-        import kbrun_library_share  # beside this file (the zygote has it loaded)
+        from kbrun_eval import library_share as kbrun_library_share  # the zygote has it loaded
         result["fallback"] = kbrun_library_share.library_share(torch, new_model, inputs, device, req["code"])
     except Exception as exc:  # the profiler is a check, not a verdict: note it and go on
         result["fallback"] = {"error": "%s: %s" % (type(exc).__name__, exc), "uses_library_only": None}
@@ -966,7 +966,7 @@ def main():
                              "message": clip("%s: %s" % (type(exc).__name__, exc), 8000),
                              "detail": clip(traceback.format_exc(), 8000)}
     # Of this worker's time, what load_inline/load calls took (in the run phase: builds on the GPU lane).
-    kbrun_build = sys.modules.get("kbrun_build")
+    kbrun_build = sys.modules.get("kbrun_eval.build")
     if kbrun_build is not None:
         stage_times["build_s"] = round(sum(a.get("seconds", 0.0) for a in kbrun_build.build_attempts), 3)
     stage_times["worker_total_s"] = time.perf_counter() - T0

@@ -88,10 +88,10 @@ try:
     import numpy  # noqa: F401
 except ImportError:
     pass
-import kbrun_build  # noqa: E402,F401
-import kbrun_channel  # noqa: E402,F401
-import kbrun_judge  # noqa: E402,F401
-import kbrun_library_share  # noqa: E402,F401
+import kbrun_eval.build  # noqa: E402,F401
+import kbrun_eval.channel  # noqa: E402,F401
+import kbrun_eval.judge  # noqa: E402,F401
+import kbrun_eval.library_share  # noqa: E402,F401
 import kbrun_worker  # noqa: E402,F401
 
 for _name, _original in _originals.items():
