@@ -91,8 +91,9 @@ except ImportError:
 import kbrun_eval.build  # noqa: E402,F401
 import kbrun_eval.channel  # noqa: E402,F401
 import kbrun_eval.judge  # noqa: E402,F401
+import kbrun_eval.checker  # noqa: E402,F401
 import kbrun_eval.library_share  # noqa: E402,F401
-import kbrun_worker  # noqa: E402,F401
+import kbrun_eval.worker  # noqa: E402,F401
 
 for _name, _original in _originals.items():
     if _original is not None:
