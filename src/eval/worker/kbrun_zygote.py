@@ -33,6 +33,8 @@ environment; then the script runs as __main__ (runpy), exactly as `python script
 would run it. The fork ends as the worker ended (exit code or signal), so "exit" reports
 the worker's status; its wait4 CPU time includes the worker's.
 """
+# Over 400 lines on purpose: the sandbox steps mirror src/util/subprocess.cc one by one and are
+# read against it (ExecChild, SealFilesystem, BecomeSandboxedWorker), so they stay in one file.
 
 import array
 import ctypes

@@ -33,6 +33,8 @@ compiled, never what they mean:
   lighter file fails to compile, it is built again exactly as written, and that
   build's errors are the ones reported.
 """
+# Over 400 lines on purpose: one build step (cache, PCH, header lightening, the hooks on torch's
+# build functions) whose parts share the cache's key and records; split, each part would need the rest.
 
 import fcntl
 import functools

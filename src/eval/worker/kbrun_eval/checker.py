@@ -22,6 +22,8 @@ timings and its nonce, on fd 3; the supervisor accepts a correct result only whe
 are complete and takes the reference's timing from here. Nothing the worker sends is
 unpickled or executed here.
 """
+# About 430 lines: the checker's protocol (inputs, judging, timing) is one class that the
+# candidate's process never sees; its input swaps are timed_inputs.py.
 
 import argparse
 import json
