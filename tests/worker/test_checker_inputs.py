@@ -1,4 +1,4 @@
-"""The checker's swapped-element rounds (kbrun_checker.swap_elements) on the CPU: they change
+"""The checker's swapped-element rounds (kbrun_eval/timed_inputs.py) on the CPU: they change
 the inputs where a sampled or summed memo cannot see it, and keep what structured inputs rely on.
 Run: /usr/bin/python3 -m pytest -q tests/worker
 """

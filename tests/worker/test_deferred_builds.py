@@ -1,4 +1,4 @@
-"""kbrun_deferred_builds: which build calls it finds and how it evaluates their arguments."""
+"""kbrun_eval/deferred_builds.py: which build calls it finds and how it evaluates their arguments."""
 import types
 
 from kbrun_eval import deferred_builds as db

@@ -1,4 +1,4 @@
-"""kbrun_judge on the CPU: the evidence rule tells honest reorderings from lower precision.
+"""kbrun_eval/judge.py on the CPU: the evidence rule tells honest reorderings from lower precision.
 
 Each case builds a reference Model, its fp32 output, and a candidate output computed
 another way (another summation order, TF32- or bf16-rounded inputs, a wrong element),

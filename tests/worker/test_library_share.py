@@ -1,4 +1,4 @@
-"""kbrun_library_share: whose code the forward runs, decided by provenance (real builds, real
+"""kbrun_eval/library_share.py: whose code the forward runs, decided by provenance (real builds, real
 profiler), and steady on a loaded machine. Run: /usr/bin/python3 -m pytest -q tests/worker
 """
 import importlib.util

@@ -2,7 +2,7 @@
 process the candidate never runs in.
 
 The supervisor starts it beside the worker for the run phase, connected to the worker by a
-socket (fd 4; kbrun_channel.py). The checker never imports candidate code, so nothing the
+socket (fd 4; channel.py). The checker never imports candidate code, so nothing the
 candidate does to torch in its own process (patches, dispatcher overrides, global flags,
 allocator settings) reaches the reference's outputs or its timings.
 
@@ -88,7 +88,7 @@ class Checker:
         self.swap_plan = None
         # The timing rounds ((kind, method) each) and how each round's inputs were made: ("draw",
         # seed) or ("swap", the rng's state before the swap), so that the baselines
-        # (kbrun_baselines.py) replay the same values call by call. timed_ok: every round passed.
+        # (baselines.py) replay the same values call by call. timed_ok: every round passed.
         self.timing_rounds = []
         self.input_recipes = []
         self.timed_ok = False
@@ -421,7 +421,7 @@ def main():
     result["checker_total_s"] = time.perf_counter() - t0
     protocol.progress("result %s %s" % (nonce, json.dumps(result, allow_nan=True)))
     # --baseline compile|cudagraph: after the verdict's figures are sent, and only when the
-    # candidate's timing ran to its end (kbrun_baselines.py). Each its own line.
+    # candidate's timing ran to its end (baselines.py). Each its own line.
     wanted = [b for b in req.get("baselines") or [] if b != "eager"]
     if checker is not None and wanted and checker.timed_ok and checker.done:
         from . import baselines as kbrun_baselines

@@ -4,7 +4,7 @@ from .protocol import Failure
 
 
 class CheckerLink:
-    """The worker's end of the channel to the checker process (kbrun_checker.py).
+    """The worker's end of the channel to the checker process (checker.py).
 
     The checker, not this process, draws the inputs of every checked call, runs the reference
     and decides whether the outputs are right: the worker receives the inputs (written by the
@@ -23,7 +23,7 @@ class CheckerLink:
             self.chan = kbrun_channel.Channel(4)
         except OSError as exc:
             raise Failure("runtime_error", "checker_failed", "no channel to the checker: %s" % exc)
-        # The checker's first message says it can no longer be traced (kbrun_checker.seal_self):
+        # The checker's first message says it can no longer be traced (checker.seal_self):
         # the worker loads candidate code only after it.
         header, _ = self._recv()
         if header.get("type") != "hello":

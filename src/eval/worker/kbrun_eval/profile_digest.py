@@ -10,7 +10,7 @@ touch how its profile is read (docs/EVALUATION.md, "Profiling").
             (rocprofv3 --kernel-trace --marker-trace --pmc ... --output-format csv -d DIR)
 
 Prints one JSON object (docs/RESULT_SCHEMA.md, "profile"). Kernels are split by the NVTX /
-ROCTX range they ran in: "kbrun_reference" or "kbrun_candidate" (kbrun_profile.py pushes them).
+ROCTX range they ran in: "kbrun_reference" or "kbrun_candidate" (profiling.py pushes them).
 """
 
 import argparse
