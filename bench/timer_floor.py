@@ -1,4 +1,4 @@
-"""Where does the timer's floor come from? One process, kbrun's own Timer (kbrun_worker.py), a
+"""Where does the timer's floor come from? One process, kbrun's own Timer (kbrun_eval/timing.py), a
 tiny ReLU (16 x 4096 fp32) and a larger one (64 x 16384), each timed 200 times per variant:
   back_to_back   events around 100 calls in a row, no flush, no sync (the GPU's own figure)
   events_only    sync, start, call, end (no flush, no spin)
@@ -21,7 +21,7 @@ import time
 import torch
 
 sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "src/eval/worker")
-import kbrun_worker as kw  # noqa: E402  (from the folder named on the command line)
+from kbrun_eval import timing as kw  # noqa: E402  (from the folder named on the command line)
 
 dev = torch.device("cuda")
 timer = kw.Timer(torch, dev)

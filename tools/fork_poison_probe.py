@@ -67,8 +67,8 @@ def parent_state(torch):
 
 torch = None
 steps = [("nothing", None), ("torch", "torch"), ("torch.utils.cpp_extension", "torch.utils.cpp_extension"),
-         ("numpy", "numpy"), ("kbrun_build", "kbrun_build"), ("kbrun_channel", "kbrun_channel"),
-         ("kbrun_worker", "kbrun_worker")]
+         ("numpy", "numpy"), ("kbrun_eval.build", "kbrun_eval.build"), ("kbrun_eval.channel", "kbrun_eval.channel"),
+         ("kbrun_eval.worker", "kbrun_eval.worker")]
 for label, module in steps:
     t0 = time.perf_counter()
     if module:

@@ -1,4 +1,4 @@
-// kbrun's build step (worker/kbrun_build.py) through the real binary on the CPU: the
+// kbrun's build step (worker/kbrun_eval/build.py) through the real binary on the CPU: the
 // content-addressed cache (hit, miss, invalidation by flags, toolchain and headers,
 // concurrent writers), the precompiled header, the lighter binding header (torch/python.h
 // for main.cpp, with the fallback to the file as written) and the lighter CUDA headers.
@@ -185,98 +185,8 @@ TEST_F(CompileCache, LighterBindingHeaderKeepsMeaningAndFallsBack) {
   EXPECT_TRUE(Contains(fb["fallback"].get<std::string>(), "built again as written (main.o)")) << fb.dump();
 }
 
-// Runs `loop_body` (Python: kbrun_build as `b`, each case's `name` and `text`, results into
-// `out`, `sys.argv[3]` = dir) over the cases and returns `out`; null when the script failed.
-json LightenEach(const json& cases, const fs::path& dir, const std::string& loop_body) {
-  WriteFileAtomic(dir / "cases.json", cases.dump());
-  ProcessSpec spec;
-  spec.argv = {"python3", "-c",
-               "import json, sys; sys.path.insert(0, sys.argv[1]); import kbrun_build as b\n"
-               "out = {}\n"
-               "for name, text in json.load(open(sys.argv[2])).items():\n" + loop_body + "print(json.dumps(out))\n",
-               std::string(KBRUN_SOURCE_DIR) + "/src/eval/worker", (dir / "cases.json").string(), dir.string()};
-  spec.env = CurrentEnvironment();
-  ProcessResult p = RunProcess(spec);
-  EXPECT_EQ(p.exit_code, 0) << p.output;
-  if (p.exit_code != 0) return nullptr;
-  return json::parse(SplitLines(p.output).back());
-}
-
-// Which binding files get torch/python.h: those that name nothing from the C++ frontend.
-TEST(FastBuild, BindingHeaderIsLightenedOnlyWhenSafe) {
-  const std::string prefix = "#include <torch/extension.h>\n";
-  const std::string body = "torch::Tensor f(torch::Tensor x) { return x.relu(); }\n";
-  json cases = {
-      {"glue", prefix + body},
-      {"own_include", prefix + "#include <torch/extension.h>\n" + body},
-      {"indexing", prefix + "using namespace torch::indexing;\n" + body},
-      {"frontend", prefix + "namespace F = torch::nn::functional;\n" + body},
-      {"using_torch", prefix + "using namespace torch;\n" + body},
-      {"reopens_torch", prefix + "namespace torch { int kb_x; }\n" + body},
-      {"torch_h", prefix + "#include <torch/torch.h>\n" + body},
-      {"no_prefix", body},
-  };
-  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-binding-test-");
-  json modes = LightenEach(cases, dir,
-                           "    light, mode = b.lighten_binding(text, '/b/main.cpp')\n"
-                           "    out[name] = [mode, light.count(chr(10)) == text.count(chr(10)), light]\n");
-  fs::remove_all(dir);
-  ASSERT_TRUE(modes.is_object());
-  for (const char* name : {"glue", "own_include", "indexing"}) {
-    EXPECT_EQ(modes[name][0], "torch_python_only") << name;
-    std::string light = modes[name][2];
-    EXPECT_TRUE(StartsWith(light, "#line 2 \"/b/main.cpp\"\n")) << light;
-    EXPECT_FALSE(Contains(light, "torch/extension.h")) << light;
-  }
-  for (const char* name : {"frontend", "using_torch", "reopens_torch", "torch_h", "no_prefix"}) {
-    EXPECT_EQ(modes[name][0], "as_written") << name;
-    EXPECT_EQ(modes[name][2], cases[name]) << name;
-  }
-  for (auto& [name, m] : modes.items()) EXPECT_TRUE(m[1].get<bool>()) << name << ": line numbers moved";
-}
-
-// CUDA code that names nothing from torch loses torch's implicit header (and compiles
-// without torch's include paths); code that does keeps what it needs.
-TEST(FastBuild, CudaHeadersAreLightenedOnlyWhenSafe) {
-  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-light-test-");
-  const std::string prefix = "#include <torch/types.h>\n#include <cuda.h>\n#include <cuda_runtime.h>\n";
-  json cases = {
-      {"plain_kernel", prefix + "__global__ void k(float* y, int n) { int i = threadIdx.x; if (i < n) y[i] = 1.f; }\n"
-                                "void launch(float* y, int n, cudaStream_t s) { k<<<1, 32, 0, s>>>(y, n); }\n"},
-      {"uses_torch", prefix + "#include <torch/extension.h>\ntorch::Tensor f(torch::Tensor x) { return x; }\n"},
-      {"checks_with_macro", prefix + "void g(int n) { TORCH_CHECK(n > 0, \"n\"); }\n"},
-      {"includes_aten", prefix + "#include <ATen/ATen.h>\nvoid h() {}\n"},
-      {"no_prefix", std::string("__global__ void k() {}\n")},
-  };
-  json modes = LightenEach(cases, dir,
-                           "    light, mode = b.lighten_cuda(text)\n"
-                           "    open(sys.argv[3] + '/' + name + '.cu', 'w').write(light)\n"
-                           "    out[name] = [mode, light.count(chr(10)) == text.count(chr(10))]\n");
-  ASSERT_TRUE(modes.is_object());
-  EXPECT_EQ(modes["plain_kernel"][0], "no_torch_headers");
-  EXPECT_EQ(modes["uses_torch"][0], "torch_types_only");
-  EXPECT_EQ(modes["checks_with_macro"][0], "as_written");
-  EXPECT_EQ(modes["includes_aten"][0], "as_written");
-  EXPECT_EQ(modes["no_prefix"][0], "as_written");
-  for (auto& [name, m] : modes.items()) EXPECT_TRUE(m[1].get<bool>()) << name << ": line numbers moved";
-  std::string light = *ReadFile(dir / "plain_kernel.cu");
-  EXPECT_FALSE(Contains(light, "torch"));
-  EXPECT_TRUE(Contains(*ReadFile(dir / "uses_torch.cu"), "#include <torch/types.h>\n#include <cuda.h>"));
-  EXPECT_FALSE(Contains(*ReadFile(dir / "uses_torch.cu"), "torch/extension.h"));
-
-  // The lightened kernel compiles with no torch include path at all.
-  fs::path nvcc = "/usr/local/cuda/bin/nvcc";
-  if (const char* home = std::getenv("CUDA_HOME"); home && *home) nvcc = fs::path(home) / "bin/nvcc";
-  if (fs::exists(nvcc)) {
-    ProcessSpec c;
-    c.argv = {nvcc.string(), "-std=c++17", "-c", (dir / "plain_kernel.cu").string(), "-o", (dir / "k.o").string()};
-    c.env = CurrentEnvironment();
-    c.timeout_s = 300;
-    ProcessResult compiled = RunProcess(c);
-    EXPECT_EQ(compiled.exit_code, 0) << compiled.output;
-  }
-  fs::remove_all(dir);
-}
+// The header lightening's cases (lighten_binding, lighten_cuda) are pytest tests of the build
+// module: tests/worker/test_build_lighten.py.
 
 }  // namespace
 }  // namespace kbrun

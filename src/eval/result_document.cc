@@ -48,7 +48,7 @@ json StatsOrNull(const json& timing, const char* key) {
 
 // The tolerance block of result.json: the rule asked for and, where the checker judged the
 // run, its own account of the rule (k, floor, whether the float64 reference ran and why not).
-// atol/rtol as the checker applied them (kbrun_judge.py owns the defaults); before a run
+// atol/rtol as the checker applied them (kbrun_eval/judge.py owns the defaults); before a run
 // phase, only what the options say.
 json ToleranceDoc(const EvalOptions& o, const WorkerRun* run) {
   auto given = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
@@ -241,7 +241,7 @@ void AddCheckerFigures(EvalResult& r, const json& checker, const EvalOptions& o)
   for (const char* k : {"max_abs_diff", "mean_abs_diff"}) {
     if (checker.contains(k) && !checker[k].is_null()) corr[k] = checker[k];
   }
-  // The evidence rule's figures (worker/kbrun_judge.py): the check closest to failing.
+  // The evidence rule's figures (worker/kbrun_eval/judge.py): the check closest to failing.
   const json judge = checker.value("judge", json::object());
   for (const char* k : {"err_candidate", "err_reference", "error_ratio", "mean_err_candidate",
                         "mean_err_reference", "mean_error_ratio"}) {

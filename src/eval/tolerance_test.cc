@@ -1,4 +1,4 @@
-// How outputs are judged (--tolerance, worker/kbrun_judge.py), through the real binary: the
+// How outputs are judged (--tolerance, worker/kbrun_eval/judge.py), through the real binary: the
 // rule is recorded, a candidate computing in bf16 is a precision downgrade, and extra draws
 // that leave the problem's domain are skipped rather than failed.
 #include <gtest/gtest.h>

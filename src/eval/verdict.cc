@@ -70,7 +70,7 @@ EvalResult FromWorkerFailure(const json& failure, const std::string& output) {
 }
 
 // What happened to the candidate's own kernels when none of them ran ("fallback_reason",
-// kbrun_library_share.py), as a clause for the verdict's message and the reflection prompt.
+// kbrun_eval/library_share.py), as a clause for the verdict's message and the reflection prompt.
 std::string FallbackExplanation(const json& fallback) {
   const std::string reason = fallback.is_object() && fallback["fallback_reason"].is_string()
                                  ? fallback["fallback_reason"].get<std::string>()

@@ -29,7 +29,7 @@ json BuildRequest(const EvalOptions& o, const PythonEnv& py) {
   return {{"mode", o.compile_mode},
           {"cache_dir", CompileCacheDir(o).empty() ? json(nullptr) : json(CompileCacheDir(o))},
           {"pch", o.precompiled_header},
-          // kbrun's flags for the backend, added to every load_inline build (kbrun_build.py).
+          // kbrun's flags for the backend, added to every load_inline build (kbrun_eval/build.py).
           {"backend", BackendFlagsFor(o, py).ToRequest()}};
 }
 

@@ -2,13 +2,15 @@
 # check, a function the harness-identity guard does not watch, so that every trial
 # "passes" without looking at an output. The verdict is not the worker's to give: the
 # checker process saw no trial, so kbrun must say incorrect/incomplete_checks.
+# It patches check_trial wherever the worker keeps it (the script run as __main__, or the
+# modules of the worker's package), found by name as a cheat would.
 import sys
 
 import torch.nn as nn
 
-worker = sys.modules.get("__main__")
-if worker is not None and hasattr(worker, "check_trial"):
-    worker.check_trial = lambda *args, **kwargs: (True, "", "", 0.0, 0.0)
+for name, module in list(sys.modules.items()):
+    if (name == "__main__" or name.startswith("kbrun")) and callable(getattr(module, "check_trial", None)):
+        module.check_trial = lambda *args, **kwargs: (True, "", "", 0.0, 0.0)
 
 
 class ModelNew(nn.Module):

@@ -13,7 +13,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "eval", "worker"))
-import kbrun_judge as kj  # noqa: E402  (a script: after the sys.path line above)
+from kbrun_eval import judge as kj  # noqa: E402  (a script: after the sys.path line above)
 from worker_test_util import Fn  # noqa: E402  (beside this script)
 
 dev = torch.device("cuda")

@@ -17,8 +17,8 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.cpp_extension import load_inline
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "eval", "worker"))
-import kbrun_build  # noqa: E402  (a script: after the sys.path line above)
-import kbrun_library_share as ls  # noqa: E402
+from kbrun_eval import build as kbrun_build  # noqa: E402  (a script: after the sys.path line above)
+from kbrun_eval import library_share as ls  # noqa: E402
 from worker_test_util import Fn  # noqa: E402  (beside this script)
 
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", tempfile.mkdtemp(prefix="kbrun-gpu-libshare-"))

@@ -1,4 +1,4 @@
-"""The checker's baselines (kbrun_baselines.py, --baseline compile|cudagraph) on the CPU.
+"""The checker's baselines (kbrun_eval/baselines.py, --baseline compile|cudagraph) on the CPU.
 
 Debian's torch 1.13 has no torch.compile and the CPU no CUDA graphs: both must come out as
 unavailable with the reason, without waiting for the worker. The timing path itself is exercised
@@ -15,9 +15,9 @@ import types
 import pytest
 import torch
 
-import kbrun_baselines as kb  # src/eval/worker, on sys.path by conftest.py
-import kbrun_checker as kc
-import kbrun_worker as kw
+from kbrun_eval import baselines as kb  # src/eval/worker, on sys.path by conftest.py
+from kbrun_eval import checker as kc
+from kbrun_eval import timing
 
 PROBLEM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "problems", "1_ScaleAdd.py")
 WARMUP, TIMED = 2, 5
@@ -31,7 +31,7 @@ def make_checker():
     result = {"checks": {k: {"run": 0, "passed": 0} for k in ("trial", "extra", "shape", "timed", "warmup")},
               "failure": None}
     checker = kc.Checker(torch, req, torch.device("cpu"), chan=None, result=result)
-    methods = kw.timing_methods(checker.device, TIMED)
+    methods = timing.timing_methods(checker.device, TIMED)
     checker.timing_rounds = [("warmup", None)] * WARMUP + [("timed", m) for m in methods]
     live = checker.draw("timed")
     checker.input_recipes = [("draw", checker.seeds[-1])]
@@ -118,7 +118,7 @@ def test_compile_is_timed_like_the_reference_on_the_same_values(monkeypatch, pri
     assert doc["status"] == "measured", doc
     assert waited == [1] and emitted.index("stage baselines") < emitted.index("stage baseline compile")
     # The same rounds as the reference: the warm-ups untimed, every timed call by the same method.
-    assert doc["trials"] == TIMED and doc["method"] == kw.CPU_METHOD and doc["median_ms"] > 0
+    assert doc["trials"] == TIMED and doc["method"] == timing.CPU_METHOD and doc["median_ms"] > 0
     assert doc["compile_s"] > 0 and doc["checked_calls"] == 2
     # The first call compiles (on the first round's values), then every round's values in order.
     assert len(calls) == 1 + WARMUP + TIMED

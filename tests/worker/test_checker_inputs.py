@@ -1,4 +1,4 @@
-"""The checker's swapped-element rounds (kbrun_checker.swap_elements) on the CPU: they change
+"""The checker's swapped-element rounds (kbrun_eval/timed_inputs.py) on the CPU: they change
 the inputs where a sampled or summed memo cannot see it, and keep what structured inputs rely on.
 Run: /usr/bin/python3 -m pytest -q tests/worker
 """
@@ -6,18 +6,20 @@ import random
 
 import torch
 
-import kbrun_checker as kc  # src/eval/worker, on sys.path by conftest.py
+from kbrun_eval import checker as kc  # src/eval/worker, on sys.path by conftest.py
+from kbrun_eval import checker_link
+from kbrun_eval import timed_inputs
 
 
 def swapped(values):
-    return kc.swap_elements(torch, values, kc.swap_plan(torch, values), random.Random(7))
+    return timed_inputs.swap_elements(torch, values, timed_inputs.swap_plan(torch, values), random.Random(7))
 
 
 def test_swaps_change_a_few_elements_and_keep_values_and_sums():
     x = torch.randn(256, 512)
     (y,) = swapped([x])
     changed = int((x != y).sum())
-    assert 0 < changed <= 2 * kc.SWAPS_PER_TENSOR
+    assert 0 < changed <= 2 * timed_inputs.SWAPS_PER_TENSOR
     assert torch.equal(x.reshape(-1).sort().values, y.reshape(-1).sort().values)
     assert abs(float(x.double().sum() - y.double().sum())) < 1e-9
 
@@ -80,8 +82,7 @@ def test_checker_sends_values_when_the_worker_cannot_share_its_buffers():
 
 
 def test_worker_falls_back_to_values_when_it_cannot_share_its_buffers(monkeypatch):
-    import kbrun_worker as kw
-    link = object.__new__(kw.CheckerLink)
+    link = object.__new__(checker_link.CheckerLink)
     link.torch, link.device, link.by_value = torch, torch.device("cpu"), False
     link.channel = kc.kbrun_channel
     values = [torch.full((2, 3), 7.0)]

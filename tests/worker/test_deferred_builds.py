@@ -1,7 +1,7 @@
-"""kbrun_deferred_builds: which build calls it finds and how it evaluates their arguments."""
+"""kbrun_eval/deferred_builds.py: which build calls it finds and how it evaluates their arguments."""
 import types
 
-import kbrun_deferred_builds as db
+from kbrun_eval import deferred_builds as db
 
 
 def module_with(**names):

@@ -1,4 +1,4 @@
-"""kbrun_judge on the CPU: the evidence rule tells honest reorderings from lower precision.
+"""kbrun_eval/judge.py on the CPU: the evidence rule tells honest reorderings from lower precision.
 
 Each case builds a reference Model, its fp32 output, and a candidate output computed
 another way (another summation order, TF32- or bf16-rounded inputs, a wrong element),
@@ -7,7 +7,7 @@ then asks the judge. Run: /usr/bin/python3 -m pytest -q tests/worker
 import pytest
 import torch
 
-import kbrun_judge as kj  # src/eval/worker, on sys.path by conftest.py
+from kbrun_eval import judge as kj  # src/eval/worker, on sys.path by conftest.py
 from worker_test_util import Fn
 
 CPU = torch.device("cpu")

@@ -1,4 +1,4 @@
-"""kbrun_library_share: whose code the forward runs, decided by provenance (real builds, real
+"""kbrun_eval/library_share.py: whose code the forward runs, decided by provenance (real builds, real
 profiler), and steady on a loaded machine. Run: /usr/bin/python3 -m pytest -q tests/worker
 """
 import importlib.util
@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-import kbrun_build  # src/eval/worker, on sys.path by conftest.py
-import kbrun_library_share as ls
+from kbrun_eval import build as kbrun_build  # src/eval/worker, on sys.path by conftest.py
+from kbrun_eval import library_share as ls
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 

@@ -1,4 +1,4 @@
-"""kbrun_spin: the PTX of the all-SM spin and of the drain assembles for the GPUs kbrun runs on, and a Spin that
+"""kbrun_eval/spin.py: the PTX of the all-SM spin and of the drain assembles for the GPUs kbrun runs on, and a Spin that
 cannot load it falls back to torch.cuda._sleep with the reason (the GPU runs are device checks:
 tests/device/judge_floor_and_cheats.sh, tests/gpu/judge/spin_hider_relu.py)."""
 import os
@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import torch
 
-import kbrun_spin
+from kbrun_eval import spin as kbrun_spin
 
 
 def ptxas():

@@ -1,4 +1,4 @@
-"""kbrun_spin.Spin and kbrun_worker.Timer on the all-SM path, against a stand-in CUDA driver and GPU
+"""kbrun_eval.spin.Spin and kbrun_eval.timing.Timer on the all-SM path, against a stand-in CUDA driver and GPU
 (a clock that launches and events advance), so that their control flow runs on the CPU: the
 spin's self-tests, the barriers' generations, the spin's own clock, the drain and its count.
 The real kernels run in the device checks (tests/device/judge_floor_and_cheats.sh)."""
@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-import kbrun_spin
-import kbrun_worker as kw
+from kbrun_eval import spin as kbrun_spin
+from kbrun_eval import timing as kw
 
 MHZ = 1980.0  # the stand-in SM clock: cycles per microsecond
 SMS = 132

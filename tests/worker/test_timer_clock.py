@@ -1,10 +1,10 @@
-"""Timer's clock rule (kbrun_worker.Timer._note_clock): the spin before each GPU call grows while
+"""Timer's clock rule (kbrun_eval/timing.py, Timer._note_clock): the spin before each GPU call grows while
 the SM clock measured during it is below FULL_CLOCK of the fastest rate seen. The arithmetic is
 checked here on the CPU with the measured figures given; the GPU runs are in
 docs/device-runs/2026-12-01-session8-h200.txt."""
 import torch
 
-import kbrun_worker as kw
+from kbrun_eval import timing as kw  # src/eval/worker, on sys.path by conftest.py
 
 
 def gpu_timer(cycles_per_ms=1_980_000.0, spin_ms=kw.MIN_SPIN_MS):

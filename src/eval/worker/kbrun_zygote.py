@@ -33,6 +33,8 @@ environment; then the script runs as __main__ (runpy), exactly as `python script
 would run it. The fork ends as the worker ended (exit code or signal), so "exit" reports
 the worker's status; its wait4 CPU time includes the worker's.
 """
+# Over 400 lines on purpose: the sandbox steps mirror src/util/subprocess.cc one by one and are
+# read against it (ExecChild, SealFilesystem, BecomeSandboxedWorker), so they stay in one file.
 
 import array
 import ctypes
@@ -88,11 +90,12 @@ try:
     import numpy  # noqa: F401
 except ImportError:
     pass
-import kbrun_build  # noqa: E402,F401
-import kbrun_channel  # noqa: E402,F401
-import kbrun_judge  # noqa: E402,F401
-import kbrun_library_share  # noqa: E402,F401
-import kbrun_worker  # noqa: E402,F401
+import kbrun_eval.build  # noqa: E402,F401
+import kbrun_eval.channel  # noqa: E402,F401
+import kbrun_eval.judge  # noqa: E402,F401
+import kbrun_eval.checker  # noqa: E402,F401
+import kbrun_eval.library_share  # noqa: E402,F401
+import kbrun_eval.worker  # noqa: E402,F401
 
 for _name, _original in _originals.items():
     if _original is not None:

@@ -2,7 +2,7 @@
 
 On PYTHONPATH, Python imports this at start-up. When KBRUN_TEST_COMPILE_STANDIN is set (the test
 passes it with KBRUN_PASS_ENV), torch gets `compile` and a `torch._inductor.config` module, so the
-checker's compile baseline (kbrun_baselines.py) runs end to end through kbrun:
+checker's compile baseline (kbrun_eval/baselines.py) runs end to end through kbrun:
   identity  torch.compile(model) returns the model: the baseline is the reference again
   wrong     the compiled model's output is off by 1
   hang      the first call never returns (the baselines' deadline must stop it)

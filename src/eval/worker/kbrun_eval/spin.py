@@ -1,4 +1,4 @@
-"""The spin kernel the Timer queues before each timed GPU call (kbrun_worker.Timer).
+"""The spin kernel the Timer queues before each timed GPU call (kbrun_eval.timing.Timer).
 
 A spin holds the stream while the call's launches queue up behind it, so the timed region
 holds the GPU's time for the call and not the host's launch latency. torch.cuda._sleep spins

@@ -33,6 +33,8 @@ compiled, never what they mean:
   lighter file fails to compile, it is built again exactly as written, and that
   build's errors are the ones reported.
 """
+# Over 400 lines on purpose: one build step (cache, PCH, header lightening, the hooks on torch's
+# build functions) whose parts share the cache's key and records; split, each part would need the rest.
 
 import fcntl
 import functools
@@ -72,7 +74,7 @@ NAMES_FRONTEND = re.compile(
 # One record per extension built or loaded in this process, for result.json.
 builds = []
 # Each shared object the candidate's load_inline/load calls loaded, with its hash at load time:
-# the code that kbrun_library_share.py counts as the candidate's own.
+# the code that library_share.py counts as the candidate's own.
 loaded_libraries = []
 # Each load_inline/load call the candidate made in this process and how it ended (kbrun_library_share
 # names a fallback from these: a build that failed, often inside the candidate's try/except).

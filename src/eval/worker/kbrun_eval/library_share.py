@@ -89,7 +89,7 @@ def own_modules():
     """The candidate's own modules: [{"name", "path", "symbols", "namespaces", "changed"}].
     A module whose file changed since it was loaded is not own (it may now be anything)."""
     try:
-        import kbrun_build
+        from . import build as kbrun_build
         loaded = list(kbrun_build.loaded_libraries)
     except ImportError:
         loaded = []
@@ -288,7 +288,7 @@ def gpu_share(events, own_symbols, triton_names, annotation_prefix=""):
 def build_attempts():
     """The candidate's load_inline/load calls in this process: [{"name", "ok", "error"?}]."""
     try:
-        import kbrun_build
+        from . import build as kbrun_build
         return [dict(a) for a in kbrun_build.build_attempts]
     except ImportError:
         return []

@@ -24,6 +24,8 @@ Positions where the reference is NaN or Inf are compared by pattern in every rul
 extra draw (inputs rescaled beyond get_inputs()'s range) whose reference output is not
 finite left the problem's domain: it is skipped and recorded, not failed.
 """
+# Over 400 lines on purpose: the three --tolerance rules and the evidence they share are one
+# decision, read together (docs/EVALUATION.md "Correctness").
 
 import copy
 import math

@@ -2,7 +2,7 @@
 
 Real model output often calls load_inline inside forward (or a helper it calls), behind an
 `if self._ext is None`. That build would run in the run phase, on the GPU lane. In the compile
-phase (kbrun_worker.prebuild) this module finds every load_inline/load call inside a function of
+phase (compile_phase.prebuild) this module finds every load_inline/load call inside a function of
 the candidate's source, evaluates its arguments as the function would see them at that point
 (the module's globals, `self` = the model constructed there, the function's own simple
 assignments and its imports above the call), and makes the call: the build lands in the compile cache, and the

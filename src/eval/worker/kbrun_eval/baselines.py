@@ -7,7 +7,7 @@ the candidate's timing, once the worker process has ended, on the same inputs.
              graph's input tensors before the call, outside the timed region
   compile    torch.compile(reference) with its defaults: the inductor backend, mode "default"
 
-How each is timed is how the reference was: a fresh kbrun_worker.Timer (kbrun's method, spin and
+How each is timed is how the reference was: a fresh timing.Timer (kbrun's method, spin and
 L2 flush; KernelBench's method on the same calls where the run had it), the same warm-up and
 timed rounds, the same values round by round (Checker.replay_timed_inputs: the same seeds and
 swaps). The setup (torch.compile's compile on the first call, the graph's capture) is timed apart
@@ -35,7 +35,8 @@ import tempfile
 import time
 import traceback
 
-import kbrun_worker as kw
+from . import protocol
+from . import timing
 
 # What --baseline accepts. eager is the checker's main measurement; the others are timed here,
 # the graph first (before torch.compile imports dynamo).
@@ -95,7 +96,7 @@ def time_rounds(checker, call, prepare):
     had, with a fresh Timer (the same method). prepare runs outside the timed region. Returns
     (timer, {method: [ms, ...]}, outputs checked)."""
     torch = checker.torch
-    timer = kw.Timer(torch, checker.device)
+    timer = timing.Timer(torch, checker.device)
     samples = {}
     rounds = checker.timing_rounds
     checked = 0
@@ -121,9 +122,9 @@ def measured(checker, timer, samples, checked):
     if not samples.get(primary):
         raise Unavailable("no timed call")
     doc = {"status": "measured", "method": primary}
-    doc.update(kw.stats(samples[primary]))
-    if samples.get(kw.KERNELBENCH_METHOD):
-        doc["kernelbench"] = kw.stats(samples[kw.KERNELBENCH_METHOD])
+    doc.update(timing.stats(samples[primary]))
+    if samples.get(timing.KERNELBENCH_METHOD):
+        doc["kernelbench"] = timing.stats(samples[timing.KERNELBENCH_METHOD])
     doc["checked_calls"] = checked
     if timer.cuda:
         doc["spin_ms"] = timer.spin_ms
@@ -224,7 +225,7 @@ def cleanup(torch, device):
         pass
 
 
-def run(checker, names, nonce, wait_for_worker, emit=kw.progress):
+def run(checker, names, nonce, wait_for_worker, emit=protocol.progress):
     """Times the baselines in `names` (compile, cudagraph; eager is the supervisor's from the
     checker's main timing), each result on its own line. wait_for_worker() returns once the worker
     has ended; it is called only when a baseline can be tried here. Never raises."""
@@ -242,11 +243,11 @@ def run(checker, names, nonce, wait_for_worker, emit=kw.progress):
                 raise Unavailable(reasons[name])
             doc = cudagraph_baseline(checker) if name == "cudagraph" else compile_baseline(checker)
         except Unavailable as exc:
-            doc = {"status": "unavailable", "reason": kw.clip(str(exc), 2000)}
+            doc = {"status": "unavailable", "reason": protocol.clip(str(exc), 2000)}
         except Exception as exc:
             doc = {"status": "unavailable",
-                   "reason": kw.clip("%s failed: %s: %s" % (name, type(exc).__name__, exc), 2000),
-                   "detail": kw.clip(traceback.format_exc(), 4000)}
+                   "reason": protocol.clip("%s failed: %s: %s" % (name, type(exc).__name__, exc), 2000),
+                   "detail": protocol.clip(traceback.format_exc(), 4000)}
         cleanup(torch, checker.device)
         doc["how"] = HOW[name]
         doc["seconds"] = round(time.perf_counter() - t, 3)

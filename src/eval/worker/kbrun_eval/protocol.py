@@ -1,0 +1,65 @@
+"""What the worker's processes say and how a failure is classified: progress and result lines on
+fd 3 (the supervisor reads them), and the Failure the supervisor's vocabulary names.
+
+The guard (guards.Guard) watches `progress` here: the worker calls it as protocol.progress, so a
+replacement would be seen.
+"""
+import os
+import traceback
+
+MAX_TEXT = 20000
+
+
+def progress(line):
+    try:
+        os.write(3, (line + "\n").encode())
+    except OSError:
+        pass
+
+
+def clip(text, limit=MAX_TEXT):
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + "\n[... %d characters omitted ...]\n" % (len(text) - limit) + text[-half:]
+
+
+class Failure(Exception):
+    """A classified failure: status is the supervisor's vocabulary."""
+
+    def __init__(self, status, category, message, detail=""):
+        super().__init__(message)
+        self.status = status
+        self.category = category
+        self.message = message
+        self.detail = detail
+
+
+class Deferred(Exception):
+    """The compile phase's import needs a GPU: judged again in the run phase (no result yet)."""
+
+
+def classify_exception(exc, phase):
+    """Maps an exception to (status, category)."""
+    text = "%s: %s" % (type(exc).__name__, exc)
+    low = text.lower()
+    if isinstance(exc, SyntaxError):
+        return "compile_error", "syntax_error"
+    if "error building extension" in low or "ninja: build stopped" in low:
+        return "compile_error", "build_failed"
+    if "out of memory" in low or type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError) \
+            or "can't allocate memory" in low:
+        return "runtime_error", "out_of_memory"
+    if "illegal memory access" in low or "cuda error" in low or "device-side assert" in low \
+            or "misaligned address" in low or "unspecified launch failure" in low:
+        return "runtime_error", "cuda_error"
+    if phase == "compile":
+        return "runtime_error", "import_error"
+    return "runtime_error", "exception"
+
+
+def failure_from_exception(exc, phase):
+    status, category = classify_exception(exc, phase)
+    tb = traceback.format_exc()
+    message = "%s: %s" % (type(exc).__name__, exc)
+    return Failure(status, category, clip(message, 8000), clip(tb, 8000))
