@@ -1,3 +1,6 @@
+// The batch's HTML page (report/html_report.h). Over 400 lines for a reason: one self-contained
+// page, its sections (fast_p, distribution, timeline, drill-down, rules) in the order they
+// appear; the parts shared with compare's page are in report/html_parts.cc.
 #include "report/html_report.h"
 
 #include <algorithm>

@@ -1,3 +1,6 @@
+// The batch's reports (report/report.h): reading a results tree and the summary, text and JSON
+// built from it. Over 400 lines for a reason: the text and JSON reports are two views of one
+// summary and change together (a figure added to one is added to the other).
 #include "report/report.h"
 
 #include <algorithm>

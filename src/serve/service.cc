@@ -1,3 +1,6 @@
+// kbrun serve's evaluation service (serve/service.h). Over 400 lines for a reason: the queue,
+// its state on disk (restart after kill -9), the lanes and the queue's limit are one object
+// whose invariants span them; the HTTP layer is apart (serve/server.cc).
 #include "serve/service.h"
 
 #include <fcntl.h>

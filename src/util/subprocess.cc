@@ -1,3 +1,7 @@
+// Running a child under supervision (util/subprocess.h). Over 400 lines for a reason: the
+// sandbox's setup in the child (namespaces, mounts, capabilities), its memory cgroup and the
+// supervising loop act on one child between fork and exec and share its plan and the rules of
+// that window (async-signal-safe calls only); the sandbox's parts are the first to split out.
 #include "util/subprocess.h"
 
 #include <fcntl.h>
@@ -445,7 +449,7 @@ const CgroupRoot& MemoryCgroupRoot() {
     const std::string name = fmt::format("kbrun-{}", getpid());
     std::error_code ec;
     if (!v2_mount.empty()) {
-      for (fs::path parent : {fs::path(v2_mount), fs::path(v2_mount + v2_own)}) {
+      for (const fs::path& parent : {fs::path(v2_mount), fs::path(v2_mount + v2_own)}) {
         fs::path dir = parent / name;
         WriteKernelFile(parent / "cgroup.subtree_control", "+memory");
         if (!fs::create_directory(dir, ec) && !fs::is_directory(dir)) continue;
@@ -455,7 +459,7 @@ const CgroupRoot& MemoryCgroupRoot() {
       }
     }
     if (!v1_mount.empty()) {
-      for (fs::path parent : {fs::path(v1_mount + v1_own), fs::path(v1_mount)}) {
+      for (const fs::path& parent : {fs::path(v1_mount + v1_own), fs::path(v1_mount)}) {
         fs::path dir = parent / name;
         if (!fs::create_directory(dir, ec) && !fs::is_directory(dir)) continue;
         if (fs::exists(dir / "memory.limit_in_bytes")) return CgroupRoot{1, dir};
