@@ -130,16 +130,139 @@ def cache_key(args, with_cuda, ce):
 
 
 def lighten_cuda(text):
-    """Returns (text, mode): the CUDA file with fewer implicit torch headers, if safe."""
+    """Returns (text, mode): the CUDA file with fewer implicit torch headers, if safe
+    (plan_cuda_headers, without its reason)."""
+    text, mode, _ = plan_cuda_headers(text)
+    return text, mode
+
+
+# Deciding before compiling which header a CUDA file gets (plan_cuda_headers): the lighter file is
+# chosen only when every name it uses from torch and the standard library is known to be declared
+# by what it keeps, so that a wrong guess never costs a second build.
+#
+# Standard names that cuda.h and cuda_runtime.h (torch's prefix lines) declare on their own (nvcc
+# 13, libstdc++): <cmath>'s functions, min/max, numeric_limits, swap, pair, type traits, fixed-width
+# integer types.
+STD_FROM_CUDA_RUNTIME = frozenset(
+    "min max swap pair make_pair numeric_limits size_t ptrdiff_t nullptr_t is_same enable_if "
+    "int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t "
+    "abs fabs fabsf sqrt sqrtf rsqrt exp expf exp2 expm1 log logf log2 log10 log1p pow powf "
+    "sin cos tan sinf cosf tanf asin acos atan atan2 sinh cosh tanh tanhf asinh acosh atanh "
+    "erf erff erfc tgamma lgamma ceil ceilf floor floorf round roundf trunc fmod fma fmax fmin "
+    "fmaxf fminf isnan isinf isfinite signbit copysign hypot cbrt ldexp frexp nearbyint rint lrint llrint "
+    "lround llround remainder".split())
+# Standard names a file must include a header for (without torch's headers): name -> headers that
+# declare it. A standard name in neither set keeps the file as written (not known to be declared).
+STD_HEADERS = {}
+for _header, _names in {
+        "vector": "vector", "string": "string to_string stoi stof", "iostream": "cout cerr clog cin endl",
+        "sstream": "stringstream ostringstream istringstream", "tuple": "tuple make_tuple tie get",
+        "array": "array", "memory": "unique_ptr shared_ptr make_unique make_shared",
+        "functional": "function", "stdexcept": "runtime_error invalid_argument out_of_range logic_error",
+        "numeric": "accumulate iota", "cstring": "memcpy memset strlen strcmp",
+        "algorithm": "sort fill copy transform min_element max_element find reverse clamp",
+        "cstdio": "printf snprintf fprintf", "map": "map", "unordered_map": "unordered_map",
+        "utility": "move forward", "cstdlib": "exit abort getenv"}.items():
+    for _name in _names.split():
+        STD_HEADERS.setdefault(_name, set()).add(_header)
+# torch/types.h (ATen, c10, torch's tensor factories) brings these standard headers itself.
+STD_FROM_TORCH_TYPES = frozenset("vector string sstream tuple array memory functional stdexcept algorithm cstring "
+                                 "utility map unordered_map cstdio cstdlib numeric".split())
+STD_NAME = re.compile(r"\bstd\s*::\s*([A-Za-z_]\w*)")
+STD_INCLUDE = re.compile(r"#\s*include\s*<(\w+)>")
+# What torch/extension.h declares beyond torch/types.h, as CUDA code names it: pybind11 and Python,
+# the C++ frontend (torch/all.h), torch/enum.h's k-names. A file naming any of them keeps it.
+NAMES_PYBIND = re.compile(r"\b(?:PYBIND11_\w+|pybind11\s*::|py\s*::|Py_\w+|Py[A-Z][A-Za-z]*_[A-Z]\w*|PyObject)\b"
+                          r"|#\s*include\s*[<\"](?:pybind11/|Python\.h|torch/python\.h)")
+TORCH_K_NAME = re.compile(r"\btorch\s*::\s*(k[A-Z]\w*)")
+# torch's k-names of dtypes, devices and layouts (c10, in torch/types.h); the others (kSum, kMean,
+# kReLU, ...) are torch/enum.h's, part of torch/extension.h only.
+TORCH_TYPE_K_NAMES = frozenset(
+    "kFloat kFloat32 kFloat64 kDouble kHalf kFloat16 kBFloat16 kInt kInt32 kInt64 kLong kInt16 kShort kInt8 kChar "
+    "kUInt8 kByte kBool kComplexFloat kComplexDouble kCPU kCUDA kHIP kMPS kXPU kMeta kStrided kSparse "
+    "kFloat8_e4m3fn kFloat8_e5m2 kUInt16 kUInt32 kUInt64".split())
+# CUDA-specific ATen/c10 API: declared by ATen/cuda and c10/cuda headers that neither torch/types.h
+# nor (reliably) torch/extension.h bring; lightened only when the file includes one itself.
+NAMES_TORCH_CUDA_API = re.compile(r"\b(?:at|c10)\s*::\s*cuda\s*::|\b(?:AT|C10)_CUDA_\w+|\bgetCurrentCUDAStream\b")
+TORCH_CUDA_INCLUDE = re.compile(r"#\s*include\s*[<\"](?:ATen/cuda/|c10/cuda/)")
+# torch's macros that torch/types.h defines (c10/util/Exception.h, c10/macros, ATen/Dispatch.h).
+TORCH_MACRO = re.compile(r"\b(?:TORCH|AT|C10)_[A-Z0-9_]+")
+KNOWN_TORCH_MACRO = re.compile(
+    r"(?:TORCH_CHECK\w*|TORCH_INTERNAL_ASSERT\w*|TORCH_WARN\w*|TORCH_API|TORCH_EXTENSION_NAME"
+    r"|AT_DISPATCH_\w+|AT_PRIVATE_\w+|AT_ERROR|AT_ASSERT\w*|AT_CHECK|AT_WARN"
+    r"|C10_HOST_DEVICE|C10_DEVICE|C10_HOST|C10_UNUSED|C10_LIKELY|C10_UNLIKELY|C10_RESTRICT|C10_ALWAYS_INLINE"
+    r"|C10_WARP_SIZE|C10_MAX_THREADS_PER_BLOCK|C10_LAUNCH_BOUNDS_\w+|C10_CUDA_\w+|AT_CUDA_\w+)$")
+
+
+def _strip_comments(code):
+    """The code without its comments (names in comments do not count); strings are kept."""
+    return re.sub(r"//[^\n]*|/\*.*?\*/", " ", code, flags=re.S)
+
+
+def _std_unknown(code, available):
+    """The first standard name `code` uses that is neither declared by torch's CUDA prefix nor by a
+    header in `available` or one it includes; None when all are known."""
+    included = set(STD_INCLUDE.findall(code)) | set(available)
+    for name in STD_NAME.findall(code):
+        if name in STD_FROM_CUDA_RUNTIME:
+            continue
+        if not (STD_HEADERS.get(name, set()) & included):
+            return "std::" + name
+    return None
+
+
+def plan_cuda_headers(text):
+    """Decides, before compiling, which torch header a CUDA file of load_inline gets. Returns
+    (text, mode, reason):
+
+    - `no_torch_headers`: the code names nothing from torch, ATen, c10 or pybind11 and every
+      standard name it uses is declared by cuda_runtime.h or a header it includes: torch's
+      `#include <torch/types.h>` line is blanked.
+    - `torch_types_only`: the code includes torch/extension.h and uses from it only what
+      torch/types.h declares (tensors, ATen functions, torch's tensor factories, c10 types, dtypes,
+      TORCH_CHECK, AT_DISPATCH_*): that include becomes torch/types.h.
+    - `as_written`: anything else (pybind11 or Python, the C++ frontend, torch/enum.h's names,
+      at::cuda/c10::cuda API without its header, unknown torch macros or standard names, a file
+      that does not start with torch's prefix); the reason names what decided it.
+    Line numbers never move."""
     lines = text.split("\n")
     if not lines or lines[0].strip() != TORCH_PREFIX:
-        return text, "as_written"
-    user = "\n".join(lines[3:])  # torch's three prefix lines, then the candidate's code
+        return text, "as_written", "no torch prefix"
+    user = _strip_comments("\n".join(lines[3:]))  # torch's three prefix lines, then the candidate's code
     if not NAMES_TORCH.search(user):
-        return "\n".join([""] + lines[1:]), "no_torch_headers"
-    if EXTENSION_INCLUDE.search(user):
-        return EXTENSION_INCLUDE.sub("#include <torch/types.h>", text), "torch_types_only"
-    return text, "as_written"
+        unknown = _std_unknown(user, ())
+        if unknown is None:
+            return "\n".join([""] + lines[1:]), "no_torch_headers", "names nothing from torch"
+        no_torch_reason = "%s without its header" % unknown
+    else:
+        no_torch_reason = None
+    if not EXTENSION_INCLUDE.search(user):
+        return text, "as_written", no_torch_reason or "uses torch without including torch/extension.h"
+    why = None
+    m = NAMES_PYBIND.search(user) or NAMES_FRONTEND.search(user)
+    if m:
+        why = "needs torch/extension.h: %s" % m.group(0).strip()
+    if why is None:
+        for k in TORCH_K_NAME.findall(user):
+            if k not in TORCH_TYPE_K_NAMES:
+                why = "needs torch/enum.h: torch::%s" % k
+                break
+    if why is None:
+        m = NAMES_TORCH_CUDA_API.search(user)
+        if m and not TORCH_CUDA_INCLUDE.search(user):
+            why = "%s without an ATen/cuda or c10/cuda include" % m.group(0).strip()
+    if why is None:
+        for macro in TORCH_MACRO.findall(user):
+            if not KNOWN_TORCH_MACRO.match(macro):
+                why = "macro not known to be in torch/types.h: %s" % macro
+                break
+    if why is None:
+        std_with_torch = _std_unknown(user, STD_FROM_TORCH_TYPES)
+        if std_with_torch:
+            why = "%s without its header" % std_with_torch
+    if why:
+        return text, "as_written", why
+    return EXTENSION_INCLUDE.sub("#include <torch/types.h>", text), "torch_types_only", "torch/types.h suffices"
 
 
 def lighten_binding(text, path):
@@ -291,17 +414,20 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                     f.write(text)
                 light[binding] = ("build %s: compile %s\n" % (binding, src),
                                   "build %s: compile %s\n" % (binding, _light_path(src)))
-        modes = []
+        modes, reasons = [], []
         for obj, src in re.findall(r"^build (\S+): cuda_compile (\S+)$", plain, re.M):
             with open(src) as f:
-                text, mode = lighten_cuda(f.read())
+                text, mode, reason = plan_cuda_headers(f.read())
             modes.append(mode)
+            reasons.append(reason)
             if mode != "as_written":
                 with open(_light_path(src), "w") as f:
                     f.write(text)
                 light[obj] = ("build %s: cuda_compile %s\n" % (obj, src),
                               "build %s: cuda_compile %s\n" % (obj, _light_path(src)))
         record["cuda_headers"] = modes
+        record["cuda_header_reasons"] = reasons
+        record["path"] = "light" if light else "as_written"
         # ninja logs each command that succeeded: a lightened file's entries since here are its
         # light builds (it is never lightened again once it goes back).
         offset = _ninja_log_size(build_directory)
@@ -321,6 +447,7 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
             with open(path, "w") as f:
                 f.write(text)
             t, log_offset = time.perf_counter(), _ninja_log_size(build_directory)
+            record["ninja_runs"] = record.get("ninja_runs", 0) + 1
             try:
                 original_run(build_directory, verbose, error_prefix)
                 return
@@ -328,17 +455,16 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 if not light:
                     raise
                 # A lightened file that did not build goes back to what torch wrote; files
-                # that built are kept. When all of them built, a file as written failed (its
-                # errors are the ones to report), or the link did: then all go back.
+                # that built are kept. When all of them built, a file as written failed or the
+                # link did (a header choice does not change what links): its errors are the
+                # ones to report, with no second build.
                 built = _built_since(build_directory, offset)
                 failed = [obj for obj in light if obj not in built]
                 if not failed:
-                    objects = [o for o, _ in compiles] + re.findall(r"^build (\S+): cuda_compile ", plain, re.M)
-                    if not all(os.path.exists(os.path.join(build_directory, o)) for o in objects):
-                        raise
-                    failed = list(light)
+                    raise
                 for obj in failed:
                     del light[obj]
+                record["path"] = "as_written_after_light_failed"
                 note = "built again as written (%s) after: %s" % (", ".join(failed), str(exc)[-1500:])
                 record["fallback"] = record["fallback"] + "\n" + note if "fallback" in record else note
             finally:
