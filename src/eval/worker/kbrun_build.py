@@ -302,9 +302,10 @@ class _Lock:
         self.f.close()
 
 
-def ensure_pch(cache_dir, ninja_text, record, compiler, header_text=PCH_HEADER):
+def ensure_pch(cache_dir, ninja_text, record, compiler, header_text=PCH_HEADER, only_existing=False):
     """The precompiled header (torch/extension.h, or `header_text`) for this build's flags;
-    None when unavailable."""
+    None when unavailable. With `only_existing`, a header not built yet is not built now
+    (record["pch"] = "skipped")."""
     cxx, cflags = _ninja_var(ninja_text, "cxx"), _ninja_var(ninja_text, "cflags")
     post = _ninja_var(ninja_text, "post_cflags") or ""
     if not cxx or cflags is None:
@@ -321,6 +322,9 @@ def ensure_pch(cache_dir, ninja_text, record, compiler, header_text=PCH_HEADER):
     if os.path.exists(header + ".gch"):
         record["pch"] = "used"
         return header
+    if only_existing:
+        record["pch"] = "skipped"
+        return None
     t = time.perf_counter()
     with _Lock(final + ".lock"):
         if os.path.exists(header + ".gch"):  # another worker built it while we waited
@@ -388,6 +392,14 @@ def _record_ninja_run(record, build_directory, offset, seconds):
         steps.append([os.path.basename(output), start, end])
 
 
+def _cuda_is_long_pole(modes):
+    """Whether a CUDA file of the build still parses torch's headers (`as_written` or
+    `torch_types_only`: 30 s and more of nvcc): then a precompiled header not built yet is not built
+    in front of the build (26-35 s more, in series), since the binding file compiled without one
+    (beside nvcc) does not make the build longer; a later build makes it."""
+    return any(mode != "no_torch_headers" for mode in modes)
+
+
 def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
     """Replaces _run_ninja_build for one build: PCH, lighter binding and CUDA headers, with
     a fallback to the files as written."""
@@ -440,7 +452,8 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 include = "-include torch/python.h " if light_binding else ""
                 if use_pch:
                     header = ensure_pch(cache_dir, plain, record, toolchain(ce, False),
-                                        BINDING_HEADER if light_binding else PCH_HEADER)
+                                        BINDING_HEADER if light_binding else PCH_HEADER,
+                                        only_existing=_cuda_is_long_pole(modes))
                     if header:
                         include = "-include %s -Winvalid-pch " % header
                 text = _set_ninja_var(text, "cflags", include + cflags)
