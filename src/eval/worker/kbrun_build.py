@@ -26,12 +26,17 @@ compiled, never what they mean:
   header, and that build's errors are the ones reported. The -O level stays torch's
   (none, so -O0) or the candidate's own: -O1 and up only cost more (docs/PERFORMANCE.md).
 - CUDA headers: torch prepends `#include <torch/types.h>` to cuda_sources (about
-  30 s of nvcc time). When the candidate's CUDA code names nothing from torch, ATen,
-  c10 or pybind11, that line is blanked (line numbers stay the same); when it
-  includes torch/extension.h, that include becomes torch/types.h (the rest of
-  extension.h is the C++ frontend and pybind11, which CUDA code does not use). If the
-  lighter file fails to compile, it is built again exactly as written, and that
-  build's errors are the ones reported.
+  30 s of nvcc time). plan_cuda_headers decides before compiling, from the names the
+  code uses: when it names nothing from torch, ATen, c10 or pybind11 (and every std::
+  name it uses is declared by cuda_runtime.h or a header it includes), that line is
+  blanked (line numbers stay the same); when it includes torch/extension.h and uses
+  only what torch/types.h declares (no pybind11/PYBIND11_MODULE, no C++ frontend, no
+  torch/enum.h names, no at::cuda/c10::cuda API without its own include, no unknown
+  torch macro), that include becomes torch/types.h; otherwise the file is built as
+  written, once. Should a lighter file still fail to compile, it is built again as
+  written (record: `fallback`, `path`), and that build's errors are the ones reported.
+  When a CUDA file parses torch's headers, a precompiled header not built yet is not
+  built in front of the build (nvcc is its long pole).
 """
 
 import fcntl
