@@ -112,3 +112,22 @@ def test_a_light_file_that_fails_anyway_is_built_as_written(tmp_path):
     assert len(ninja.runs) == 2 and record["ninja_runs"] == 2
     assert record["path"] == "as_written_after_light_failed" and "cuda.cuda.o" in record["fallback"]
     assert "cuda.kbrun-light.cu" not in ninja.runs[1]
+
+
+def test_a_light_file_with_its_own_error_is_not_built_again(tmp_path):
+    # An error no lighter header causes (CUDA-L1 level2/91: a redeclared extern __shared__ array) fails as
+    # written too: reported at once, one ninja run.
+    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    ninja, record = FakeNinja(fail_source=r"#include <torch/types.h>\n#include <cuda_runtime.h>"), {}
+
+    def own_error(build_directory, verbose, error_prefix):
+        try:
+            ninja(build_directory, verbose, error_prefix)
+        except RuntimeError:
+            raise RuntimeError('cuda.cu(86): error: declaration is incompatible with previous "shared_mem"\n'
+                               '1 error detected in the compilation of "cuda.cu".')
+
+    with pytest.raises(RuntimeError, match="incompatible"):
+        b.fast_ninja_build(None, own_error, str(tmp_path / "cache"), False, record)(d, False, "Error building")
+    assert len(ninja.runs) == 1 and record["ninja_runs"] == 1 and record["light_error_kept"]
+    assert "fallback" not in record and record["path"] == "light"

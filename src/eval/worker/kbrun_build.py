@@ -397,6 +397,24 @@ def _record_ninja_run(record, build_directory, offset, seconds):
         steps.append([os.path.basename(output), start, end])
 
 
+# Compiler errors a lighter header can cause: a name, member or type it no longer declares. A
+# lightened file that fails with none of them (a syntax error, a redeclaration, a bad conversion)
+# fails as written too, so it is reported without a second build.
+HEADER_ERRORS = re.compile(
+    r"undefined|undeclared|not declared|was not declared|is not a member|has no member|no member named"
+    r"|incomplete type|not a template|not a type|unknown type|does not name|no matching|no instance of"
+    r"|cannot open source file|No such file|expected a type|conversion|ambiguous", re.I)
+
+
+def _may_be_the_header(output):
+    """Whether a failed build's errors could come from a lighter header (HEADER_ERRORS); True when
+    no error line is found (then the safe answer is to build again as written)."""
+    errors = [line for line in output.splitlines() if re.search(r"\berror\b", line, re.I)
+              and not line.lstrip().startswith("ninja:")]
+    errors = [line for line in errors if not re.search(r"\d+ errors? detected|FAILED:", line)]
+    return not errors or any(HEADER_ERRORS.search(line) for line in errors)
+
+
 def _cuda_is_long_pole(modes):
     """Whether a CUDA file of the build still parses torch's headers (`as_written` or
     `torch_types_only`: 30 s and more of nvcc): then a precompiled header not built yet is not built
@@ -479,6 +497,9 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 built = _built_since(build_directory, offset)
                 failed = [obj for obj in light if obj not in built]
                 if not failed:
+                    raise
+                if not _may_be_the_header(str(exc)):
+                    record["light_error_kept"] = True  # the file's own error: the same as written
                     raise
                 for obj in failed:
                     del light[obj]
