@@ -26,12 +26,17 @@ compiled, never what they mean:
   header, and that build's errors are the ones reported. The -O level stays torch's
   (none, so -O0) or the candidate's own: -O1 and up only cost more (docs/PERFORMANCE.md).
 - CUDA headers: torch prepends `#include <torch/types.h>` to cuda_sources (about
-  30 s of nvcc time). When the candidate's CUDA code names nothing from torch, ATen,
-  c10 or pybind11, that line is blanked (line numbers stay the same); when it
-  includes torch/extension.h, that include becomes torch/types.h (the rest of
-  extension.h is the C++ frontend and pybind11, which CUDA code does not use). If the
-  lighter file fails to compile, it is built again exactly as written, and that
-  build's errors are the ones reported.
+  30 s of nvcc time). plan_cuda_headers decides before compiling, from the names the
+  code uses: when it names nothing from torch, ATen, c10 or pybind11 (and every std::
+  name it uses is declared by cuda_runtime.h or a header it includes), that line is
+  blanked (line numbers stay the same); when it includes torch/extension.h and uses
+  only what torch/types.h declares (no pybind11/PYBIND11_MODULE, no C++ frontend, no
+  torch/enum.h names, no at::cuda/c10::cuda API without its own include, no unknown
+  torch macro), that include becomes torch/types.h; otherwise the file is built as
+  written, once. Should a lighter file still fail to compile, it is built again as
+  written (record: `fallback`, `path`), and that build's errors are the ones reported.
+  When a CUDA file parses torch's headers, a precompiled header not built yet is not
+  built in front of the build (nvcc is its long pole).
 """
 # Over 400 lines on purpose: one build step (cache, PCH, header lightening, the hooks on torch's
 # build functions) whose parts share the cache's key and records; split, each part would need the rest.
@@ -132,16 +137,139 @@ def cache_key(args, with_cuda, ce):
 
 
 def lighten_cuda(text):
-    """Returns (text, mode): the CUDA file with fewer implicit torch headers, if safe."""
+    """Returns (text, mode): the CUDA file with fewer implicit torch headers, if safe
+    (plan_cuda_headers, without its reason)."""
+    text, mode, _ = plan_cuda_headers(text)
+    return text, mode
+
+
+# Deciding before compiling which header a CUDA file gets (plan_cuda_headers): the lighter file is
+# chosen only when every name it uses from torch and the standard library is known to be declared
+# by what it keeps, so that a wrong guess never costs a second build.
+#
+# Standard names that cuda.h and cuda_runtime.h (torch's prefix lines) declare on their own (nvcc
+# 13, libstdc++): <cmath>'s functions, min/max, numeric_limits, swap, pair, type traits, fixed-width
+# integer types.
+STD_FROM_CUDA_RUNTIME = frozenset(
+    "min max swap pair make_pair numeric_limits size_t ptrdiff_t nullptr_t is_same enable_if "
+    "int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t "
+    "abs fabs fabsf sqrt sqrtf rsqrt exp expf exp2 expm1 log logf log2 log10 log1p pow powf "
+    "sin cos tan sinf cosf tanf asin acos atan atan2 sinh cosh tanh tanhf asinh acosh atanh "
+    "erf erff erfc tgamma lgamma ceil ceilf floor floorf round roundf trunc fmod fma fmax fmin "
+    "fmaxf fminf isnan isinf isfinite signbit copysign hypot cbrt ldexp frexp nearbyint rint lrint llrint "
+    "lround llround remainder".split())
+# Standard names a file must include a header for (without torch's headers): name -> headers that
+# declare it. A standard name in neither set keeps the file as written (not known to be declared).
+STD_HEADERS = {}
+for _header, _names in {
+        "vector": "vector", "string": "string to_string stoi stof", "iostream": "cout cerr clog cin endl",
+        "sstream": "stringstream ostringstream istringstream", "tuple": "tuple make_tuple tie get",
+        "array": "array", "memory": "unique_ptr shared_ptr make_unique make_shared",
+        "functional": "function", "stdexcept": "runtime_error invalid_argument out_of_range logic_error",
+        "numeric": "accumulate iota", "cstring": "memcpy memset strlen strcmp",
+        "algorithm": "sort fill copy transform min_element max_element find reverse clamp",
+        "cstdio": "printf snprintf fprintf", "map": "map", "unordered_map": "unordered_map",
+        "utility": "move forward", "cstdlib": "exit abort getenv"}.items():
+    for _name in _names.split():
+        STD_HEADERS.setdefault(_name, set()).add(_header)
+# torch/types.h (ATen, c10, torch's tensor factories) brings these standard headers itself.
+STD_FROM_TORCH_TYPES = frozenset("vector string sstream tuple array memory functional stdexcept algorithm cstring "
+                                 "utility map unordered_map cstdio cstdlib numeric".split())
+STD_NAME = re.compile(r"\bstd\s*::\s*([A-Za-z_]\w*)")
+STD_INCLUDE = re.compile(r"#\s*include\s*<(\w+)>")
+# What torch/extension.h declares beyond torch/types.h, as CUDA code names it: pybind11 and Python,
+# the C++ frontend (torch/all.h), torch/enum.h's k-names. A file naming any of them keeps it.
+NAMES_PYBIND = re.compile(r"\b(?:PYBIND11_\w+|pybind11\s*::|py\s*::|Py_\w+|Py[A-Z][A-Za-z]*_[A-Z]\w*|PyObject)\b"
+                          r"|#\s*include\s*[<\"](?:pybind11/|Python\.h|torch/python\.h)")
+TORCH_K_NAME = re.compile(r"\btorch\s*::\s*(k[A-Z]\w*)")
+# torch's k-names of dtypes, devices and layouts (c10, in torch/types.h); the others (kSum, kMean,
+# kReLU, ...) are torch/enum.h's, part of torch/extension.h only.
+TORCH_TYPE_K_NAMES = frozenset(
+    "kFloat kFloat32 kFloat64 kDouble kHalf kFloat16 kBFloat16 kInt kInt32 kInt64 kLong kInt16 kShort kInt8 kChar "
+    "kUInt8 kByte kBool kComplexFloat kComplexDouble kCPU kCUDA kHIP kMPS kXPU kMeta kStrided kSparse "
+    "kFloat8_e4m3fn kFloat8_e5m2 kUInt16 kUInt32 kUInt64".split())
+# CUDA-specific ATen/c10 API: declared by ATen/cuda and c10/cuda headers that neither torch/types.h
+# nor (reliably) torch/extension.h bring; lightened only when the file includes one itself.
+NAMES_TORCH_CUDA_API = re.compile(r"\b(?:at|c10)\s*::\s*cuda\s*::|\b(?:AT|C10)_CUDA_\w+|\bgetCurrentCUDAStream\b")
+TORCH_CUDA_INCLUDE = re.compile(r"#\s*include\s*[<\"](?:ATen/cuda/|c10/cuda/)")
+# torch's macros that torch/types.h defines (c10/util/Exception.h, c10/macros, ATen/Dispatch.h).
+TORCH_MACRO = re.compile(r"\b(?:TORCH|AT|C10)_[A-Z0-9_]+")
+KNOWN_TORCH_MACRO = re.compile(
+    r"(?:TORCH_CHECK\w*|TORCH_INTERNAL_ASSERT\w*|TORCH_WARN\w*|TORCH_API|TORCH_EXTENSION_NAME"
+    r"|AT_DISPATCH_\w+|AT_PRIVATE_\w+|AT_ERROR|AT_ASSERT\w*|AT_CHECK|AT_WARN"
+    r"|C10_HOST_DEVICE|C10_DEVICE|C10_HOST|C10_UNUSED|C10_LIKELY|C10_UNLIKELY|C10_RESTRICT|C10_ALWAYS_INLINE"
+    r"|C10_WARP_SIZE|C10_MAX_THREADS_PER_BLOCK|C10_LAUNCH_BOUNDS_\w+|C10_CUDA_\w+|AT_CUDA_\w+)$")
+
+
+def _strip_comments(code):
+    """The code without its comments (names in comments do not count); strings are kept."""
+    return re.sub(r"//[^\n]*|/\*.*?\*/", " ", code, flags=re.S)
+
+
+def _std_unknown(code, available):
+    """The first standard name `code` uses that is neither declared by torch's CUDA prefix nor by a
+    header in `available` or one it includes; None when all are known."""
+    included = set(STD_INCLUDE.findall(code)) | set(available)
+    for name in STD_NAME.findall(code):
+        if name in STD_FROM_CUDA_RUNTIME:
+            continue
+        if not (STD_HEADERS.get(name, set()) & included):
+            return "std::" + name
+    return None
+
+
+def plan_cuda_headers(text):
+    """Decides, before compiling, which torch header a CUDA file of load_inline gets. Returns
+    (text, mode, reason):
+
+    - `no_torch_headers`: the code names nothing from torch, ATen, c10 or pybind11 and every
+      standard name it uses is declared by cuda_runtime.h or a header it includes: torch's
+      `#include <torch/types.h>` line is blanked.
+    - `torch_types_only`: the code includes torch/extension.h and uses from it only what
+      torch/types.h declares (tensors, ATen functions, torch's tensor factories, c10 types, dtypes,
+      TORCH_CHECK, AT_DISPATCH_*): that include becomes torch/types.h.
+    - `as_written`: anything else (pybind11 or Python, the C++ frontend, torch/enum.h's names,
+      at::cuda/c10::cuda API without its header, unknown torch macros or standard names, a file
+      that does not start with torch's prefix); the reason names what decided it.
+    Line numbers never move."""
     lines = text.split("\n")
     if not lines or lines[0].strip() != TORCH_PREFIX:
-        return text, "as_written"
-    user = "\n".join(lines[3:])  # torch's three prefix lines, then the candidate's code
+        return text, "as_written", "no torch prefix"
+    user = _strip_comments("\n".join(lines[3:]))  # torch's three prefix lines, then the candidate's code
     if not NAMES_TORCH.search(user):
-        return "\n".join([""] + lines[1:]), "no_torch_headers"
-    if EXTENSION_INCLUDE.search(user):
-        return EXTENSION_INCLUDE.sub("#include <torch/types.h>", text), "torch_types_only"
-    return text, "as_written"
+        unknown = _std_unknown(user, ())
+        if unknown is None:
+            return "\n".join([""] + lines[1:]), "no_torch_headers", "names nothing from torch"
+        no_torch_reason = "%s without its header" % unknown
+    else:
+        no_torch_reason = None
+    if not EXTENSION_INCLUDE.search(user):
+        return text, "as_written", no_torch_reason or "uses torch without including torch/extension.h"
+    why = None
+    m = NAMES_PYBIND.search(user) or NAMES_FRONTEND.search(user)
+    if m:
+        why = "needs torch/extension.h: %s" % m.group(0).strip()
+    if why is None:
+        for k in TORCH_K_NAME.findall(user):
+            if k not in TORCH_TYPE_K_NAMES:
+                why = "needs torch/enum.h: torch::%s" % k
+                break
+    if why is None:
+        m = NAMES_TORCH_CUDA_API.search(user)
+        if m and not TORCH_CUDA_INCLUDE.search(user):
+            why = "%s without an ATen/cuda or c10/cuda include" % m.group(0).strip()
+    if why is None:
+        for macro in TORCH_MACRO.findall(user):
+            if not KNOWN_TORCH_MACRO.match(macro):
+                why = "macro not known to be in torch/types.h: %s" % macro
+                break
+    if why is None:
+        std_with_torch = _std_unknown(user, STD_FROM_TORCH_TYPES)
+        if std_with_torch:
+            why = "%s without its header" % std_with_torch
+    if why:
+        return text, "as_written", why
+    return EXTENSION_INCLUDE.sub("#include <torch/types.h>", text), "torch_types_only", "torch/types.h suffices"
 
 
 def lighten_binding(text, path):
@@ -181,9 +309,10 @@ class _Lock:
         self.f.close()
 
 
-def ensure_pch(cache_dir, ninja_text, record, compiler, header_text=PCH_HEADER):
+def ensure_pch(cache_dir, ninja_text, record, compiler, header_text=PCH_HEADER, only_existing=False):
     """The precompiled header (torch/extension.h, or `header_text`) for this build's flags;
-    None when unavailable."""
+    None when unavailable. With `only_existing`, a header not built yet is not built now
+    (record["pch"] = "skipped")."""
     cxx, cflags = _ninja_var(ninja_text, "cxx"), _ninja_var(ninja_text, "cflags")
     post = _ninja_var(ninja_text, "post_cflags") or ""
     if not cxx or cflags is None:
@@ -200,6 +329,9 @@ def ensure_pch(cache_dir, ninja_text, record, compiler, header_text=PCH_HEADER):
     if os.path.exists(header + ".gch"):
         record["pch"] = "used"
         return header
+    if only_existing:
+        record["pch"] = "skipped"
+        return None
     t = time.perf_counter()
     with _Lock(final + ".lock"):
         if os.path.exists(header + ".gch"):  # another worker built it while we waited
@@ -267,6 +399,32 @@ def _record_ninja_run(record, build_directory, offset, seconds):
         steps.append([os.path.basename(output), start, end])
 
 
+# Compiler errors a lighter header can cause: a name, member or type it no longer declares. A
+# lightened file that fails with none of them (a syntax error, a redeclaration, a bad conversion)
+# fails as written too, so it is reported without a second build.
+HEADER_ERRORS = re.compile(
+    r"undefined|undeclared|not declared|was not declared|is not a member|has no member|no member named"
+    r"|incomplete type|not a template|not a type|unknown type|does not name|no matching|no instance of"
+    r"|cannot open source file|No such file|expected a type|conversion|ambiguous", re.I)
+
+
+def _may_be_the_header(output):
+    """Whether a failed build's errors could come from a lighter header (HEADER_ERRORS); True when
+    no error line is found (then the safe answer is to build again as written)."""
+    errors = [line for line in output.splitlines() if re.search(r"\berror\b", line, re.I)
+              and not line.lstrip().startswith("ninja:")]
+    errors = [line for line in errors if not re.search(r"\d+ errors? detected|FAILED:", line)]
+    return not errors or any(HEADER_ERRORS.search(line) for line in errors)
+
+
+def _cuda_is_long_pole(modes):
+    """Whether a CUDA file of the build still parses torch's headers (`as_written` or
+    `torch_types_only`: 30 s and more of nvcc): then a precompiled header not built yet is not built
+    in front of the build (26-35 s more, in series), since the binding file compiled without one
+    (beside nvcc) does not make the build longer; a later build makes it."""
+    return any(mode != "no_torch_headers" for mode in modes)
+
+
 def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
     """Replaces _run_ninja_build for one build: PCH, lighter binding and CUDA headers, with
     a fallback to the files as written."""
@@ -293,17 +451,20 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                     f.write(text)
                 light[binding] = ("build %s: compile %s\n" % (binding, src),
                                   "build %s: compile %s\n" % (binding, _light_path(src)))
-        modes = []
+        modes, reasons = [], []
         for obj, src in re.findall(r"^build (\S+): cuda_compile (\S+)$", plain, re.M):
             with open(src) as f:
-                text, mode = lighten_cuda(f.read())
+                text, mode, reason = plan_cuda_headers(f.read())
             modes.append(mode)
+            reasons.append(reason)
             if mode != "as_written":
                 with open(_light_path(src), "w") as f:
                     f.write(text)
                 light[obj] = ("build %s: cuda_compile %s\n" % (obj, src),
                               "build %s: cuda_compile %s\n" % (obj, _light_path(src)))
         record["cuda_headers"] = modes
+        record["cuda_header_reasons"] = reasons
+        record["path"] = "light" if light else "as_written"
         # ninja logs each command that succeeded: a lightened file's entries since here are its
         # light builds (it is never lightened again once it goes back).
         offset = _ninja_log_size(build_directory)
@@ -316,13 +477,15 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 include = "-include torch/python.h " if light_binding else ""
                 if use_pch:
                     header = ensure_pch(cache_dir, plain, record, toolchain(ce, False),
-                                        BINDING_HEADER if light_binding else PCH_HEADER)
+                                        BINDING_HEADER if light_binding else PCH_HEADER,
+                                        only_existing=_cuda_is_long_pole(modes))
                     if header:
                         include = "-include %s -Winvalid-pch " % header
                 text = _set_ninja_var(text, "cflags", include + cflags)
             with open(path, "w") as f:
                 f.write(text)
             t, log_offset = time.perf_counter(), _ninja_log_size(build_directory)
+            record["ninja_runs"] = record.get("ninja_runs", 0) + 1
             try:
                 original_run(build_directory, verbose, error_prefix)
                 return
@@ -330,17 +493,19 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 if not light:
                     raise
                 # A lightened file that did not build goes back to what torch wrote; files
-                # that built are kept. When all of them built, a file as written failed (its
-                # errors are the ones to report), or the link did: then all go back.
+                # that built are kept. When all of them built, a file as written failed or the
+                # link did (a header choice does not change what links): its errors are the
+                # ones to report, with no second build.
                 built = _built_since(build_directory, offset)
                 failed = [obj for obj in light if obj not in built]
                 if not failed:
-                    objects = [o for o, _ in compiles] + re.findall(r"^build (\S+): cuda_compile ", plain, re.M)
-                    if not all(os.path.exists(os.path.join(build_directory, o)) for o in objects):
-                        raise
-                    failed = list(light)
+                    raise
+                if not _may_be_the_header(str(exc)):
+                    record["light_error_kept"] = True  # the file's own error: the same as written
+                    raise
                 for obj in failed:
                     del light[obj]
+                record["path"] = "as_written_after_light_failed"
                 note = "built again as written (%s) after: %s" % (", ".join(failed), str(exc)[-1500:])
                 record["fallback"] = record["fallback"] + "\n" + note if "fallback" in record else note
             finally:

@@ -1,0 +1,133 @@
+"""kbrun_build's choice of headers for a mono-layout CUDA file, made before compiling, and what a build
+then runs: one ninja run on the chosen path, no second build after a link failure, no precompiled
+header built in front of a build whose CUDA file parses torch's headers. Without compilers: ninja is
+a stand-in that records what it was asked to build. Run: /usr/bin/python3 -m pytest -q tests/worker
+"""
+import os
+import re
+
+import pytest
+
+import kbrun_build as b  # src/eval/worker, on sys.path by conftest.py
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+PREFIX = "#include <torch/types.h>\n#include <cuda.h>\n#include <cuda_runtime.h>\n"
+
+
+def fixture_cuda(name):
+    with open(os.path.join(ROOT, "tests", "candidates", name)) as f:
+        return PREFIX + re.search(r'cuda_source = r"""(.*?)"""', f.read(), re.S).group(1)
+
+
+def test_fixtures_take_the_planned_paths():
+    plan = b.plan_cuda_headers(fixture_cuda("mono_layout_light.py"))
+    assert plan[1:] == ("torch_types_only", "torch/types.h suffices")
+    text, mode, reason = b.plan_cuda_headers(fixture_cuda("mono_layout_pybind.py"))
+    assert mode == "as_written" and "PYBIND11_MODULE" in reason
+    assert text == fixture_cuda("mono_layout_pybind.py")
+
+
+@pytest.mark.parametrize("code, mode", [
+    ("#include <torch/extension.h>\n// PYBIND11_MODULE in a comment does not count\n"
+     "torch::Tensor f(torch::Tensor x) { return x; }\n", "torch_types_only"),
+    ("#include <torch/extension.h>\nnamespace F = torch::nn::functional;\n", "as_written"),
+    ("#include <torch/extension.h>\nusing namespace torch;\n", "as_written"),
+    ("#include <torch/extension.h>\nauto d = torch::kBFloat16;\n", "torch_types_only"),
+    ("#include <torch/extension.h>\nauto r = torch::kMean;\n", "as_written"),
+    ("#include <torch/extension.h>\nPyObject* p;\n", "as_written"),
+    ("__global__ void k(float* y) { y[0] = std::fmax(std::exp(y[0]), 0.f); }\n", "no_torch_headers"),
+    ("#include <string>\nstd::string s;\n", "no_torch_headers"),
+    ("std::string s;\n", "as_written"),
+])
+def test_plan(code, mode):
+    text, got, reason = b.plan_cuda_headers(PREFIX + code)
+    assert got == mode, reason
+    assert text.count("\n") == (PREFIX + code).count("\n")
+
+
+class FakeNinja:
+    """Stands in for torch's _run_ninja_build: logs each compile the ninja file asks for as built
+    (ninja's log), except those whose source matches `fail_source`; then fails if asked to."""
+
+    def __init__(self, fail_source=None, link_fails=False):
+        self.fail_source, self.link_fails, self.runs = fail_source, link_fails, []
+
+    def __call__(self, build_directory, verbose, error_prefix):
+        text = open(os.path.join(build_directory, "build.ninja")).read()
+        self.runs.append(text)
+        failed = False
+        with open(os.path.join(build_directory, ".ninja_log"), "a") as log:
+            for obj, src in re.findall(r"^build (\S+): (?:cuda_)?compile (\S+)$", text, re.M):
+                if self.fail_source and re.search(self.fail_source, open(src).read()):
+                    failed = True
+                    continue
+                open(os.path.join(build_directory, obj), "w").close()
+                log.write("0\t10\t0\t%s\tabc\n" % obj)
+        if failed:
+            raise RuntimeError(error_prefix + ": cuda.cu error: identifier undefined")
+        if self.link_fails:
+            raise RuntimeError(error_prefix + ": multiple definition of `PyInit_ext'")
+
+
+def build_dir(tmp_path, cuda_text):
+    d = tmp_path / "build"
+    d.mkdir()
+    (d / "main.cpp").write_text("#include <torch/extension.h>\ntorch::Tensor f(torch::Tensor x);\n")
+    (d / "cuda.cu").write_text(cuda_text)
+    (d / ".ninja_log").write_text("# ninja log v5\n")
+    (d / "build.ninja").write_text(
+        "cxx = c++\ncflags = -DTORCH_EXTENSION_NAME=ext -O0\npost_cflags = \n"
+        "build main.o: compile %s\nbuild cuda.cuda.o: cuda_compile %s\nbuild ext.so: link main.o cuda.cuda.o\n"
+        % (d / "main.cpp", d / "cuda.cu"))
+    return str(d)
+
+
+@pytest.mark.parametrize("fixture, mode", [("mono_layout_light.py", "torch_types_only"),
+                                           ("mono_layout_pybind.py", "as_written")])
+def test_one_ninja_run_on_the_planned_path(tmp_path, fixture, mode):
+    d = build_dir(tmp_path, fixture_cuda(fixture))
+    ninja, record = FakeNinja(), {}
+    b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), True, record)(d, False, "Error building")
+    assert len(ninja.runs) == 1 and record["ninja_runs"] == 1 and "fallback" not in record
+    assert record["cuda_headers"] == [mode]
+    assert record["path"] == "light"  # main.cpp gets torch/python.h either way
+    # nvcc parses torch's headers in both: no precompiled header is built in front of the build.
+    assert record["pch"] == "skipped" and not os.path.exists(tmp_path / "cache" / "pch" / "x")
+    assert ("cuda.kbrun-light.cu" in ninja.runs[0]) == (mode != "as_written")
+
+
+def test_link_failure_is_not_built_again(tmp_path):
+    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    ninja, record = FakeNinja(link_fails=True), {}
+    with pytest.raises(RuntimeError, match="multiple definition"):
+        b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), False, record)(d, False, "Error building")
+    assert len(ninja.runs) == 1 and record["ninja_runs"] == 1 and "fallback" not in record
+
+
+def test_a_light_file_that_fails_anyway_is_built_as_written(tmp_path):
+    # The safety net stays (a verdict must not depend on kbrun's header choice); the plan makes it rare.
+    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    ninja, record = FakeNinja(fail_source=r"#include <torch/types.h>\n#include <cuda_runtime.h>"), {}
+    b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), False, record)(d, False, "Error building")
+    assert len(ninja.runs) == 2 and record["ninja_runs"] == 2
+    assert record["path"] == "as_written_after_light_failed" and "cuda.cuda.o" in record["fallback"]
+    assert "cuda.kbrun-light.cu" not in ninja.runs[1]
+
+
+def test_a_light_file_with_its_own_error_is_not_built_again(tmp_path):
+    # An error no lighter header causes (CUDA-L1 level2/91: a redeclared extern __shared__ array) fails as
+    # written too: reported at once, one ninja run.
+    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    ninja, record = FakeNinja(fail_source=r"#include <torch/types.h>\n#include <cuda_runtime.h>"), {}
+
+    def own_error(build_directory, verbose, error_prefix):
+        try:
+            ninja(build_directory, verbose, error_prefix)
+        except RuntimeError:
+            raise RuntimeError('cuda.cu(86): error: declaration is incompatible with previous "shared_mem"\n'
+                               '1 error detected in the compilation of "cuda.cu".')
+
+    with pytest.raises(RuntimeError, match="incompatible"):
+        b.fast_ninja_build(None, own_error, str(tmp_path / "cache"), False, record)(d, False, "Error building")
+    assert len(ninja.runs) == 1 and record["ninja_runs"] == 1 and record["light_error_kept"]
+    assert "fallback" not in record and record["path"] == "light"
