@@ -1,5 +1,5 @@
 """Build seconds of candidates' load_inline extensions: torch's own build (plain) against kbrun's
-fast build (src/eval/worker/kbrun_build.py), side by side, cold, on this machine's compilers.
+fast build (src/eval/worker/kbrun_eval/build.py), side by side, cold, on this machine's compilers.
 
     /usr/bin/python3 bench/mono_build_bench.py OUT_DIR CANDIDATE.py...
 
@@ -76,7 +76,7 @@ sys.path.insert(0, worker)
 import torch
 from torch.utils import cpp_extension as ce
 if mode == "fast":
-    import kbrun_build
+    from kbrun_eval import build as kbrun_build
     kbrun_build.install(cache)
 calls = json.load(open(calls_path))
 rows = []

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-import kbrun_build as b  # src/eval/worker, on sys.path by conftest.py
+from kbrun_eval import build as b  # src/eval/worker on sys.path by conftest.py
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 PREFIX = "#include <torch/types.h>\n#include <cuda.h>\n#include <cuda_runtime.h>\n"
