@@ -185,61 +185,9 @@ TEST_F(CompileCache, LighterBindingHeaderKeepsMeaningAndFallsBack) {
   EXPECT_TRUE(Contains(fb["fallback"].get<std::string>(), "built again as written (main.o)")) << fb.dump();
 }
 
-// The header lightening's cases (lighten_binding, lighten_cuda) are pytest tests of the build
-// module: tests/worker/test_build_lighten.py.
-
-// The rule that decides, before compiling, which torch header a CUDA file gets: the lighter one only
-// when every torch and standard name the code uses is known to be declared by what it keeps. Each
-// "as_written" case names something torch/types.h (or, without torch, cuda_runtime.h) does not
-// declare, which on real mono-layout candidates made the lighter file fail and the build run twice.
-TEST(FastBuild, CudaHeaderPlanDecidesBeforeCompiling) {
-  const std::string prefix = "#include <torch/types.h>\n#include <cuda.h>\n#include <cuda_runtime.h>\n";
-  const std::string ext = "#include <torch/extension.h>\n";
-  const std::string fn = "torch::Tensor f(torch::Tensor x) {\n";
-  json cases = {
-      // Light: tensors, factories, checks, dispatch, dtypes, data_ptr, ATen functions, c10 types.
-      {"tensor_api", prefix + ext + fn + "  TORCH_CHECK(x.is_cuda(), \"cuda\"); auto y = torch::empty_like(x);\n"
-                     "  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), \"f\", [&] { y.data_ptr<scalar_t>(); });\n"
-                     "  auto z = torch::zeros({2}, x.options().dtype(torch::kFloat)); c10::Half h; (void)h;\n"
-                     "  std::vector<int64_t> s(x.sizes().begin(), x.sizes().end()); return at::relu(y); }\n"},
-      {"cuda_api_with_include",
-       prefix + ext + "#include <ATen/cuda/CUDAContext.h>\n" + fn +
-           "  auto s = at::cuda::getCurrentCUDAStream(); C10_CUDA_KERNEL_LAUNCH_CHECK(); return x; }\n"},
-      {"no_torch_std_math", prefix + "__global__ void k(float* y) { y[0] = std::max(std::sqrt(y[0]), 0.f); }\n"},
-      {"no_torch_vector_included", prefix + "#include <vector>\nvoid h() { std::vector<int> v; }\n"},
-      // As written.
-      {"pybind_module",
-       prefix + ext + fn + "return x; }\nPYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def(\"f\", &f); }\n"},
-      {"py_cast", prefix + ext + "py::object g(py::object o) { return o; }\n"},
-      {"frontend", prefix + ext + fn + "return torch::nn::functional::relu(x); }\n"},
-      {"enum_name", prefix + ext + fn + "auto r = torch::kSum; (void)r; return x; }\n"},
-      {"cuda_api_without_include", prefix + ext + fn + "auto s = at::cuda::getCurrentCUDAStream(); return x; }\n"},
-      {"cuda_check_without_include", prefix + ext + "void g(cudaError_t e) { AT_CUDA_CHECK(e); }\n"},
-      {"unknown_macro", prefix + ext + "TORCH_LIBRARY(kb, m) {}\n"},
-      {"cout_without_iostream", prefix + ext + fn + "std::cout << x.sizes(); return x; }\n"},
-      {"no_torch_vector_without_include", prefix + "void h() { std::vector<int> v; }\n"},
-      {"torch_without_extension_include", prefix + fn + "return x; }\n"},
-  };
-  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-plan-test-");
-  json plans = LightenEach(cases, dir,
-                           "    light, mode, reason = b.plan_cuda_headers(text)\n"
-                           "    out[name] = [mode, reason, light.count(chr(10)) == text.count(chr(10))]\n");
-  fs::remove_all(dir);
-  ASSERT_TRUE(plans.is_object());
-  std::map<std::string, std::string> expect = {
-      {"tensor_api", "torch_types_only"},       {"cuda_api_with_include", "torch_types_only"},
-      {"no_torch_std_math", "no_torch_headers"}, {"no_torch_vector_included", "no_torch_headers"}};
-  for (auto& [name, plan] : plans.items()) {
-    std::string want = expect.count(name) ? expect[name] : "as_written";
-    EXPECT_EQ(plan[0], want) << name << ": " << plan.dump();
-    EXPECT_FALSE(plan[1].get<std::string>().empty()) << name;
-    EXPECT_TRUE(plan[2].get<bool>()) << name << ": line numbers moved";
-  }
-  EXPECT_TRUE(Contains(plans["pybind_module"][1].get<std::string>(), "PYBIND11_MODULE")) << plans["pybind_module"];
-  EXPECT_TRUE(Contains(plans["enum_name"][1].get<std::string>(), "torch::kSum")) << plans["enum_name"];
-  EXPECT_TRUE(Contains(plans["cout_without_iostream"][1].get<std::string>(), "std::cout"))
-      << plans["cout_without_iostream"];
-}
+// The header lightening's cases (lighten_binding, lighten_cuda) and the plan that decides, before
+// compiling, which torch header a CUDA file gets (plan_cuda_headers) are pytest tests of the build
+// module: tests/worker/test_build_lighten.py, tests/worker/test_build_plan.py.
 
 // Mono-layout candidates (torch/extension.h inside cuda_sources) through kbrun on the CPU: one the
 // lighter header suits, one it does not (PYBIND11_MODULE in the CUDA file). Each CUDA file is compiled

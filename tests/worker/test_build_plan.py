@@ -1,4 +1,4 @@
-"""kbrun_build's choice of headers for a mono-layout CUDA file, made before compiling, and what a build
+"""kbrun_eval.build's choice of headers for a mono-layout CUDA file, made before compiling, and what a build
 then runs: one ninja run on the chosen path, no second build after a link failure, no precompiled
 header built in front of a build whose CUDA file parses torch's headers. Without compilers: ninja is
 a stand-in that records what it was asked to build. Run: /usr/bin/python3 -m pytest -q tests/worker
@@ -27,6 +27,9 @@ def test_fixtures_take_the_planned_paths():
     assert text == fixture_cuda("mono_layout_pybind.py")
 
 
+FN = "torch::Tensor f(torch::Tensor x) {\n"
+
+
 @pytest.mark.parametrize("code, mode", [
     ("#include <torch/extension.h>\n// PYBIND11_MODULE in a comment does not count\n"
      "torch::Tensor f(torch::Tensor x) { return x; }\n", "torch_types_only"),
@@ -38,11 +41,40 @@ def test_fixtures_take_the_planned_paths():
     ("__global__ void k(float* y) { y[0] = std::fmax(std::exp(y[0]), 0.f); }\n", "no_torch_headers"),
     ("#include <string>\nstd::string s;\n", "no_torch_headers"),
     ("std::string s;\n", "as_written"),
+    # Tensors, factories, checks, dispatch, dtypes, data_ptr, ATen functions, c10 types.
+    ("#include <torch/extension.h>\n" + FN + "  TORCH_CHECK(x.is_cuda(), \"cuda\"); auto y = torch::empty_like(x);\n"
+     "  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), \"f\", [&] { y.data_ptr<scalar_t>(); });\n"
+     "  auto z = torch::zeros({2}, x.options().dtype(torch::kFloat)); c10::Half h; (void)h;\n"
+     "  std::vector<int64_t> s(x.sizes().begin(), x.sizes().end()); return at::relu(y); }\n", "torch_types_only"),
+    ("#include <torch/extension.h>\n#include <ATen/cuda/CUDAContext.h>\n" + FN +
+     "  auto s = at::cuda::getCurrentCUDAStream(); C10_CUDA_KERNEL_LAUNCH_CHECK(); return x; }\n", "torch_types_only"),
+    ("__global__ void k(float* y) { y[0] = std::max(std::sqrt(y[0]), 0.f); }\n", "no_torch_headers"),
+    ("#include <vector>\nvoid h() { std::vector<int> v; }\n", "no_torch_headers"),
+    ("#include <torch/extension.h>\n" + FN +
+     "return x; }\nPYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def(\"f\", &f); }\n", "as_written"),
+    ("#include <torch/extension.h>\npy::object g(py::object o) { return o; }\n", "as_written"),
+    ("#include <torch/extension.h>\n" + FN + "return torch::nn::functional::relu(x); }\n", "as_written"),
+    ("#include <torch/extension.h>\n" + FN + "auto s = at::cuda::getCurrentCUDAStream(); return x; }\n", "as_written"),
+    ("#include <torch/extension.h>\nvoid g(cudaError_t e) { AT_CUDA_CHECK(e); }\n", "as_written"),
+    ("#include <torch/extension.h>\nTORCH_LIBRARY(kb, m) {}\n", "as_written"),
+    ("void h() { std::vector<int> v; }\n", "as_written"),
+    (FN + "return x; }\n", "as_written"),
 ])
 def test_plan(code, mode):
     text, got, reason = b.plan_cuda_headers(PREFIX + code)
     assert got == mode, reason
     assert text.count("\n") == (PREFIX + code).count("\n")
+
+
+@pytest.mark.parametrize("code, named", [
+    ("#include <torch/extension.h>\n" + FN + "return x; }\nPYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {}\n",
+     "PYBIND11_MODULE"),
+    ("#include <torch/extension.h>\n" + FN + "auto r = torch::kSum; (void)r; return x; }\n", "torch::kSum"),
+    ("#include <torch/extension.h>\n" + FN + "std::cout << x.sizes(); return x; }\n", "std::cout"),
+])
+def test_the_reason_names_what_keeps_the_file_as_written(code, named):
+    _, mode, reason = b.plan_cuda_headers(PREFIX + code)
+    assert mode == "as_written" and named in reason, reason
 
 
 class FakeNinja:
