@@ -12,9 +12,9 @@
 namespace kbrun::batch {
 
 struct AttemptPlan {
-  bool finished = false;  // nothing left to do: solved, or attempts used up
-  bool solved = false;    // some sample succeeded
-  int attempt = 0;        // the attempt to work on (when !finished)
+  bool finished = false;         // nothing left to do: solved, or attempts used up
+  bool solved = false;           // some sample succeeded
+  int attempt = 0;               // the attempt to work on (when !finished)
   std::vector<int> to_generate;  // sample numbers (1-based) that need an LLM call
   std::vector<int> to_evaluate;  // sample numbers whose response is already on disk
 };

@@ -55,7 +55,8 @@ TEST(AttemptPlan, ResumeFinishesTheInterruptedAttemptWithoutNewCalls) {
   // Sample 1 done, sample 2 answered but not evaluated, sample 3 never answered.
   auto records = Records({Rec(1, 1, "incorrect")});
   std::set<int> responses = {1, 2};
-  AttemptPlan p = PlanNextAttempt(records, [&](int i) { return responses.count(i) > 0; }, kSamples, kAttempts);
+  AttemptPlan p = PlanNextAttempt(
+      records, [&](int i) { return responses.count(i) > 0; }, kSamples, kAttempts);
   EXPECT_EQ(p.attempt, 1);
   EXPECT_EQ(p.to_evaluate, (std::vector<int>{2}));
   EXPECT_EQ(p.to_generate, (std::vector<int>{3}));
@@ -113,7 +114,8 @@ TEST(AttemptPlan, SamplesTheEvaluatorCouldNotEvaluateAreEvaluatedAgainOnResume) 
   auto records = Records({Rec(1, 1, "incorrect"), unavailable, rejected});
   DropRetryableRecords(records);
   EXPECT_EQ(records.size(), 2u);
-  AttemptPlan p = PlanNextAttempt(records, [](int index) { return index == 2; }, kSamples, kAttempts);
+  AttemptPlan p = PlanNextAttempt(
+      records, [](int index) { return index == 2; }, kSamples, kAttempts);
   EXPECT_EQ(p.attempt, 1);
   EXPECT_TRUE(p.to_generate.empty());
   EXPECT_EQ(p.to_evaluate, (std::vector<int>{2}));

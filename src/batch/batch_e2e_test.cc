@@ -39,9 +39,9 @@ TEST(BatchE2E, SolvedFirstTimeAfterReflectionAndNever) {
   FakeLlmServer server(scenario.dump(), 400);
   fs::path results = server.dir() / "results";
   // No shared compile cache: problem 1 must really compile for the pipelining check below.
-  ProcessResult p = RunKbrun(
-      BatchArgv(results, server.base_url(), 1, 3, {"--samples", "1", "--attempts", "2", "--no-compile-cache"}),
-      Environment());
+  ProcessResult p =
+      RunKbrun(BatchArgv(results, server.base_url(), 1, 3, {"--samples", "1", "--attempts", "2", "--no-compile-cache"}),
+               Environment());
   ASSERT_EQ(p.exit_code, 0) << p.output;
 
   // 1: one request, a real build, correct.
@@ -143,7 +143,7 @@ TEST(BatchE2E, ResumeAfterKillGeneratesNothingTwice) {
     if (f.extension() == ".txt") saved[f] = *ReadFile(f);
   }
   EXPECT_EQ(ReadJson(results / "summary.json")["state"], "running");  // it had no chance to say otherwise
-  EXPECT_LE(saved.size(), 2u);  // problem 5's answers were still on their way
+  EXPECT_LE(saved.size(), 2u);                                        // problem 5's answers were still on their way
   size_t results_at_kill = FilesNamed(results, "result_").size();
 
   ProcessResult p = RunKbrun(argv, Environment());
@@ -234,10 +234,10 @@ TEST(BatchE2E, ByProblemScheduleRunsProblemsOneAfterAnother) {
   WriteFileAtomic(replay / "3_Hopeless.txt", "I am sorry, but I cannot help with that.");
   WriteFileAtomic(replay / "4_Square.txt", Response("square"));
   WriteFileAtomic(replay / "5_Negate.txt", Response("negate"));
-  ProcessResult p = RunKbrun(ReplayArgv(results, replay, 2, 5,
-                                        {"--samples", "2", "--attempts", "2", "--schedule", "by-problem",
-                                         "--replay-latency", "0.5"}),
-                             Environment(false));
+  ProcessResult p =
+      RunKbrun(ReplayArgv(results, replay, 2, 5,
+                          {"--samples", "2", "--attempts", "2", "--schedule", "by-problem", "--replay-latency", "0.5"}),
+               Environment(false));
   ASSERT_EQ(p.exit_code, 0) << p.output;
   json summary = ReadJson(results / "summary.json");
   EXPECT_EQ(summary["totals"]["solved"], 3) << summary.dump(2);
@@ -279,9 +279,9 @@ TEST(BatchE2E, PipelinedScheduleOverlapsProblems) {
   WriteFileAtomic(replay / "3_Hopeless.txt", "I am sorry, but I cannot help with that.");
   WriteFileAtomic(replay / "5_Negate.txt", Response("negate"));
   WriteFileAtomic(replay / "4_Square.txt", "No code from me either.");  // only 5 is evaluated
-  ProcessResult p = RunKbrun(
-      ReplayArgv(results, replay, 3, 5, {"--samples", "1", "--attempts", "1", "--replay-latency", "1"}),
-      Environment(false));
+  ProcessResult p =
+      RunKbrun(ReplayArgv(results, replay, 3, 5, {"--samples", "1", "--attempts", "1", "--replay-latency", "1"}),
+               Environment(false));
   ASSERT_EQ(p.exit_code, 0) << p.output;
   EXPECT_EQ(ReadJson(results / "summary.json")["config"]["schedule"], "pipelined");
   ProblemSpans t = ReadTimeline(results);

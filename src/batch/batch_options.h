@@ -23,24 +23,24 @@ struct BatchOptions {
   fs::path problems_dir;
   fs::path results_dir = "results";
   int first = 1, last = 40;
-  int attempts = 3;                 // attempts per problem
-  int samples = 3;                  // samples per attempt, generated and evaluated in parallel
-  double target_speedup = 1.0;      // a sample succeeds when correct and speedup >= this
-  int llm_concurrency = 8;          // LLM calls in flight
-  int compile_pool = 0;             // compiles in parallel; 0 = number of cores
-  std::vector<int> gpu_lanes;       // one timing lane per GPU; empty = one lane (index 0)
+  int attempts = 3;             // attempts per problem
+  int samples = 3;              // samples per attempt, generated and evaluated in parallel
+  double target_speedup = 1.0;  // a sample succeeds when correct and speedup >= this
+  int llm_concurrency = 8;      // LLM calls in flight
+  int compile_pool = 0;         // compiles in parallel; 0 = number of cores
+  std::vector<int> gpu_lanes;   // one timing lane per GPU; empty = one lane (index 0)
   // A lane whose sample ended in a way that can mean a broken device (IsDeviceSuspect) probes
   // its device with this; a failed probe retires the lane and the sample is rerun on another
   // (docs/RESULTS.md "Lane failures"). Empty: DefaultLaneProbe(lane_probe_timeout_s).
   LaneProbe lane_probe;
   double lane_probe_timeout_s = kDefaultProbeTimeoutS;
   Schedule schedule = Schedule::kPipelined;
-  eval::EvalOptions eval;           // passed to eval::Compile / eval::Run (gpu_index set per lane)
+  eval::EvalOptions eval;  // passed to eval::Compile / eval::Run (gpu_index set per lane)
   // --evaluator: each sample's compile and run go to this service (remote_evaluator.h) instead
   // of the compile pool and lanes; compile_pool is then the evaluations in flight, and there
   // are no lanes. Null: evaluate here.
   std::shared_ptr<const RemoteEvaluator> remote;
-  std::string provider_name, model; // for summary.json, logs and the settings check
+  std::string provider_name, model;  // for summary.json, logs and the settings check
   // Settings of the LLM call and prompts, recorded so that a resume can tell they changed.
   fs::path prompts_dir;
   double temperature = 0;
@@ -53,8 +53,8 @@ struct BatchOptions {
   // are retried with backoff; still no connection after outage_timeout_s: the batch stops.
   int llm_outage_after = 5;
   double llm_outage_timeout_s = 600;
-  bool progress_bar = false;        // stderr is a TTY: redraw one line in place
-  bool quiet = false;               // no progress on stderr
+  bool progress_bar = false;  // stderr is a TTY: redraw one line in place
+  bool quiet = false;         // no progress on stderr
 };
 
 }  // namespace kbrun::batch

@@ -104,8 +104,8 @@ TEST(BatchRobustness, CandidatePrintingInvalidUtf8DoesNotStopTheBatch) {
 TEST(BatchRobustness, ChangedSettingsAreRefusedUnlessReconfigured) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-batch-reconf-");
   fs::path replay = NoCodeReplay(dir), results = dir / "results";
-  ProcessResult p = RunKbrun(ReplayArgv(results, replay, 3, 3, {"--samples", "1", "--attempts", "2"}),
-                             Environment(false));
+  ProcessResult p =
+      RunKbrun(ReplayArgv(results, replay, 3, 3, {"--samples", "1", "--attempts", "2"}), Environment(false));
   ASSERT_EQ(p.exit_code, 0) << p.output;
   ASSERT_EQ(AttemptSamplePairs(results / "3_Hopeless"), (std::vector<std::pair<int, int>>{{1, 1}, {2, 1}}));
 
@@ -196,8 +196,8 @@ TEST(BatchRobustness, DeadLlmEndpointStopsAsUnavailableWithoutUsingAttempts) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-batch-outage-");
   fs::path results = dir / "results";
   std::string dead_url = "http://127.0.0.1:" + std::to_string(UnusedLoopbackPort()) + "/v1";
-  auto extra = std::vector<std::string>{"--samples", "2", "--attempts", "1", "--llm-outage-after", "3",
-                                        "--llm-outage-timeout", "3"};
+  auto extra = std::vector<std::string>{"--samples",          "2", "--attempts",           "1",
+                                        "--llm-outage-after", "3", "--llm-outage-timeout", "3"};
   ProcessResult p = RunKbrun(BatchArgv(results, dead_url, 3, 3, extra), Environment());
   EXPECT_EQ(p.exit_code, 69) << p.output;
   EXPECT_LT(p.wall_s, 60.0);

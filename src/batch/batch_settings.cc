@@ -7,13 +7,13 @@ namespace kbrun::batch {
 using nlohmann::json;
 
 const std::vector<std::string>& PlanSettingKeys() {
-  static const std::vector<std::string> keys = {
-      // What is generated.
-      "problems_dir", "samples", "attempts", "provider", "model", "prompts_dir", "temperature", "max_tokens",
-      "reasoning_effort",
-      // How it is judged.
-      "target_speedup", "device", "precision", "backend", "correctness_trials", "timing_trials", "warmup_runs",
-      "tolerance", "atol", "rtol", "shapes", "allow_library_kernels"};
+  static const std::vector<std::string> keys = {// What is generated.
+                                                "problems_dir", "samples", "attempts", "provider", "model",
+                                                "prompts_dir", "temperature", "max_tokens", "reasoning_effort",
+                                                // How it is judged.
+                                                "target_speedup", "device", "precision", "backend",
+                                                "correctness_trials", "timing_trials", "warmup_runs", "tolerance",
+                                                "atol", "rtol", "shapes", "allow_library_kernels"};
   return keys;
 }
 

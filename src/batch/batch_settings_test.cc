@@ -9,8 +9,8 @@ namespace {
 using nlohmann::json;
 
 json Config() {
-  return {{"samples", 2},          {"attempts", 3},        {"tolerance", "evidence"}, {"shapes", "fixed"},
-          {"warmup_runs", 5},      {"atol", nullptr},      {"llm_concurrency", 4},    {"precision", "fp32"}};
+  return {{"samples", 2},     {"attempts", 3},   {"tolerance", "evidence"}, {"shapes", "fixed"},
+          {"warmup_runs", 5}, {"atol", nullptr}, {"llm_concurrency", 4},    {"precision", "fp32"}};
 }
 
 TEST(PlanSettings, JudgingRulesArePartOfThePlan) {

@@ -12,23 +12,34 @@ using nlohmann::json;
 
 std::string PhaseName(ProblemPhase p) {
   switch (p) {
-    case ProblemPhase::kQueued: return "queued";
-    case ProblemPhase::kRunning: return "running";
-    case ProblemPhase::kSolved: return "solved";
-    case ProblemPhase::kUnsolved: return "unsolved";
+    case ProblemPhase::kQueued:
+      return "queued";
+    case ProblemPhase::kRunning:
+      return "running";
+    case ProblemPhase::kSolved:
+      return "solved";
+    case ProblemPhase::kUnsolved:
+      return "unsolved";
   }
   return "queued";
 }
 
 std::string StageName(Stage s) {
   switch (s) {
-    case Stage::kLlmQueue: return "llm_queue";
-    case Stage::kLlm: return "llm";
-    case Stage::kCompileQueue: return "compile_queue";
-    case Stage::kCompile: return "compile";
-    case Stage::kGpuQueue: return "gpu_queue";
-    case Stage::kGpu: return "gpu";
-    case Stage::kRemote: return "remote";
+    case Stage::kLlmQueue:
+      return "llm_queue";
+    case Stage::kLlm:
+      return "llm";
+    case Stage::kCompileQueue:
+      return "compile_queue";
+    case Stage::kCompile:
+      return "compile";
+    case Stage::kGpuQueue:
+      return "gpu_queue";
+    case Stage::kGpu:
+      return "gpu";
+    case Stage::kRemote:
+      return "remote";
   }
   return "llm_queue";
 }
@@ -38,10 +49,18 @@ Counts Count(const BatchState& state) {
   for (const auto& p : state.problems) {
     ++c.problems;
     switch (p.phase) {
-      case ProblemPhase::kQueued: ++c.queued; break;
-      case ProblemPhase::kRunning: ++c.running; break;
-      case ProblemPhase::kSolved: ++c.solved; break;
-      case ProblemPhase::kUnsolved: ++c.unsolved; break;
+      case ProblemPhase::kQueued:
+        ++c.queued;
+        break;
+      case ProblemPhase::kRunning:
+        ++c.running;
+        break;
+      case ProblemPhase::kSolved:
+        ++c.solved;
+        break;
+      case ProblemPhase::kUnsolved:
+        ++c.unsolved;
+        break;
     }
     for (const auto& [index, r] : p.records) {
       ++c.samples;
@@ -70,8 +89,11 @@ json BestJson(const ProblemState& p) {
 json ProblemJson(const ProblemState& p) {
   json running = json::array();
   for (const auto& [index, s] : p.running) {
-    running.push_back({{"index", index}, {"attempt", s.id.attempt}, {"sample", s.id.sample},
-                       {"stage", StageName(s.stage)}, {"since", s.since}});
+    running.push_back({{"index", index},
+                       {"attempt", s.id.attempt},
+                       {"sample", s.id.sample},
+                       {"stage", StageName(s.stage)},
+                       {"since", s.since}});
   }
   json kinds = json::object();
   for (const auto& [index, r] : p.records) {
@@ -100,8 +122,13 @@ json SummaryJson(const BatchState& state) {
   for (const auto& p : state.problems) problems.push_back(ProblemJson(p));
   json errors = json::array();
   for (const auto& e : state.recent_errors) {
-    errors.push_back({{"time", e.time}, {"problem", e.id.problem}, {"index", e.id.index}, {"attempt", e.id.attempt},
-                      {"sample", e.id.sample}, {"status", e.status}, {"message", e.message}});
+    errors.push_back({{"time", e.time},
+                      {"problem", e.id.problem},
+                      {"index", e.id.index},
+                      {"attempt", e.id.attempt},
+                      {"sample", e.id.sample},
+                      {"status", e.status},
+                      {"message", e.message}});
   }
   char host[256] = {};
   gethostname(host, sizeof host - 1);
@@ -145,8 +172,8 @@ std::string ProgressLine(const BatchState& state, double now) {
   if (c.samples > 0) {
     line += ":";
     // Fixed order, so that the line does not jump around as counts appear.
-    const char* order[] = {"correct", "incorrect", "compile_error", "runtime_error", "timeout", "rejected",
-                           kStatusNoCode, kStatusLlmError, kStatusInternalError};
+    const char* order[] = {"correct",  "incorrect",   "compile_error", "runtime_error",     "timeout",
+                           "rejected", kStatusNoCode, kStatusLlmError, kStatusInternalError};
     bool first = true;
     for (const char* status : order) {
       auto it = c.by_status.find(status);

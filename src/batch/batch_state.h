@@ -50,12 +50,12 @@ struct RecentError {
 struct BatchState {
   // running | finished | interrupted | failed | llm_unavailable | no_gpu_lanes | evaluator_unavailable
   std::string state = "running";
-  std::string failure;            // why, when failed
+  std::string failure;  // why, when failed
   std::vector<ProblemState> problems;
-  std::deque<RecentError> recent_errors;  // newest last, at most kMaxRecentErrors
-  nlohmann::json config;                  // the options that shaped the batch
-  nlohmann::json llm_outage;              // null, or the LLM stage's pause (docs/RESULTS.md)
-  nlohmann::json lanes = nlohmann::json::array();  // this session's GPU lanes: {gpu, state, ...} each
+  std::deque<RecentError> recent_errors;              // newest last, at most kMaxRecentErrors
+  nlohmann::json config;                              // the options that shaped the batch
+  nlohmann::json llm_outage;                          // null, or the LLM stage's pause (docs/RESULTS.md)
+  nlohmann::json lanes = nlohmann::json::array();     // this session's GPU lanes: {gpu, state, ...} each
   nlohmann::json sessions = nlohmann::json::array();  // {started_at, ended_at, pid} per run, resumes included
   double started_at = 0, updated_at = 0, finished_at = 0;
   long long prompt_tokens = 0, completion_tokens = 0;
@@ -66,8 +66,8 @@ inline constexpr size_t kMaxRecentErrors = 10;
 struct Counts {
   int problems = 0, queued = 0, running = 0, solved = 0, unsolved = 0;
   int samples = 0, successes = 0;
-  std::map<std::string, int> by_status;   // finished samples per status
-  std::map<std::string, int> by_stage;    // samples in flight per stage
+  std::map<std::string, int> by_status;  // finished samples per status
+  std::map<std::string, int> by_stage;   // samples in flight per stage
 };
 Counts Count(const BatchState& state);
 

@@ -31,7 +31,9 @@ using test_util::FakeLlmServer;
 
 inline const fs::path kData = KBRUN_TEST_DATA_DIR;
 
-inline std::string Response(const std::string& name) { return ReadFileOrThrow(kData / "batch/responses" / (name + ".txt")); }
+inline std::string Response(const std::string& name) {
+  return ReadFileOrThrow(kData / "batch/responses" / (name + ".txt"));
+}
 
 inline json Rule(const std::string& match, const std::string& text, json extra = json::object()) {
   json rule = {{"match", match}, {"response_text", text}};
@@ -43,8 +45,8 @@ inline std::map<std::string, std::string> Environment(bool with_key = true) {
   auto env = CurrentEnvironment();
   // The developer's own LLM settings must not leak into the test.
   for (const char* name : {"LLM_GATEWAY_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LLM_PROVIDER", "LLM_BASE_URL",
-                           "LLM_MODEL", "LLM_REPLAY", "LLM_REPLAY_LATENCY", "LLM_HEADERS", "KBRUN_LLM_CONFIG", "NUM_SAMPLES",
-                           "KERNELBENCH_DIR", "KBRUN_PROMPTS_DIR"}) {
+                           "LLM_MODEL", "LLM_REPLAY", "LLM_REPLAY_LATENCY", "LLM_HEADERS", "KBRUN_LLM_CONFIG",
+                           "NUM_SAMPLES", "KERNELBENCH_DIR", "KBRUN_PROMPTS_DIR"}) {
     env.erase(name);
   }
   if (with_key) env["LLM_GATEWAY_KEY"] = "test-key";
@@ -52,15 +54,12 @@ inline std::map<std::string, std::string> Environment(bool with_key = true) {
 }
 
 inline std::vector<std::string> BatchArgv(const fs::path& results, const std::string& base_url, int first, int last,
-                                   std::vector<std::string> extra) {
-  std::vector<std::string> argv = {KBRUN_BINARY, "batch", std::to_string(first), std::to_string(last),
-                                   "--problems-dir", (kData / "batch/problems").string(),
-                                   "--results", results.string(),
-                                   "--provider", "openai", "--base-url", base_url, "--model", "fake-model",
-                                   "--max-retries", "0",
-                                   "--prompts-dir", (kData / "../prompts").string(),
-                                   "--device", "cpu", "--python", "/usr/bin/python3",
-                                   "--correct-trials", "2", "--perf-trials", "5", "--warmup", "1",
+                                          std::vector<std::string> extra) {
+  std::vector<std::string> argv = {KBRUN_BINARY, "batch", std::to_string(first), std::to_string(last), "--problems-dir",
+                                   (kData / "batch/problems").string(), "--results", results.string(), "--provider",
+                                   "openai", "--base-url", base_url, "--model", "fake-model", "--max-retries", "0",
+                                   "--prompts-dir", (kData / "../prompts").string(), "--device", "cpu", "--python",
+                                   "/usr/bin/python3", "--correct-trials", "2", "--perf-trials", "5", "--warmup", "1",
                                    "--compile-jobs", "2",
                                    // Private build dirs beside the results: a killed batch leaves its
                                    // orphaned ones there, removed with the test's folder.
@@ -183,7 +182,7 @@ inline std::vector<fs::path> FilesNamed(const fs::path& dir, const std::string& 
 
 // The replay provider instead of the HTTP server: a folder of answers, a simulated latency.
 inline std::vector<std::string> ReplayArgv(const fs::path& results, const fs::path& replay, int first, int last,
-                                    std::vector<std::string> extra) {
+                                           std::vector<std::string> extra) {
   std::vector<std::string> argv = BatchArgv(results, "", first, last, extra);
   for (const char* flag : {"--provider", "--base-url", "--model", "--max-retries"}) {
     auto it = std::find(argv.begin(), argv.end(), flag);

@@ -39,8 +39,8 @@ TEST(BestOf, PickBestAndTies) {
   records[1] = Rec(1, "compile_error");
   records[2] = Rec(2, "incorrect");
   records[3] = Rec(3, "incorrect");
-  EXPECT_EQ(PickBest(records), 2);                       // stable best files
-  EXPECT_EQ(PickBest(records, Ties::kPreferLater), 3);   // freshest for reflection
+  EXPECT_EQ(PickBest(records), 2);                      // stable best files
+  EXPECT_EQ(PickBest(records, Ties::kPreferLater), 3);  // freshest for reflection
   records[4] = Rec(4, "correct", 0.7);
   records[5] = Rec(5, "correct", 1.3);
   records[6] = Rec(6, "correct", 1.1);

@@ -21,11 +21,11 @@ std::vector<int> ParseGpuList(const std::string& text, const std::string& what);
 // sees (`torch_gpus`), else one lane 0; off the GPU, one lane 0. Throws what ParseGpuList throws
 // for a bad --gpus.
 struct LaneRequest {
-  std::string gpus;                      // --gpus, "" when not given
-  std::optional<int> gpu;                // --gpu when given
-  bool on_gpu = false;                   // the evaluations run on a GPU
-  std::string cuda_visible_devices;      // the variable's value, "" when unset
-  size_t torch_gpus = 0;                 // GPUs the Python probe saw
+  std::string gpus;                  // --gpus, "" when not given
+  std::optional<int> gpu;            // --gpu when given
+  bool on_gpu = false;               // the evaluations run on a GPU
+  std::string cuda_visible_devices;  // the variable's value, "" when unset
+  size_t torch_gpus = 0;             // GPUs the Python probe saw
 };
 std::vector<int> ResolveLanes(const LaneRequest& r);
 

@@ -31,7 +31,8 @@ eval::EvalOptions Cpu(int gpu = 0) {
 }
 
 TEST(LaneHealth, OnlyDeviceSuspectResultsCallForAProbe) {
-  for (const char* c : {"cuda_error", "crash", "worker_failed", "run_timeout"}) EXPECT_TRUE(IsDeviceSuspect(Failed(c))) << c;
+  for (const char* c : {"cuda_error", "crash", "worker_failed", "run_timeout"})
+    EXPECT_TRUE(IsDeviceSuspect(Failed(c))) << c;
   // The candidate's own failures: a Python exception, a wrong answer, its build, its memory.
   for (const char* c : {"exception", "value_mismatch", "shape_mismatch", "import_error", "build_failed",
                         "compile_timeout", "out_of_memory", "timing_failed", "uses_library_only", ""}) {

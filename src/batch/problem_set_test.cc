@@ -15,7 +15,9 @@ class ProblemSetTest : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = MakeUniqueDir(fs::temp_directory_path(), "kbrun-problem-set-"); }
   void TearDown() override { fs::remove_all(dir_); }
-  void Problem(const fs::path& folder, const std::string& file) { WriteFileAtomic(folder / file, "class Model: pass\n"); }
+  void Problem(const fs::path& folder, const std::string& file) {
+    WriteFileAtomic(folder / file, "class Model: pass\n");
+  }
   fs::path dir_;
 };
 

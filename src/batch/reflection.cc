@@ -24,26 +24,25 @@ std::string Cap(std::string text) {
   return Trim(text);
 }
 
-std::string Category(const SampleRecord& r) {
-  return r.error_category.empty() ? "" : " (" + r.error_category + ")";
-}
+std::string Category(const SampleRecord& r) { return r.error_category.empty() ? "" : " (" + r.error_category + ")"; }
 
 std::string Incorrect(const SampleRecord& r, const json& eval) {
   std::string text = "Incorrect: the output does not match the reference";
   const json corr = eval.is_object() ? eval.value("correctness", json::object()) : json::object();
   std::vector<std::string> figures;
   if (corr.contains("trials_run")) {
-    figures.push_back(fmt::format("{} of {} correctness trials passed", corr.value("trials_passed", 0),
-                                  corr.value("trials_run", 0)));
+    figures.push_back(
+        fmt::format("{} of {} correctness trials passed", corr.value("trials_passed", 0), corr.value("trials_run", 0)));
   }
   if (double d = Num(corr, "max_abs_diff"); d >= 0) figures.push_back(fmt::format("max abs diff {:.6g}", d));
   if (double d = Num(corr, "mean_abs_diff"); d >= 0) figures.push_back(fmt::format("mean abs diff {:.6g}", d));
   // The evidence rule: both errors against a float64 run of the reference, and their ratio.
   double err_new = Num(corr, "err_candidate"), err_ref = Num(corr, "err_reference");
   if (err_new >= 0 && err_ref >= 0) {
-    figures.push_back(fmt::format("error against a float64 run of the reference {:.3g}, the fp32 reference's own error {:.3g}",
-                                  err_new, err_ref) +
-                      (err_ref > 0 ? fmt::format(" (ratio {:.3g})", err_new / err_ref) : std::string()));
+    figures.push_back(
+        fmt::format("error against a float64 run of the reference {:.3g}, the fp32 reference's own error {:.3g}",
+                    err_new, err_ref) +
+        (err_ref > 0 ? fmt::format(" (ratio {:.3g})", err_new / err_ref) : std::string()));
   }
   if (eval.is_object() && eval.contains("tolerance")) {
     const json& tol = eval["tolerance"];

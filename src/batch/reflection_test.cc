@@ -43,9 +43,9 @@ TEST(Reflection, CompileErrorCarriesTheTrimmedCompilerOutput) {
 }
 
 TEST(Reflection, IncorrectCarriesTheMismatchFigures) {
-  json doc = {{"correctness",
-               {{"trials_run", 1}, {"trials_passed", 0}, {"max_abs_diff", 9.62735}, {"mean_abs_diff", 1.6}}},
-              {"tolerance", {{"atol", 1e-4}, {"rtol", 1e-4}}}};
+  json doc = {
+      {"correctness", {{"trials_run", 1}, {"trials_passed", 0}, {"max_abs_diff", 9.62735}, {"mean_abs_diff", 1.6}}},
+      {"tolerance", {{"atol", 1e-4}, {"rtol", 1e-4}}}};
   auto e = Result(eval::Status::kIncorrect, "value_mismatch", "trial 0: output 0 differs", doc);
   SampleRecord r = MakeRecord(kId, &e, "", "", Extras());
   EXPECT_EQ(r.failure_kind, "Incorrect");
@@ -56,20 +56,24 @@ TEST(Reflection, IncorrectCarriesTheMismatchFigures) {
 }
 
 TEST(Reflection, IncorrectCarriesBothErrorsAndTheirRatio) {
-  json doc = {{"correctness", {{"trials_run", 1}, {"trials_passed", 0}, {"err_candidate", 0.0125},
-                                {"err_reference", 2.5e-5}, {"error_ratio", 500.0}}},
+  json doc = {{"correctness",
+               {{"trials_run", 1},
+                {"trials_passed", 0},
+                {"err_candidate", 0.0125},
+                {"err_reference", 2.5e-5},
+                {"error_ratio", 500.0}}},
               {"tolerance", {{"rule", "evidence"}, {"k", 128}, {"fp64_reference", true}}}};
   auto e = Result(eval::Status::kIncorrect, "precision_downgrade", "trial 0: output 0: ...", doc);
   SampleRecord r = MakeRecord(kId, &e, "", "", Extras());
-  EXPECT_TRUE(Contains(r.feedback, "float64 run of the reference 0.0125, the fp32 reference's own error 2.5e-05 "
-                                   "(ratio 500)"))
+  EXPECT_TRUE(Contains(r.feedback,
+                       "float64 run of the reference 0.0125, the fp32 reference's own error 2.5e-05 "
+                       "(ratio 500)"))
       << r.feedback;
   EXPECT_TRUE(Contains(r.feedback, "allowed: 128x the reference's own error")) << r.feedback;
 }
 
 TEST(Reflection, TooSlowCarriesTheMeasuredTimes) {
-  json doc = {{"timing",
-               {{"reference", {{"median_ms", 1.25}}}, {"candidate", {{"median_ms", 2.5}, {"trials", 100}}}}},
+  json doc = {{"timing", {{"reference", {{"median_ms", 1.25}}}, {"candidate", {{"median_ms", 2.5}, {"trials", 100}}}}},
               {"device", {{"name", "NVIDIA H100"}}}};
   auto e = Result(eval::Status::kCorrect, "", "", doc);
   e.speedup = 0.5;

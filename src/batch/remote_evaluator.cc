@@ -20,9 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // Sleeps `seconds` in small steps; false when Ctrl-C came first.
 bool SleepUnlessCancelled(double seconds) {
@@ -79,13 +77,33 @@ json RemoteRequestOptions(const eval::EvalOptions& o, double target_speedup) {
 
 std::string RefuseUnsupportedFlags(const std::vector<std::string>& given) {
   // How and where a candidate is built and run: the service's own flags decide.
-  static const std::vector<std::string> kLocalOnly = {
-      "--device",        "--gpu",          "--gpus",           "--backend",         "--tk-root",
-      "--hk-root",       "--python",       "--work-dir",       "--keep-work-dir",   "--compile-timeout",
-      "--run-timeout",   "--compile-jobs", "--compile-mode",   "--compile-cache",   "--no-compile-cache",
-      "--no-pch",        "--warm-worker",  "--memory-limit",   "--profile",         "--profile-timeout",
-      "--allow-library-kernels", "--slurm", "--slurm-opts",    "--slurm-tasks",     "--slurm-wait",
-      "--slurm-poll",    "--slurm-shard"};
+  static const std::vector<std::string> kLocalOnly = {"--device",
+                                                      "--gpu",
+                                                      "--gpus",
+                                                      "--backend",
+                                                      "--tk-root",
+                                                      "--hk-root",
+                                                      "--python",
+                                                      "--work-dir",
+                                                      "--keep-work-dir",
+                                                      "--compile-timeout",
+                                                      "--run-timeout",
+                                                      "--compile-jobs",
+                                                      "--compile-mode",
+                                                      "--compile-cache",
+                                                      "--no-compile-cache",
+                                                      "--no-pch",
+                                                      "--warm-worker",
+                                                      "--memory-limit",
+                                                      "--profile",
+                                                      "--profile-timeout",
+                                                      "--allow-library-kernels",
+                                                      "--slurm",
+                                                      "--slurm-opts",
+                                                      "--slurm-tasks",
+                                                      "--slurm-wait",
+                                                      "--slurm-poll",
+                                                      "--slurm-shard"};
   std::vector<std::string> refused;
   for (const auto& flag : kLocalOnly) {
     if (std::find(given.begin(), given.end(), flag) != given.end()) refused.push_back(flag);
@@ -120,8 +138,8 @@ std::string ReadEvaluatorToken(const std::string& token_file) {
 eval::EvalResult EvalResultFromDocument(const json& doc) {
   eval::EvalResult r;
   r.json = doc;
-  auto status = doc.is_object() && doc["status"].is_string() ? eval::ParseStatus(doc["status"].get<std::string>())
-                                                              : std::nullopt;
+  auto status =
+      doc.is_object() && doc["status"].is_string() ? eval::ParseStatus(doc["status"].get<std::string>()) : std::nullopt;
   if (!status) {
     r.status = eval::Status::kRuntimeError;
     r.error_category = "internal_error";
@@ -184,9 +202,10 @@ RemoteEvaluator::Reply RemoteEvaluator::Request(bool post, const std::string& pa
     } else if (r.status == 401 || r.status == 403) {
       reply.failure = RemoteFailure::kAuth;
       reply.status = r.status;
-      reply.message = fmt::format("the evaluation service at {} refused the token (HTTP {}: {}); check "
-                                  "--evaluator-token-file or KBRUN_EVALUATOR_TOKEN",
-                                  display_url_, r.status, ErrorText(r.body));
+      reply.message = fmt::format(
+          "the evaluation service at {} refused the token (HTTP {}: {}); check "
+          "--evaluator-token-file or KBRUN_EVALUATOR_TOKEN",
+          display_url_, r.status, ErrorText(r.body));
       return reply;
     } else if (r.status >= 500 || r.status == 429 || r.status == 408) {
       what = fmt::format("HTTP {}: {}", r.status, ErrorText(r.body));
@@ -217,8 +236,8 @@ RemoteOutcome RemoteEvaluator::Check() const {
   out.message = r.message;
   if (r.failure == RemoteFailure::kNone && r.status != 200) {
     out.failure = RemoteFailure::kRejected;
-    out.message = fmt::format("{}/metrics answered HTTP {} ({}): is it a kbrun serve service?", display_url_,
-                              r.status, ErrorText(r.body));
+    out.message = fmt::format("{}/metrics answered HTTP {} ({}): is it a kbrun serve service?", display_url_, r.status,
+                              ErrorText(r.body));
   }
   return out;
 }
@@ -282,7 +301,8 @@ RemoteOutcome RemoteEvaluator::Evaluate(const std::string& problem, const std::s
         return out;
       }
       if (state != "queued" && state != "running") {
-        return fail(RemoteFailure::kRejected, fmt::format("evaluation {}: unexpected answer: {}", id, ErrorText(r.body)));
+        return fail(RemoteFailure::kRejected,
+                    fmt::format("evaluation {}: unexpected answer: {}", id, ErrorText(r.body)));
       }
       if (!SleepUnlessCancelled(poll)) return fail(RemoteFailure::kCancelled, "interrupted");
       poll = std::min(poll * 2, o_.poll_max_s);

@@ -44,10 +44,10 @@ enum class RemoteFailure {
 
 struct RemoteOutcome {
   RemoteFailure failure = RemoteFailure::kNone;
-  std::string message;     // why, when failed (never holds the token)
-  std::string id;          // the service's id, once one was given
+  std::string message;       // why, when failed (never holds the token)
+  std::string id;            // the service's id, once one was given
   bool resubmitted = false;  // a saved id was unknown to the service (its state dir lost it)
-  nlohmann::json result;   // done: the result document (docs/RESULT_SCHEMA.md)
+  nlohmann::json result;     // done: the result document (docs/RESULT_SCHEMA.md)
   int http_requests = 0;
 };
 
@@ -92,7 +92,8 @@ class RemoteEvaluator {
   // service does not know (404) is submitted again. `on_submitted(id)` runs after the 202
   // and before the first poll (the caller saves the id there). Blocks until done or failed.
   RemoteOutcome Evaluate(const std::string& problem, const std::string& code, const nlohmann::json& options,
-                         const std::string& saved_id, const std::function<void(const std::string&)>& on_submitted) const;
+                         const std::string& saved_id,
+                         const std::function<void(const std::string&)>& on_submitted) const;
 
   // POSTs accepted (202) by this evaluator so far.
   int submissions() const { return submissions_.load(); }

@@ -35,11 +35,23 @@ class Service {
   ~Service() { Stop(SIGTERM); }
 
   void Start(int compile_pool = 2) {
-    std::vector<std::string> argv = {KBRUN_BINARY, "serve", "--listen", fmt::format("127.0.0.1:{}", port_),
-                                     "--token-file", (dir_ / "token").string(), "--state-dir",
-                                     (dir_ / "state").string(), "--device", "cpu", "--python", "/usr/bin/python3",
-                                     "--compile-pool", std::to_string(compile_pool), "--compile-cache",
-                                     (dir_ / "cache").string(), "--allow-library-kernels"};
+    std::vector<std::string> argv = {KBRUN_BINARY,
+                                     "serve",
+                                     "--listen",
+                                     fmt::format("127.0.0.1:{}", port_),
+                                     "--token-file",
+                                     (dir_ / "token").string(),
+                                     "--state-dir",
+                                     (dir_ / "state").string(),
+                                     "--device",
+                                     "cpu",
+                                     "--python",
+                                     "/usr/bin/python3",
+                                     "--compile-pool",
+                                     std::to_string(compile_pool),
+                                     "--compile-cache",
+                                     (dir_ / "cache").string(),
+                                     "--allow-library-kernels"};
     log_ = dir_ / fmt::format("serve-{}.log", ++starts_);
     process_ = std::make_unique<Background>(argv, Environment(false), log_);
     up_ = WaitFor([&] { return Contains(ReadFile(log_).value_or(""), "listening on"); }, 120);
@@ -145,8 +157,8 @@ TEST(RemoteEvaluatorE2E, SameVerdictsAsALocalBatch) {
   EXPECT_EQ(summary["state"], "finished");
   EXPECT_EQ(summary["config"]["evaluator"], service.url());
   EXPECT_TRUE(summary["config"]["gpu_lanes"].empty());
-  EXPECT_TRUE(Contains(ReadFile(results / "detailed_report.txt").value_or(""),
-                       "Evaluated remotely by " + service.url()));
+  EXPECT_TRUE(
+      Contains(ReadFile(results / "detailed_report.txt").value_or(""), "Evaluated remotely by " + service.url()));
   json report = ReadJson(results / "detailed_report.json");
   EXPECT_EQ(report["config"]["evaluator"], service.url());
   EXPECT_EQ(report["overall"]["stage_counts"]["remote"], 4);
@@ -214,8 +226,8 @@ TEST(RemoteEvaluatorE2E, ServiceKilledMidBatchThenResumedWithoutResubmitting) {
   {
     Background batch(argv, Environment(), server.dir() / "first.out");
     // Every sample submitted (its id saved), at least one finished.
-    ASSERT_TRUE(WaitFor([&] { return FilesNamed(results, "remote_").size() == 4 &&
-                                     !FilesNamed(results, "result_").empty(); }, 300))
+    ASSERT_TRUE(WaitFor(
+        [&] { return FilesNamed(results, "remote_").size() == 4 && !FilesNamed(results, "result_").empty(); }, 300))
         << ReadFile(server.dir() / "first.out").value_or("") << service.Log();
     service.Stop(SIGKILL);
     EXPECT_EQ(batch.Wait(120), 69) << ReadFile(server.dir() / "first.out").value_or("");

@@ -68,8 +68,8 @@ class FakeService {
         res.set_content(json{{"id", id}, {"state", "running"}}.dump(), "application/json");
         return;
       }
-      json result = {{"status", "correct"}, {"compiled", true}, {"correct", true}, {"speedup", 1.5},
-                     {"error", nullptr}};
+      json result = {
+          {"status", "correct"}, {"compiled", true}, {"correct", true}, {"speedup", 1.5}, {"error", nullptr}};
       res.set_content(json{{"id", id}, {"state", "done"}, {"result", result}}.dump(), "application/json");
     });
     svr_.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
@@ -245,9 +245,15 @@ TEST(RemoteEvaluator, RequestOptionsCarryWhatTheServiceHonours) {
   o.precision = "bf16";
   o.seed = 9;
   json j = RemoteRequestOptions(o, 0.5);
-  EXPECT_EQ(j, (json{{"correct_trials", 2}, {"perf_trials", 7}, {"warmup", 1}, {"precision", "bf16"},
-                     {"shapes", "fixed"}, {"baselines", json::array({"eager"})}, {"target_speedup", 0.5},
-                     {"tolerance", "evidence"}, {"seed", 9}}));
+  EXPECT_EQ(j, (json{{"correct_trials", 2},
+                     {"perf_trials", 7},
+                     {"warmup", 1},
+                     {"precision", "bf16"},
+                     {"shapes", "fixed"},
+                     {"baselines", json::array({"eager"})},
+                     {"target_speedup", 0.5},
+                     {"tolerance", "evidence"},
+                     {"seed", 9}}));
   o.atol = 1e-3;
   j = RemoteRequestOptions(o, 1);
   EXPECT_FALSE(j.contains("tolerance"));  // atol selects the fixed rule; the service refuses both

@@ -140,15 +140,11 @@ void ResultsStore::WriteBest(const SampleRecord& record) const {
   WriteFileAtomic(dir / "best_result.json", JsonText(record.doc) + "\n");
 }
 
-void ResultsStore::Log(const std::string& message) const {
-  AppendLine(LogPath(), IsoTime(NowUnix()) + " " + message);
-}
+void ResultsStore::Log(const std::string& message) const { AppendLine(LogPath(), IsoTime(NowUnix()) + " " + message); }
 
 void ResultsStore::AppendTimeline(const json& event) const { AppendLine(TimelinePath(), JsonText(event, -1)); }
 
-void ResultsStore::WriteSummary(const json& summary) const {
-  WriteFileAtomic(SummaryPath(), JsonText(summary) + "\n");
-}
+void ResultsStore::WriteSummary(const json& summary) const { WriteFileAtomic(SummaryPath(), JsonText(summary) + "\n"); }
 
 std::optional<json> ResultsStore::ReadSummary() const {
   SummaryFile file = LoadSummary();

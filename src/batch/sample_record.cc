@@ -110,8 +110,8 @@ SampleRecord MakeRecord(const SampleId& id, const eval::EvalResult* eval_result,
         {"compile", SpanJson(extras.compile_stage)},
         {"gpu", SpanJson(extras.gpu_stage)}}},
       {"gpu_lane", extras.gpu_lane >= 0 ? json(extras.gpu_lane) : json(nullptr)},
-      {"rerun_after_lane_failure", extras.reruns_after_lane_failure.empty() ? json(nullptr)
-                                                                            : extras.reruns_after_lane_failure},
+      {"rerun_after_lane_failure",
+       extras.reruns_after_lane_failure.empty() ? json(nullptr) : extras.reruns_after_lane_failure},
       {"eval", eval_result ? eval_result->json : json(nullptr)},
   };
   if (extras.remote_stage.ran()) r.doc["stages"]["remote"] = SpanJson(extras.remote_stage);

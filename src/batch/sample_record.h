@@ -52,13 +52,13 @@ struct SampleRecord {
   SampleId id;
   std::string status;
   bool correct = false;
-  bool success = false;  // correct and speedup >= the target
-  double speedup = 0;    // 0 when not timed
+  bool success = false;      // correct and speedup >= the target
+  double speedup = 0;        // 0 when not timed
   std::string failure_kind;  // empty on success
   std::string error_category, error_message;
   std::string feedback;  // what a reflection prompt says about this sample
   bool has_code = false;
-  nlohmann::json doc;    // the whole result_N.json
+  nlohmann::json doc;  // the whole result_N.json
 };
 
 // Failure kind for a status (see above). `correct` samples below the target are too slow.

@@ -75,8 +75,13 @@ class BatchRun {
     // Test hook: "<problem>#<N>" makes sample N's evaluation throw, as a kbrun bug would.
     if (auto fault = GetEnvOption("KBRUN_TEST_THROW_IN_EVAL")) throw_in_eval_ = *fault;
     for (int gpu : o_.gpu_lanes) {
-      state_.lanes.push_back({{"gpu", gpu}, {"state", "active"}, {"samples", 0}, {"probes", 0},
-                              {"retired_at", nullptr}, {"reason", nullptr}, {"probe", nullptr}});
+      state_.lanes.push_back({{"gpu", gpu},
+                              {"state", "active"},
+                              {"samples", 0},
+                              {"probes", 0},
+                              {"retired_at", nullptr},
+                              {"reason", nullptr},
+                              {"probe", nullptr}});
     }
     active_lanes_ = static_cast<int>(o_.gpu_lanes.size());
   }
@@ -306,9 +311,8 @@ void BatchRun::AdvanceLocked(size_t p) {
   ps.attempt = plan.attempt;
   std::string prompt;
   if (!plan.to_generate.empty()) prompt = PromptForLocked(p, plan.attempt);
-  std::string from_disk = plan.to_evaluate.empty()
-                              ? ""
-                              : fmt::format(", {} saved response(s) to evaluate", plan.to_evaluate.size());
+  std::string from_disk =
+      plan.to_evaluate.empty() ? "" : fmt::format(", {} saved response(s) to evaluate", plan.to_evaluate.size());
   Event(fmt::format("{}: attempt {}: {} sample{} to generate{}", name, plan.attempt, plan.to_generate.size(),
                     plan.to_generate.size() == 1 ? "" : "s", from_disk));
   auto make = [&](int sample) {
@@ -397,8 +401,8 @@ void BatchRun::SetStage(const SampleTask& t, Stage stage) {
 }
 
 void BatchRun::Timeline(const SampleTask& t, const char* stage, const StageSpan& span, bool discarded) {
-  json event = {{"problem", t.id.problem}, {"index", t.id.index}, {"attempt", t.id.attempt},
-                {"sample", t.id.sample},   {"stage", stage},       {"start", span.start},
+  json event = {{"problem", t.id.problem}, {"index", t.id.index},      {"attempt", t.id.attempt},
+                {"sample", t.id.sample},   {"stage", stage},           {"start", span.start},
                 {"end", span.end},         {"seconds", span.seconds()}};
   if (std::string(stage) == "gpu") event["lane"] = t.lane;
   if (discarded) event["discarded"] = "lane_failure";  // its result was not kept: rerun on another lane
@@ -410,8 +414,8 @@ void BatchRun::Timeline(const SampleTask& t, const char* stage, const StageSpan&
 void BatchRun::Finish(const TaskPtr& t, const eval::EvalResult* result, const std::string& status,
                       const std::string& message) {
   // Work cut short by Ctrl-C is not a result: the resumed batch redoes it.
-  bool cut = result ? (result->error_category == "cancelled" || (CancelRequested() && !result->correct))
-                    : CancelRequested();
+  bool cut =
+      result ? (result->error_category == "cancelled" || (CancelRequested() && !result->correct)) : CancelRequested();
   if (cut) {
     Abandon(t);
     return;
@@ -585,10 +589,11 @@ void BatchRun::LlmConnectionFailed(const TaskPtr& t, const std::string& what) {
     double deadline = outage_.since + o_.llm_outage_timeout_s;
     if (now >= deadline) {
       if (state_.failure.empty()) {
-        state_.failure = fmt::format("the LLM endpoint was unreachable for {} ({} calls in a row could not connect; "
-                                     "last: {}); problems not finished stay unattempted: run the same command to "
-                                     "resume when it is back",
-                                     FormatDuration(now - outage_.since), outage_.consecutive_failures, what);
+        state_.failure = fmt::format(
+            "the LLM endpoint was unreachable for {} ({} calls in a row could not connect; "
+            "last: {}); problems not finished stay unattempted: run the same command to "
+            "resume when it is back",
+            FormatDuration(now - outage_.since), outage_.consecutive_failures, what);
         Event("FATAL " + state_.failure);
       }
       llm_unavailable_ = true;
@@ -718,11 +723,10 @@ void BatchRun::RemoteOne(const TaskPtr& t, const std::string& code) {
     }
   }
   SetStage(*t, Stage::kRemote);
-  Event(saved_id.empty()
-            ? fmt::format("{}: remote evaluation: submit to {}{}", Label(t->id), remote.display_url(),
-                          t->resumed ? " (response saved by an earlier run)" : "")
-            : fmt::format("{}: remote evaluation {}: poll again (submitted by an earlier run)", Label(t->id),
-                          saved_id));
+  Event(saved_id.empty() ? fmt::format("{}: remote evaluation: submit to {}{}", Label(t->id), remote.display_url(),
+                                       t->resumed ? " (response saved by an earlier run)" : "")
+                         : fmt::format("{}: remote evaluation {}: poll again (submitted by an earlier run)",
+                                       Label(t->id), saved_id));
   std::string problem = ReadFileOrThrow(state_.problems[t->problem].problem.path);
   t->remote_stage.start = NowUnix();
   RemoteOutcome r = remote.Evaluate(problem, code, options, saved_id, [&](const std::string& id) {
@@ -837,9 +841,10 @@ bool BatchRun::LaneSurvives(const TaskPtr& t, size_t lane, const eval::EvalResul
     no_gpu_lanes_ = true;
     stopping_ = true;
     if (state_.failure.empty()) {
-      state_.failure = fmt::format("every GPU lane was retired (the last: GPU {}, probe: {}); samples not finished "
-                                   "stay unfinished: run the same command to resume once the GPUs work",
-                                   gpu, probe.detail);
+      state_.failure = fmt::format(
+          "every GPU lane was retired (the last: GPU {}, probe: {}); samples not finished "
+          "stay unfinished: run the same command to resume once the GPUs work",
+          gpu, probe.detail);
       Event("FATAL " + state_.failure);
     }
     Changed();
@@ -1001,11 +1006,12 @@ BatchOutcome BatchRun::Run() {
     state_.state = "failed";
   } else if (!held_.empty()) {
     state_.state = "evaluator_unavailable";
-    state_.failure = fmt::format("the evaluation service at {} could not evaluate {} sample{} (evaluator_unavailable); "
-                                 "their problems ({}) wait: run the same command to evaluate them again (their "
-                                 "responses and the ids of their submissions are kept)",
-                                 o_.remote ? o_.remote->display_url() : "?", evaluator_unavailable_,
-                                 evaluator_unavailable_ == 1 ? "" : "s", held_.size());
+    state_.failure = fmt::format(
+        "the evaluation service at {} could not evaluate {} sample{} (evaluator_unavailable); "
+        "their problems ({}) wait: run the same command to evaluate them again (their "
+        "responses and the ids of their submissions are kept)",
+        o_.remote ? o_.remote->display_url() : "?", evaluator_unavailable_, evaluator_unavailable_ == 1 ? "" : "s",
+        held_.size());
     Event("FATAL " + state_.failure);
   } else {
     state_.state = "finished";

@@ -25,18 +25,18 @@ namespace kbrun::batch {
 
 struct BatchOutcome {
   int problems = 0, solved = 0, unsolved = 0;
-  int samples = 0;          // finished samples, resumed ones included
-  int llm_calls = 0;        // LLM calls answered in this run
-  bool interrupted = false; // Ctrl-C: state saved, resume by running the same command
-  std::string failure;      // a fatal error stopped the batch (bad API key, disk full...)
-  bool config_failure = false;  // ... and it is a configuration problem (exit 78)
-  bool refused = false;         // ... before touching the folder (busy, settings changed): no report
+  int samples = 0;                // finished samples, resumed ones included
+  int llm_calls = 0;              // LLM calls answered in this run
+  bool interrupted = false;       // Ctrl-C: state saved, resume by running the same command
+  std::string failure;            // a fatal error stopped the batch (bad API key, disk full...)
+  bool config_failure = false;    // ... and it is a configuration problem (exit 78)
+  bool refused = false;           // ... before touching the folder (busy, settings changed): no report
   bool settings_changed = false;  // refused: the plan settings differ from the folder's (exit 64)
   bool llm_unavailable = false;   // stopped: no connection to the LLM for the outage timeout (exit 69)
   bool no_gpu_lanes = false;      // stopped: every GPU lane was retired after a failed device probe (exit 71)
   // --evaluator: samples the service could not evaluate wait for a resume (exit 69)...
   bool evaluator_unavailable = false;
-  bool evaluator_auth = false;    // ... or it refused the token: the batch stopped (exit 77)
+  bool evaluator_auth = false;  // ... or it refused the token: the batch stopped (exit 77)
   double wall_s = 0;
 };
 

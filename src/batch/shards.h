@@ -33,8 +33,8 @@ struct Shard {
 // stay in one shard (a shard is a number range). Fewer shards when there are fewer problems.
 std::vector<Shard> PlanShards(const std::vector<Problem>& problems, int tasks);
 
-fs::path SlurmDir(const fs::path& results);                 // results/slurm
-fs::path ManifestPath(const fs::path& results);             // results/slurm/shards.json
+fs::path SlurmDir(const fs::path& results);                    // results/slurm
+fs::path ManifestPath(const fs::path& results);                // results/slurm/shards.json
 fs::path ShardResultsDir(const fs::path& results, int index);  // results/shards/<index>
 
 struct Submission {

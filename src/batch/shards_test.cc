@@ -26,8 +26,8 @@ std::vector<std::vector<std::string>> Names(const std::vector<Shard>& shards) {
 TEST(Shards, SplitsIntoConsecutiveRangesLargerFirst) {
   auto shards = PlanShards(Numbered({1, 2, 3, 4, 5, 7, 9}), 3);
   ASSERT_EQ(shards.size(), 3u);
-  EXPECT_EQ(Names(shards), (std::vector<std::vector<std::string>>{
-                               {"1_P", "2_P", "3_P"}, {"4_P", "5_P"}, {"7_P", "9_P"}}));
+  EXPECT_EQ(Names(shards),
+            (std::vector<std::vector<std::string>>{{"1_P", "2_P", "3_P"}, {"4_P", "5_P"}, {"7_P", "9_P"}}));
   // The ranges are problem numbers, gaps included: `kbrun batch first last` lists exactly these.
   EXPECT_EQ(shards[1].first, 4);
   EXPECT_EQ(shards[1].last, 5);
@@ -44,8 +44,8 @@ TEST(Shards, NeverMoreShardsThanProblemsNorAnEmptyOne) {
 }
 
 TEST(Shards, ProblemsSharingANumberStayTogether) {
-  std::vector<Problem> problems = {{1, "1_A", "1_A.py"}, {2, "2_A", "2_A.py"}, {2, "2_B", "2_B.py"},
-                                   {3, "3_A", "3_A.py"}};
+  std::vector<Problem> problems = {
+      {1, "1_A", "1_A.py"}, {2, "2_A", "2_A.py"}, {2, "2_B", "2_B.py"}, {3, "3_A", "3_A.py"}};
   auto shards = PlanShards(problems, 4);
   // 2_A and 2_B are one range (2..2): a shard boundary between them would run both twice.
   EXPECT_EQ(Names(shards), (std::vector<std::vector<std::string>>{{"1_A"}, {"2_A", "2_B"}, {"3_A"}}));

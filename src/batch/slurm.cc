@@ -34,7 +34,8 @@ std::vector<std::string> SplitShellWords(std::string_view text) {
       size_t j = i + 1;
       for (; j < text.size() && text[j] != '"'; ++j) {
         // Inside "...", a backslash escapes only these (POSIX).
-        if (text[j] == '\\' && j + 1 < text.size() && std::string_view("\"\\$`\n").find(text[j + 1]) != std::string_view::npos) {
+        if (text[j] == '\\' && j + 1 < text.size() &&
+            std::string_view("\"\\$`\n").find(text[j + 1]) != std::string_view::npos) {
           ++j;
         }
         word += text[j];
@@ -93,11 +94,8 @@ std::string JobScriptText(const JobScriptSpec& spec) {
 }
 
 std::vector<std::string> SbatchArgv(const SbatchRequest& r) {
-  std::vector<std::string> argv = {"--parsable",
-                                   "--array=" + ArraySpec(r.tasks),
-                                   "--job-name=" + r.job_name,
-                                   "--output=" + r.output.string(),
-                                   "--chdir=" + r.workdir.string()};
+  std::vector<std::string> argv = {"--parsable", "--array=" + ArraySpec(r.tasks), "--job-name=" + r.job_name,
+                                   "--output=" + r.output.string(), "--chdir=" + r.workdir.string()};
   argv.insert(argv.end(), r.user_opts.begin(), r.user_opts.end());
   argv.push_back(r.script.string());
   return argv;

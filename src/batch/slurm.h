@@ -42,16 +42,16 @@ std::string ArraySpec(std::vector<int> tasks);
 
 // The job script of a shard array: each task execs `kbrun ARGS --slurm-shard $SLURM_ARRAY_TASK_ID`.
 struct JobScriptSpec {
-  fs::path kbrun;                  // absolute path of the binary (all nodes must see it)
-  std::vector<std::string> args;   // after the binary: "batch", the user's flags...
-  fs::path compile_cache;          // exported as KBRUN_COMPILE_CACHE; empty: not set
-  std::string comment;             // a line for the reader (which results folder)
+  fs::path kbrun;                 // absolute path of the binary (all nodes must see it)
+  std::vector<std::string> args;  // after the binary: "batch", the user's flags...
+  fs::path compile_cache;         // exported as KBRUN_COMPILE_CACHE; empty: not set
+  std::string comment;            // a line for the reader (which results folder)
 };
 std::string JobScriptText(const JobScriptSpec& spec);
 
 struct SbatchRequest {
   fs::path script;
-  std::vector<int> tasks;              // array task ids
+  std::vector<int> tasks;  // array task ids
   std::string job_name;
   fs::path output;                     // --output pattern (%A job, %a task)
   fs::path workdir;                    // --chdir

@@ -293,8 +293,8 @@ TEST(SlurmE2E, JobScriptPassesTheFlagsThroughAShell) {
   spec.args = {"batch", "1", "40", "--results", "it's here", "--header", "X-Note: $HOME `id`"};
   spec.compile_cache = "/shared/cache dir";
   WriteFileAtomic(dir / "job.sh", batch::JobScriptText(spec));
-  ProcessResult r = RunWithEnv({"/bin/sh", (dir / "job.sh").string()},
-                               {{"SLURM_ARRAY_TASK_ID", "3"}, {"PATH", "/usr/bin:/bin"}});
+  ProcessResult r =
+      RunWithEnv({"/bin/sh", (dir / "job.sh").string()}, {{"SLURM_ARRAY_TASK_ID", "3"}, {"PATH", "/usr/bin:/bin"}});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output,
             "cache=/shared/cache dir\n[batch]\n[1]\n[40]\n[--results]\n[it's here]\n[--header]\n[X-Note: $HOME `id`]\n"

@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-
 namespace kbrun::batch {
 namespace {
 
@@ -53,12 +52,13 @@ TEST(Slurm, JobScriptExecsKbrunOnItsShard) {
   spec.kbrun = "/opt/kb run/kbrun";
   spec.args = {"batch", "1", "40", "--results", "it's here"};
   spec.compile_cache = "/shared/cache";
-  EXPECT_EQ(JobScriptText(spec),
-            "#!/bin/sh\n"
-            "# Written by kbrun batch --slurm: one task of the array runs one shard, a resumable kbrun batch.\n"
-            "KBRUN_COMPILE_CACHE='/shared/cache'\n"
-            "export KBRUN_COMPILE_CACHE\n"
-            "exec '/opt/kb run/kbrun' 'batch' '1' '40' '--results' 'it'\\''s here' --slurm-shard \"$SLURM_ARRAY_TASK_ID\"\n");
+  EXPECT_EQ(
+      JobScriptText(spec),
+      "#!/bin/sh\n"
+      "# Written by kbrun batch --slurm: one task of the array runs one shard, a resumable kbrun batch.\n"
+      "KBRUN_COMPILE_CACHE='/shared/cache'\n"
+      "export KBRUN_COMPILE_CACHE\n"
+      "exec '/opt/kb run/kbrun' 'batch' '1' '40' '--results' 'it'\\''s here' --slurm-shard \"$SLURM_ARRAY_TASK_ID\"\n");
   spec.compile_cache.clear();  // --no-compile-cache: the tasks get none
   EXPECT_EQ(JobScriptText(spec).find("KBRUN_COMPILE_CACHE"), std::string::npos);
 }
@@ -81,7 +81,7 @@ TEST(Slurm, SqueueLinesOfArrayTasks) {
   EXPECT_EQ(tasks[1].task, 3);
   EXPECT_EQ(tasks[1].state, "PENDING");
   EXPECT_EQ(tasks[1].reason, "ReqNodeNotAvail, UnavailableNodes:n[1-2]");
-  EXPECT_EQ(tasks[2].task, -1);  // not an array
+  EXPECT_EQ(tasks[2].task, -1);          // not an array
   EXPECT_EQ(tasks[3].state, "PENDING");  // without the reason column
   EXPECT_EQ(tasks[3].reason, "");
 }

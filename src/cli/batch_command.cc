@@ -55,8 +55,7 @@ int SamplesFromEnvironment() {
     size_t used = 0;
     int n = std::stoi(*env, &used);
     if (used == env->size() && n >= 1) return n;
-  } catch (const std::exception&) {
-  }
+  } catch (const std::exception&) {}
   throw CommandError{kExitConfig, fmt::format("NUM_SAMPLES: expected a positive integer, not '{}'", *env)};
 }
 
@@ -93,7 +92,8 @@ void Run(BatchArgs& a, const CLI::App& cmd, int* exit_code) {
     }
     if (!manifest) {
       throw CommandError{kExitConfig, fmt::format("--slurm-shard: {} is missing: shards are started by kbrun batch "
-                                                  "--slurm", batch::ManifestPath(a.results).string())};
+                                                  "--slurm",
+                                                  batch::ManifestPath(a.results).string())};
     }
     const batch::Shard* s = manifest->Find(*a.slurm_shard);
     if (!s) {
@@ -196,9 +196,8 @@ void Run(BatchArgs& a, const CLI::App& cmd, int* exit_code) {
   o.compile_pool = remote ? a.remote.concurrency : pool.compiles;
   try {
     if (!remote) {
-      o.gpu_lanes = batch::ResolveLanes({a.gpus, gpu_flag_given ? std::optional<int>(a.eval.gpu) : std::nullopt,
-                                         on_gpu, GetEnvOption("CUDA_VISIBLE_DEVICES").value_or(""),
-                                         py->gpu_names.size()});
+      o.gpu_lanes = batch::ResolveLanes({a.gpus, gpu_flag_given ? std::optional<int>(a.eval.gpu) : std::nullopt, on_gpu,
+                                         GetEnvOption("CUDA_VISIBLE_DEVICES").value_or(""), py->gpu_names.size()});
     }
   } catch (const std::invalid_argument& e) {
     throw CommandError{kExitUsage, e.what()};
@@ -223,7 +222,7 @@ void Run(BatchArgs& a, const CLI::App& cmd, int* exit_code) {
   batch::PromptContext context;
   context.backend = a.eval.backend;
   context.precision = a.eval.precision;
-  context.gpu_name = !a.gpu_name.empty() ? a.gpu_name
+  context.gpu_name = !a.gpu_name.empty()                ? a.gpu_name
                      : on_gpu && !py->gpu_names.empty() ? py->gpu_names[0]
                                                         : prompts::DetectGpuName(a.eval.backend);
   batch::PromptBuilder builder(std::move(prompt_config), context);
@@ -352,36 +351,37 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
   AddPromptFlags(*cmd, args->prompts);
   AddLlmFlags(*cmd, args->llm);
   AddRemoteFlags(*cmd, args->remote);
-  cmd->footer(std::string(
-                  "Run the same command again to resume after a crash, Ctrl-C or an LLM outage: finished samples\n"
-                  "are kept, saved responses are evaluated without a new LLM call. A resume with other settings\n"
-                  "(samples, attempts, target speedup, model, prompts, backend, precision, tolerances...) is\n"
-                  "refused unless --reconfigure is given. A sample that meets an internal error is recorded as\n"
-                  "internal_error and the batch goes on.\n\n"
-                  "Exit codes: 0 the batch ran to its end (solved or not: see the report); 64 usage error, or the\n"
-                  "folder was run with other settings (nothing written); 69 the LLM endpoint stayed unreachable\n"
-                  "(state llm_unavailable, resumable); 70 internal error; 71 every GPU lane was retired after its\n"
-                  "device failed a health probe (state no_gpu_lanes, resumable); 78 configuration error (no API key, no\n"
-                  "Python with torch, broken prompts, another batch holds the folder: nothing written);\n"
-                  "130 interrupted (state saved).\n\n"
-                  "With --evaluator URL (docs/SCALING.md): each sample is compiled and run by that kbrun serve\n"
-                  "service; flags it cannot honour (--device, --gpus, --backend, --python, --allow-library-kernels,\n"
-                  "timeouts, compile settings...) are refused (64); 77 it refused the token; 69 it could not be\n"
-                  "reached, or samples it could not evaluate wait for a resume (state evaluator_unavailable).\n\n"
-                  "With --slurm (docs/SCALING.md): the job id is printed on stdout; exit 0 submitted (with\n"
-                  "--slurm-wait: every shard finished, merged, report written); 64 bad --slurm-opts, or the folder\n"
-                  "holds another run; 69 sbatch/squeue not on PATH or the controller unreachable; 75 with\n"
-                  "--slurm-wait, shards left unfinished (run the same command to resubmit them); 78 sbatch refused\n"
-                  "the job. The compile cache of the tasks is --compile-cache, else KBRUN_COMPILE_CACHE, else\n"
-                  "kbrun-compile-cache beside the results folder: a path every node must see.\n\n"
-                  "  KERNELBENCH_DIR   problems folder when --problems-dir is not given\n"
-                  "  KBRUN_EVALUATOR_TOKEN  the --evaluator service's token when --evaluator-token-file is not given\n"
-                  "  NUM_SAMPLES       samples per attempt when --samples is not given\n"
-                  "  KBRUN_LANE_PROBE  a lane health probe script run as SCRIPT DEVICE GPU PYTHON (exit 0:\n"
-                  "                    healthy) instead of kbrun's own (docs/RESULTS.md \"Lane failures\")\n"
-                  "  THUNDERKITTENS_ROOT, HIPKITTENS_ROOT\n"
-                  "                    library roots when --tk-root / --hk-root are not given\n\n") +
-              kLlmEnvironmentHelp);
+  cmd->footer(
+      std::string(
+          "Run the same command again to resume after a crash, Ctrl-C or an LLM outage: finished samples\n"
+          "are kept, saved responses are evaluated without a new LLM call. A resume with other settings\n"
+          "(samples, attempts, target speedup, model, prompts, backend, precision, tolerances...) is\n"
+          "refused unless --reconfigure is given. A sample that meets an internal error is recorded as\n"
+          "internal_error and the batch goes on.\n\n"
+          "Exit codes: 0 the batch ran to its end (solved or not: see the report); 64 usage error, or the\n"
+          "folder was run with other settings (nothing written); 69 the LLM endpoint stayed unreachable\n"
+          "(state llm_unavailable, resumable); 70 internal error; 71 every GPU lane was retired after its\n"
+          "device failed a health probe (state no_gpu_lanes, resumable); 78 configuration error (no API key, no\n"
+          "Python with torch, broken prompts, another batch holds the folder: nothing written);\n"
+          "130 interrupted (state saved).\n\n"
+          "With --evaluator URL (docs/SCALING.md): each sample is compiled and run by that kbrun serve\n"
+          "service; flags it cannot honour (--device, --gpus, --backend, --python, --allow-library-kernels,\n"
+          "timeouts, compile settings...) are refused (64); 77 it refused the token; 69 it could not be\n"
+          "reached, or samples it could not evaluate wait for a resume (state evaluator_unavailable).\n\n"
+          "With --slurm (docs/SCALING.md): the job id is printed on stdout; exit 0 submitted (with\n"
+          "--slurm-wait: every shard finished, merged, report written); 64 bad --slurm-opts, or the folder\n"
+          "holds another run; 69 sbatch/squeue not on PATH or the controller unreachable; 75 with\n"
+          "--slurm-wait, shards left unfinished (run the same command to resubmit them); 78 sbatch refused\n"
+          "the job. The compile cache of the tasks is --compile-cache, else KBRUN_COMPILE_CACHE, else\n"
+          "kbrun-compile-cache beside the results folder: a path every node must see.\n\n"
+          "  KERNELBENCH_DIR   problems folder when --problems-dir is not given\n"
+          "  KBRUN_EVALUATOR_TOKEN  the --evaluator service's token when --evaluator-token-file is not given\n"
+          "  NUM_SAMPLES       samples per attempt when --samples is not given\n"
+          "  KBRUN_LANE_PROBE  a lane health probe script run as SCRIPT DEVICE GPU PYTHON (exit 0:\n"
+          "                    healthy) instead of kbrun's own (docs/RESULTS.md \"Lane failures\")\n"
+          "  THUNDERKITTENS_ROOT, HIPKITTENS_ROOT\n"
+          "                    library roots when --tk-root / --hk-root are not given\n\n") +
+      kLlmEnvironmentHelp);
   cmd->callback([args, cmd, exit_code] { Run(*args, *cmd, exit_code); });
 }
 

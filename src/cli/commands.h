@@ -10,15 +10,15 @@
 namespace kbrun::cli {
 
 // Exit codes shared by all commands (eval adds 0/1/2 verdicts, see eval_command.cc).
-inline constexpr int kExitUsage = 64;     // bad flag, missing file (EX_USAGE)
-inline constexpr int kExitDataError = 65; // input that is there but damaged (EX_DATAERR)
-inline constexpr int kExitNoInput = 66;   // input that is not there (EX_NOINPUT)
+inline constexpr int kExitUsage = 64;        // bad flag, missing file (EX_USAGE)
+inline constexpr int kExitDataError = 65;    // input that is there but damaged (EX_DATAERR)
+inline constexpr int kExitNoInput = 66;      // input that is not there (EX_NOINPUT)
 inline constexpr int kExitUnavailable = 69;  // a service kbrun needs is down (EX_UNAVAILABLE)
-inline constexpr int kExitConfig = 78;    // broken configuration (EX_CONFIG)
-inline constexpr int kExitInternal = 70;  // kbrun's own failure (EX_SOFTWARE)
-inline constexpr int kExitNoGpuLanes = 71;  // batch: every GPU lane failed its device probe (EX_OSERR)
-inline constexpr int kExitIoError = 74;    // a file could not be written (EX_IOERR)
-inline constexpr int kExitTempFail = 75;   // batch --slurm-wait: shards left unfinished; resubmit (EX_TEMPFAIL)
+inline constexpr int kExitConfig = 78;       // broken configuration (EX_CONFIG)
+inline constexpr int kExitInternal = 70;     // kbrun's own failure (EX_SOFTWARE)
+inline constexpr int kExitNoGpuLanes = 71;   // batch: every GPU lane failed its device probe (EX_OSERR)
+inline constexpr int kExitIoError = 74;      // a file could not be written (EX_IOERR)
+inline constexpr int kExitTempFail = 75;     // batch --slurm-wait: shards left unfinished; resubmit (EX_TEMPFAIL)
 inline constexpr int kExitInterrupted = 130;
 
 void RegisterEval(CLI::App& app, int* exit_code);

@@ -59,8 +59,7 @@ void RegisterEval(CLI::App& app, int* exit_code) {
   cmd->add_option("--problem", args->problem, "KernelBench problem file (defines Model, get_inputs, get_init_inputs)")
       ->required();
   cmd->add_option("--output,-o", args->output, "Write the result document here (JSON, docs/RESULT_SCHEMA.md)");
-  cmd->add_option("--target-speedup", args->target_speedup, "Speedup needed for exit code 0")
-      ->capture_default_str();
+  cmd->add_option("--target-speedup", args->target_speedup, "Speedup needed for exit code 0")->capture_default_str();
   cmd->add_flag("--json", args->json, "Print the result document on stdout instead of the summary");
   AddEvalFlags(*cmd, args->eval);
   cmd->footer(

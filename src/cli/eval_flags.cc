@@ -43,7 +43,8 @@ void AddEvalFlags(CLI::App& cmd, EvalFlags& f) {
                      "--atol/--rtol (docs/EVALUATION.md)")
           ->check(CLI::IsMember({"evidence", "kernelbench", "fixed"}))
           ->capture_default_str();
-  cmd.add_option("--atol", f.atol, "Absolute tolerance of the fixed rule, which it selects (default 1e-4 fp32, 1e-2 fp16/bf16)")
+  cmd.add_option("--atol", f.atol,
+                 "Absolute tolerance of the fixed rule, which it selects (default 1e-4 fp32, 1e-2 fp16/bf16)")
       ->excludes(tolerance);
   cmd.add_option("--rtol", f.rtol, "Relative tolerance of the fixed rule, which it selects (default as --atol)")
       ->excludes(tolerance);
@@ -134,8 +135,10 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
   o.precompiled_header = !f.no_pch;
   o.warm_worker = f.warm_worker;
   o.baselines = eval::NormalizeBaselines(f.baselines);
-  if (f.memory_limit == "off") o.memory_limit_bytes = 0;
-  else if (f.memory_limit != "auto") o.memory_limit_bytes = ParseByteSize(f.memory_limit);
+  if (f.memory_limit == "off")
+    o.memory_limit_bytes = 0;
+  else if (f.memory_limit != "auto")
+    o.memory_limit_bytes = ParseByteSize(f.memory_limit);
   return o;
 }
 

@@ -17,9 +17,7 @@ void RegisterExport(CLI::App& app, int* exit_code) {
   auto output = std::make_shared<std::string>();
   auto level = std::make_shared<int>(0);
   cmd->add_option("results", *dir, "Results folder of kbrun batch")->required();
-  cmd->add_option("--format", *format, "csv | kernelbench")
-      ->required()
-      ->check(CLI::IsMember({"csv", "kernelbench"}));
+  cmd->add_option("--format", *format, "csv | kernelbench")->required()->check(CLI::IsMember({"csv", "kernelbench"}));
   cmd->add_option("--output,-o", *output,
                   "csv: the file to write (default: stdout); kernelbench: the folder to write "
                   "(default: RESULTS/kernelbench)");
@@ -47,8 +45,8 @@ void RegisterExport(CLI::App& app, int* exit_code) {
         }
       } else {
         std::string out_dir = output->empty() ? (std::filesystem::path(*dir) / "kernelbench").string() : *output;
-        auto written = report::WriteKernelBenchExport(*dir, out_dir,
-                                                      *level > 0 ? std::optional<int>(*level) : std::nullopt);
+        auto written =
+            report::WriteKernelBenchExport(*dir, out_dir, *level > 0 ? std::optional<int>(*level) : std::nullopt);
         fmt::print(stderr, "kbrun export: wrote {} files into {} (eval_results.json, submission.json, kernels/)\n",
                    written.size(), out_dir);
       }

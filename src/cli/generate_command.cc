@@ -78,7 +78,8 @@ void Run(const GenerateArgs& a, int* exit_code) {
   llm::CompletionRequest request;
   request.prompt = prompt;
   request.replay_key = name;
-  request.raw_response_path = a.response_file.empty() ? fs::path(a.output + ".response.txt") : fs::path(a.response_file);
+  request.raw_response_path =
+      a.response_file.empty() ? fs::path(a.output + ".response.txt") : fs::path(a.response_file);
   llm::Completion completion;
   try {
     completion = provider->Complete(request);

@@ -42,8 +42,9 @@ void AddLlmFlags(CLI::App& cmd, LlmFlags& f) {
   cmd.add_option("--header", f.headers, "Extra HTTP header 'Name: value' (repeatable; env LLM_HEADERS)")
       ->allow_extra_args(false);
   cmd.add_option("--replay", f.replay, "Replay responses from this file or folder (implies --provider replay)");
-  cmd.add_option("--replay-latency", f.replay_latency,
-                 "Replay: seconds each call waits, a simulated model for benchmarks (env LLM_REPLAY_LATENCY; default 0)")
+  cmd.add_option(
+         "--replay-latency", f.replay_latency,
+         "Replay: seconds each call waits, a simulated model for benchmarks (env LLM_REPLAY_LATENCY; default 0)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--connect-timeout", f.connect_timeout, "Seconds to connect (env LLM_CONNECT_TIMEOUT_S; default 10)")
       ->check(CLI::PositiveNumber);
@@ -69,8 +70,8 @@ fs::path ResolvePromptsDir(const PromptFlags& f) {
 }
 
 prompts::PromptConfig LoadPromptConfig(const PromptFlags& f, const std::string& backend) {
-  fs::path path = f.prompt_config.empty() ? prompts::PromptConfigPathFor(ResolvePromptsDir(f), backend)
-                                          : fs::path(f.prompt_config);
+  fs::path path =
+      f.prompt_config.empty() ? prompts::PromptConfigPathFor(ResolvePromptsDir(f), backend) : fs::path(f.prompt_config);
   try {
     return prompts::PromptConfig::Load(path, backend);
   } catch (const std::exception& e) {
@@ -85,7 +86,8 @@ llm::ProviderConfig ResolveLlmConfig(const LlmFlags& f, const fs::path& prompts_
     if (!fs::is_regular_file(file)) throw CommandError{kExitUsage, "--llm-config: no such file: " + f.llm_config};
   } else if (auto env = GetEnvOption("KBRUN_LLM_CONFIG")) {
     file = *env;
-    if (!fs::is_regular_file(file)) throw CommandError{kExitConfig, fmt::format("KBRUN_LLM_CONFIG: no such file: {}", *env)};
+    if (!fs::is_regular_file(file))
+      throw CommandError{kExitConfig, fmt::format("KBRUN_LLM_CONFIG: no such file: {}", *env)};
   } else if (fs::is_regular_file(prompts_dir / "llm.json")) {
     file = prompts_dir / "llm.json";
   }

@@ -34,8 +34,9 @@ int main(int argc, char** argv) {
   // candidate) may then not read its /proc/<pid>/environ or memory.
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-  CLI::App app{"kbrun: generate GPU kernels with an LLM, evaluate them honestly, keep the best.\n"
-               "Run 'kbrun COMMAND --help' for a command's flags and environment variables."};
+  CLI::App app{
+      "kbrun: generate GPU kernels with an LLM, evaluate them honestly, keep the best.\n"
+      "Run 'kbrun COMMAND --help' for a command's flags and environment variables."};
   app.set_version_flag("--version", std::string("kbrun ") + KBRUN_VERSION);
   app.require_subcommand(1);
   int exit_code = 0;

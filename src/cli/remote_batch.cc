@@ -40,8 +40,8 @@ void CheckRemoteFlags(const RemoteFlags& f, const CLI::App& cmd) {
     throw CommandError{kExitUsage, refused};
   }
   if (f.url.find("://") == std::string::npos) {
-    throw CommandError{kExitUsage, fmt::format("--evaluator {}: expected a URL such as http://host:8080",
-                                               batch::RedactUrl(f.url))};
+    throw CommandError{kExitUsage,
+                       fmt::format("--evaluator {}: expected a URL such as http://host:8080", batch::RedactUrl(f.url))};
   }
 }
 
@@ -58,9 +58,12 @@ std::shared_ptr<const batch::RemoteEvaluator> ConnectEvaluator(const RemoteFlags
   auto remote = std::make_shared<batch::RemoteEvaluator>(o);
   batch::RemoteOutcome check = remote->Check();
   switch (check.failure) {
-    case batch::RemoteFailure::kNone: break;
-    case batch::RemoteFailure::kAuth: throw CommandError{kExitEvaluatorAuth, check.message};
-    case batch::RemoteFailure::kCancelled: throw CommandError{kExitInterrupted, "interrupted"};
+    case batch::RemoteFailure::kNone:
+      break;
+    case batch::RemoteFailure::kAuth:
+      throw CommandError{kExitEvaluatorAuth, check.message};
+    case batch::RemoteFailure::kCancelled:
+      throw CommandError{kExitInterrupted, "interrupted"};
     default:
       throw CommandError{kExitUnavailable, fmt::format("--evaluator: {}", check.message)};
   }

@@ -209,20 +209,20 @@ int SubmitSlurmBatch(const SlurmSubmitOptions& o, const std::vector<batch::Probl
     std::vector<std::string> before;
     for (const auto& s : manifest->shards) before.insert(before.end(), s.problems.begin(), s.problems.end());
     if (before != names) {
-      throw CommandError{kExitUsage,
-                         fmt::format("{} was submitted for other problems ({}, {} in all; now {}, {}): resubmit it with "
-                                     "the same problem range, or use another --results folder",
-                                     results.string(), ProblemNames(before), before.size(), ProblemNames(names),
-                                     names.size())};
+      throw CommandError{
+          kExitUsage,
+          fmt::format("{} was submitted for other problems ({}, {} in all; now {}, {}): resubmit it with "
+                      "the same problem range, or use another --results folder",
+                      results.string(), ProblemNames(before), before.size(), ProblemNames(names), names.size())};
     }
     if (o.tasks > 0) {
       auto planned = batch::PlanShards(problems, o.tasks);
       if (planned.size() != manifest->shards.size()) {
-        throw CommandError{kExitUsage,
-                           fmt::format("{} is split into {} shards; --slurm-tasks {} would split it into {}: leave "
-                                       "--slurm-tasks out (or give {}) to resume it, or use another --results folder",
-                                       results.string(), manifest->shards.size(), o.tasks, planned.size(),
-                                       manifest->shards.size())};
+        throw CommandError{
+            kExitUsage,
+            fmt::format("{} is split into {} shards; --slurm-tasks {} would split it into {}: leave "
+                        "--slurm-tasks out (or give {}) to resume it, or use another --results folder",
+                        results.string(), manifest->shards.size(), o.tasks, planned.size(), manifest->shards.size())};
       }
     }
   } else {
@@ -309,8 +309,7 @@ int SubmitSlurmBatch(const SlurmSubmitOptions& o, const std::vector<batch::Probl
     }
   } else if (!o.quiet) {
     fmt::print(stderr, "kbrun batch --slurm: nothing to submit{}\n",
-               active_list.empty() ? ": every shard finished; kbrun merge " + results.string() + " joins them"
-                                   : "");
+               active_list.empty() ? ": every shard finished; kbrun merge " + results.string() + " joins them" : "");
   }
   batch::SaveManifest(results, *manifest);
   if (!o.wait) return 0;

@@ -14,15 +14,15 @@ namespace kbrun::cli {
 namespace fs = std::filesystem;
 
 struct SlurmSubmitOptions {
-  fs::path results;              // --results, as given
-  fs::path problems_dir;         // resolved
+  fs::path results;       // --results, as given
+  fs::path problems_dir;  // resolved
   int first = 0, last = 0;
-  std::string opts;              // --slurm-opts
-  int tasks = 0;                 // --slurm-tasks; 0: the manifest's, else the default
-  bool wait = false;             // --slurm-wait
-  double poll_s = 15;            // --slurm-poll
-  std::string compile_cache;     // --compile-cache, as given
-  bool no_compile_cache = false; // --no-compile-cache
+  std::string opts;               // --slurm-opts
+  int tasks = 0;                  // --slurm-tasks; 0: the manifest's, else the default
+  bool wait = false;              // --slurm-wait
+  double poll_s = 15;             // --slurm-poll
+  std::string compile_cache;      // --compile-cache, as given
+  bool no_compile_cache = false;  // --no-compile-cache
   bool quiet = false;
 };
 

@@ -48,13 +48,15 @@ std::string HkArchDefine(const std::string& gfx) {
 
 std::string MissingRootMessage(const std::string& library, const char* flag, const char* env, const fs::path& root) {
   if (root.empty()) {
-    return fmt::format("{} is not configured: pass {} DIR or set {} to its checkout (the folder with "
-                       "include/kittens.cuh)",
-                       library, flag, env);
+    return fmt::format(
+        "{} is not configured: pass {} DIR or set {} to its checkout (the folder with "
+        "include/kittens.cuh)",
+        library, flag, env);
   }
-  return fmt::format("{} is not configured: {} has no include/kittens.cuh (pass {} DIR or set {} to the "
-                     "library's checkout)",
-                     library, root.string(), flag, env);
+  return fmt::format(
+      "{} is not configured: {} has no include/kittens.cuh (pass {} DIR or set {} to the "
+      "library's checkout)",
+      library, root.string(), flag, env);
 }
 
 bool HasKittensHeader(const fs::path& root) {
@@ -80,7 +82,10 @@ nlohmann::json BackendFlags::ToRequest() const {
   for (const auto& d : defines) cuda.push_back("-D" + d);
   std::vector<std::string> includes;
   for (const auto& p : include_dirs) includes.push_back(p.string());
-  return {{"name", backend}, {"cflags", cxx_flags}, {"cuda_cflags", cuda}, {"include_paths", includes},
+  return {{"name", backend},
+          {"cflags", cxx_flags},
+          {"cuda_cflags", cuda},
+          {"include_paths", includes},
           {"ldflags", ldflags}};
 }
 

@@ -19,9 +19,7 @@ const fs::path kData = KBRUN_TEST_DATA_DIR;
 
 // A correct CPU extension for tests/problems/1_ScaleAdd.py, unless the backend's include
 // path holds kb_backend_marker.h: then KB_ONE comes from there.
-std::string Candidate(const std::string& header) {
-  return ScaleAddCandidate("backend_test_ext", header);
-}
+std::string Candidate(const std::string& header) { return ScaleAddCandidate("backend_test_ext", header); }
 
 using Eval = BuildEval;
 
@@ -87,30 +85,57 @@ TEST_F(BackendEval, FlagsReachEveryBuildInBothModesAndChangeTheCacheKey) {
   ASSERT_EQ(plain_backend.status(), "correct") << plain_backend.process.output;
   EXPECT_EQ(plain_backend.cache(), "miss");
 
-  Eval with_flags = Run(code, [&] { auto v = hk; v.push_back("--no-pch"); return v; }());
-  EXPECT_EQ(with_flags.status(), "incorrect") << "the backend's include path was not used: "
-                                              << with_flags.process.output;
+  Eval with_flags = Run(code, [&] {
+    auto v = hk;
+    v.push_back("--no-pch");
+    return v;
+  }());
+  EXPECT_EQ(with_flags.status(), "incorrect")
+      << "the backend's include path was not used: " << with_flags.process.output;
   EXPECT_EQ(with_flags.cache(), "miss");  // same sources, other flags: another key
   EXPECT_EQ(with_flags.result["backend"], "hipkittens");
   EXPECT_EQ(ExtEntries(), 2u);
 
-  Eval again = Run(code, [&] { auto v = hk; v.push_back("--no-pch"); return v; }());
+  Eval again = Run(code, [&] {
+    auto v = hk;
+    v.push_back("--no-pch");
+    return v;
+  }());
   EXPECT_EQ(again.cache(), "hit");  // the key is stable
   EXPECT_EQ(again.status(), "incorrect");
 
   // torch's own build (--compile-mode plain) gets them too.
-  Eval plain_mode = Run(code, [&] { auto v = hk; v.insert(v.end(), {"--compile-mode", "plain"}); return v; }());
-  EXPECT_EQ(plain_mode.status(), "incorrect") << "plain mode built without the backend's flags: "
-                                              << plain_mode.process.output;
+  Eval plain_mode = Run(code, [&] {
+    auto v = hk;
+    v.insert(v.end(), {"--compile-mode", "plain"});
+    return v;
+  }());
+  EXPECT_EQ(plain_mode.status(), "incorrect")
+      << "plain mode built without the backend's flags: " << plain_mode.process.output;
   EXPECT_TRUE(plain_mode.result["build"]["extensions"].empty());
 }
 
 // A batch for a kittens backend without its library stops before any LLM call.
 TEST_F(BackendEval, BatchWithoutTheLibraryStopsBeforeAnyWork) {
   ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY, "batch", "4", "4", "--problems-dir", (kData / "batch/problems").string(),
-               "--results", (dir_ / "results").string(), "--provider", "openai", "--base-url",
-               "http://127.0.0.1:9/v1", "--model", "fake-model", "--device", "cpu", "--backend", "thunderkittens"};
+  spec.argv = {KBRUN_BINARY,
+               "batch",
+               "4",
+               "4",
+               "--problems-dir",
+               (kData / "batch/problems").string(),
+               "--results",
+               (dir_ / "results").string(),
+               "--provider",
+               "openai",
+               "--base-url",
+               "http://127.0.0.1:9/v1",
+               "--model",
+               "fake-model",
+               "--device",
+               "cpu",
+               "--backend",
+               "thunderkittens"};
   spec.env = CurrentEnvironment();
   spec.env.erase("THUNDERKITTENS_ROOT");
   spec.env["LLM_GATEWAY_KEY"] = "test-key";

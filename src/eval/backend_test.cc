@@ -56,8 +56,8 @@ TEST_F(BackendRoots, ThunderKittensGetsTheFlagsOfItsOwnBuild) {
   EXPECT_TRUE(b.not_configured.empty()) << b.not_configured;
   EXPECT_EQ(b.env.at("TORCH_CUDA_ARCH_LIST"), "9.0a");
   EXPECT_EQ(b.env.at("THUNDERKITTENS_ROOT"), (dir_ / "tk").string());
-  for (const char* f : {"-std=c++20", "--expt-extended-lambda", "--expt-relaxed-constexpr",
-                        "-Xcompiler=-fno-strict-aliasing"}) {
+  for (const char* f :
+       {"-std=c++20", "--expt-extended-lambda", "--expt-relaxed-constexpr", "-Xcompiler=-fno-strict-aliasing"}) {
     EXPECT_TRUE(Has(b.device_flags, f)) << f;
   }
   EXPECT_FALSE(Has(b.device_flags, "--use_fast_math"));  // changes numerics: the candidate's choice

@@ -23,20 +23,32 @@ struct EvalOut {
   json result;
 };
 
-const std::vector<std::string> kAllBaselines = {"--baseline", "eager", "--baseline", "compile",
-                                                "--baseline", "cudagraph"};
+const std::vector<std::string> kAllBaselines = {"--baseline", "eager",      "--baseline",
+                                                "compile",    "--baseline", "cudagraph"};
 
 // kbrun eval of tests/candidates/<candidate>.py on 1_ScaleAdd (CPU, 10 timed calls, library
 // kernels allowed: these are about the baselines), with `extra` flags; `standin` sets the
 // stand-in torch.compile's mode (empty: none).
 EvalOut Eval(const std::string& candidate, std::vector<std::string> extra, const std::string& standin = "") {
   static int n = 0;
-  fs::path out = fs::temp_directory_path() / ("kbrun-baselines-test-" + std::to_string(getpid()) + "-" +
-                                              std::to_string(++n) + ".json");
+  fs::path out = fs::temp_directory_path() /
+                 ("kbrun-baselines-test-" + std::to_string(getpid()) + "-" + std::to_string(++n) + ".json");
   ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY, "eval", "--code", std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
-               "--problem", std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py", "--device", "cpu",
-               "--perf-trials", "10", "--warmup", "3", "--allow-library-kernels", "--output", out.string()};
+  spec.argv = {KBRUN_BINARY,
+               "eval",
+               "--code",
+               std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
+               "--problem",
+               std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py",
+               "--device",
+               "cpu",
+               "--perf-trials",
+               "10",
+               "--warmup",
+               "3",
+               "--allow-library-kernels",
+               "--output",
+               out.string()};
   spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
   spec.env = CurrentEnvironment();
   if (!standin.empty()) {
@@ -63,9 +75,8 @@ TEST(Baselines, WhatCannotRunHereIsUnavailableWithItsReason) {
   EXPECT_DOUBLE_EQ(b["eager"]["speedup"].get<double>(), r.result["speedup"].get<double>());
   EXPECT_DOUBLE_EQ(b["eager"]["median_ms"].get<double>(), r.result["timing"]["reference"]["median_ms"].get<double>());
   EXPECT_EQ(b["compile"]["status"], "unavailable") << b.dump(2);
-  EXPECT_EQ(b["compile"]["reason"],
-            "torch " + r.result["env"]["torch_version"].get<std::string>() +
-                " has no torch.compile (it came with torch 2.0)")
+  EXPECT_EQ(b["compile"]["reason"], "torch " + r.result["env"]["torch_version"].get<std::string>() +
+                                        " has no torch.compile (it came with torch 2.0)")
       << b.dump(2);
   EXPECT_EQ(b["cudagraph"]["status"], "unavailable");
   EXPECT_EQ(b["cudagraph"]["reason"], "CUDA graphs need a GPU; this run is on the CPU");

@@ -22,8 +22,7 @@ const fs::path kData = KBRUN_TEST_DATA_DIR;
 
 // A correct C++ extension for tests/problems/1_ScaleAdd.py; `marker` changes the source
 // (and so the cache key) without changing what it computes.
-std::string Candidate(const std::string& marker, const std::string& cflags = "",
-                      const fs::path& include_dir = {}) {
+std::string Candidate(const std::string& marker, const std::string& cflags = "", const fs::path& include_dir = {}) {
   std::string include = include_dir.empty() ? "#define KB_ONE 1.0f" : "#include \"kb_dep.h\"";
   std::string paths = include_dir.empty() ? "" : ", extra_include_paths=[\"" + include_dir.string() + "\"]";
   std::string flags = cflags.empty() ? "" : ", extra_cflags=[\"" + cflags + "\"]";
@@ -213,10 +212,24 @@ class MonoLayout : public CompileCache {
     if (const char* old = std::getenv("LD_LIBRARY_PATH"); old && *old) ld += std::string(":") + old;
     fs::path out = dir_ / "result.json";
     ProcessSpec spec;
-    spec.argv = {KBRUN_BINARY, "eval", "--code", (kData / "candidates" / (file + ".py")).string(), "--problem",
-                 (kData / "problems" / "1_ScaleAdd.py").string(), "--device", "cpu", "--correct-trials", "2",
-                 "--perf-trials", "5", "--allow-library-kernels", "--compile-cache", (dir_ / "cache").string(),
-                 "--no-pch", "--output", out.string()};
+    spec.argv = {KBRUN_BINARY,
+                 "eval",
+                 "--code",
+                 (kData / "candidates" / (file + ".py")).string(),
+                 "--problem",
+                 (kData / "problems" / "1_ScaleAdd.py").string(),
+                 "--device",
+                 "cpu",
+                 "--correct-trials",
+                 "2",
+                 "--perf-trials",
+                 "5",
+                 "--allow-library-kernels",
+                 "--compile-cache",
+                 (dir_ / "cache").string(),
+                 "--no-pch",
+                 "--output",
+                 out.string()};
     spec.env = CurrentEnvironment();
     spec.env["TORCH_CUDA_ARCH_LIST"] = "8.0";
     spec.env["LIBRARY_PATH"] = stubs.string();

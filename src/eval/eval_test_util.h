@@ -25,9 +25,12 @@ inline EvalRun RunEvalOn(const std::string& problem, const std::string& dir, con
   fs::path out = fs::temp_directory_path() / ("kbrun-eval-test-" + candidate + ".json");
   fs::remove(out);
   ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY, "eval", "--code", std::string(KBRUN_TEST_DATA_DIR) + "/" + dir + "/" + candidate + ".py",
-               "--problem", std::string(KBRUN_TEST_DATA_DIR) + "/problems/" + problem + ".py", "--device", "cpu",
-               "--perf-trials", "10", "--output", out.string()};
+  spec.argv = {KBRUN_BINARY,    "eval",
+               "--code",        std::string(KBRUN_TEST_DATA_DIR) + "/" + dir + "/" + candidate + ".py",
+               "--problem",     std::string(KBRUN_TEST_DATA_DIR) + "/problems/" + problem + ".py",
+               "--device",      "cpu",
+               "--perf-trials", "10",
+               "--output",      out.string()};
   spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
   spec.env = CurrentEnvironment();
   spec.env["LLM_GATEWAY_KEY"] = "secret-that-must-not-leak";
@@ -66,10 +69,23 @@ inline BuildEval RunBuildEval(const fs::path& dir, const fs::path& code, const s
   static int n = 0;
   fs::path out = dir / ("result-" + std::to_string(++n) + ".json");
   ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY, "eval", "--code", code.string(), "--problem",
-               std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py", "--device", "cpu", "--correct-trials",
-               "2", "--perf-trials", "5", "--allow-library-kernels", "--compile-cache", (dir / "cache").string(),
-               "--output", out.string()};
+  spec.argv = {KBRUN_BINARY,
+               "eval",
+               "--code",
+               code.string(),
+               "--problem",
+               std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py",
+               "--device",
+               "cpu",
+               "--correct-trials",
+               "2",
+               "--perf-trials",
+               "5",
+               "--allow-library-kernels",
+               "--compile-cache",
+               (dir / "cache").string(),
+               "--output",
+               out.string()};
   spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
   spec.env = CurrentEnvironment();
   for (const auto& [k, v] : env_set) spec.env[k] = v;
@@ -86,7 +102,8 @@ inline BuildEval RunBuildEval(const fs::path& dir, const fs::path& code, const s
 inline std::string ScaleAddCandidate(const std::string& ext_name, const std::string& preamble,
                                      const std::string& load_inline_args = "") {
   return "import torch\nimport torch.nn as nn\nfrom torch.utils.cpp_extension import load_inline\n"
-         "src = r'''\n" + preamble + R"(
+         "src = r'''\n" +
+         preamble + R"(
 torch::Tensor scale_add(torch::Tensor x, torch::Tensor y, double alpha) {
   auto xc = x.contiguous(), yc = y.contiguous();
   auto out = torch::empty_like(xc);
@@ -97,8 +114,8 @@ torch::Tensor scale_add(torch::Tensor x, torch::Tensor y, double alpha) {
   return out;
 }
 '''
-ext = load_inline(name=")" + ext_name + R"(", cpp_sources=src, functions=["scale_add"], verbose=False)" +
-         load_inline_args + R"()
+ext = load_inline(name=")" +
+         ext_name + R"(", cpp_sources=src, functions=["scale_add"], verbose=False)" + load_inline_args + R"()
 
 class ModelNew(nn.Module):
     def __init__(self, alpha):

@@ -30,11 +30,11 @@ std::string StatusName(Status s);  // "correct", "incorrect", "compile_error", .
 std::optional<Status> ParseStatus(const std::string& name);
 
 struct EvalOptions {
-  std::string device = "auto";      // auto | cpu | cuda
-  int gpu_index = 0;                // physical GPU, exported to the worker as CUDA_VISIBLE_DEVICES
-  std::string precision = "fp32";   // fp32 | fp16 | bf16
-  std::string backend = "cuda";     // cuda | thunderkittens | hip | hipkittens | auto (eval/backend.h)
-  fs::path tk_root, hk_root;        // ThunderKittens / HipKittens; empty: THUNDERKITTENS_ROOT / HIPKITTENS_ROOT
+  std::string device = "auto";     // auto | cpu | cuda
+  int gpu_index = 0;               // physical GPU, exported to the worker as CUDA_VISIBLE_DEVICES
+  std::string precision = "fp32";  // fp32 | fp16 | bf16
+  std::string backend = "cuda";    // cuda | thunderkittens | hip | hipkittens | auto (eval/backend.h)
+  fs::path tk_root, hk_root;       // ThunderKittens / HipKittens; empty: THUNDERKITTENS_ROOT / HIPKITTENS_ROOT
   int correctness_trials = 5;
   int timing_trials = 100;
   int warmup_runs = 5;
@@ -49,23 +49,23 @@ struct EvalOptions {
   std::string shapes = "fixed";
   double compile_timeout_s = 900;
   double run_timeout_s = 300;
-  std::optional<uint64_t> seed;      // default: random per run, recorded in the result
-  std::string python;                // interpreter; empty: discover (see python_env.h)
-  fs::path work_root;                // private dirs go here; empty: default cache dir
+  std::optional<uint64_t> seed;  // default: random per run, recorded in the result
+  std::string python;            // interpreter; empty: discover (see python_env.h)
+  fs::path work_root;            // private dirs go here; empty: default cache dir
   bool keep_work_dir = false;
   // After the verdict: the profile step (eval/profile.h, docs/EVALUATION.md "Profiling").
   bool profile = false;
-  double profile_timeout_s = 300;    // the whole profile step: roofline, profiler, digest
+  double profile_timeout_s = 300;  // the whole profile step: roofline, profiler, digest
   // A candidate whose forward spends >90% of its time in torch/library kernels is
   // rejected (uses_library_only) unless this is set (e.g. the cuBLAS GEMM prompt).
   bool allow_library_kernels = false;
-  int compile_jobs = 0;              // MAX_JOBS for the build; 0 = number of cores
+  int compile_jobs = 0;  // MAX_JOBS for the build; 0 = number of cores
   // How load_inline builds run (worker/kbrun_build.py): "fast" = cached, precompiled torch
   // header, lighter CUDA headers; "plain" = torch's own build, untouched.
   std::string compile_mode = "fast";
-  bool compile_cache = true;         // share builds across candidates and runs (fast mode)
-  fs::path compile_cache_dir;        // empty: KBRUN_COMPILE_CACHE or ~/.cache/kbrun/compile
-  bool precompiled_header = true;    // fast mode with a shared cache only
+  bool compile_cache = true;       // share builds across candidates and runs (fast mode)
+  fs::path compile_cache_dir;      // empty: KBRUN_COMPILE_CACHE or ~/.cache/kbrun/compile
+  bool precompiled_header = true;  // fast mode with a shared cache only
   // Which workers and checkers start as forks of a warm Python that has imported torch
   // (eval/warm_worker.h) instead of fresh interpreters: "cpu" = those that see no GPU
   // (compile phases, CPU evaluations); "all" = GPU runs too (the default: a fork starts
@@ -97,24 +97,24 @@ struct EvalResult {
   Status status = Status::kRuntimeError;
   bool compiled = false;
   bool correct = false;
-  double speedup = 0;           // reference median / candidate median; 0 when not timed
-  std::string error_category;   // empty when correct
-  std::string error_message;    // trimmed: the part of the log or traceback that matters
-  nlohmann::json json;          // the full result document (docs/RESULT_SCHEMA.md)
+  double speedup = 0;          // reference median / candidate median; 0 when not timed
+  std::string error_category;  // empty when correct
+  std::string error_message;   // trimmed: the part of the log or traceback that matters
+  nlohmann::json json;         // the full result document (docs/RESULT_SCHEMA.md)
 };
 
 // Outcome of the compile phase. When !ok, `failure` is the final result.
 struct CompiledCandidate {
   bool ok = false;
-  fs::path work_dir;             // private dir holding the build; Run() removes it
+  fs::path work_dir;  // private dir holding the build; Run() removes it
   double compile_s = 0;
   double worker_start_s = 0;
-  double compile_cpu_s = 0;      // CPU seconds of the whole compile-phase worker and its compilers
-  double compile_worker_s = 0;   // wall time of the compile-phase worker, start to end
-  bool warm_start = false;       // the compile-phase worker was a fork of the warm worker
-  double warm_worker_setup_s = 0;  // of compile_worker_s: starting the warm worker (once per process)
+  double compile_cpu_s = 0;                         // CPU seconds of the whole compile-phase worker and its compilers
+  double compile_worker_s = 0;                      // wall time of the compile-phase worker, start to end
+  bool warm_start = false;                          // the compile-phase worker was a fork of the warm worker
+  double warm_worker_setup_s = 0;                   // of compile_worker_s: starting the warm worker (once per process)
   nlohmann::json builds = nlohmann::json::array();  // one record per extension (kbrun_build.py)
-  nlohmann::json prebuild;       // the compile phase's construction of ModelNew (kbrun_worker.prebuild)
+  nlohmann::json prebuild;  // the compile phase's construction of ModelNew (kbrun_worker.prebuild)
   EvalResult failure;
 };
 

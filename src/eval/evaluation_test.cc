@@ -166,7 +166,8 @@ TEST(EvalIntegration, BuildsInInitHappenInTheCompilePhase) {
   EXPECT_EQ(fwd.result["build"]["extensions"][0]["name"], "lazy_build_forward_ext");
   // The run phase's first forward found the build made in the compile phase (a build of this
   // extension takes seconds).
-  EXPECT_LT(fwd.result["stages"]["correctness_s"].get<double>(), fwd.result["build"]["prebuild"]["seconds"].get<double>() / 2)
+  EXPECT_LT(fwd.result["stages"]["correctness_s"].get<double>(),
+            fwd.result["build"]["prebuild"]["seconds"].get<double>() / 2)
       << fwd.result["stages"].dump();
 
   // A constructor that builds only when it sees a GPU builds in the compile phase too; what it

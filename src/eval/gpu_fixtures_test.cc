@@ -39,8 +39,13 @@ TEST(GpuFixtures, CudaPartsCompileWithoutTorchHeaders) {
     EXPECT_FALSE(std::regex_search(cuda, std::regex("torch|ATen|c10|at::"))) << f << ": not split";
     WriteFileAtomic(dir / "k.cu", cuda);
     ProcessSpec spec;
-    spec.argv = {Nvcc().string(), "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-c",
-                 (dir / "k.cu").string(), "-o", (dir / "k.o").string()};
+    spec.argv = {Nvcc().string(),
+                 "-std=c++17",
+                 "-gencode=arch=compute_90a,code=sm_90a",
+                 "-c",
+                 (dir / "k.cu").string(),
+                 "-o",
+                 (dir / "k.o").string()};
     spec.env = CurrentEnvironment();
     spec.timeout_s = 300;
     ProcessResult p = RunProcess(spec);

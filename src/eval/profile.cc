@@ -75,12 +75,9 @@ json Outcome(const std::string& status, const std::string& note) { return {{"sta
 json RunRoofline(const ProfileInputs& in, Clock::time_point deadline) {
   const EvalOptions& o = in.request->options;
   const std::string nonce = MakeNonce();
-  json req = {{"mode", "roofline"},
-              {"problem", (in.work_dir / "problem.py").string()},
-              {"device", in.device},
-              {"precision", o.precision},
-              {"seed", in.seed},
-              {"peaks_dir", DefaultPeaksDir().string()},
+  json req = {{"mode", "roofline"},  {"problem", (in.work_dir / "problem.py").string()},
+              {"device", in.device}, {"precision", o.precision},
+              {"seed", in.seed},     {"peaks_dir", DefaultPeaksDir().string()},
               {"nonce", nonce}};
   fs::path req_path = in.work_dir / "profile" / "roofline_request.json";
   WriteFileAtomic(req_path, req.dump(2));
@@ -94,7 +91,8 @@ json RunRoofline(const ProfileInputs& in, Clock::time_point deadline) {
     return std::nullopt;
   };
   ProcessResult p = RunProcess(spec);
-  if (p.timed_out) return {{"error", fmt::format("the roofline step ran past the profile deadline ({:.0f} s)", p.wall_s)}};
+  if (p.timed_out)
+    return {{"error", fmt::format("the roofline step ran past the profile deadline ({:.0f} s)", p.wall_s)}};
   if (!result) return {{"error", "the roofline step gave no result\n" + KeepHeadTailLines(p.output, 15)}};
   if (result->contains("error")) return {{"error", (*result)["error"]}};
   return result->value("roofline", json::object());
@@ -104,8 +102,9 @@ std::vector<std::string> NcuArgv(const fs::path& ncu, const fs::path& report, co
                                  const fs::path& request) {
   // --clock-control none: ncu's default locks the card's clocks at base for the run, a
   // setting change on a machine others share; kernels are profiled at the clocks they run at.
-  std::vector<std::string> argv = {ncu.string(), "--clock-control", "none", "--target-processes", "all", "--nvtx",
-                                   "--nvtx-include", "kbrun_reference/", "--nvtx-include", "kbrun_candidate/"};
+  std::vector<std::string> argv = {
+      ncu.string(),     "--clock-control",  "none",           "--target-processes", "all", "--nvtx",
+      "--nvtx-include", "kbrun_reference/", "--nvtx-include", "kbrun_candidate/"};
   for (const char* s : kNcuSections) argv.insert(argv.end(), {"--section", s});
   argv.insert(argv.end(), {"-f", "-o", report.string(), python, ProfileScriptPath("kbrun_profile.py"), "--request",
                            request.string()});
@@ -123,8 +122,8 @@ json ProfileKernels(const ProfileInputs& in, double timeout_s) {
   auto tool = FindTool(tool_name, in.env, amd ? "KBRUN_ROCPROF" : "KBRUN_NCU");
   if (!tool) {
     return Outcome("unavailable", fmt::format("{} not found (PATH, CUDA_HOME/bin, ROCM_PATH/bin; or set {}): "
-                                             "no kernel profile, the roofline figures are still given",
-                                             tool_name, amd ? "KBRUN_ROCPROF" : "KBRUN_NCU"));
+                                              "no kernel profile, the roofline figures are still given",
+                                              tool_name, amd ? "KBRUN_ROCPROF" : "KBRUN_NCU"));
   }
   const fs::path dir = in.work_dir / "profile";
   json req = {{"mode", "kernels"},
@@ -145,9 +144,22 @@ json ProfileKernels(const ProfileInputs& in, double timeout_s) {
   fs::path report = dir / "report";
   fs::path rocprof_dir = dir / "rocprof";
   if (amd) {
-    spec.argv = {tool->string(), "--kernel-trace", "--marker-trace", "--pmc", kRocprofCounters,
-                 "--output-format", "csv", "-d", rocprof_dir.string(), "-o", "kbrun", "--",
-                 in.python->interpreter, ProfileScriptPath("kbrun_profile.py"), "--request", req_path.string()};
+    spec.argv = {tool->string(),
+                 "--kernel-trace",
+                 "--marker-trace",
+                 "--pmc",
+                 kRocprofCounters,
+                 "--output-format",
+                 "csv",
+                 "-d",
+                 rocprof_dir.string(),
+                 "-o",
+                 "kbrun",
+                 "--",
+                 in.python->interpreter,
+                 ProfileScriptPath("kbrun_profile.py"),
+                 "--request",
+                 req_path.string()};
   } else {
     spec.argv = NcuArgv(*tool, report, in.python->interpreter, req_path);
   }
@@ -157,10 +169,11 @@ json ProfileKernels(const ProfileInputs& in, double timeout_s) {
   if (auto refusal = ProfilerRefusal(p.output)) return Outcome("unavailable", *refusal);
   if (p.timed_out) {
     return Outcome("timeout", fmt::format("{} ran past the profile deadline ({:.0f} s, --profile-timeout {:.0f})\n{}",
-                                         tool_name, p.wall_s, o.profile_timeout_s, tail));
+                                          tool_name, p.wall_s, o.profile_timeout_s, tail));
   }
   if (p.spawn_failed || p.term_signal || p.exit_code != 0 || !Contains(p.output, "kbrun_profile: ranges done")) {
-    std::string how = p.term_signal ? "killed by " + SignalName(p.term_signal) : fmt::format("exit code {}", p.exit_code);
+    std::string how =
+        p.term_signal ? "killed by " + SignalName(p.term_signal) : fmt::format("exit code {}", p.exit_code);
     return Outcome("failed", fmt::format("{} did not complete the profiled run ({})\n{}", tool_name, how, tail));
   }
 
@@ -173,8 +186,12 @@ json ProfileKernels(const ProfileInputs& in, double timeout_s) {
     // The raw page as CSV, written by ncu itself into a file (it is larger than the output capture).
     digest_input = dir / "raw.csv";
     ProcessSpec exp = BaseSpec(in, SecondsLeft(deadline));
-    exp.argv = {"/bin/sh", "-c", "exec \"$0\" -i \"$1\" --csv --page raw > \"$2\"", tool->string(),
-                report.string() + ".ncu-rep", digest_input.string()};
+    exp.argv = {"/bin/sh",
+                "-c",
+                "exec \"$0\" -i \"$1\" --csv --page raw > \"$2\"",
+                tool->string(),
+                report.string() + ".ncu-rep",
+                digest_input.string()};
     ProcessResult e = RunProcess(exp);
     if (e.timed_out) return Outcome("timeout", "exporting the ncu report ran past the profile deadline");
     if (e.exit_code != 0) {
@@ -183,7 +200,8 @@ json ProfileKernels(const ProfileInputs& in, double timeout_s) {
     flag = "--ncu-csv";
   }
   json digest = RunDigest(in.python->interpreter, flag, digest_input, dir / "digest.json", SecondsLeft(deadline));
-  if (digest.contains("error")) return Outcome("failed", "cannot read the profiler's output: " + digest["error"].dump());
+  if (digest.contains("error"))
+    return Outcome("failed", "cannot read the profiler's output: " + digest["error"].dump());
   digest["status"] = "ok";
   if (o.keep_work_dir) digest["report"] = amd ? rocprof_dir.string() : report.string() + ".ncu-rep";
   return digest;
@@ -225,9 +243,12 @@ std::string KernelLine(const json& k, double total_us) {
   line += fmt::format(" (memory {}, DRAM {}, SM {} of peak)", Pct(k, "memory_throughput_pct"),
                       Pct(k, "dram_throughput_pct"), Pct(k, "compute_throughput_pct"));
   line += fmt::format("; occupancy {} achieved", Pct(k, "achieved_occupancy_pct"));
-  if (Num(k, "theoretical_occupancy_pct") >= 0) line += fmt::format(" of {} possible", Pct(k, "theoretical_occupancy_pct"));
-  if (Num(k, "registers_per_thread") >= 0) line += fmt::format(", {:.0f} registers/thread", Num(k, "registers_per_thread"));
-  if (Num(k, "shared_mem_per_block_bytes") > 0) line += ", " + Bytes(Num(k, "shared_mem_per_block_bytes")) + " shared/block";
+  if (Num(k, "theoretical_occupancy_pct") >= 0)
+    line += fmt::format(" of {} possible", Pct(k, "theoretical_occupancy_pct"));
+  if (Num(k, "registers_per_thread") >= 0)
+    line += fmt::format(", {:.0f} registers/thread", Num(k, "registers_per_thread"));
+  if (Num(k, "shared_mem_per_block_bytes") > 0)
+    line += ", " + Bytes(Num(k, "shared_mem_per_block_bytes")) + " shared/block";
   line += fmt::format(", grid {}, block {}", Dims(k.value("grid", json())), Dims(k.value("block", json())));
   const json stalls = k.value("top_stalls", json::array());
   if (stalls.is_array() && !stalls.empty()) {
@@ -253,7 +274,7 @@ std::string ProfileScriptPath(const std::string& file_name) {
 json RunDigest(const std::string& python, const std::string& flag, const fs::path& input, const fs::path& out_json,
                double timeout_s) {
   ProcessSpec spec;
-  spec.argv = {python, ProfileScriptPath("kbrun_profile_digest.py"), flag, input.string(), "--output",
+  spec.argv = {python,           ProfileScriptPath("kbrun_profile_digest.py"), flag, input.string(), "--output",
                out_json.string()};
   auto current = CurrentEnvironment();
   spec.env = {{"PATH", current.count("PATH") ? current["PATH"] : "/usr/bin:/bin"}, {"PYTHONDONTWRITEBYTECODE", "1"}};
@@ -329,9 +350,10 @@ std::string ProfileSummaryText(const json& profile, const json& roofline) {
     int nc = static_cast<int>(Num(cand, "kernel_count", 0)), nr = static_cast<int>(Num(ref, "kernel_count", 0));
     double tc = Num(cand, "total_us", 0), tr = Num(ref, "total_us", 0);
     std::string tool = profile.value("tool", "profiler");
-    lines.push_back(fmt::format("Profile ({}, one call each): your ModelNew ran {} kernel{} in {} of kernel time; the "
-                                "PyTorch reference ran {} kernel{} in {}.",
-                                tool, nc, nc == 1 ? "" : "s", Micro(tc), nr, nr == 1 ? "" : "s", Micro(tr)));
+    lines.push_back(
+        fmt::format("Profile ({}, one call each): your ModelNew ran {} kernel{} in {} of kernel time; the "
+                    "PyTorch reference ran {} kernel{} in {}.",
+                    tool, nc, nc == 1 ? "" : "s", Micro(tc), nr, nr == 1 ? "" : "s", Micro(tr)));
     if (nc > nr && nr > 0) {
       lines.back() += fmt::format(" You launch {} kernels where the reference launches {}: fuse them.", nc, nr);
     }
@@ -371,7 +393,8 @@ std::string ProfileSummaryText(const json& profile, const json& roofline) {
 
 void AddProfile(EvalResult& r, const ProfileInputs& in) {
   const EvalOptions& o = in.request->options;
-  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.profile_timeout_s));
+  auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.profile_timeout_s));
   auto t0 = Clock::now();
   json profile;
   json figures;
@@ -380,12 +403,12 @@ void AddProfile(EvalResult& r, const ProfileInputs& in) {
     // The roofline comes from the problem alone: computed whatever the candidate's status.
     figures = RunRoofline(in, deadline);
     if (r.status != Status::kCorrect) {
-      profile = Outcome("skipped", "kernels are profiled only for correct candidates (this one is " +
-                                      StatusName(r.status) + ")");
+      profile = Outcome("skipped",
+                        "kernels are profiled only for correct candidates (this one is " + StatusName(r.status) + ")");
     } else if (in.device != "cuda") {
       profile = Outcome("unavailable", "no GPU (device " + in.device +
-                                          "): kernel profiles need ncu (NVIDIA) or rocprofv3 (AMD); the roofline "
-                                          "bytes and FLOPs are still given");
+                                           "): kernel profiles need ncu (NVIDIA) or rocprofv3 (AMD); the roofline "
+                                           "bytes and FLOPs are still given");
     } else if (SecondsLeft(deadline) <= 1) {
       profile = Outcome("timeout", "no time left for the profiler after the roofline step (--profile-timeout)");
     } else {
@@ -396,7 +419,8 @@ void AddProfile(EvalResult& r, const ProfileInputs& in) {
   }
   const json timing = r.json.value("timing", json::object());
   double cand_ms = r.status == Status::kCorrect ? Num(timing.value("candidate", json::object()), "median_ms", 0) : 0;
-  json roofline = figures.is_object() && !figures.empty() ? RooflineFigures(figures, o.precision, cand_ms) : json(nullptr);
+  json roofline =
+      figures.is_object() && !figures.empty() ? RooflineFigures(figures, o.precision, cand_ms) : json(nullptr);
   profile["seconds"] = std::chrono::duration<double>(Clock::now() - t0).count();
   std::string summary = ProfileSummaryText(profile, roofline);
   profile["summary"] = summary.empty() ? json(nullptr) : json(summary);

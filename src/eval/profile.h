@@ -26,11 +26,11 @@ namespace kbrun::eval {
 struct ProfileInputs {
   const EvalRequest* request = nullptr;
   const PythonEnv* python = nullptr;
-  std::string device;                       // cuda | cpu
-  uint64_t seed = 0;                        // the run's seed: same weights and inputs
-  fs::path work_dir;                        // the candidate's private dir (problem.py, candidate.py, build)
-  std::map<std::string, std::string> env;   // the run worker's environment (one GPU visible)
-  nlohmann::json build;                     // the run worker's "build" request: same cache, flags, mode
+  std::string device;                      // cuda | cpu
+  uint64_t seed = 0;                       // the run's seed: same weights and inputs
+  fs::path work_dir;                       // the candidate's private dir (problem.py, candidate.py, build)
+  std::map<std::string, std::string> env;  // the run worker's environment (one GPU visible)
+  nlohmann::json build;                    // the run worker's "build" request: same cache, flags, mode
   // Seals the profiled process, which runs candidate code (the run worker's sandbox); unset:
   // unsealed (tests of the profiler alone).
   std::function<void(ProcessSpec&)> seal;

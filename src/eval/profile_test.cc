@@ -129,11 +129,14 @@ TEST(RocprofDigest, HandWrittenRocprofv3CsvSplitByRoctxRanges) {
 json H100Roofline() {
   // The recorded pair's work: relu of 4096^2 floats and a 2048^3 SGEMM.
   double in = (4096.0 * 4096 + 2 * 2048.0 * 2048) * 4, out = (4096.0 * 4096 + 2048.0 * 2048) * 4;
-  json fig = {{"inputs_bytes", in},   {"params_bytes", 0},
-              {"outputs_bytes", out}, {"min_bytes", in + out},
-              {"counted_flops", 2.0 * 2048 * 2048 * 2048},
-              {"min_flops", 2.0 * 2048 * 2048 * 2048},
-              {"peaks", {{"copy_gbs", 2985}, {"tflops", {{"fp32", 51}, {"bf16", 785}, {"fp16", 761}}}, {"source", "cache"}}}};
+  json fig = {
+      {"inputs_bytes", in},
+      {"params_bytes", 0},
+      {"outputs_bytes", out},
+      {"min_bytes", in + out},
+      {"counted_flops", 2.0 * 2048 * 2048 * 2048},
+      {"min_flops", 2.0 * 2048 * 2048 * 2048},
+      {"peaks", {{"copy_gbs", 2985}, {"tflops", {{"fp32", 51}, {"bf16", 785}, {"fp16", 761}}}, {"source", "cache"}}}};
   return RooflineFigures(fig, "fp32", 0.5);
 }
 
@@ -165,23 +168,28 @@ TEST(ProfileText, ShortDigestAModelCanActOn) {
   json profile = H100Digest();
   profile["status"] = "ok";
   std::string text = ProfileSummaryText(profile, H100Roofline());
-  EXPECT_TRUE(Contains(text, "your ModelNew ran 2 kernels in 466.3 us of kernel time; the PyTorch reference ran 2 "
-                             "kernels in 456.5 us"))
+  EXPECT_TRUE(Contains(text,
+                       "your ModelNew ran 2 kernels in 466.3 us of kernel time; the PyTorch reference ran 2 "
+                       "kernels in 456.5 us"))
       << text;
-  EXPECT_TRUE(Contains(text, "Slowest kernel of yours, Kernel2<cutlass_80_simt_sgemm_256x128_8x4_nn_align1>: 423.1 us "
-                             "(91% of its kernel time), compute-bound (memory 46%, DRAM 3%, SM 85% of peak)"))
+  EXPECT_TRUE(Contains(text,
+                       "Slowest kernel of yours, Kernel2<cutlass_80_simt_sgemm_256x128_8x4_nn_align1>: 423.1 us "
+                       "(91% of its kernel time), compute-bound (memory 46%, DRAM 3%, SM 85% of peak)"))
       << text;
-  EXPECT_TRUE(Contains(text, "occupancy 12% achieved of 12% possible, 202 registers/thread, 49.2 KB shared/block, "
-                             "grid 128, block 256"))
+  EXPECT_TRUE(Contains(text,
+                       "occupancy 12% achieved of 12% possible, 202 registers/thread, 49.2 KB shared/block, "
+                       "grid 128, block 256"))
       << text;
   EXPECT_TRUE(Contains(text, "Next, vectorized_elementwise_kernel: 43.2 us")) << text;
   EXPECT_TRUE(Contains(text, "memory-bound (memory 78%, DRAM 78%, SM 19% of peak)")) << text;
   EXPECT_TRUE(Contains(text, "top stalls (cycles per issued instruction) long_scoreboard 96.39, drain 15.88")) << text;
-  EXPECT_TRUE(Contains(text, "Reference's slowest kernel Kernel2<cutlass_80_simt_sgemm_256x128_8x4_nn_align1>: "
-                             "413.6 us, compute-bound"))
+  EXPECT_TRUE(Contains(text,
+                       "Reference's slowest kernel Kernel2<cutlass_80_simt_sgemm_256x128_8x4_nn_align1>: "
+                       "413.6 us, compute-bound"))
       << text;
-  EXPECT_TRUE(Contains(text, "Roofline: at least 184.5 MB moved and 17.2 GFLOP, so no kernel can beat 0.3369 ms on "
-                             "this GPU (2985 GB/s, 51 TFLOP/s fp32 measured); yours reaches 67% of that bound."))
+  EXPECT_TRUE(Contains(text,
+                       "Roofline: at least 184.5 MB moved and 17.2 GFLOP, so no kernel can beat 0.3369 ms on "
+                       "this GPU (2985 GB/s, 51 TFLOP/s fp32 measured); yours reaches 67% of that bound."))
       << text;
   EXPECT_LE(SplitLines(text).size(), 6u);
   // More kernels than the reference: said outright.
@@ -275,29 +283,35 @@ namespace {
 void WriteFakeNcu(const fs::path& dir) {
   WriteFileAtomic(dir / "bin/ncu",
                   "#!/bin/sh\n"
-                  "if [ \"$1\" = -i ]; then cat '" + (kTestData / "ncu_raw_h100.csv").string() + "'; exit 0; fi\n"
-                  "echo \"$*\" > '" + (dir / "ncu_args.txt").string() + "'\n"
-                  "while [ $# -gt 0 ]; do case \"$1\" in\n"
-                  "  -o) out=$2; shift 2;;\n"
-                  "  --section|--nvtx-include|--target-processes|--clock-control) shift 2;;\n"
-                  "  -f|--nvtx) shift;;\n"
-                  "  *) break;;\n"
-                  "esac; done\n"
-                  "\"$@\" || exit $?\n"
-                  "touch \"$out.ncu-rep\"\n");
+                  "if [ \"$1\" = -i ]; then cat '" +
+                      (kTestData / "ncu_raw_h100.csv").string() +
+                      "'; exit 0; fi\n"
+                      "echo \"$*\" > '" +
+                      (dir / "ncu_args.txt").string() +
+                      "'\n"
+                      "while [ $# -gt 0 ]; do case \"$1\" in\n"
+                      "  -o) out=$2; shift 2;;\n"
+                      "  --section|--nvtx-include|--target-processes|--clock-control) shift 2;;\n"
+                      "  -f|--nvtx) shift;;\n"
+                      "  *) break;;\n"
+                      "esac; done\n"
+                      "\"$@\" || exit $?\n"
+                      "touch \"$out.ncu-rep\"\n");
   fs::permissions(dir / "bin/ncu", fs::perms::owner_all);
 }
 
 // A private dir as the supervisor lays it out, with the fake ncu beside it.
 ProfileInputs FakeNcuRun(const fs::path& dir, const EvalRequest& req, const std::string& forward_line) {
   fs::remove_all(dir);
-  for (const char* sub : {"bin", "work/profile", "work/home", "work/tmp", "work/build"}) fs::create_directories(dir / sub);
+  for (const char* sub : {"bin", "work/profile", "work/home", "work/tmp", "work/build"})
+    fs::create_directories(dir / sub);
   WriteFakeNcu(dir);
   fs::copy_file(fs::path(KBRUN_TEST_DATA_DIR) / "problems/1_ScaleAdd.py", dir / "work/problem.py");
   WriteFileAtomic(dir / "work/candidate.py",
                   "import torch.nn as nn\n\nclass ModelNew(nn.Module):\n    def __init__(self, alpha):\n"
                   "        super().__init__()\n        self.alpha = alpha\n\n    def forward(self, x, y):\n"
-                  "        " + forward_line + "\n        return x * self.alpha + y\n");
+                  "        " +
+                      forward_line + "\n        return x * self.alpha + y\n");
   ProfileInputs in;
   in.request = &req;
   in.python = &DiscoverPython("");
@@ -326,9 +340,12 @@ TEST(ProfileKernels, PipelineWithAFakeNcuThatRunsTheTarget) {
   EXPECT_EQ(req_file["mode"], "kernels");
   EXPECT_EQ(req_file["seed"], 7);
   std::string args = ReadFile(dir / "ncu_args.txt").value_or("");
-  EXPECT_TRUE(Contains(args, "--clock-control none --target-processes all --nvtx --nvtx-include kbrun_reference/ --nvtx-include "
-                             "kbrun_candidate/ --section SpeedOfLight --section LaunchStats --section Occupancy "
-                             "--section WarpStateStats -f -o " + (dir / "work/profile/report").string()))
+  EXPECT_TRUE(
+      Contains(args,
+               "--clock-control none --target-processes all --nvtx --nvtx-include kbrun_reference/ --nvtx-include "
+               "kbrun_candidate/ --section SpeedOfLight --section LaunchStats --section Occupancy "
+               "--section WarpStateStats -f -o " +
+                   (dir / "work/profile/report").string()))
       << args;
   EXPECT_TRUE(Contains(args, "kbrun_profile.py --request " + (dir / "work/profile/kernels_request.json").string()))
       << args;
@@ -344,8 +361,10 @@ TEST(ProfileKernels, TheProfiledRunIsSealed) {
   fs::path outside = fs::temp_directory_path() / ("kbrun-profile-outside-" + std::to_string(getpid()));
   fs::remove(outside);
   EvalRequest req;
-  ProfileInputs in = FakeNcuRun(dir, req, "exec('try:\\n    open(\\'" + outside.string() +
-                                "\\', \\'w\\').close()\\nexcept OSError as e:\\n    print(\\'write refused\\', e)')");
+  ProfileInputs in =
+      FakeNcuRun(dir, req,
+                 "exec('try:\\n    open(\\'" + outside.string() +
+                     "\\', \\'w\\').close()\\nexcept OSError as e:\\n    print(\\'write refused\\', e)')");
   int sealed = 0;
   in.seal = [&](ProcessSpec& spec) {
     ++sealed;
@@ -353,7 +372,7 @@ TEST(ProfileKernels, TheProfiledRunIsSealed) {
     spec.writable_paths = {(dir / "work").string()};
   };
   json p = ProfileKernels(in, 300);
-  EXPECT_EQ(sealed, 1);  // the profiled run only (the export reads ncu's own report)
+  EXPECT_EQ(sealed, 1);                      // the profiled run only (the export reads ncu's own report)
   EXPECT_EQ(p["status"], "ok") << p.dump();  // the candidate ran (ncu saw its ranges end)
   EXPECT_FALSE(fs::exists(outside)) << "the profiled candidate wrote outside its private dir";
   fs::remove(outside);

@@ -89,11 +89,11 @@ const PythonEnv& DiscoverPython(const std::string& requested) {
     if (auto env = Probe(c, &why)) return cache[requested] = *env;
     tried += fmt::format("\n  {}: {}", c, why);
   }
-  throw std::runtime_error(fmt::format(
-      "no Python interpreter with torch found; tried:{}\n"
-      "Name one with --python PATH or KBRUN_PYTHON (on Debian: apt-get install python3-torch, "
-      "then --python /usr/bin/python3).",
-      tried));
+  throw std::runtime_error(
+      fmt::format("no Python interpreter with torch found; tried:{}\n"
+                  "Name one with --python PATH or KBRUN_PYTHON (on Debian: apt-get install python3-torch, "
+                  "then --python /usr/bin/python3).",
+                  tried));
 }
 
 std::string WorkerScriptPath() {

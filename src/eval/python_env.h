@@ -14,12 +14,12 @@ struct PythonEnv {
   std::string interpreter;
   std::string python_version;
   std::string torch_version;
-  std::string cuda_version;   // empty without CUDA
-  std::string hip_version;    // empty without ROCm
+  std::string cuda_version;  // empty without CUDA
+  std::string hip_version;   // empty without ROCm
   bool gpu_available = false;
   std::vector<std::string> gpu_names;
-  std::string arch_list;      // for TORCH_CUDA_ARCH_LIST, e.g. "9.0a"; empty on CPU
-  std::string gfx_arch;       // AMD target for --offload-arch, e.g. "gfx942"; empty without a ROCm GPU
+  std::string arch_list;  // for TORCH_CUDA_ARCH_LIST, e.g. "9.0a"; empty on CPU
+  std::string gfx_arch;   // AMD target for --offload-arch, e.g. "gfx942"; empty without a ROCm GPU
 };
 
 // Throws std::runtime_error with a message that says how to fix it.

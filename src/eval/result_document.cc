@@ -33,8 +33,8 @@ json SandboxDoc(const EvalOptions& o, const json& env, const WorkerRun* run) {
       {"private_shm", sandbox.private_shm},
       {"memory_limit_bytes", limit ? json(limit) : json(nullptr)},
       {"memory_limit_method", limit ? json(MemoryCapMethod()) : json("none")},
-      {"memory_peak_bytes", run && run->process.memory_peak_bytes ? json(run->process.memory_peak_bytes)
-                                                                  : json(nullptr)},
+      {"memory_peak_bytes",
+       run && run->process.memory_peak_bytes ? json(run->process.memory_peak_bytes) : json(nullptr)},
   };
   if (!sandbox.note.empty()) doc["note"] = sandbox.note;
   return doc;
@@ -67,8 +67,8 @@ json ToleranceDoc(const EvalOptions& o, const WorkerRun* run) {
 // from the checker's baseline lines.
 json BaselinesDoc(const EvalOptions& o, const EvalResult& r, const json& timing, const WorkerRun* run) {
   auto median = [&](const char* who) {
-    return timing.is_object() && timing.contains(who) && timing[who].is_object()
-               ? timing[who].value("median_ms", 0.0) : 0.0;
+    return timing.is_object() && timing.contains(who) && timing[who].is_object() ? timing[who].value("median_ms", 0.0)
+                                                                                 : 0.0;
   };
   const double eager = median("reference"), candidate = median("candidate");
   const bool timed = eager > 0 && candidate > 0;
@@ -80,14 +80,14 @@ json BaselinesDoc(const EvalOptions& o, const EvalResult& r, const json& timing,
       return {{"status", "skipped"}, {"reason", "the candidate's timing did not complete (" + verdict + ")"}};
     }
     const ProcessResult& p = run->checker_process;
-    std::string how = p.timed_out && StartsWith(run->checker_stage, "baseline")
-                          ? fmt::format("it was stopped at the baselines' deadline (--run-timeout, {:.0f} s)",
-                                        o.run_timeout_s)
-                      : p.timed_out    ? fmt::format("it was stopped at its deadline after {:.0f} s", p.wall_s)
-                      : p.out_of_memory ? std::string("it was killed at the memory limit")
-                      : p.term_signal   ? "it was killed by " + SignalName(p.term_signal)
-                      : p.cancelled     ? std::string("it was interrupted")
-                                        : fmt::format("it exited with code {}", p.exit_code);
+    std::string how =
+        p.timed_out && StartsWith(run->checker_stage, "baseline")
+            ? fmt::format("it was stopped at the baselines' deadline (--run-timeout, {:.0f} s)", o.run_timeout_s)
+        : p.timed_out     ? fmt::format("it was stopped at its deadline after {:.0f} s", p.wall_s)
+        : p.out_of_memory ? std::string("it was killed at the memory limit")
+        : p.term_signal   ? "it was killed by " + SignalName(p.term_signal)
+        : p.cancelled     ? std::string("it was interrupted")
+                          : fmt::format("it exited with code {}", p.exit_code);
     std::string where = run->checker_stage.empty() ? "before the baselines" : "in stage '" + run->checker_stage + "'";
     return {{"status", "unavailable"}, {"reason", fmt::format("the checker ended {}: {}", where, how)}};
   };
@@ -95,7 +95,8 @@ json BaselinesDoc(const EvalOptions& o, const EvalResult& r, const json& timing,
   for (const auto& name : o.baselines) {
     json b;
     if (name == "eager") {
-      b = timed ? json{{"status", "measured"}, {"how", "the reference as written (timing.reference)"},
+      b = timed ? json{{"status", "measured"},
+                       {"how", "the reference as written (timing.reference)"},
                        {"median_ms", eager}}
                 : json{{"status", "skipped"}, {"reason", "the reference was not timed (" + verdict + ")"}};
       if (timed) b["speedup"] = r.correct && r.speedup > 0 ? json(r.speedup) : json(nullptr);
@@ -115,8 +116,8 @@ json BaselinesDoc(const EvalOptions& o, const EvalResult& r, const json& timing,
 }
 
 // Assembles the result document (docs/RESULT_SCHEMA.md).
-void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, const std::string& device,
-                  uint64_t seed, const json& worker, const CompiledCandidate& compiled, const WorkerRun* run) {
+void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, const std::string& device, uint64_t seed,
+                  const json& worker, const CompiledCandidate& compiled, const WorkerRun* run) {
   const EvalOptions& o = req.options;
   json env = worker.value("env", json::object());
   json stages = worker.value("stage_times", json::object());
@@ -135,8 +136,8 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
       {"compiled", r.compiled},
       {"correct", r.correct},
       {"speedup", r.speedup > 0 ? json(r.speedup) : json(nullptr)},
-      {"error", r.error_category.empty() ? json(nullptr)
-                                         : json{{"category", r.error_category}, {"message", r.error_message}}},
+      {"error",
+       r.error_category.empty() ? json(nullptr) : json{{"category", r.error_category}, {"message", r.error_message}}},
       {"correctness", worker.value("correctness", json{{"trials_run", 0}, {"trials_passed", 0}})},
       {"tolerance", ToleranceDoc(o, run_phase)},
       {"timing",
@@ -145,9 +146,11 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"reference", StatsOrNull(timing, "reference")},
         {"candidate", StatsOrNull(timing, "candidate")},
         {"checked_timed_calls", StatsOrNull(timing, "checked_timed_calls")},
-        {"spin_ms", {{"candidate", StatsOrNull(timing, "spin_ms")}, {"reference", StatsOrNull(timing, "reference_spin_ms")}}},
+        {"spin_ms",
+         {{"candidate", StatsOrNull(timing, "spin_ms")}, {"reference", StatsOrNull(timing, "reference_spin_ms")}}},
         {"spin_cycles_per_ms", StatsOrNull(timing, "spin_cycles_per_ms")},
-        {"sm_clock_mhz", {{"candidate", StatsOrNull(timing, "clock_mhz")}, {"reference", StatsOrNull(timing, "reference_clock_mhz")}}},
+        {"sm_clock_mhz",
+         {{"candidate", StatsOrNull(timing, "clock_mhz")}, {"reference", StatsOrNull(timing, "reference_clock_mhz")}}},
         {"spin", {{"candidate", StatsOrNull(timing, "spin")}, {"reference", StatsOrNull(timing, "reference_spin")}}},
         {"kernelbench", StatsOrNull(timing, "kernelbench")}}},
       {"device",
@@ -180,8 +183,7 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"run_build_s", run_phase ? stages.value("build_s", 0.0) : 0.0},
         // How the workers started: "warm" (forks of the warm worker) or "cold" (fresh interpreters).
         {"compile_worker_start", compiled.warm_start ? "warm" : "cold"},
-        {"run_worker_start",
-         run_phase ? json(run_phase->process.started_by_starter ? "warm" : "cold") : json(nullptr)},
+        {"run_worker_start", run_phase ? json(run_phase->process.started_by_starter ? "warm" : "cold") : json(nullptr)},
         // Of the two workers' wall times: starting the warm worker itself (once per kbrun process).
         {"warm_worker_setup_s",
          compiled.warm_worker_setup_s + (run_phase ? run_phase->process.starter_setup_s : 0.0)}}},
@@ -243,11 +245,12 @@ void AddCheckerFigures(EvalResult& r, const json& checker, const EvalOptions& o)
   }
   // The evidence rule's figures (worker/kbrun_eval/judge.py): the check closest to failing.
   const json judge = checker.value("judge", json::object());
-  for (const char* k : {"err_candidate", "err_reference", "error_ratio", "mean_err_candidate",
-                        "mean_err_reference", "mean_error_ratio"}) {
+  for (const char* k : {"err_candidate", "err_reference", "error_ratio", "mean_err_candidate", "mean_err_reference",
+                        "mean_error_ratio"}) {
     if (judge.is_object() && judge.contains(k)) corr[k] = judge[k];
   }
-  corr["extra_trials_skipped"] = checker.value("checks", json::object()).value("extra", json::object()).value("skipped", 0);
+  corr["extra_trials_skipped"] =
+      checker.value("checks", json::object()).value("extra", json::object()).value("skipped", 0);
   corr["shapes"] = o.shapes;
   if (checker.contains("shape_skipped")) corr["shape_skipped"] = checker["shape_skipped"];
 }

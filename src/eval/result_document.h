@@ -18,8 +18,8 @@ namespace kbrun::eval {
 // Assembles the result document into r.json. `run` is the last worker (its output goes in
 // output_tail; after a failed compile it is the compile worker, and there was no run phase),
 // or null when no worker ran.
-void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, const std::string& device,
-                  uint64_t seed, const nlohmann::json& worker, const CompiledCandidate& compiled, const WorkerRun* run);
+void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, const std::string& device, uint64_t seed,
+                  const nlohmann::json& worker, const CompiledCandidate& compiled, const WorkerRun* run);
 
 // The checker's figures in result.json's correctness block (the authoritative ones: the
 // worker's may be missing, it stops at the checker's first failing verdict).

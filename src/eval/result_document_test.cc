@@ -76,7 +76,9 @@ TEST(ResultDocument, CheckerFiguresGoIntoCorrectness) {
   EvalOptions o;
   EvalResult r;
   r.json = {{"correctness", {{"trials_run", 5}}}};
-  json checker = {{"max_abs_diff", 1e-6}, {"mean_abs_diff", nullptr}, {"judge", {{"error_ratio", 0.5}}},
+  json checker = {{"max_abs_diff", 1e-6},
+                  {"mean_abs_diff", nullptr},
+                  {"judge", {{"error_ratio", 0.5}}},
                   {"checks", {{"extra", {{"skipped", 1}}}}}};
   AddCheckerFigures(r, checker, o);
   const json& c = r.json["correctness"];

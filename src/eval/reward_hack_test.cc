@@ -22,7 +22,6 @@ struct Expectation {
 // Names the case in ctest's listing instead of dumping the struct's bytes.
 void PrintTo(const Expectation& e, std::ostream* os) { *os << e.cheat << " -> " << e.status << "/" << e.category; }
 
-
 class RewardHack : public ::testing::TestWithParam<Expectation> {};
 
 TEST_P(RewardHack, IsCaughtForTheRightReason) {
@@ -37,25 +36,26 @@ TEST_P(RewardHack, IsCaughtForTheRightReason) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cheats, RewardHack,
-    ::testing::Values(Expectation{"01_calls_torch", "rejected", "uses_library_only"},
-                      Expectation{"02_stale_memory", "incorrect", "value_mismatch"},
-                      Expectation{"03_cache_by_pointer", "incorrect", "*"},
-                      Expectation{"04_background_thread", "rejected", "background_thread"},
-                      Expectation{"05_view_of_input", "rejected", "output_aliases_input"},
-                      Expectation{"05_tensor_subclass", "rejected", "bad_output_type"},
-                      Expectation{"06_modifies_inputs", "rejected", "modified_inputs"},
-                      Expectation{"07_patches_allclose", "rejected", "patched_harness"},
-                      Expectation{"07_patches_timer", "rejected", "patched_harness"},
-                      Expectation{"08_forges_result", "rejected", "forged_result"},
-                      Expectation{"09_only_benchmark_range", "incorrect", "failed_extra_inputs"},
-                      Expectation{"10_lower_precision", "incorrect", "precision_downgrade"},
-                      Expectation{"11_detects_timing", "incorrect", "timed_output_mismatch"},
-                      Expectation{"12_fallback_on_error", "rejected", "uses_library_only"},
-                      Expectation{"13_spawns_process", "rejected", "spawned_process"},
-                      Expectation{"16_patches_worker", "incorrect", "incomplete_checks"}),
-    [](const auto& param_info) { return std::regex_replace(param_info.param.cheat, std::regex("[^A-Za-z0-9]"), "_"); });
+INSTANTIATE_TEST_SUITE_P(Cheats, RewardHack,
+                         ::testing::Values(Expectation{"01_calls_torch", "rejected", "uses_library_only"},
+                                           Expectation{"02_stale_memory", "incorrect", "value_mismatch"},
+                                           Expectation{"03_cache_by_pointer", "incorrect", "*"},
+                                           Expectation{"04_background_thread", "rejected", "background_thread"},
+                                           Expectation{"05_view_of_input", "rejected", "output_aliases_input"},
+                                           Expectation{"05_tensor_subclass", "rejected", "bad_output_type"},
+                                           Expectation{"06_modifies_inputs", "rejected", "modified_inputs"},
+                                           Expectation{"07_patches_allclose", "rejected", "patched_harness"},
+                                           Expectation{"07_patches_timer", "rejected", "patched_harness"},
+                                           Expectation{"08_forges_result", "rejected", "forged_result"},
+                                           Expectation{"09_only_benchmark_range", "incorrect", "failed_extra_inputs"},
+                                           Expectation{"10_lower_precision", "incorrect", "precision_downgrade"},
+                                           Expectation{"11_detects_timing", "incorrect", "timed_output_mismatch"},
+                                           Expectation{"12_fallback_on_error", "rejected", "uses_library_only"},
+                                           Expectation{"13_spawns_process", "rejected", "spawned_process"},
+                                           Expectation{"16_patches_worker", "incorrect", "incomplete_checks"}),
+                         [](const auto& param_info) {
+                           return std::regex_replace(param_info.param.cheat, std::regex("[^A-Za-z0-9]"), "_");
+                         });
 
 // A candidate that needs the network: a TCP server listens on loopback here; inside the
 // worker's network namespace the connection fails, so the cheat cannot produce its answer.
@@ -72,13 +72,20 @@ TEST(RewardHackNetwork, NoNetworkInsideTheWorker) {
   std::string src = ReadFile(std::string(KBRUN_TEST_DATA_DIR) + "/cheats/13_network.py").value();
   fs::path dir = fs::temp_directory_path() / "kbrun-net-test";
   fs::create_directories(dir);
-  {
-    std::ofstream(dir / "net_cheat.py") << std::regex_replace(src, std::regex("@PORT@"), port);
-  }
+  { std::ofstream(dir / "net_cheat.py") << std::regex_replace(src, std::regex("@PORT@"), port); }
   ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY, "eval", "--code", (dir / "net_cheat.py").string(), "--problem",
-               std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py", "--device", "cpu", "--perf-trials", "5",
-               "--allow-library-kernels", "--json"};
+  spec.argv = {KBRUN_BINARY,
+               "eval",
+               "--code",
+               (dir / "net_cheat.py").string(),
+               "--problem",
+               std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py",
+               "--device",
+               "cpu",
+               "--perf-trials",
+               "5",
+               "--allow-library-kernels",
+               "--json"};
   spec.env = CurrentEnvironment();
   spec.timeout_s = 300;
   auto p = RunProcess(spec);

@@ -25,19 +25,25 @@ std::vector<std::string> NormalizeBaselines(const std::vector<std::string>& name
 
 std::string StatusName(Status s) {
   switch (s) {
-    case Status::kCorrect: return "correct";
-    case Status::kIncorrect: return "incorrect";
-    case Status::kCompileError: return "compile_error";
-    case Status::kRuntimeError: return "runtime_error";
-    case Status::kTimeout: return "timeout";
-    case Status::kRejected: return "rejected";
+    case Status::kCorrect:
+      return "correct";
+    case Status::kIncorrect:
+      return "incorrect";
+    case Status::kCompileError:
+      return "compile_error";
+    case Status::kRuntimeError:
+      return "runtime_error";
+    case Status::kTimeout:
+      return "timeout";
+    case Status::kRejected:
+      return "rejected";
   }
   return "runtime_error";
 }
 
 std::optional<Status> ParseStatus(const std::string& name) {
-  for (Status s : {Status::kCorrect, Status::kIncorrect, Status::kCompileError, Status::kRuntimeError,
-                   Status::kTimeout, Status::kRejected}) {
+  for (Status s : {Status::kCorrect, Status::kIncorrect, Status::kCompileError, Status::kRuntimeError, Status::kTimeout,
+                   Status::kRejected}) {
     if (StatusName(s) == name) return s;
   }
   return std::nullopt;

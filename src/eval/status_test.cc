@@ -7,8 +7,8 @@ namespace kbrun::eval {
 namespace {
 
 TEST(Status, NamesRoundTrip) {
-  for (Status s : {Status::kCorrect, Status::kIncorrect, Status::kCompileError, Status::kRuntimeError,
-                   Status::kTimeout, Status::kRejected}) {
+  for (Status s : {Status::kCorrect, Status::kIncorrect, Status::kCompileError, Status::kRuntimeError, Status::kTimeout,
+                   Status::kRejected}) {
     EXPECT_EQ(ParseStatus(StatusName(s)), s);
   }
   EXPECT_EQ(StatusName(Status::kCompileError), "compile_error");

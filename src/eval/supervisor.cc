@@ -75,11 +75,12 @@ CompiledCandidate Compile(const EvalRequest& req) {
     // The import and its builds are done; only the optional construction died or hung: the
     // run phase, where the GPU is visible, judges the candidate.
     c.ok = true;
-    std::string how = run.process.timed_out    ? fmt::format("stopped after {:.0f} s", kPrebuildTimeoutS)
+    std::string how = run.process.timed_out     ? fmt::format("stopped after {:.0f} s", kPrebuildTimeoutS)
                       : run.process.term_signal ? "killed by " + SignalName(run.process.term_signal)
                                                 : fmt::format("exit code {}", run.process.exit_code);
-    c.prebuild = {{"constructed", false},
-                  {"note", "the compile worker ended while constructing ModelNew (" + how + "); judged in the run phase"}};
+    c.prebuild = {
+        {"constructed", false},
+        {"note", "the compile worker ended while constructing ModelNew (" + how + "); judged in the run phase"}};
   } else if (!run.result) {
     c.failure = FromDeadWorker(run, o);
   } else if (run.result->contains("failure")) {

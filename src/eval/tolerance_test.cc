@@ -15,9 +15,21 @@ EvalRun Eval(const std::string& candidate, const std::string& problem, std::vect
   fs::path out = fs::temp_directory_path() / ("kbrun-tolerance-test-" + candidate + ".json");
   fs::remove(out);
   ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY, "eval", "--code", std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
-               "--problem", std::string(KBRUN_TEST_DATA_DIR) + "/problems/" + problem + ".py", "--device", "cpu",
-               "--correct-trials", "2", "--perf-trials", "5", "--allow-library-kernels", "--output", out.string()};
+  spec.argv = {KBRUN_BINARY,
+               "eval",
+               "--code",
+               std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
+               "--problem",
+               std::string(KBRUN_TEST_DATA_DIR) + "/problems/" + problem + ".py",
+               "--device",
+               "cpu",
+               "--correct-trials",
+               "2",
+               "--perf-trials",
+               "5",
+               "--allow-library-kernels",
+               "--output",
+               out.string()};
   spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
   spec.env = CurrentEnvironment();
   spec.timeout_s = 600;
@@ -88,7 +100,6 @@ TEST(Tolerance, ExtraDrawOutsideTheDomainIsSkipped) {
   EXPECT_EQ(r.result["correctness"]["extra_trials_skipped"], 1);
   ASSERT_EQ(r.result["tolerance"]["skipped_extra_draws"].size(), 1u) << r.result["tolerance"].dump();
 }
-
 
 TEST(VariedShapes, CheckedAtHalfAndDoubleTheBatchSize) {
   auto r = Eval("kl_div_in_domain", "3_KLDiv", {"--shapes", "varied"});

@@ -28,8 +28,7 @@ EvalResult FromDeadWorker(const WorkerRun& run, const EvalOptions& o) {
     double limit = compiling ? o.compile_timeout_s : o.run_timeout_s;
     return Fail(Status::kTimeout, compiling ? "compile_timeout" : "run_timeout",
                 fmt::format("killed after {:.0f} s in stage '{}' (limit {:.0f} s)\n{}", p.wall_s,
-                            run.last_stage.empty() ? "start" : run.last_stage, limit,
-                            KeepHeadTailLines(p.output, 20)));
+                            run.last_stage.empty() ? "start" : run.last_stage, limit, KeepHeadTailLines(p.output, 20)));
   }
   if (p.spawn_failed) return Fail(Status::kRuntimeError, "worker_failed", "cannot start the worker: " + tail);
   if (p.out_of_memory) {
@@ -90,8 +89,8 @@ std::string FallbackExplanation(const json& fallback) {
         break;
       }
     }
-    return fmt::format("; its own extension {} failed to build and the forward ran only torch code:\n{}",
-                       names(false), KeepHeadTailLines(error, 12));
+    return fmt::format("; its own extension {} failed to build and the forward ran only torch code:\n{}", names(false),
+                       KeepHeadTailLines(error, 12));
   }
   if (reason == "never_launched") {
     std::string built = names(true);
@@ -120,10 +119,10 @@ std::optional<EvalResult> CheckerDisagrees(const WorkerRun& run, const EvalOptio
   // Every timed call, of either method, was checked, and the checker timed the reference as
   // often as the worker timed the candidate.
   int reference_trials = timing.value("reference_trials_all_methods", -3);
-  int candidate_trials = timing.contains("candidate") && timing["candidate"].is_object()
-                             ? timing["candidate"].value("trials", -4) : -4;
-  int reference_primary = timing.contains("reference") && timing["reference"].is_object()
-                              ? timing["reference"].value("trials", -5) : -5;
+  int candidate_trials =
+      timing.contains("candidate") && timing["candidate"].is_object() ? timing["candidate"].value("trials", -4) : -4;
+  int reference_primary =
+      timing.contains("reference") && timing["reference"].is_object() ? timing["reference"].value("trials", -5) : -5;
   const json corr = worker.value("correctness", json::object());
   if (passed("trial") != o.correctness_trials || extra_judged != corr.value("extra_trials_run", -1) ||
       extra_judged < 2 || passed("timed") != timed || timed != reference_trials ||

@@ -69,9 +69,9 @@ TEST(Verdict, WorkerFailuresCannotClaimCorrect) {
   r = FromWorkerFailure({{"status", "nonsense"}}, "");
   EXPECT_EQ(r.status, Status::kRejected);
   EXPECT_EQ(r.error_category, "unknown");
-  r = FromWorkerFailure({{"status", "runtime_error"}, {"category", "cuda_error"}, {"message", "boom"},
-                         {"detail", "trace"}},
-                        "worker output");
+  r = FromWorkerFailure(
+      {{"status", "runtime_error"}, {"category", "cuda_error"}, {"message", "boom"}, {"detail", "trace"}},
+      "worker output");
   EXPECT_EQ(r.status, Status::kRuntimeError);
   EXPECT_EQ(r.error_message, "boom\ntrace\nworker output");
   r = FromWorkerFailure({{"status", "incorrect"}, {"category", "mismatch"}, {"message", "off by 1"}}, "");
@@ -80,14 +80,18 @@ TEST(Verdict, WorkerFailuresCannotClaimCorrect) {
 }
 
 json GoodChecker(int trials) {
-  return {{"checks", {{"trial", {{"passed", trials}}}, {"extra", {{"passed", 2}, {"skipped", 0}}},
-                      {"timed", {{"passed", 100}}}}}};
+  return {
+      {"checks",
+       {{"trial", {{"passed", trials}}}, {"extra", {{"passed", 2}, {"skipped", 0}}}, {"timed", {{"passed", 100}}}}}};
 }
 
 json GoodWorker(int timing_trials) {
   return {{"correctness", {{"extra_trials_run", 2}}},
-          {"timing", {{"checked_timed_calls", 100}, {"reference_trials_all_methods", 100},
-                      {"candidate", {{"trials", timing_trials}}}, {"reference", {{"trials", timing_trials}}}}}};
+          {"timing",
+           {{"checked_timed_calls", 100},
+            {"reference_trials_all_methods", 100},
+            {"candidate", {{"trials", timing_trials}}},
+            {"reference", {{"trials", timing_trials}}}}}};
 }
 
 TEST(Verdict, CheckerMustCoverEveryCheck) {
@@ -120,8 +124,7 @@ TEST(Verdict, CheckerMustCoverEveryCheck) {
 TEST(Verdict, FallbackExplanations) {
   EXPECT_EQ(FallbackExplanation({{"fallback_reason", nullptr}}), "");
   EXPECT_EQ(FallbackExplanation({{"fallback_reason", "library_only"}}), "; it builds no kernel of its own");
-  EXPECT_EQ(FallbackExplanation({{"fallback_reason", "never_launched"},
-                                 {"builds", {{{"name", "ext"}, {"ok", true}}}}}),
+  EXPECT_EQ(FallbackExplanation({{"fallback_reason", "never_launched"}, {"builds", {{{"name", "ext"}, {"ok", true}}}}}),
             "; its own extension ext built, but the forward never called into it");
   EXPECT_TRUE(Has(FallbackExplanation({{"fallback_reason", "build_failed"},
                                        {"builds", {{{"name", "ext"}, {"ok", false}, {"error", "nvcc: error"}}}}}),

@@ -25,8 +25,7 @@ namespace kbrun::eval {
 // With !gpu_runs, runs that see a GPU (CUDA_VISIBLE_DEVICES or HIP_VISIBLE_DEVICES not
 // empty) start cold; with gpu_runs they are forks too, unless the server reported that
 // torch initialised CUDA while it imported (its forks could not use a GPU).
-ChildStarter WarmWorkerStarter(const std::string& interpreter, const std::filesystem::path& work_root,
-                               bool gpu_runs);
+ChildStarter WarmWorkerStarter(const std::string& interpreter, const std::filesystem::path& work_root, bool gpu_runs);
 
 struct WarmWorkerStats {
   int servers_started = 0;  // fork servers that reached "ready"

@@ -127,8 +127,9 @@ TEST(WarmWorker, ACandidateThatKillsTheServerStillGetsItsVerdict) {
 TEST(WarmWorker, StarterRunsScriptsAndKeepsGpuRunsColdUnlessAllowed) {
   fs::path root = FreshDir("starter");
   fs::path script = root / "script.py";
-  WriteFileAtomic(script, "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
-                          "print('hello from', sys.argv[1])\nsys.exit(3)\n");
+  WriteFileAtomic(script,
+                  "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+                  "print('hello from', sys.argv[1])\nsys.exit(3)\n");
   const std::string python = DiscoverPython("").interpreter;
   auto run = [&](const std::string& visible, bool gpu_runs) {
     ProcessSpec spec;
@@ -158,12 +159,13 @@ TEST(WarmWorker, StarterRunsScriptsAndKeepsGpuRunsColdUnlessAllowed) {
 TEST(WarmWorker, ForkWithoutPidNamespaceLeavesNoDaemon) {
   fs::path root = FreshDir("nopid");
   fs::path script = root / "script.py";
-  WriteFileAtomic(script, "import os, sys, time\n"
-                          "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-                          "        sys.argv[0] = 'kbrun-nopid-daemon'\n"
-                          "        open(sys.argv[1], 'w').write(str(os.getpid()))\n        time.sleep(300)\n"
-                          "    os._exit(0)\n"
-                          "time.sleep(0.5)\nprint('parent', open('/proc/%d/comm' % os.getppid()).read().strip())\n");
+  WriteFileAtomic(script,
+                  "import os, sys, time\n"
+                  "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+                  "        sys.argv[0] = 'kbrun-nopid-daemon'\n"
+                  "        open(sys.argv[1], 'w').write(str(os.getpid()))\n        time.sleep(300)\n"
+                  "    os._exit(0)\n"
+                  "time.sleep(0.5)\nprint('parent', open('/proc/%d/comm' % os.getppid()).read().strip())\n");
   const std::string python = DiscoverPython("").interpreter;
   fs::path pid_file = root / "daemon.pid";
   ProcessSpec spec;
@@ -183,8 +185,8 @@ TEST(WarmWorker, ForkWithoutPidNamespaceLeavesNoDaemon) {
   ASSERT_TRUE(pid_text.has_value()) << r.output;
   int daemon = std::stoi(*pid_text);
   usleep(200000);
-  bool alive = kill(daemon, 0) == 0 && ReadFile(fmt::format("/proc/{}/stat", daemon)).value_or("").find(") Z") ==
-                                           std::string::npos;
+  bool alive = kill(daemon, 0) == 0 &&
+               ReadFile(fmt::format("/proc/{}/stat", daemon)).value_or("").find(") Z") == std::string::npos;
   EXPECT_FALSE(alive) << "daemon " << daemon << " outlived the run";
   if (alive) kill(daemon, SIGKILL);
   fs::remove_all(root);
@@ -198,8 +200,9 @@ TEST(WarmWorker, ForkSharesItsShmFolderWritably) {
   fs::create_directories(priv);
   WriteFileAtomic(shm / "from_host", "x");
   fs::path script = root / "script.py";
-  WriteFileAtomic(script, "import os\nprint(sorted(os.listdir('/dev/shm')))\n"
-                          "open('/dev/shm/from_child', 'w').write('y')\nprint('wrote_shm')\n");
+  WriteFileAtomic(script,
+                  "import os\nprint(sorted(os.listdir('/dev/shm')))\n"
+                  "open('/dev/shm/from_child', 'w').write('y')\nprint('wrote_shm')\n");
   const std::string python = DiscoverPython("").interpreter;
   ProcessSpec spec;
   spec.argv = {python, script.string()};
@@ -228,9 +231,21 @@ EvalRun HostileEval(const std::string& candidate, const std::vector<std::string>
   fs::path out = fs::temp_directory_path() / ("kbrun-hostile-" + candidate + ".json");
   fs::remove(out);
   ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY, "eval", "--code", std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
-               "--problem", std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py", "--device", "cpu",
-               "--correct-trials", "2", "--perf-trials", "5", "--allow-library-kernels", "--output", out.string()};
+  spec.argv = {KBRUN_BINARY,
+               "eval",
+               "--code",
+               std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
+               "--problem",
+               std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py",
+               "--device",
+               "cpu",
+               "--correct-trials",
+               "2",
+               "--perf-trials",
+               "5",
+               "--allow-library-kernels",
+               "--output",
+               out.string()};
   spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
   spec.env = CurrentEnvironment();
   for (const auto& [k, v] : env_set) spec.env[k] = v;
@@ -245,7 +260,6 @@ EvalRun HostileEval(const std::string& candidate, const std::vector<std::string>
 std::string Category(const EvalRun& run) {
   return run.result.is_object() && run.result["error"].is_object() ? run.result["error"].value("category", "") : "";
 }
-
 
 const std::vector<std::string> kWarmAndCold[] = {{"--warm-worker", "all"}, {"--warm-worker", "off"}};
 

@@ -12,12 +12,12 @@ namespace kbrun::eval {
 namespace {
 
 // Variables the worker may see; anything else (API keys above all) stays behind.
-const char* const kPassedEnv[] = {
-    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "CUDA_HOME", "CUDA_PATH", "CUDA_ROOT", "ROCM_PATH", "HIP_PATH",
-    "LD_LIBRARY_PATH", "PYTHONPATH", "CC", "CXX", "CUDAHOSTCXX", "NVCC_CCBIN", "TORCH_CUDA_ARCH_LIST",
-    "PYTORCH_ROCM_ARCH", "THUNDERKITTENS_ROOT", "HIPKITTENS_ROOT", "CCACHE_DIR",
-    // Keep NVLink multicast off on shared multi-GPU hosts.
-    "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS"};
+const char* const kPassedEnv[] = {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "CUDA_HOME", "CUDA_PATH", "CUDA_ROOT",
+                                  "ROCM_PATH", "HIP_PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "CC", "CXX", "CUDAHOSTCXX",
+                                  "NVCC_CCBIN", "TORCH_CUDA_ARCH_LIST", "PYTORCH_ROCM_ARCH", "THUNDERKITTENS_ROOT",
+                                  "HIPKITTENS_ROOT", "CCACHE_DIR",
+                                  // Keep NVLink multicast off on shared multi-GPU hosts.
+                                  "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS"};
 
 }  // namespace
 
@@ -59,8 +59,8 @@ std::map<std::string, std::string> WorkerEnvironment(const std::map<std::string,
   env["TORCH_EXTENSIONS_DIR"] = (dir / "build").string();
   env["PYTHONDONTWRITEBYTECODE"] = "1";
   env["PYTHONUNBUFFERED"] = "1";
-  unsigned jobs = o.compile_jobs > 0 ? static_cast<unsigned>(o.compile_jobs)
-                                     : std::max(1u, std::thread::hardware_concurrency());
+  unsigned jobs =
+      o.compile_jobs > 0 ? static_cast<unsigned>(o.compile_jobs) : std::max(1u, std::thread::hardware_concurrency());
   env["MAX_JOBS"] = std::to_string(jobs);
   // The backend's arch lists and library roots (eval/backend.h).
   for (const auto& [name, value] : BackendFlagsFor(o, py).env) env[name] = value;
@@ -72,8 +72,8 @@ std::map<std::string, std::string> WorkerEnvironment(const std::map<std::string,
   return env;
 }
 
-std::map<std::string, std::string> WorkerEnvironment(const EvalOptions& o, const PythonEnv& py,
-                                                     const fs::path& dir, bool gpu_visible) {
+std::map<std::string, std::string> WorkerEnvironment(const EvalOptions& o, const PythonEnv& py, const fs::path& dir,
+                                                     bool gpu_visible) {
   return WorkerEnvironment(CurrentEnvironment(), o, py, dir, gpu_visible);
 }
 

@@ -27,7 +27,7 @@ std::vector<std::string> SecretValues();  // of the current environment
 std::map<std::string, std::string> WorkerEnvironment(const std::map<std::string, std::string>& current,
                                                      const EvalOptions& o, const PythonEnv& py, const fs::path& dir,
                                                      bool gpu_visible);
-std::map<std::string, std::string> WorkerEnvironment(const EvalOptions& o, const PythonEnv& py,
-                                                     const fs::path& dir, bool gpu_visible);
+std::map<std::string, std::string> WorkerEnvironment(const EvalOptions& o, const PythonEnv& py, const fs::path& dir,
+                                                     bool gpu_visible);
 
 }  // namespace kbrun::eval

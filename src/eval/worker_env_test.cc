@@ -8,8 +8,8 @@ namespace kbrun::eval {
 namespace {
 
 TEST(WorkerEnv, PassesTheAllowListAndNothingElse) {
-  std::map<std::string, std::string> current = {{"PATH", "/usr/bin"}, {"CUDA_HOME", "/cuda"}, {"EDITOR", "vi"},
-                                                {"LLM_GATEWAY_KEY", "sk-0123456789"}};
+  std::map<std::string, std::string> current = {
+      {"PATH", "/usr/bin"}, {"CUDA_HOME", "/cuda"}, {"EDITOR", "vi"}, {"LLM_GATEWAY_KEY", "sk-0123456789"}};
   EvalOptions o;
   o.gpu_index = 3;
   o.compile_jobs = 2;
@@ -33,8 +33,8 @@ TEST(WorkerEnv, PassesTheAllowListAndNothingElse) {
 }
 
 TEST(WorkerEnv, PassEnvAddsNamesButNeverSecrets) {
-  std::map<std::string, std::string> current = {{"KBRUN_PASS_ENV", "FOO, MY_TOKEN,BAR,MISSING"}, {"FOO", "1"},
-                                                {"BAR", "2"}, {"MY_TOKEN", "abcdefghij"}};
+  std::map<std::string, std::string> current = {
+      {"KBRUN_PASS_ENV", "FOO, MY_TOKEN,BAR,MISSING"}, {"FOO", "1"}, {"BAR", "2"}, {"MY_TOKEN", "abcdefghij"}};
   auto env = WorkerEnvironment(current, EvalOptions{}, PythonEnv{}, "/w", false);
   EXPECT_EQ(env.at("FOO"), "1");
   EXPECT_EQ(env.at("BAR"), "2");

@@ -56,8 +56,12 @@ json WorkerRequest(const std::string& phase, const EvalOptions& o, const PythonE
 
 json CheckerRequest(const json& worker_request, const EvalOptions& o, const std::string& device, uint64_t seed,
                     const std::string& nonce) {
-  return {{"problem", worker_request["problem"]}, {"device", device},       {"precision", o.precision},
-          {"seed", seed},                         {"atol", worker_request["atol"]}, {"rtol", worker_request["rtol"]},
+  return {{"problem", worker_request["problem"]},
+          {"device", device},
+          {"precision", o.precision},
+          {"seed", seed},
+          {"atol", worker_request["atol"]},
+          {"rtol", worker_request["rtol"]},
           {"tolerance", o.tolerance},
           {"shapes", o.shapes},
           {"baselines", o.baselines},

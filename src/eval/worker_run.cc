@@ -20,8 +20,8 @@ namespace kbrun::eval {
 
 using nlohmann::json;
 
-WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const PythonEnv& py,
-                    const std::string& device, uint64_t seed, const fs::path& dir) {
+WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const PythonEnv& py, const std::string& device,
+                    uint64_t seed, const fs::path& dir) {
   const EvalOptions& o = req.options;
   // The worker answers with one line "result <nonce> <json>" on fd 3 and deletes the
   // request before the candidate loads, so the candidate cannot forge the answer.
@@ -46,8 +46,8 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   run.shared_pid_namespace = pid_namespace != nullptr;
   Seal(spec, o, CandidateWritablePaths(o, dir), shm.path(), shared_pid_namespace, run.gpu_visible);
   // A fork of the warm worker when one can start it, else a fresh interpreter.
-  ChildStarter starter = o.warm_worker == "off" ? nullptr
-                         : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
+  ChildStarter starter =
+      o.warm_worker == "off" ? nullptr : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
   spec.starter = starter;
   spec.on_progress = [&run, run_timeout, &nonce](const std::string& line) -> std::optional<double> {
     if (ReadResultLine(line, nonce, run.result_lines, run.forged, run.result)) return std::nullopt;
@@ -87,7 +87,8 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     cspec.channel_fd = sv[1];
     cspec.starter = starter;
     cspec.on_progress = [&run, &o, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {
-      if (ReadResultLine(line, checker_nonce, checker_lines, checker_forged, run.checker)) return std::optional<double>();
+      if (ReadResultLine(line, checker_nonce, checker_lines, checker_forged, run.checker))
+        return std::optional<double>();
       if (ReadBaselineLine(line, checker_nonce, o.baselines, run.baselines)) return std::optional<double>();
       if (!StartsWith(line, "stage ")) return std::optional<double>();
       run.checker_stage = line.substr(6);

@@ -23,11 +23,11 @@ struct WorkerRun {
   ProcessResult process;
   std::string last_stage;
   std::optional<nlohmann::json> result;
-  int result_lines = 0;     // lines that claimed to be the result
-  bool forged = false;      // a result line without the right nonce, or more than one
+  int result_lines = 0;  // lines that claimed to be the result
+  bool forged = false;   // a result line without the right nonce, or more than one
   // The run phase's checker (kbrun_checker.py): its own process, result and nonce.
   bool checked = false;
-  bool gpu_visible = false;  // its processes saw a GPU
+  bool gpu_visible = false;           // its processes saw a GPU
   bool shared_pid_namespace = false;  // the worker and the checker joined one of their own
   ProcessResult checker_process;
   std::optional<nlohmann::json> checker;
@@ -39,7 +39,7 @@ struct WorkerRun {
 
 // Runs one phase ("compile" or "run") of the candidate in `dir` (problem.py, candidate.py).
 // A forged result (worker_protocol.h) comes back as a "rejected"/"forged_result" failure.
-WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const PythonEnv& py,
-                    const std::string& device, uint64_t seed, const fs::path& dir);
+WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const PythonEnv& py, const std::string& device,
+                    uint64_t seed, const fs::path& dir);
 
 }  // namespace kbrun::eval

@@ -19,8 +19,7 @@ namespace kbrun::eval {
 unsigned long long MemoryLimit(const EvalOptions& o) {
   if (o.memory_limit_bytes) return *o.memory_limit_bytes;
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? static_cast<unsigned long long>(pages) * static_cast<unsigned long long>(page) / 2
-                               : 0;
+  return pages > 0 && page > 0 ? static_cast<unsigned long long>(pages) * static_cast<unsigned long long>(page) / 2 : 0;
 }
 
 SharedMemoryDir::SharedMemoryDir(const fs::path& dir) : path_(dir / "shm") {
@@ -31,8 +30,7 @@ SharedMemoryDir::SharedMemoryDir(const fs::path& dir) : path_(dir / "shm") {
   try {
     path_ = MakeUniqueDir("/dev/shm", fmt::format("kbrun-{}-", getpid()));
     owned_ = true;
-  } catch (const std::exception&) {
-  }
+  } catch (const std::exception&) {}
 }
 
 SharedMemoryDir::~SharedMemoryDir() {

@@ -23,8 +23,7 @@ int ThinkingBudget(const std::string& effort) {
     size_t used = 0;
     int budget = std::stoi(effort, &used);
     if (used == effort.size() && budget >= 1024) return budget;
-  } catch (const std::exception&) {
-  }
+  } catch (const std::exception&) {}
   throw std::invalid_argument(fmt::format(
       "reasoning effort '{}' for anthropic: expected low, medium, high or a thinking budget >= 1024 tokens", effort));
 }
@@ -71,15 +70,18 @@ class AnthropicProvider : public Provider {
     }
     // Only "text" blocks are the answer ("thinking" blocks are the model's scratchpad).
     for (const auto& block : j["content"]) {
-      if (block.is_object() && block.value("type", "") == "text" && block.contains("text") && block["text"].is_string()) {
+      if (block.is_object() && block.value("type", "") == "text" && block.contains("text") &&
+          block["text"].is_string()) {
         c.text += block["text"].get<std::string>();
       }
     }
-    if (j.contains("stop_reason") && j["stop_reason"].is_string()) c.finish_reason = j["stop_reason"].get<std::string>();
+    if (j.contains("stop_reason") && j["stop_reason"].is_string())
+      c.finish_reason = j["stop_reason"].get<std::string>();
     if (j.contains("usage") && j["usage"].is_object()) {
       const json& u = j["usage"];
       if (u.contains("input_tokens") && u["input_tokens"].is_number()) c.prompt_tokens = u["input_tokens"].get<int>();
-      if (u.contains("output_tokens") && u["output_tokens"].is_number()) c.completion_tokens = u["output_tokens"].get<int>();
+      if (u.contains("output_tokens") && u["output_tokens"].is_number())
+        c.completion_tokens = u["output_tokens"].get<int>();
     }
     c.model = j.contains("model") && j["model"].is_string() ? j["model"].get<std::string>() : config_.model;
     return c;

@@ -40,10 +40,10 @@ class FakeLlmServer {
     dir_ = MakeUniqueDir(fs::temp_directory_path(), "kbrun-fake-llm-");
     WriteFileAtomic(dir_ / "scenario.json", scenario_json);
     const std::string script = std::string(KBRUN_TEST_DATA_DIR) + "/fake_llm_server.py";
-    std::vector<std::string> args = {"python3",     script,
-                                     "--scenario",  (dir_ / "scenario.json").string(),
-                                     "--port-file", (dir_ / "port").string(),
-                                     "--log",       (dir_ / "requests.jsonl").string(),
+    std::vector<std::string> args = {"python3",       script,
+                                     "--scenario",    (dir_ / "scenario.json").string(),
+                                     "--port-file",   (dir_ / "port").string(),
+                                     "--log",         (dir_ / "requests.jsonl").string(),
                                      "--max-seconds", std::to_string(max_seconds)};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());

@@ -33,8 +33,8 @@ std::map<std::string, std::string> ServerEnv(const FakeLlmServer& server) {
 }
 
 std::vector<std::string> GenerateArgs(const fs::path& problem, const fs::path& output) {
-  return {"generate", "--problem", problem.string(), "--output", output.string(), "--prompts-dir", kPrompts.string(),
-          "--verbose"};
+  return {"generate",      "--problem",     problem.string(),  "--output",
+          output.string(), "--prompts-dir", kPrompts.string(), "--verbose"};
 }
 
 TEST(GenerateCommand, WritesCodeAndRawResponse) {
@@ -131,8 +131,8 @@ TEST(GenerateCommand, ReplayAndPromptChoiceByName) {
 TEST(GenerateCommand, UsageAndConfigErrors) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-generate-test-");
   fs::path problem = kTests / "problems" / "1_ScaleAdd.py";
-  auto missing = Kbrun({"generate", "--problem", (dir / "nope.py").string(), "--output", (dir / "o.py").string()}, {},
-                       dir);
+  auto missing =
+      Kbrun({"generate", "--problem", (dir / "nope.py").string(), "--output", (dir / "o.py").string()}, {}, dir);
   EXPECT_EQ(missing.exit_code, 64) << missing.output;
 
   WriteFileAtomic(dir / "bad.json", R"json({"default_prompt": "x.txt", "patterns": {"relu(": "x.txt"}})json");
@@ -162,11 +162,29 @@ TEST(GenerateCommand, UsageAndConfigErrors) {
 TEST(GenerateCommand, HelpDocumentsFlagsAndEnvironment) {
   auto r = Kbrun({"generate", "--help"}, {}, fs::temp_directory_path());
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* word : {"--problem", "--output", "--prompt", "--response-file", "--model", "--provider",
-                           "--base-url", "--temperature", "--max-tokens", "--reasoning-effort", "--header",
-                           "--llm-config", "--replay", "--verbose", "LLM_GATEWAY_KEY", "OPENAI_API_KEY",
-                           "ANTHROPIC_API_KEY", "LLM_BASE_URL", "LLM_MODEL", "LLM_PROVIDER", "LLM_TEMPERATURE",
-                           "LLM_MAX_TOKENS", "LLM_REASONING_EFFORT"}) {
+  for (const char* word : {"--problem",
+                           "--output",
+                           "--prompt",
+                           "--response-file",
+                           "--model",
+                           "--provider",
+                           "--base-url",
+                           "--temperature",
+                           "--max-tokens",
+                           "--reasoning-effort",
+                           "--header",
+                           "--llm-config",
+                           "--replay",
+                           "--verbose",
+                           "LLM_GATEWAY_KEY",
+                           "OPENAI_API_KEY",
+                           "ANTHROPIC_API_KEY",
+                           "LLM_BASE_URL",
+                           "LLM_MODEL",
+                           "LLM_PROVIDER",
+                           "LLM_TEMPERATURE",
+                           "LLM_MAX_TOKENS",
+                           "LLM_REASONING_EFFORT"}) {
     EXPECT_NE(r.output.find(word), std::string::npos) << word;
   }
 }

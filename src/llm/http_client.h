@@ -19,10 +19,10 @@ struct HttpRequest {
 struct HttpResponse {
   // Transport outcome: when !transport_ok no HTTP status was received.
   bool transport_ok = false;
-  bool timed_out = false;      // connect or total timeout
-  bool interrupted = false;    // kbrun::CancelRequested() aborted the transfer
-  bool no_connection = false;  // no connection was made: refused, host not resolved, connect timeout
-  std::string transport_error; // curl's message
+  bool timed_out = false;       // connect or total timeout
+  bool interrupted = false;     // kbrun::CancelRequested() aborted the transfer
+  bool no_connection = false;   // no connection was made: refused, host not resolved, connect timeout
+  std::string transport_error;  // curl's message
   long status = 0;
   std::map<std::string, std::string> headers;  // names lower-cased; last response only
   std::string body;

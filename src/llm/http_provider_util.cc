@@ -42,11 +42,13 @@ nlohmann::json SaveAndParse(const HttpResponse& response, const fs::path& raw_re
   if (!raw_response_path.empty()) WriteFileAtomic(raw_response_path, body);
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    std::string kept = raw_response_path.empty() ? "" : fmt::format(" (raw body kept in {})", raw_response_path.string());
+    std::string kept =
+        raw_response_path.empty() ? "" : fmt::format(" (raw body kept in {})", raw_response_path.string());
     std::string start = Trim(body.substr(0, 200));
-    throw LlmError(LlmErrorKind::kMalformed,
-                   fmt::format("{}: the response is not a JSON object{}: {}", url, kept, start.empty() ? "(empty)" : start),
-                   static_cast<int>(response.status));
+    throw LlmError(
+        LlmErrorKind::kMalformed,
+        fmt::format("{}: the response is not a JSON object{}: {}", url, kept, start.empty() ? "(empty)" : start),
+        static_cast<int>(response.status));
   }
   return j;
 }

@@ -54,8 +54,8 @@ LlmError ExpectLlmError(Provider& provider, const CompletionRequest& request) {
 }
 
 TEST(LlmHttp, OpenAiSuccessRecordsTextTokensAndRawBody) {
-  FakeLlmServer server(Scenario(json::array(
-      {{{"response_text", "```python\nclass ModelNew: pass\n```"}, {"usage", {{"prompt_tokens", 11}, {"completion_tokens", 22}}}}})));
+  FakeLlmServer server(Scenario(json::array({{{"response_text", "```python\nclass ModelNew: pass\n```"},
+                                              {"usage", {{"prompt_tokens", 11}, {"completion_tokens", 22}}}}})));
   auto provider = MakeProvider(TestConfig(server));
   CompletionRequest request = Request(server);
   request.system = "be brief";
@@ -85,9 +85,11 @@ TEST(LlmHttp, OpenAiSuccessRecordsTextTokensAndRawBody) {
 }
 
 TEST(LlmHttp, RateLimitedThenSuccessHonoursRetryAfter) {
-  FakeLlmServer server(Scenario(json::array(
-      {{{"times", 1}, {"status", 429}, {"headers", {{"Retry-After", "1"}}}, {"body", R"({"error":{"message":"slow down"}})"}},
-       {{"response_text", "ok"}}})));
+  FakeLlmServer server(Scenario(json::array({{{"times", 1},
+                                              {"status", 429},
+                                              {"headers", {{"Retry-After", "1"}}},
+                                              {"body", R"({"error":{"message":"slow down"}})"}},
+                                             {{"response_text", "ok"}}})));
   auto provider = MakeProvider(TestConfig(server));
   auto start = std::chrono::steady_clock::now();
   Completion c = provider->Complete(Request(server));
@@ -100,8 +102,9 @@ TEST(LlmHttp, RateLimitedThenSuccessHonoursRetryAfter) {
 }
 
 TEST(LlmHttp, RetryAfterIsCappedAtBackoffMax) {
-  FakeLlmServer server(Scenario(json::array(
-      {{{"times", 1}, {"status", 429}, {"headers", {{"Retry-After", "120"}}}, {"body", "{}"}}, {{"response_text", "ok"}}})));
+  FakeLlmServer server(
+      Scenario(json::array({{{"times", 1}, {"status", 429}, {"headers", {{"Retry-After", "120"}}}, {"body", "{}"}},
+                            {{"response_text", "ok"}}})));
   ProviderConfig config = TestConfig(server);
   config.backoff_max_s = 0.2;
   auto start = std::chrono::steady_clock::now();
@@ -163,7 +166,8 @@ TEST(LlmHttp, JsonWithoutChoicesIsMalformed) {
 }
 
 TEST(LlmHttp, UnauthorizedIsNotRetried) {
-  FakeLlmServer server(Scenario(json::array({{{"status", 401}, {"body", R"({"error":{"message":"invalid key xyz"}})"}}})));
+  FakeLlmServer server(
+      Scenario(json::array({{{"status", 401}, {"body", R"({"error":{"message":"invalid key xyz"}})"}}})));
   auto provider = MakeProvider(TestConfig(server));
   LlmError e = ExpectLlmError(*provider, Request(server));
   EXPECT_EQ(e.kind(), LlmErrorKind::kAuth);

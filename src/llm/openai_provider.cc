@@ -49,7 +49,8 @@ class OpenAiProvider : public Provider {
     }
     std::map<std::string, std::string> headers = {{"Content-Type", "application/json"}};
     if (config_.api_key != "none") headers["Authorization"] = "Bearer " + config_.api_key;
-    HttpRequest http = MakeHttpRequest(config_, EndpointUrl(config_.base_url, "chat/completions"), headers, body.dump());
+    HttpRequest http =
+        MakeHttpRequest(config_, EndpointUrl(config_.base_url, "chat/completions"), headers, body.dump());
 
     Completion c;
     HttpResponse response = SendWithRetries(http, PolicyFor(config_), &c.attempts);
@@ -59,8 +60,8 @@ class OpenAiProvider : public Provider {
     if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty() || !j["choices"][0].is_object()) {
       // Some gateways answer 200 with an error object instead of a status code.
       if (j.contains("error")) {
-        throw LlmError(LlmErrorKind::kServer, fmt::format("{}: the server returned an error: {}", http.url,
-                                                          ServerErrorMessage(response.body)),
+        throw LlmError(LlmErrorKind::kServer,
+                       fmt::format("{}: the server returned an error: {}", http.url, ServerErrorMessage(response.body)),
                        static_cast<int>(response.status));
       }
       throw LlmError(LlmErrorKind::kMalformed, fmt::format("{}: the response has no choices[0]", http.url),
@@ -75,7 +76,8 @@ class OpenAiProvider : public Provider {
     }
     if (j.contains("usage") && j["usage"].is_object()) {
       const json& u = j["usage"];
-      if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number()) c.prompt_tokens = u["prompt_tokens"].get<int>();
+      if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number())
+        c.prompt_tokens = u["prompt_tokens"].get<int>();
       if (u.contains("completion_tokens") && u["completion_tokens"].is_number()) {
         c.completion_tokens = u["completion_tokens"].get<int>();
       }

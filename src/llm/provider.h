@@ -16,31 +16,31 @@ namespace kbrun::llm {
 namespace fs = std::filesystem;
 
 struct ProviderConfig {
-  std::string provider = "openai";   // openai | anthropic | replay
-  std::string base_url;              // LLM_BASE_URL; default per provider
-  std::string model;                 // LLM_MODEL
-  std::string api_key;               // LLM_GATEWAY_KEY, then provider fallbacks
+  std::string provider = "openai";  // openai | anthropic | replay
+  std::string base_url;             // LLM_BASE_URL; default per provider
+  std::string model;                // LLM_MODEL
+  std::string api_key;              // LLM_GATEWAY_KEY, then provider fallbacks
   double temperature = 0.7;
   int max_tokens = 8192;
-  std::string reasoning_effort;      // empty: not sent
+  std::string reasoning_effort;  // empty: not sent
   std::map<std::string, std::string> extra_headers;
   double connect_timeout_s = 10;
   double request_timeout_s = 600;
   int max_retries = 5;
-  double backoff_base_s = 1.0;       // exponential backoff with jitter
+  double backoff_base_s = 1.0;  // exponential backoff with jitter
   double backoff_max_s = 60.0;
-  fs::path replay_source;            // replay: a file, or a folder of responses
-  double replay_latency_s = 0;       // replay: simulated seconds per call (benchmarks)
+  fs::path replay_source;       // replay: a file, or a folder of responses
+  double replay_latency_s = 0;  // replay: simulated seconds per call (benchmarks)
 };
 
 struct Completion {
-  std::string text;        // the model's answer (message content)
-  std::string raw;         // the raw HTTP body (or replay file)
+  std::string text;  // the model's answer (message content)
+  std::string raw;   // the raw HTTP body (or replay file)
   int prompt_tokens = 0;
   int completion_tokens = 0;
-  double latency_s = 0;    // wall time including retries
-  int attempts = 1;        // HTTP requests made
-  std::string model;       // as reported by the server
+  double latency_s = 0;       // wall time including retries
+  int attempts = 1;           // HTTP requests made
+  std::string model;          // as reported by the server
   std::string finish_reason;  // "stop", "length" (truncated), "end_turn", ...; empty if not reported
 };
 
@@ -48,7 +48,16 @@ struct Completion {
 // kConnection: no connection to the endpoint at all (refused, host unknown, connect timeout):
 // the endpoint is down, not this request wrong; the batch pauses its LLM stage on a run of them.
 enum class LlmErrorKind {
-  kAuth, kBadRequest, kRateLimited, kServer, kNetwork, kTimeout, kMalformed, kNoKey, kReplayMissing, kConnection
+  kAuth,
+  kBadRequest,
+  kRateLimited,
+  kServer,
+  kNetwork,
+  kTimeout,
+  kMalformed,
+  kNoKey,
+  kReplayMissing,
+  kConnection
 };
 std::string LlmErrorKindName(LlmErrorKind k);
 
@@ -65,8 +74,8 @@ class LlmError : public std::runtime_error {
 };
 
 struct CompletionRequest {
-  std::string system;          // may be empty
-  std::string prompt;          // the user message
+  std::string system;  // may be empty
+  std::string prompt;  // the user message
   // Key the replay provider uses to pick a response (e.g. "19_ReLU/attempt2_sample1").
   std::string replay_key;
   // The raw response body is written here (atomically) before it is parsed.
@@ -97,8 +106,8 @@ struct ProviderSettings {
       replay_latency_s;
   std::optional<int> max_tokens, max_retries;
   std::optional<fs::path> replay_source;
-  std::optional<std::string> api_key_env;  // llm.json only: name of the variable holding the key
-  std::optional<std::string> api_key;      // programmatic only: never a flag (it would show in ps)
+  std::optional<std::string> api_key_env;            // llm.json only: name of the variable holding the key
+  std::optional<std::string> api_key;                // programmatic only: never a flag (it would show in ps)
   std::map<std::string, std::string> extra_headers;  // merged over layers; higher layer wins per name
 };
 

@@ -29,8 +29,7 @@ double ParseDouble(const std::string& text, const std::string& what) {
     size_t used = 0;
     double v = std::stod(text, &used);
     if (used == text.size() && std::isfinite(v)) return v;
-  } catch (const std::exception&) {
-  }
+  } catch (const std::exception&) {}
   throw std::invalid_argument(fmt::format("{}: not a number: '{}'", what, text));
 }
 
@@ -39,8 +38,7 @@ int ParseInt(const std::string& text, const std::string& what) {
     size_t used = 0;
     int v = std::stoi(text, &used);
     if (used == text.size()) return v;
-  } catch (const std::exception&) {
-  }
+  } catch (const std::exception&) {}
   throw std::invalid_argument(fmt::format("{}: not an integer: '{}'", what, text));
 }
 
@@ -166,19 +164,32 @@ ProviderSettings SettingsFromFile(const fs::path& llm_json) {
   ProviderSettings s;
   for (const auto& [key, value] : j.items()) {
     if (StartsWith(key, "_") || key == "comment") continue;  // room for comments
-    if (key == "provider") s.provider = str(key);
-    else if (key == "base_url") s.base_url = str(key);
-    else if (key == "model") s.model = str(key);
-    else if (key == "reasoning_effort") s.reasoning_effort = str(key);
-    else if (key == "api_key_env") s.api_key_env = str(key);
-    else if (key == "temperature") s.temperature = num(key);
-    else if (key == "connect_timeout_s") s.connect_timeout_s = num(key);
-    else if (key == "request_timeout_s") s.request_timeout_s = num(key);
-    else if (key == "backoff_base_s") s.backoff_base_s = num(key);
-    else if (key == "backoff_max_s") s.backoff_max_s = num(key);
-    else if (key == "replay_latency_s") s.replay_latency_s = num(key);
-    else if (key == "max_tokens") s.max_tokens = integer(key);
-    else if (key == "max_retries") s.max_retries = integer(key);
+    if (key == "provider")
+      s.provider = str(key);
+    else if (key == "base_url")
+      s.base_url = str(key);
+    else if (key == "model")
+      s.model = str(key);
+    else if (key == "reasoning_effort")
+      s.reasoning_effort = str(key);
+    else if (key == "api_key_env")
+      s.api_key_env = str(key);
+    else if (key == "temperature")
+      s.temperature = num(key);
+    else if (key == "connect_timeout_s")
+      s.connect_timeout_s = num(key);
+    else if (key == "request_timeout_s")
+      s.request_timeout_s = num(key);
+    else if (key == "backoff_base_s")
+      s.backoff_base_s = num(key);
+    else if (key == "backoff_max_s")
+      s.backoff_max_s = num(key);
+    else if (key == "replay_latency_s")
+      s.replay_latency_s = num(key);
+    else if (key == "max_tokens")
+      s.max_tokens = integer(key);
+    else if (key == "max_retries")
+      s.max_retries = integer(key);
     else if (key == "replay") {
       fs::path p = str(key);
       s.replay_source = p.is_absolute() ? p : llm_json.parent_path() / p;  // relative to the file

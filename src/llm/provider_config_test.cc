@@ -87,13 +87,21 @@ TEST_F(LlmConfig, ReplayPathInFileIsRelativeToTheFile) {
 }
 
 TEST_F(LlmConfig, BadValuesNameTheirSource) {
-  EXPECT_NE(ErrorOf([] { ResolveProviderConfig({}, {}, Env{{"LLM_TEMPERATURE", "warm"}}); }).find("LLM_TEMPERATURE"),
+  EXPECT_NE(ErrorOf([] {
+              ResolveProviderConfig({}, {}, Env{{"LLM_TEMPERATURE", "warm"}});
+            }).find("LLM_TEMPERATURE"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([] { ResolveProviderConfig({}, {}, Env{{"LLM_MAX_TOKENS", "12k"}}); }).find("LLM_MAX_TOKENS"),
+  EXPECT_NE(ErrorOf([] {
+              ResolveProviderConfig({}, {}, Env{{"LLM_MAX_TOKENS", "12k"}});
+            }).find("LLM_MAX_TOKENS"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([] { ResolveProviderConfig({}, {}, Env{{"LLM_PROVIDER", "gemini"}}); }).find("gemini"),
+  EXPECT_NE(ErrorOf([] {
+              ResolveProviderConfig({}, {}, Env{{"LLM_PROVIDER", "gemini"}});
+            }).find("gemini"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([] { ResolveProviderConfig({}, {}, Env{{"LLM_TEMPERATURE", "7"}}); }).find("temperature"),
+  EXPECT_NE(ErrorOf([] {
+              ResolveProviderConfig({}, {}, Env{{"LLM_TEMPERATURE", "7"}});
+            }).find("temperature"),
             std::string::npos);
 
   fs::path bad_json = File("{ not json");

@@ -53,8 +53,9 @@ class ReplayProvider : public Provider {
     std::string tried;
     for (const auto& candidate : candidates) tried += (tried.empty() ? "" : ", ") + candidate.string();
     throw LlmError(LlmErrorKind::kReplayMissing,
-                   key.empty() ? fmt::format("replay: {} is a folder, but the request has no replay key", source.string())
-                               : fmt::format("replay: no response for '{}' (tried {})", key, tried));
+                   key.empty()
+                       ? fmt::format("replay: {} is a folder, but the request has no replay key", source.string())
+                       : fmt::format("replay: no response for '{}' (tried {})", key, tried));
   }
 
   const ProviderConfig config_;

@@ -119,8 +119,8 @@ TEST_F(LlmReplay, SimulatedLatencyIsWaitedPerCallAndInParallel) {
 }
 
 TEST_F(LlmReplay, LatencySettingFromEnvironmentFlagAndFile) {
-  std::map<std::string, std::string> env = {{"LLM_PROVIDER", "replay"}, {"LLM_REPLAY", "r"},
-                                            {"LLM_REPLAY_LATENCY", "20"}};
+  std::map<std::string, std::string> env = {
+      {"LLM_PROVIDER", "replay"}, {"LLM_REPLAY", "r"}, {"LLM_REPLAY_LATENCY", "20"}};
   EXPECT_DOUBLE_EQ(ResolveProviderConfig({}, {}, env).replay_latency_s, 20.0);
   ProviderSettings flags;
   flags.replay_latency_s = 1.5;

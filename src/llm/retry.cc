@@ -51,12 +51,13 @@ LlmError FinalError(const HttpRequest& request, const HttpResponse& r, int attem
                       fmt::format("{}: timed out {} ({}); raise --request-timeout or check the server", request.url,
                                   after, r.transport_error));
     }
-    return LlmError(LlmErrorKind::kNetwork, fmt::format("{}: network error {}: {}", request.url, after, r.transport_error));
+    return LlmError(LlmErrorKind::kNetwork,
+                    fmt::format("{}: network error {}: {}", request.url, after, r.transport_error));
   }
   std::string server = ServerErrorMessage(r.body);
   if (r.status == 429) {
-    return LlmError(LlmErrorKind::kRateLimited, fmt::format("{}: rate limited (HTTP 429) {}: {}", request.url, after, server),
-                    429);
+    return LlmError(LlmErrorKind::kRateLimited,
+                    fmt::format("{}: rate limited (HTTP 429) {}: {}", request.url, after, server), 429);
   }
   if (r.status == 408) {
     return LlmError(LlmErrorKind::kTimeout, fmt::format("{}: HTTP 408 {}: {}", request.url, after, server), 408);

@@ -144,8 +144,8 @@ ExtractedCode ExtractCode(const std::string& response) {
     if (DefinesModelNew(code)) return Ok(code, "the response has no code fences: took it as Python");
     return Fail("no_model_new", "the response is unfenced Python that does not define `class ModelNew`");
   }
-  return Fail("no_code", fmt::format("no code block and no Python in the response ({} characters of prose)",
-                                     Trim(text).size()));
+  return Fail("no_code",
+              fmt::format("no code block and no Python in the response ({} characters of prose)", Trim(text).size()));
 }
 
 }  // namespace kbrun::prompts

@@ -10,7 +10,7 @@ struct ExtractedCode {
   std::string code;
   std::string failure;  // "no_code" | "no_model_new" when !ok, with `reason`
   std::string reason;
-  std::string note;     // when ok: something worth saying ("the final fence is not closed: truncated?")
+  std::string note;  // when ok: something worth saying ("the final fence is not closed: truncated?")
 };
 
 // The fenced block that defines ModelNew (several blocks, no language tag,

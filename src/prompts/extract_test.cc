@@ -24,7 +24,9 @@ TEST(ExtractCode, PicksTheBlockThatDefinesModelNewAmongSeveral) {
 }
 
 TEST(ExtractCode, LastModelNewBlockWins) {
-  std::string response = "Draft:\n```python\nclass ModelNew:\n    v = 1\n```\nFinal version:\n```python\nclass ModelNew:\n    v = 2\n```\n";
+  std::string response =
+      "Draft:\n```python\nclass ModelNew:\n    v = 1\n```\nFinal version:\n```python\nclass ModelNew:\n    v = "
+      "2\n```\n";
   auto r = ExtractCode(response);
   ASSERT_TRUE(r.ok);
   EXPECT_NE(r.code.find("v = 2"), std::string::npos);
@@ -71,7 +73,8 @@ TEST(ExtractCode, BarePythonWithoutFences) {
 }
 
 TEST(ExtractCode, ThinkingSectionsAreIgnored) {
-  std::string response = "<think>\nmaybe:\n```python\nclass ModelNew:\n    draft = True\n```\n</think>\nI cannot do it.";
+  std::string response =
+      "<think>\nmaybe:\n```python\nclass ModelNew:\n    draft = True\n```\n</think>\nI cannot do it.";
   auto r = ExtractCode(response);
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.failure, "no_code");
@@ -79,7 +82,8 @@ TEST(ExtractCode, ThinkingSectionsAreIgnored) {
   ASSERT_TRUE(answered.ok);
   EXPECT_EQ(answered.code, kModelNew);
   // The chat template already opened the section: only "</think>" is in the content.
-  auto half = ExtractCode("reasoning ```python\nclass ModelNew: draft\n``` </think>\n```python\n" + std::string(kModelNew) + "```");
+  auto half = ExtractCode("reasoning ```python\nclass ModelNew: draft\n``` </think>\n```python\n" +
+                          std::string(kModelNew) + "```");
   ASSERT_TRUE(half.ok);
   EXPECT_EQ(half.code, kModelNew);
 }

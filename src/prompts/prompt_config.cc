@@ -103,7 +103,8 @@ PromptConfig PromptConfig::Load(const fs::path& config_json, const std::string& 
       std::string prefix = "backends." + backend;
       if (!section.is_object()) throw reader.Error(prefix, "expected an object");
       for (const auto& [key, value] : section.items()) {
-        if (key == "patterns") add_patterns(prefix + ".patterns", value);
+        if (key == "patterns")
+          add_patterns(prefix + ".patterns", value);
         else if (key != "default_prompt" && key != "reflection_hints" && !IsCommentKey(key)) {
           throw reader.Error(prefix + "." + key, "unknown key (expected default_prompt, patterns, reflection_hints)");
         }
@@ -111,19 +112,25 @@ PromptConfig PromptConfig::Load(const fs::path& config_json, const std::string& 
     }
   }
   for (const auto& [key, value] : j.items()) {
-    if (key == "default_prompt") c.default_prompt_ = reader.PromptFile(key, value);
-    else if (key == "patterns") add_patterns("patterns", value);
-    else if (key == "reflection_hints") add_hints(key, value);
-    else if (key == "reflection_prompt") c.reflection_ = reader.PromptFile(key, value);
+    if (key == "default_prompt")
+      c.default_prompt_ = reader.PromptFile(key, value);
+    else if (key == "patterns")
+      add_patterns("patterns", value);
+    else if (key == "reflection_hints")
+      add_hints(key, value);
+    else if (key == "reflection_prompt")
+      c.reflection_ = reader.PromptFile(key, value);
     else if (key == "reflection_profile") {
       if (!value.is_boolean()) throw reader.Error(key, "expected true or false");
       c.reflection_profile_ = value.get<bool>();
     } else if (key != "backends" && !IsCommentKey(key)) {
-      throw reader.Error(key, "unknown key (expected default_prompt, patterns, reflection_prompt, reflection_hints, "
-                              "reflection_profile, backends)");
+      throw reader.Error(key,
+                         "unknown key (expected default_prompt, patterns, reflection_prompt, reflection_hints, "
+                         "reflection_profile, backends)");
     }
   }
-  if (!j.contains("default_prompt")) throw reader.Error("default_prompt", "missing (the prompt when no pattern matches)");
+  if (!j.contains("default_prompt"))
+    throw reader.Error("default_prompt", "missing (the prompt when no pattern matches)");
   // The backend's default prompt and hints replace the general ones.
   if (j.contains("backends") && j["backends"].contains(backend)) {
     const auto& section = j["backends"][backend];
@@ -133,15 +140,16 @@ PromptConfig PromptConfig::Load(const fs::path& config_json, const std::string& 
     }
     if (section.contains("reflection_hints")) add_hints(prefix + ".reflection_hints", section["reflection_hints"]);
   }
-  if (c.reflection_.empty() && fs::is_regular_file(c.dir_ / "reflection.txt")) c.reflection_ = c.dir_ / "reflection.txt";
+  if (c.reflection_.empty() && fs::is_regular_file(c.dir_ / "reflection.txt"))
+    c.reflection_ = c.dir_ / "reflection.txt";
   return c;
 }
 
 PromptChoice PromptConfig::Select(const std::string& problem_name) const {
   for (size_t i = 0; i < patterns_.size(); ++i) {
     if (regexes_[i].Search(problem_name)) {
-      return {patterns_[i].second,
-              fmt::format("{} '{}' matched '{}' (case-insensitive)", pattern_keys_[i], patterns_[i].first, problem_name)};
+      return {patterns_[i].second, fmt::format("{} '{}' matched '{}' (case-insensitive)", pattern_keys_[i],
+                                               patterns_[i].first, problem_name)};
     }
   }
   return {default_prompt_, fmt::format("default_prompt: no pattern matched '{}'", problem_name)};

@@ -58,11 +58,11 @@ TEST_F(PromptConfigTest, ExampleConfigSelectsByProblemName) {
 }
 
 TEST_F(PromptConfigTest, FirstMatchInFileOrderWins) {
-  PromptConfig relu_first = PromptConfig::Load(
-      Config(R"({"default_prompt": "a.txt", "patterns": {"relu": "a.txt", "leakyrelu": "b.txt"}})"));
+  PromptConfig relu_first =
+      PromptConfig::Load(Config(R"({"default_prompt": "a.txt", "patterns": {"relu": "a.txt", "leakyrelu": "b.txt"}})"));
   EXPECT_EQ(relu_first.Select("20_LeakyReLU").template_path, dir_ / "a.txt");
-  PromptConfig leaky_first = PromptConfig::Load(
-      Config(R"({"default_prompt": "a.txt", "patterns": {"leakyrelu": "b.txt", "relu": "a.txt"}})"));
+  PromptConfig leaky_first =
+      PromptConfig::Load(Config(R"({"default_prompt": "a.txt", "patterns": {"leakyrelu": "b.txt", "relu": "a.txt"}})"));
   EXPECT_EQ(leaky_first.Select("20_LeakyReLU").template_path, dir_ / "b.txt");
   EXPECT_EQ(leaky_first.Select("19_ReLU").template_path, dir_ / "a.txt");
 }
@@ -109,9 +109,9 @@ TEST_F(PromptConfigTest, ReflectionTemplate) {
   EXPECT_TRUE(PromptConfig::Load(Config(kExample)).reflection_template().empty());
   WriteFileAtomic(dir_ / "reflection.txt", "r");
   EXPECT_EQ(PromptConfig::Load(Config(kExample)).reflection_template(), dir_ / "reflection.txt");
-  EXPECT_EQ(PromptConfig::Load(Config(R"({"default_prompt": "a.txt", "reflection_prompt": "b.txt"})"))
-                .reflection_template(),
-            dir_ / "b.txt");
+  EXPECT_EQ(
+      PromptConfig::Load(Config(R"({"default_prompt": "a.txt", "reflection_prompt": "b.txt"})")).reflection_template(),
+      dir_ / "b.txt");
 }
 
 TEST_F(PromptConfigTest, BrokenConfigsNameFileAndKey) {

@@ -15,8 +15,9 @@ std::string TorchDtype(const std::string& precision) {
 }
 
 std::map<std::string, std::string> GenerationVars(const GenerationInputs& in) {
-  return {{"problem_name", in.problem_name}, {"problem_source", in.problem_source}, {"backend", in.backend},
-          {"gpu_name", in.gpu_name},         {"precision", in.precision},           {"torch_dtype", TorchDtype(in.precision)}};
+  return {{"problem_name", in.problem_name}, {"problem_source", in.problem_source},
+          {"backend", in.backend},           {"gpu_name", in.gpu_name},
+          {"precision", in.precision},       {"torch_dtype", TorchDtype(in.precision)}};
 }
 
 std::map<std::string, std::string> ReflectionVars(const ReflectionInputs& in) {

@@ -21,8 +21,8 @@ struct GenerationInputs {
 
 struct ReflectionInputs {
   GenerationInputs problem;
-  std::string previous_code;   // the candidate that failed or was slow
-  std::string feedback;        // error excerpt or timing summary
+  std::string previous_code;       // the candidate that failed or was slow
+  std::string feedback;            // error excerpt or timing summary
   std::vector<std::string> hints;  // PromptConfig::HintsFor(kind)
 };
 

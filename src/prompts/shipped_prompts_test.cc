@@ -27,16 +27,15 @@ TEST(ShippedPrompts, EveryBackendLoads) {
 
 TEST(ShippedPrompts, NvidiaSelection) {
   PromptConfig cuda = PromptConfig::Load(kPrompts / "config.json", "cuda");
-  for (const char* name : {"1_Square_matrix_multiplication_", "2_Standard_matrix_multiplication_",
-                           "3_Batched_matrix_multiplication", "4_Matrix_vector_multiplication_",
-                           "6_Matmul_with_large_K_dimension_", "9_Tall_skinny_matrix_multiplication_",
-                           "10_3D_tensor_matrix_multiplication", "12_Matmul_with_diagonal_matrices_",
-                           "18_Matmul_with_transposed_both"}) {
+  for (const char* name :
+       {"1_Square_matrix_multiplication_", "2_Standard_matrix_multiplication_", "3_Batched_matrix_multiplication",
+        "4_Matrix_vector_multiplication_", "6_Matmul_with_large_K_dimension_", "9_Tall_skinny_matrix_multiplication_",
+        "10_3D_tensor_matrix_multiplication", "12_Matmul_with_diagonal_matrices_", "18_Matmul_with_transposed_both"}) {
     EXPECT_EQ(Stem(cuda.Select(name)), "gemm_cublas.txt") << name;
   }
-  for (const char* name : {"19_ReLU", "20_LeakyReLU", "21_Sigmoid", "22_Tanh", "25_Swish", "26_GELU_", "27_SELU_",
-                           "28_HardSigmoid", "29_Softplus", "30_Softsign", "31_ELU", "32_HardTanh",
-                           "5_Matrix_scalar_multiplication", "88_MinGPTNewGelu"}) {
+  for (const char* name :
+       {"19_ReLU", "20_LeakyReLU", "21_Sigmoid", "22_Tanh", "25_Swish", "26_GELU_", "27_SELU_", "28_HardSigmoid",
+        "29_Softplus", "30_Softsign", "31_ELU", "32_HardTanh", "5_Matrix_scalar_multiplication", "88_MinGPTNewGelu"}) {
     EXPECT_EQ(Stem(cuda.Select(name)), "elementwise_bf16.txt") << name;
   }
   for (const char* name : {"23_Softmax", "33_BatchNorm", "47_Sum_reduction_over_a_dimension",

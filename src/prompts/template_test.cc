@@ -8,7 +8,8 @@ namespace kbrun::prompts {
 namespace {
 
 TEST(PromptTemplate, ReplacesPlaceholders) {
-  EXPECT_EQ(RenderTemplate("Problem {{problem_name}} on {{ gpu_name }}.", {{"problem_name", "19_ReLU"}, {"gpu_name", "H100"}}),
+  EXPECT_EQ(RenderTemplate("Problem {{problem_name}} on {{ gpu_name }}.",
+                           {{"problem_name", "19_ReLU"}, {"gpu_name", "H100"}}),
             "Problem 19_ReLU on H100.");
   EXPECT_EQ(RenderTemplate("{{a}}{{a}}", {{"a", "x"}}), "xx");
   EXPECT_EQ(RenderTemplate("no placeholders", {}), "no placeholders");

@@ -105,8 +105,8 @@ inline void WriteTree(const std::filesystem::path& dir, const std::vector<TreeSa
     }
     if (evaluated) {
       auto timing = [](double median) {
-        return json{{"median_ms", median}, {"mean_ms", median * 1.1}, {"std_ms", 0.01},
-                    {"min_ms", median * 0.9}, {"max_ms", median * 1.5}, {"trials", 100}};
+        return json{{"median_ms", median},    {"mean_ms", median * 1.1}, {"std_ms", 0.01},
+                    {"min_ms", median * 0.9}, {"max_ms", median * 1.5},  {"trials", 100}};
       };
       doc["eval"] = {{"problem_path", "/kb/KernelBench/level1/" + s.problem + ".py"},
                      {"status", s.status},
@@ -131,7 +131,7 @@ inline void WriteBudgetTree(const std::filesystem::path& dir) { WriteTree(dir, B
 // speedup over it, and the baseline's own speedup over eager.
 inline nlohmann::json MeasuredBaseline(double median_ms, double speedup, double over_eager) {
   return {{"status", "measured"}, {"median_ms", median_ms}, {"speedup", speedup}, {"speedup_over_eager", over_eager},
-          {"trials", 100}, {"compile_s", 12.5}};
+          {"trials", 100},        {"compile_s", 12.5}};
 }
 
 // A batch run with --baseline compile --baseline cudagraph (candidate medians 1.0 ms):
@@ -144,19 +144,48 @@ inline const char* kHostileBaselineReason = "compile failed: RuntimeError: <img 
 inline std::vector<TreeSample> BaselineTreeSamples() {
   using nlohmann::json;
   json eager_skipped = {{"status", "skipped"}, {"reason", "the reference was not timed (incorrect/value_mismatch)"}};
-  json skipped = {{"status", "skipped"}, {"reason", "the candidate's timing did not complete (incorrect/value_mismatch)"}};
-  return {{"1_A", 1, 1, 1, "correct", "", 2.0, 1.0,
+  json skipped = {{"status", "skipped"},
+                  {"reason", "the candidate's timing did not complete (incorrect/value_mismatch)"}};
+  return {{"1_A",
+           1,
+           1,
+           1,
+           "correct",
+           "",
+           2.0,
+           1.0,
            {{"eager", {{"status", "measured"}, {"median_ms", 2.0}, {"speedup", 2.0}}},
             {"compile", MeasuredBaseline(0.8, 0.8, 2.5)},
             {"cudagraph", MeasuredBaseline(1.6, 1.6, 1.25)}}},
-          {"1_A", 2, 1, 2, "correct", "", 1.5, 1.0,
+          {"1_A",
+           2,
+           1,
+           2,
+           "correct",
+           "",
+           1.5,
+           1.0,
            {{"eager", {{"status", "measured"}, {"median_ms", 1.5}, {"speedup", 1.5}}},
             {"compile", MeasuredBaseline(1.2, 1.2, 1.25)}}},
-          {"2_B", 1, 1, 1, "correct", "", 3.0, 1.0,
+          {"2_B",
+           1,
+           1,
+           1,
+           "correct",
+           "",
+           3.0,
+           1.0,
            {{"eager", {{"status", "measured"}, {"median_ms", 3.0}, {"speedup", 3.0}}},
             {"compile", {{"status", "unavailable"}, {"reason", kHostileBaselineReason}}},
             {"cudagraph", MeasuredBaseline(2.4, 2.4, 1.25)}}},
-          {"3_C", 1, 1, 1, "incorrect", "value_mismatch", 0, 1.0,
+          {"3_C",
+           1,
+           1,
+           1,
+           "incorrect",
+           "value_mismatch",
+           0,
+           1.0,
            {{"eager", eager_skipped}, {"compile", skipped}, {"cudagraph", skipped}}},
           {"4_D", 1, 1, 1, "correct", "", 1.2}};
 }

@@ -51,7 +51,8 @@ std::vector<std::string> Subcommands() {
 
 TEST(ReportCommands, VersionOnEverySubcommand) {
   std::vector<std::string> names = Subcommands();
-  for (const char* expected : {"eval", "generate", "batch", "report", "monitor", "export", "compare", "serve", "merge"}) {
+  for (const char* expected :
+       {"eval", "generate", "batch", "report", "monitor", "export", "compare", "serve", "merge"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected << " not in kbrun --help";
   }
   names.push_back("");  // kbrun --version itself
@@ -80,18 +81,19 @@ TEST(ReportCommands, ReportJsonIsTheOnlyThingOnStdout) {
 TEST(ReportCommands, CompareWritesTheHtmlPage) {
   fs::path root = MakeUniqueDir(fs::temp_directory_path(), "kbrun-compare-html-cli-");
   test_tree::WriteBudgetTree(root / "a");
-  test_tree::WriteTree(root / "b", {{"1_A", 1, 1, 1, "correct", "", 4.0}, {"2_B", 1, 1, 1, "incorrect", "value_mismatch"}});
+  test_tree::WriteTree(root / "b",
+                       {{"1_A", 1, 1, 1, "correct", "", 4.0}, {"2_B", 1, 1, 1, "incorrect", "value_mismatch"}});
   std::string a = "'" + (root / "a").string() + "'", b = "'" + (root / "b").string() + "'";
   fs::path page = root / "compare.html";
   Ran ran = Kbrun("compare " + a + " " + b + " --json --html '" + page.string() + "'");
   EXPECT_EQ(ran.exit_code, 0);
-  nlohmann::json doc = nlohmann::json::parse(ran.out);  // stdout: the JSON alone
+  nlohmann::json doc = nlohmann::json::parse(ran.out);                   // stdout: the JSON alone
   EXPECT_DOUBLE_EQ(doc["summary"]["geomean_ratio"].get<double>(), 2.0);  // 1_A: 4.0x over 2.0x
   auto page_html = ReadFile(page);
   ASSERT_TRUE(page_html);
   EXPECT_TRUE(page_html->starts_with("<!DOCTYPE html>"));
   EXPECT_TRUE(Contains(*page_html, "<span id=\"geomean-ratio\" data-ratio=\"" +
-                                  html::Num(doc["summary"]["geomean_ratio"].get<double>()) + "\""))
+                                       html::Num(doc["summary"]["geomean_ratio"].get<double>()) + "\""))
       << *page_html;
   EXPECT_TRUE(Contains(*page_html, "data-problem=\"2_B\" data-change=\"broken\""));
   // The text, with the interval, is still printed beside the page.

@@ -82,10 +82,9 @@ std::string SpeedChange(double ratio) {
 }
 
 std::string ChangeText(const ProblemComparison& p) {
-  static const std::map<std::string, std::string> kChange = {{"only_a", "only in A"},   {"only_b", "only in B"},
-                                                             {"fixed", "fixed"},        {"broken", "broken"},
-                                                             {"wrong_both", "wrong in both"},
-                                                             {"correct_both", "correct in both"}};
+  static const std::map<std::string, std::string> kChange = {
+      {"only_a", "only in A"}, {"only_b", "only in B"},         {"fixed", "fixed"},
+      {"broken", "broken"},    {"wrong_both", "wrong in both"}, {"correct_both", "correct in both"}};
   if (!p.speed.empty()) return p.speed == "same" ? "same speed" : "B " + p.speed;
   auto it = kChange.find(p.change);
   return it == kChange.end() ? p.change : it->second;
@@ -160,9 +159,8 @@ Comparison Compare(const Report& a, const Report& b) {
     }
     c.problems.push_back(std::move(pc));
   }
-  std::sort(c.problems.begin(), c.problems.end(), [](const auto& x, const auto& y) {
-    return x.number != y.number ? x.number < y.number : x.name < y.name;
-  });
+  std::sort(c.problems.begin(), c.problems.end(),
+            [](const auto& x, const auto& y) { return x.number != y.number ? x.number < y.number : x.name < y.name; });
   if (!log_ratios.empty()) {
     double log_sum = 0;
     for (const auto& lr : log_ratios) log_sum += lr.log_ratio;
@@ -186,7 +184,8 @@ Comparison Compare(const Report& a, const Report& b) {
     BaselineFast1 f;
     f.name = name;
     for (const auto& p : c.problems) {
-      for (auto [side, fast, measured] : {std::tuple{&p.a, &f.a, &f.measured_a}, std::tuple{&p.b, &f.b, &f.measured_b}}) {
+      for (auto [side, fast, measured] :
+           {std::tuple{&p.a, &f.a, &f.measured_a}, std::tuple{&p.b, &f.b, &f.measured_b}}) {
         if (!*side) continue;
         auto it = (*side)->baseline_speedups.find(name);
         if (it == (*side)->baseline_speedups.end()) continue;
@@ -240,7 +239,8 @@ json ComparisonJson(const Comparison& c) {
             {"slower", c.slower},
             {"same", c.same},
             {"geomean_ratio", c.geomean_ratio ? json(*c.geomean_ratio) : json()},
-            {"geomean_ratio_interval", [&] {
+            {"geomean_ratio_interval",
+             [&] {
                if (!c.geomean_interval) return json();
                json out = IntervalJson(c.geomean_interval);
                out.update({{"level", kIntervalLevel},
@@ -252,7 +252,8 @@ json ComparisonJson(const Comparison& c) {
                return out;
              }()},
             {"fast_1", {{"a", c.fast_1_a}, {"b", c.fast_1_b}}},
-            {"fast_1_vs_baselines", [&] {
+            {"fast_1_vs_baselines",
+             [&] {
                json out = json::object();
                for (const auto& f : c.baseline_fast_1) {
                  out[f.name] = {{"a", f.a}, {"b", f.b}, {"measured_a", f.measured_a}, {"measured_b", f.measured_b}};
@@ -267,12 +268,11 @@ std::string ComparisonText(const Comparison& c) {
   std::string out = fmt::format("kbrun compare: A = {}, B = {}\n\n", c.a_dir, c.b_dir);
   using Align = TextTable::Align;
   TextTable table({"Problem", "A verdict", "A best", "B verdict", "B best", "B/A", "B/A 95% (timing)", "Change"},
-                  {Align::kLeft, Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight,
-                   Align::kRight, Align::kLeft});
+                  {Align::kLeft, Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
+                   Align::kLeft});
   for (const auto& p : c.problems) {
     table.AddRow({p.name, p.a ? p.a->verdict : "-", SpeedupText(p.a), p.b ? p.b->verdict : "-", SpeedupText(p.b),
-                  p.ratio ? fmt::format("{:.3f}x", *p.ratio) : "-", IntervalText(p.ratio_interval),
-                  ChangeText(p)});
+                  p.ratio ? fmt::format("{:.3f}x", *p.ratio) : "-", IntervalText(p.ratio_interval), ChangeText(p)});
   }
   out += table.Render() + "\n";
   out += fmt::format("Problems       {}: {} in both, {} only in A, {} only in B\n", c.problems.size(), c.in_both,
@@ -290,20 +290,21 @@ std::string ComparisonText(const Comparison& c) {
                           : std::string("- (no problem correct in both)")) +
          "\n";
   if (c.geomean_interval) {
-    out += fmt::format("  95% interval {} (bootstrap over problems and timing, {} resamples, fixed seed); "
-                       "timing alone {}{}\n",
-                       IntervalText(c.geomean_interval), kIntervalResamples, IntervalText(c.geomean_timing_interval),
-                       c.ratios_without_spread
-                           ? fmt::format(" ({} problem{} without timing stats, counted without spread)",
-                                         c.ratios_without_spread, c.ratios_without_spread == 1 ? "" : "s")
-                           : "");
+    out += fmt::format(
+        "  95% interval {} (bootstrap over problems and timing, {} resamples, fixed seed); "
+        "timing alone {}{}\n",
+        IntervalText(c.geomean_interval), kIntervalResamples, IntervalText(c.geomean_timing_interval),
+        c.ratios_without_spread ? fmt::format(" ({} problem{} without timing stats, counted without spread)",
+                                              c.ratios_without_spread, c.ratios_without_spread == 1 ? "" : "s")
+                                : "");
   }
   out += fmt::format("fast_1         A {}   B {}   (correct and speedup > 1, over the {} problems of either run)\n",
                      Percent(c.fast_1_a), Percent(c.fast_1_b), c.problems.size());
   for (const auto& f : c.baseline_fast_1) {
-    out += fmt::format("fast_1 vs {:<9} A {}   B {}   (correct and speedup over {} > 1; measured for A {}, B {} of the "
-                       "problems)\n",
-                       f.name, Percent(f.a), Percent(f.b), f.name, f.measured_a, f.measured_b);
+    out += fmt::format(
+        "fast_1 vs {:<9} A {}   B {}   (correct and speedup over {} > 1; measured for A {}, B {} of the "
+        "problems)\n",
+        f.name, Percent(f.a), Percent(f.b), f.name, f.measured_a, f.measured_b);
   }
   std::string differences;
   for (const auto& s : c.settings) {

@@ -23,7 +23,7 @@ std::string SpeedChange(double ratio);
 
 // One run's view of a problem: its best sample, the same pick as the report's.
 struct CompareSide {
-  std::string verdict;           // the best sample's status; the report's status when it has none
+  std::string verdict;  // the best sample's status; the report's status when it has none
   bool correct = false;
   std::optional<double> speedup;  // the best correct sample's speedup
   // The best correct sample's speedups over the other baselines it measured (compile, cudagraph).
@@ -69,14 +69,14 @@ struct Comparison {
   std::vector<ProblemComparison> problems;  // by number, then name
   int in_both = 0, only_a = 0, only_b = 0;
   int correct_both = 0, fixed = 0, broken = 0, wrong_both = 0;
-  int faster = 0, slower = 0, same = 0;       // among correct_both
-  std::optional<double> geomean_ratio;        // of B/A over the problems correct in both
+  int faster = 0, slower = 0, same = 0;  // among correct_both
+  std::optional<double> geomean_ratio;   // of B/A over the problems correct in both
   // Its 95% interval (speedup_interval.h; docs/RESULTS.md "The interval of the geomean B/A"): the
   // bootstrap over problems and timing, and the timing noise alone. Problems whose timing lacks the
   // stats count with no timing spread (`ratios_without_spread` of them).
   std::optional<RatioInterval> geomean_interval, geomean_timing_interval;
   int ratios_without_spread = 0;
-  double fast_1_a = 0, fast_1_b = 0;          // correct and speedup > 1, over the union of problems
+  double fast_1_a = 0, fast_1_b = 0;           // correct and speedup > 1, over the union of problems
   std::vector<BaselineFast1> baseline_fast_1;  // the same against each other baseline either run measured
   std::vector<CompareSetting> settings;
   // False when a setting differs: the speedups were not measured (or judged) alike.

@@ -61,10 +61,10 @@ std::string RatioPlot(const Comparison& c) {
   double d0 = std::floor(std::log10(lo)), d1 = std::ceil(std::log10(hi));
   if (d1 <= d0) d1 = d0 + 1;
   auto X = [&](double v) { return g.left + (std::log10(v) - d0) / (d1 - d0) * g.PlotW(); };
-  std::string out = fmt::format(
-      R"(<svg id="ratio-plot" class="plot" width="{0}" height="{1}" viewBox="0 0 {0} {1}" role="img" )"
-      R"(aria-label="B/A per problem">)",
-      g.width, g.height);
+  std::string out =
+      fmt::format(R"(<svg id="ratio-plot" class="plot" width="{0}" height="{1}" viewBox="0 0 {0} {1}" role="img" )"
+                  R"(aria-label="B/A per problem">)",
+                  g.width, g.height);
   double bottom = g.top + g.PlotH();
   for (double d = d0; d <= d1; ++d) {
     for (int m = 1; m <= (d < d1 ? 9 : 1); ++m) {
@@ -72,8 +72,7 @@ std::string RatioPlot(const Comparison& c) {
       out += fmt::format(R"(<line class="grid" x1="{0:.2f}" x2="{0:.2f}" y1="{1:.2f}" y2="{2:.2f}"/>)", X(v), g.top,
                          bottom);
       if (m == 1 || m == 2 || m == 5) {
-        out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="middle">{}x</text>)", X(v), bottom + 15,
-                           Num(v));
+        out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="middle">{}x</text>)", X(v), bottom + 15, Num(v));
       }
     }
   }
@@ -85,8 +84,8 @@ std::string RatioPlot(const Comparison& c) {
                        Num(c.geomean_interval->low), Num(c.geomean_interval->high), c.geomean_interval->low,
                        c.geomean_interval->high);
   }
-  out += fmt::format(R"(<line class="axis" x1="{0:.2f}" x2="{0:.2f}" y1="{1:.2f}" y2="{2:.2f}"/>)", X(1), g.top,
-                     bottom);
+  out +=
+      fmt::format(R"(<line class="axis" x1="{0:.2f}" x2="{0:.2f}" y1="{1:.2f}" y2="{2:.2f}"/>)", X(1), g.top, bottom);
   out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="middle">B/A of the best speedups (log scale)</text>)",
                      g.left + g.PlotW() / 2, g.height - 8);
   double y = g.top + row / 2;
@@ -127,9 +126,10 @@ std::string ProblemRow(const ProblemComparison& p) {
     attrs += fmt::format(R"( data-ratio-low="{}" data-ratio-high="{}")", Num(p.ratio_interval->low),
                          Num(p.ratio_interval->high));
   }
-  return fmt::format(R"(<tr{}><td>{}</td>{}{}<td class="num">{}</td><td class="num">{}</td><td class="change-{}">{}</td></tr>)",
-                     attrs, HtmlEscape(p.name), SideCells(p.a), SideCells(p.b), X3(p.ratio),
-                     IntervalCell(p.ratio_interval), HtmlEscape(p.change), HtmlEscape(ChangeText(p)));
+  return fmt::format(
+      R"(<tr{}><td>{}</td>{}{}<td class="num">{}</td><td class="num">{}</td><td class="change-{}">{}</td></tr>)", attrs,
+      HtmlEscape(p.name), SideCells(p.a), SideCells(p.b), X3(p.ratio), IntervalCell(p.ratio_interval),
+      HtmlEscape(p.change), HtmlEscape(ChangeText(p)));
 }
 
 const char* kProblemHeader =
@@ -142,12 +142,13 @@ std::string CompareHtml(const Comparison& c) {
   std::string out = html::PageStart(fmt::format("kbrun compare: {} vs {}", c.a_dir, c.b_dir), kCompareCss);
   out += fmt::format("<h1>kbrun compare: A = {}, B = {}</h1>\n", HtmlEscape(c.a_dir), HtmlEscape(c.b_dir));
   if (!c.like_for_like()) {
-    out += "<p id=\"not-like-for-like\" class=\"warning\">Not like for like: the runs were judged or timed "
-           "differently (the rows marked below); their speedups are not measured alike.</p>\n";
+    out +=
+        "<p id=\"not-like-for-like\" class=\"warning\">Not like for like: the runs were judged or timed "
+        "differently (the rows marked below); their speedups are not measured alike.</p>\n";
   }
   out += "<h2>Runs</h2><table id=\"settings\"><tr><th>Setting</th><th>A</th><th>B</th></tr>";
-  out += fmt::format("<tr><td>results folder</td><td>{}</td><td>{}</td></tr>", HtmlEscape(c.a_dir),
-                     HtmlEscape(c.b_dir));
+  out +=
+      fmt::format("<tr><td>results folder</td><td>{}</td><td>{}</td></tr>", HtmlEscape(c.a_dir), HtmlEscape(c.b_dir));
   for (const auto& s : c.settings) {
     out += fmt::format(R"(<tr data-setting="{}"{}><td>{}</td><td>{}</td><td>{}</td></tr>)", HtmlEscape(s.key),
                        s.differs ? R"( class="differs" data-differs="true")" : "", HtmlEscape(s.label), Values(s.a),
@@ -163,14 +164,15 @@ std::string CompareHtml(const Comparison& c) {
   out += Row("Correctness", fmt::format("{} correct in both, {} fixed (wrong in A, correct in B), {} broken (correct "
                                         "in A, wrong in B), {} wrong in both",
                                         c.correct_both, c.fixed, c.broken, c.wrong_both));
-  out += Row("Speed", fmt::format("of the {} correct in both: B faster {}, slower {}, same {} (same: B/A within {:.0f}%)",
-                                  c.correct_both, c.faster, c.slower, c.same, kSameSpeedBand * 100));
+  out +=
+      Row("Speed", fmt::format("of the {} correct in both: B faster {}, slower {}, same {} (same: B/A within {:.0f}%)",
+                               c.correct_both, c.faster, c.slower, c.same, kSameSpeedBand * 100));
   std::string geomean = "- (no problem correct in both)";
   if (c.geomean_ratio) {
     std::string attrs = fmt::format(R"( data-ratio="{}" data-over="{}")", Num(*c.geomean_ratio), ratios);
     if (c.geomean_interval) {
-      attrs += fmt::format(R"( data-low="{}" data-high="{}")", Num(c.geomean_interval->low),
-                           Num(c.geomean_interval->high));
+      attrs +=
+          fmt::format(R"( data-low="{}" data-high="{}")", Num(c.geomean_interval->low), Num(c.geomean_interval->high));
     }
     if (c.geomean_timing_interval) {
       attrs += fmt::format(R"( data-timing-low="{}" data-timing-high="{}")", Num(c.geomean_timing_interval->low),
@@ -186,10 +188,10 @@ std::string CompareHtml(const Comparison& c) {
     }
   }
   out += Row("Geomean B/A", geomean);
-  out += Row("fast_1", fmt::format(R"(<span id="fast-1" data-a="{}" data-b="{}">A {} B {}</span> (correct and speedup )"
-                                   R"(&gt; 1, over the {} problems of either run))",
-                                   Num(c.fast_1_a), Num(c.fast_1_b), Pct(c.fast_1_a), Pct(c.fast_1_b),
-                                   c.problems.size()));
+  out +=
+      Row("fast_1", fmt::format(R"(<span id="fast-1" data-a="{}" data-b="{}">A {} B {}</span> (correct and speedup )"
+                                R"(&gt; 1, over the {} problems of either run))",
+                                Num(c.fast_1_a), Num(c.fast_1_b), Pct(c.fast_1_a), Pct(c.fast_1_b), c.problems.size()));
   for (const auto& f : c.baseline_fast_1) {
     out += Row("fast_1 vs " + HtmlEscape(f.name),
                fmt::format(R"(<span data-baseline="{}" data-a="{}" data-b="{}">A {} B {}</span> (measured for A {}, )"

@@ -45,15 +45,15 @@ TEST(CompareHtml, NumbersMatchTheJsonAndStringsAreEscaped) {
   EXPECT_DOUBLE_EQ(s["geomean_ratio"].get<double>(), 3.0);  // exp(log 3): 3.0000000000000004
   const json& ci = s["geomean_ratio_interval"];
   EXPECT_TRUE(Contains(page, "<span id=\"geomean-ratio\" data-ratio=\"" + html::Num(s["geomean_ratio"].get<double>()) +
-                                 "\" data-over=\"1\" data-low=\"" +
-                                 html::Num(ci["low"].get<double>()) + "\" data-high=\"" +
-                                 html::Num(ci["high"].get<double>()) + "\""))
+                                 "\" data-over=\"1\" data-low=\"" + html::Num(ci["low"].get<double>()) +
+                                 "\" data-high=\"" + html::Num(ci["high"].get<double>()) + "\""))
       << page;
   // 1_Up: B/A 3.0 with its timing interval; 2_Fixed in the verdict changes; the hostile one broken.
   const json& up = doc["problems"][0];
-  EXPECT_TRUE(Contains(page, "data-problem=\"1_Up\" data-change=\"correct_both\" data-a-speedup=\"1\" "
-                             "data-b-speedup=\"3\" data-ratio=\"3\" data-ratio-low=\"" +
-                                 html::Num(up["ratio_interval"]["low"].get<double>()) + "\""))
+  EXPECT_TRUE(Contains(page,
+                       "data-problem=\"1_Up\" data-change=\"correct_both\" data-a-speedup=\"1\" "
+                       "data-b-speedup=\"3\" data-ratio=\"3\" data-ratio-low=\"" +
+                           html::Num(up["ratio_interval"]["low"].get<double>()) + "\""))
       << page;
   auto verdicts = page.substr(page.find("id=\"verdict-changes\""));
   verdicts = verdicts.substr(0, verdicts.find("</table>"));

@@ -167,13 +167,19 @@ TEST(Compare, Fast1AgainstEachBaselineByHand) {
   using test_tree::MeasuredBaseline;
   fs::path root = MakeUniqueDir(fs::temp_directory_path(), "kbrun-compare-baselines-");
   test_tree::WriteTree(root / "a", test_tree::BaselineTreeSamples());
-  test_tree::WriteTree(root / "b", {{"1_A", 1, 1, 1, "correct", "", 2.0, 1.0,
-                                     {{"compile", MeasuredBaseline(1.5, 1.5, 1.33)},
-                                      {"cudagraph", MeasuredBaseline(1.1, 1.1, 1.8)}}},
-                                    {"2_B", 1, 1, 1, "correct", "", 3.0, 1.0,
-                                     {{"compile", MeasuredBaseline(2.0, 2.0, 1.5)}}},
-                                    {"3_C", 1, 1, 1, "correct", "", 1.2},
-                                    {"4_D", 1, 1, 1, "incorrect", "value_mismatch"}});
+  test_tree::WriteTree(
+      root / "b", {{"1_A",
+                    1,
+                    1,
+                    1,
+                    "correct",
+                    "",
+                    2.0,
+                    1.0,
+                    {{"compile", MeasuredBaseline(1.5, 1.5, 1.33)}, {"cudagraph", MeasuredBaseline(1.1, 1.1, 1.8)}}},
+                   {"2_B", 1, 1, 1, "correct", "", 3.0, 1.0, {{"compile", MeasuredBaseline(2.0, 2.0, 1.5)}}},
+                   {"3_C", 1, 1, 1, "correct", "", 1.2},
+                   {"4_D", 1, 1, 1, "incorrect", "value_mismatch"}});
   Comparison c = Compare(BuildReport(root / "a"), BuildReport(root / "b"));
   ASSERT_EQ(c.baseline_fast_1.size(), 2u);
   const BaselineFast1 &compile = c.baseline_fast_1[0], &graph = c.baseline_fast_1[1];
@@ -277,8 +283,9 @@ TEST(Compare, WarnsWhenTheToleranceRuleDiffers) {
   EXPECT_EQ(c.settings[0].a, std::vector<std::string>{"evidence"});
   EXPECT_EQ(c.settings[0].b, std::vector<std::string>{"kernelbench"});
   std::string text = ComparisonText(c);
-  EXPECT_TRUE(Contains(text, "Warning: not like for like, the runs were judged or timed differently: "
-                             "tolerance rule: A evidence, B kernelbench\n"))
+  EXPECT_TRUE(Contains(text,
+                       "Warning: not like for like, the runs were judged or timed differently: "
+                       "tolerance rule: A evidence, B kernelbench\n"))
       << text;
   EXPECT_EQ(ComparisonJson(c)["like_for_like"], false);
 }
@@ -291,8 +298,9 @@ TEST(Compare, WarningNamesEveryDifference) {
   Trees trees(other);
   Comparison c = trees.Run();
   std::string text = ComparisonText(c);
-  EXPECT_TRUE(Contains(text, "timing method: A cuda_events_launch_hidden_l2_flush, B cuda_events; "
-                             "GPU: A NVIDIA H200, B NVIDIA H100; precision: A fp32, B bf16\n"))
+  EXPECT_TRUE(Contains(text,
+                       "timing method: A cuda_events_launch_hidden_l2_flush, B cuda_events; "
+                       "GPU: A NVIDIA H200, B NVIDIA H100; precision: A fp32, B bf16\n"))
       << text;
   EXPECT_FALSE(Contains(text, "tolerance rule:")) << text;
 }

@@ -109,9 +109,21 @@ std::string CsvField(const std::string& value) {
 }
 
 std::vector<std::string> CsvHeader() {
-  std::vector<std::string> header = {"problem",     "problem_number",      "level",        "index",         "attempt",
-          "sample",      "status",              "category",     "correct",       "speedup",
-          "reference_median_ms", "candidate_median_ms", "timing_method", "tolerance_rule", "code_path"};
+  std::vector<std::string> header = {"problem",
+                                     "problem_number",
+                                     "level",
+                                     "index",
+                                     "attempt",
+                                     "sample",
+                                     "status",
+                                     "category",
+                                     "correct",
+                                     "speedup",
+                                     "reference_median_ms",
+                                     "candidate_median_ms",
+                                     "timing_method",
+                                     "tolerance_rule",
+                                     "code_path"};
   for (const auto& name : kCsvBaselines) {
     for (const char* field : {"_status", "_speedup", "_median_ms", "_speedup_over_eager", "_reason"}) {
       header.push_back(name + field);
@@ -142,11 +154,21 @@ std::string CsvText(const std::vector<ExportRow>& rows) {
   };
   std::string out = line(CsvHeader());
   for (const auto& r : rows) {
-    std::vector<std::string> fields = {
-        r.problem, std::to_string(r.problem_number), r.level ? std::to_string(*r.level) : "",
-        std::to_string(r.index), std::to_string(r.attempt), std::to_string(r.sample), r.status, r.category,
-        r.correct ? "true" : "false", NumberText(r.speedup), NumberText(r.reference_median_ms),
-        NumberText(r.candidate_median_ms), r.timing_method, r.tolerance_rule, r.code_path};
+    std::vector<std::string> fields = {r.problem,
+                                       std::to_string(r.problem_number),
+                                       r.level ? std::to_string(*r.level) : "",
+                                       std::to_string(r.index),
+                                       std::to_string(r.attempt),
+                                       std::to_string(r.sample),
+                                       r.status,
+                                       r.category,
+                                       r.correct ? "true" : "false",
+                                       NumberText(r.speedup),
+                                       NumberText(r.reference_median_ms),
+                                       NumberText(r.candidate_median_ms),
+                                       r.timing_method,
+                                       r.tolerance_rule,
+                                       r.code_path};
     for (auto& field : CsvBaselineFields(r.doc)) fields.push_back(std::move(field));
     out += line(fields);
   }
@@ -169,21 +191,20 @@ json KernelBenchEvalResults(const std::vector<ExportRow>& rows) {
     if (device.is_object()) {
       metadata["hardware"] = String(device, "name");
       std::string kind = String(device, "kind");
-      metadata["device"] = Field(device, "gpu_index").is_number()
-                               ? fmt::format("{}:{}", kind, device["gpu_index"].get<int>())
-                               : kind;
+      metadata["device"] =
+          Field(device, "gpu_index").is_number() ? fmt::format("{}:{}", kind, device["gpu_index"].get<int>()) : kind;
     }
     const json& correctness = Field(ev, "correctness");
     if (correctness.is_object() && correctness.contains("trials_run")) {
-      metadata["correctness_trials"] = fmt::format("({} / {})", correctness.value("trials_passed", 0),
-                                                   correctness.value("trials_run", 0));
+      metadata["correctness_trials"] =
+          fmt::format("({} / {})", correctness.value("trials_passed", 0), correctness.value("trials_run", 0));
     }
     std::string message = String(Field(r.doc, "error"), "message");
     if (!r.correct) {
-      const char* key = r.status == "compile_error"                          ? "compilation_error"
+      const char* key = r.status == "compile_error"                            ? "compilation_error"
                         : r.status == "runtime_error" || r.status == "timeout" ? "runtime_error"
-                        : r.status == "incorrect"                            ? "correctness_issue"
-                                                                             : "other_error";
+                        : r.status == "incorrect"                              ? "correctness_issue"
+                                                                               : "other_error";
       metadata[key] = message.empty() ? r.status : message;
     }
     metadata["kbrun"] = {{"problem", r.problem},

@@ -36,8 +36,8 @@ TEST(ExportBaselines, SpeedupsAndAvailabilityPerSample) {
   ASSERT_EQ(rows.size(), 5u);
   using V = std::vector<std::string>;
   // 1_A #1, correct 2.0x: eager, compile (0.8 ms: 0.8x; compile 2.5x over eager), cudagraph (1.6 ms).
-  EXPECT_EQ(CsvBaselineFields(rows[0].doc), (V{"measured", "2", "2", "", "",                //
-                                               "measured", "0.8", "0.8", "2.5", "",         //
+  EXPECT_EQ(CsvBaselineFields(rows[0].doc), (V{"measured", "2", "2", "", "",         //
+                                               "measured", "0.8", "0.8", "2.5", "",  //
                                                "measured", "1.6", "1.6", "1.25", ""}));
   // 1_A #2: no cudagraph recorded.
   EXPECT_EQ(CsvBaselineFields(rows[1].doc), (V{"measured", "1.5", "1.5", "", "",  //
@@ -67,9 +67,9 @@ TEST(ExportBaselines, SpeedupsAndAvailabilityPerSample) {
 
 // A speedup over a baseline is a correct sample's: a wrong sample's recorded figure is left out.
 TEST(ExportBaselines, NoSpeedupForAWrongSample) {
-  nlohmann::json doc = {{"correct", false},
-                        {"eval", {{"baselines", {{"compile", {{"status", "measured"}, {"median_ms", 3.0},
-                                                              {"speedup", 1.5}}}}}}}};
+  nlohmann::json doc = {
+      {"correct", false},
+      {"eval", {{"baselines", {{"compile", {{"status", "measured"}, {"median_ms", 3.0}, {"speedup", 1.5}}}}}}}};
   auto fields = CsvBaselineFields(doc);
   EXPECT_EQ(fields[5], "measured");
   EXPECT_EQ(fields[6], "");

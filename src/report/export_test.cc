@@ -166,8 +166,8 @@ TEST(Export, KernelBenchEvalResultsFields) {
   EXPECT_EQ(a0["sample_id"], 0);
   EXPECT_EQ(a0["compiled"], true);
   EXPECT_EQ(a0["correctness"], true);
-  EXPECT_NEAR(a0["runtime"].get<double>(), 1.1, 1e-12);       // candidate mean
-  EXPECT_NEAR(a0["ref_runtime"].get<double>(), 2.2, 1e-12);   // reference mean
+  EXPECT_NEAR(a0["runtime"].get<double>(), 1.1, 1e-12);      // candidate mean
+  EXPECT_NEAR(a0["ref_runtime"].get<double>(), 2.2, 1e-12);  // reference mean
   EXPECT_NEAR(a0["runtime_stats"]["mean"].get<double>(), 1.1, 1e-12);
   EXPECT_NEAR(a0["runtime_stats"]["max"].get<double>(), 1.5, 1e-12);
   EXPECT_EQ(a0["runtime_stats"]["num_trials"], 100);

@@ -27,13 +27,26 @@ std::string HtmlEscape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      case '\0': out += "&#xFFFD;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      case '\0':
+        out += "&#xFFFD;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -144,21 +157,21 @@ std::string FastPPlot(const Report& r) {
   Plot g;
   auto X = [&](double p) { return g.left + p / xmax * g.PlotW(); };
   auto Y = [&](double f) { return g.top + (1 - f) * g.PlotH(); };
-  std::string out = fmt::format(
-      R"(<svg id="fast-p-plot" class="plot" width="{}" height="{}" viewBox="0 0 {} {}" role="img" )"
-      R"(aria-label="fast_p curve">)",
-      g.width, g.height, g.width, g.height);
+  std::string out =
+      fmt::format(R"(<svg id="fast-p-plot" class="plot" width="{}" height="{}" viewBox="0 0 {} {}" role="img" )"
+                  R"(aria-label="fast_p curve">)",
+                  g.width, g.height, g.width, g.height);
   for (int i = 0; i <= 4; ++i) {
     double f = i / 4.0;
     out += fmt::format(R"(<line class="grid" x1="{:.2f}" x2="{:.2f}" y1="{:.2f}" y2="{:.2f}"/>)", g.left,
                        g.left + g.PlotW(), Y(f), Y(f));
-    out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="end">{:.0f}%</text>)", g.left - 6, Y(f) + 4,
-                       f * 100);
+    out +=
+        fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="end">{:.0f}%</text>)", g.left - 6, Y(f) + 4, f * 100);
   }
   double step = xmax <= 4 ? 0.5 : xmax <= 10 ? 1 : std::pow(10, std::floor(std::log10(xmax)));
   for (double p = 0; p <= xmax + 1e-9; p += step) {
-    out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="middle">{}</text>)", X(p),
-                       g.top + g.PlotH() + 15, Num(p));
+    out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="middle">{}</text>)", X(p), g.top + g.PlotH() + 15,
+                       Num(p));
   }
   out += fmt::format(R"(<line class="axis" x1="{0:.2f}" x2="{0:.2f}" y1="{1:.2f}" y2="{2:.2f}"/>)", g.left, g.top,
                      g.top + g.PlotH());
@@ -228,10 +241,10 @@ std::string SpeedupPlot(const Report& r, const std::vector<CorrectSample>& sampl
   double d0 = std::floor(std::log10(lo)), d1 = std::ceil(std::log10(hi));
   if (d1 <= d0) d1 = d0 + 1;
   auto X = [&](double v) { return g.left + (std::log10(v) - d0) / (d1 - d0) * g.PlotW(); };
-  std::string out = fmt::format(
-      R"(<svg id="speedup-plot" class="plot" width="{}" height="{}" viewBox="0 0 {} {}" role="img" )"
-      R"(aria-label="speedups of correct samples">)",
-      g.width, g.height, g.width, g.height);
+  std::string out =
+      fmt::format(R"(<svg id="speedup-plot" class="plot" width="{}" height="{}" viewBox="0 0 {} {}" role="img" )"
+                  R"(aria-label="speedups of correct samples">)",
+                  g.width, g.height, g.width, g.height);
   for (double d = d0; d <= d1; ++d) {
     for (int m = 1; m <= (d < d1 ? 9 : 1); ++m) {
       double v = m * std::pow(10, d);
@@ -253,14 +266,13 @@ std::string SpeedupPlot(const Report& r, const std::vector<CorrectSample>& sampl
     double y = g.top + 8 + (n++ * 37 % 97) / 97.0 * (g.PlotH() - 16);
     out += fmt::format(R"(<circle class="sample-point" cx="{:.2f}" cy="{:.2f}" r="4" data-problem="{}" )"
                        R"(data-index="{}" data-speedup="{}"><title>{} #{}: {:.3f}x</title></circle>)",
-                       X(s.speedup), y, HtmlEscape(s.problem), s.index, Num(s.speedup), HtmlEscape(s.problem),
-                       s.index, s.speedup);
+                       X(s.speedup), y, HtmlEscape(s.problem), s.index, Num(s.speedup), HtmlEscape(s.problem), s.index,
+                       s.speedup);
   }
   if (r.geomean_speedup) {
     out += fmt::format(R"(<line class="geomean" x1="{0:.2f}" x2="{0:.2f}" y1="{1:.2f}" y2="{2:.2f}" )"
                        R"(data-geomean="{3}"><title>geomean of the best kernels {4:.3f}x</title></line>)",
-                       X(*r.geomean_speedup), g.top, g.top + g.PlotH(), Num(*r.geomean_speedup),
-                       *r.geomean_speedup);
+                       X(*r.geomean_speedup), g.top, g.top + g.PlotH(), Num(*r.geomean_speedup), *r.geomean_speedup);
   }
   return out + "</svg>";
 }
@@ -272,13 +284,12 @@ std::string BarChart(const std::string& id, const std::string& attr, const std::
   double height = row * counts.size() + 10;
   int most = 1;
   for (const auto& [k, n] : counts) most = std::max(most, n);
-  std::string out = fmt::format(R"(<svg id="{}" class="plot" width="{}" height="{}" viewBox="0 0 {} {}">)", id,
-                                width, height, width, height);
+  std::string out = fmt::format(R"(<svg id="{}" class="plot" width="{}" height="{}" viewBox="0 0 {} {}">)", id, width,
+                                height, width, height);
   double y = 5;
   for (const auto& [key, n] : counts) {
     double w = bar_w * n / most;
-    out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="end">{}</text>)", left - 6, y + 14,
-                       HtmlEscape(key));
+    out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="end">{}</text>)", left - 6, y + 14, HtmlEscape(key));
     out += fmt::format(R"(<rect class="bar{}" x="{:.2f}" y="{:.2f}" width="{:.2f}" height="{:.2f}" )"
                        R"(data-{}="{}" data-count="{}"><title>{}: {}</title></rect>)",
                        key == "correct" ? " correct" : "", left, y + 2, std::max(w, 1.0), row - 6, attr,
@@ -354,8 +365,8 @@ std::string TimelinePlot(const std::vector<TimelineSpan>& spans) {
       width, height, width, height);
   for (size_t i = 0; i < labels.size(); ++i) {
     if (!labels[i].empty()) {
-      out += fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="end">{}</text>)", left - 6, row_y[i] + 10,
-                         labels[i]);
+      out +=
+          fmt::format(R"(<text x="{:.2f}" y="{:.2f}" text-anchor="end">{}</text>)", left - 6, row_y[i] + 10, labels[i]);
     }
   }
   for (int i = 0; i <= 5; ++i) {
@@ -425,8 +436,9 @@ std::string BaselineCell(const std::string& name, const json& b) {
   std::string out;
   if (auto ms = FieldNumber(b, {"median_ms"})) out += fmt::format("{:.4g} ms median", *ms);
   if (auto sp = FieldNumber(b, {"speedup"})) {
-    out += fmt::format(R"(; candidate <span class="baseline-speedup" data-baseline="{}" data-speedup="{}">{:.3f}x</span>)",
-                       HtmlEscape(name), Num(*sp), *sp);
+    out +=
+        fmt::format(R"(; candidate <span class="baseline-speedup" data-baseline="{}" data-speedup="{}">{:.3f}x</span>)",
+                    HtmlEscape(name), Num(*sp), *sp);
   }
   if (auto over = FieldNumber(b, {"speedup_over_eager"})) out += fmt::format("; {:.3f}x over eager", *over);
   for (const char* k : {"compile_s", "capture_s"}) {
@@ -486,9 +498,9 @@ std::string SampleHtml(const batch::ResultsStore& store, const ProblemReport& p,
   }
   std::string llm_model = FieldText(doc, {"llm", "model"});
   if (!llm_model.empty()) {
-    table += Row("LLM", fmt::format("{}, {} prompt + {} completion tokens", HtmlEscape(llm_model),
-                                    FieldText(doc, {"llm", "prompt_tokens"}),
-                                    FieldText(doc, {"llm", "completion_tokens"})));
+    table +=
+        Row("LLM", fmt::format("{}, {} prompt + {} completion tokens", HtmlEscape(llm_model),
+                               FieldText(doc, {"llm", "prompt_tokens"}), FieldText(doc, {"llm", "completion_tokens"})));
   }
   if (!table.empty()) out += "<table>" + table + "</table>";
   std::string profile = FieldText(eval, {"profile", "summary"});
@@ -554,8 +566,9 @@ std::string HtmlReport(const Report& r) {
                           b.samples_measured == 1 ? "" : "s",
                           unavailable ? fmt::format(", {} unavailable", unavailable) : "");
     }
-    rule("Baselines", text, "(--baseline: eager is the reference as written; compile = torch.compile, inductor, "
-                            "default mode; cudagraph = the reference in a CUDA graph)");
+    rule("Baselines", text,
+         "(--baseline: eager is the reference as written; compile = torch.compile, inductor, "
+         "default mode; cudagraph = the reference in a CUDA graph)");
   }
   rule("Precision", r.precision);
   rule("Backend", r.backend);
@@ -571,11 +584,11 @@ std::string HtmlReport(const Report& r) {
   out += Row("Problems", fmt::format("{}: {} with a correct kernel ({}), {} at or above {:.2f}x", r.problems.size(),
                                      r.correct, Pct(r.correctness_rate), r.solved, r.target_speedup));
   out += Row("Geomean speedup",
-             r.geomean_speedup ? fmt::format(R"(<span id="geomean" data-geomean="{}">{:.3f}x</span> over {} correct )"
-                                             R"(kernel{} (the problems' best))",
-                                             Num(*r.geomean_speedup), *r.geomean_speedup, r.correct,
-                                             r.correct == 1 ? "" : "s")
-                               : std::string("- (no correct kernel)"));
+             r.geomean_speedup
+                 ? fmt::format(R"(<span id="geomean" data-geomean="{}">{:.3f}x</span> over {} correct )"
+                               R"(kernel{} (the problems' best))",
+                               Num(*r.geomean_speedup), *r.geomean_speedup, r.correct, r.correct == 1 ? "" : "s")
+                 : std::string("- (no correct kernel)"));
   out += Row("Samples", fmt::format("{} evaluated or attempted, {} correct", r.samples, r.samples_correct));
   out += Row("Tokens", fmt::format("{} prompt + {} completion", r.prompt_tokens, r.completion_tokens));
   out += Row("Wall time", r.wall_known ? FormatDuration(r.wall_s) : "unknown");
@@ -602,9 +615,10 @@ std::string HtmlReport(const Report& r) {
                          k.k, k.problems, k.problems > 0 ? Pct(k.pass_at_k) : "-",
                          k.problems > 0 ? Pct(k.fast_1_at_k) : "-");
     }
-    out += fmt::format("</table><p class=\"caption\">pass@k over the samples of attempt 1 (unbiased estimator, {} "
-                       "per attempt).</p>\n",
-                       r.samples_per_attempt);
+    out += fmt::format(
+        "</table><p class=\"caption\">pass@k over the samples of attempt 1 (unbiased estimator, {} "
+        "per attempt).</p>\n",
+        r.samples_per_attempt);
   }
   if (r.HasOtherBaselines()) {
     out += "<table id=\"baselines\"><tr><th>Against baseline</th><th>Measured</th>";
@@ -621,10 +635,11 @@ std::string HtmlReport(const Report& r) {
                          b.geomean_speedup ? fmt::format("{:.3f}x", *b.geomean_speedup) : "-",
                          b.geomean_baseline_over_eager ? fmt::format("{:.3f}x", *b.geomean_baseline_over_eager) : "-");
     }
-    out += "</table><p class=\"caption\">The best kernel of each problem against each baseline: fast_p = problems "
-           "whose best kernel is correct with speedup over it &gt; p, over all problems; Measured = problems "
-           "counted (that baseline measured for the best kernel); Baseline / eager = the baseline's own speedup "
-           "over the reference as written (geomean over the same problems).";
+    out +=
+        "</table><p class=\"caption\">The best kernel of each problem against each baseline: fast_p = problems "
+        "whose best kernel is correct with speedup over it &gt; p, over all problems; Measured = problems "
+        "counted (that baseline measured for the best kernel); Baseline / eager = the baseline's own speedup "
+        "over the reference as written (geomean over the same problems).";
     for (const auto& b : r.baselines) {
       if (!b.unavailable.empty()) {
         out += fmt::format(" {} unavailable: {}.", HtmlEscape(b.name), HtmlEscape(KindsText(b.unavailable)));

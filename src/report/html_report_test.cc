@@ -68,8 +68,14 @@ class HtmlReportTest : public ::testing::Test {
     for (const auto& s : test_tree::BudgetTreeSamples()) {
       store.WritePrompt(s.problem, s.index, "Write a kernel for " + s.problem + " <b>not bold</b>\n");
     }
-    json doc = {{"problem", kHostileName}, {"index", 1}, {"attempt", 1}, {"sample", 1},
-                {"status", "compile_error"}, {"correct", false}, {"success", false}, {"speedup", nullptr},
+    json doc = {{"problem", kHostileName},
+                {"index", 1},
+                {"attempt", 1},
+                {"sample", 1},
+                {"status", "compile_error"},
+                {"correct", false},
+                {"success", false},
+                {"speedup", nullptr},
                 {"error", {{"category", "build_failed"}, {"message", kHostileMessage}}},
                 {"files", {{"code", "code_1.py"}}},
                 {"eval", {{"status", "compile_error"}, {"output_tail", kHostileMessage}}}};
@@ -162,9 +168,9 @@ TEST_F(HtmlReportTest, SpeedupsGeomeanAndBarsEqualTheJsonReport) {
     auto cells = Elements(html_.substr(row, html_.find("</tr>", row) - row), "td", "data-fast");
     ASSERT_EQ(cells.size(), kFastPThresholds.size());
     for (const auto& c : cells) {
-      EXPECT_DOUBLE_EQ(std::stod(c.at("data-fast")),
-                       report_["overall"]["budget"][budget]["fast_p"][FastPKey(std::stod(c.at("data-p")))]
-                           .get<double>());
+      EXPECT_DOUBLE_EQ(
+          std::stod(c.at("data-fast")),
+          report_["overall"]["budget"][budget]["fast_p"][FastPKey(std::stod(c.at("data-p")))].get<double>());
     }
   }
 }
@@ -205,7 +211,8 @@ TEST_F(HtmlReportTest, ResultStringsAreEscaped) {
   EXPECT_FALSE(Contains(html_, "<script")) << "unescaped <script";
   EXPECT_FALSE(Contains(html_, "</script>"));
   EXPECT_FALSE(Contains(html_, "<b>not bold</b>"));
-  EXPECT_TRUE(Contains(html_, "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quoted&quot; &#39;single&#39;"));
+  EXPECT_TRUE(
+      Contains(html_, "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quoted&quot; &#39;single&#39;"));
   EXPECT_TRUE(Contains(html_, "9_&lt;img src=x onerror=alert(1)&gt;"));
   EXPECT_TRUE(Contains(html_, "&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
   EXPECT_EQ(HtmlEscape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
@@ -301,7 +308,8 @@ TEST(HtmlReport, BaselinesEqualTheJsonReport) {
     std::vector<double> speedups;
     for (const auto& p : report["problems"]) {
       const json& b = p["baselines"].value(name, json::object());
-      if (p["correct"].get<bool>() && b.value("status", "") == "measured") speedups.push_back(b["speedup"].get<double>());
+      if (p["correct"].get<bool>() && b.value("status", "") == "measured")
+        speedups.push_back(b["speedup"].get<double>());
     }
     auto points = Elements(plot, "circle", std::string("data-baseline=\"") + name + "\"");
     ASSERT_GE(points.size(), kFastPThresholds.size()) << name;
@@ -330,7 +338,8 @@ TEST(HtmlReport, BaselinesEqualTheJsonReport) {
   EXPECT_EQ(spans.size(), 4u);  // 1_A #1 (both), #2 (compile), 2_B #1 (cudagraph)
   EXPECT_TRUE(Contains(html, "compile_s 12.50 s (not timed)"));
   EXPECT_TRUE(Contains(html, R"(data-status="unavailable">unavailable</span>: compile failed: RuntimeError: )"
-                             "&lt;img src=x onerror=alert(1)&gt;")) << html;
+                             "&lt;img src=x onerror=alert(1)&gt;"))
+      << html;
   EXPECT_FALSE(Contains(html, "<img"));
   EXPECT_TRUE(Contains(html, "<dt>Baselines</dt>")) << html;
   fs::remove_all(dir);

@@ -35,9 +35,17 @@ json QueuedProblem(const std::string& name) {
   static const std::regex numbered(R"(^(\d+)_.*)");
   std::smatch m;
   int number = std::regex_match(name, m, numbered) ? std::stoi(m[1].str()) : 0;
-  return {{"name", name},         {"number", number},    {"phase", "queued"},    {"attempt", 0},
-          {"attempts_used", 0},   {"samples_done", 0},   {"best", nullptr},      {"failure_kinds", json::object()},
-          {"running", json::array()}, {"started_at", nullptr}, {"finished_at", nullptr}};
+  return {{"name", name},
+          {"number", number},
+          {"phase", "queued"},
+          {"attempt", 0},
+          {"attempts_used", 0},
+          {"samples_done", 0},
+          {"best", nullptr},
+          {"failure_kinds", json::object()},
+          {"running", json::array()},
+          {"started_at", nullptr},
+          {"finished_at", nullptr}};
 }
 
 // Adds `from` into `into`: numbers summed, objects merged key by key.
@@ -69,7 +77,7 @@ json UnionOfSessions(const std::vector<LoadedShard>& shards) {
       }
       double start = session["started_at"].get<double>();
       double end = session.contains("ended_at") && session["ended_at"].is_number() ? session["ended_at"].get<double>()
-                                                                                    : std::max(start, updated);
+                                                                                   : std::max(start, updated);
       spans.push_back({start, std::max(start, end)});
     }
   }
@@ -137,15 +145,16 @@ MergeOutcome MergeShards(const fs::path& results, const MergeOptions& options) {
                                     shard.index, dir.string()));
     }
     if (s.status.state == "not_started") {
-      out.warnings.push_back(fmt::format("shard {} ({}..{}) has not started: its problems are not_started",
-                                         shard.index, shard.first, shard.last));
+      out.warnings.push_back(fmt::format("shard {} ({}..{}) has not started: its problems are not_started", shard.index,
+                                         shard.first, shard.last));
     } else {
       s.summary = batch::ResultsStore(dir).ReadSummary().value_or(json(nullptr));
       bool task_gone = options.active_tasks && !options.active_tasks->count(shard.index);
       if (s.status.state == "running" && task_gone) {
-        out.warnings.push_back(fmt::format("shard {} says running but Slurm runs no task of it: it was killed "
-                                           "(see its log in {}); counted as interrupted",
-                                           shard.index, batch::SlurmDir(results).string() + "/logs"));
+        out.warnings.push_back(
+            fmt::format("shard {} says running but Slurm runs no task of it: it was killed "
+                        "(see its log in {}); counted as interrupted",
+                        shard.index, batch::SlurmDir(results).string() + "/logs"));
         s.status.state = "interrupted";
       }
       s.lane_offset = lanes;
@@ -220,7 +229,8 @@ MergeOutcome MergeShards(const fs::path& results, const MergeOptions& options) {
     if (s.summary.contains("recent_errors") && s.summary["recent_errors"].is_array()) {
       for (const auto& e : s.summary["recent_errors"]) errors.push_back(e);
     }
-    std::string host = s.summary.contains("host") && s.summary["host"].is_string() ? s.summary["host"].get<std::string>() : "";
+    std::string host =
+        s.summary.contains("host") && s.summary["host"].is_string() ? s.summary["host"].get<std::string>() : "";
     if (!host.empty() && std::find(hosts.begin(), hosts.end(), host) == hosts.end()) hosts.push_back(host);
     if (s.summary.contains("failure") && s.summary["failure"].is_string()) {
       failures.push_back(fmt::format("shard {}: {}", s.shard->index, s.summary["failure"].get<std::string>()));
@@ -233,10 +243,9 @@ MergeOutcome MergeShards(const fs::path& results, const MergeOptions& options) {
       for (const auto& line : SplitLines(*log)) {
         if (line.empty()) continue;
         size_t space = line.find(' ');
-        log_lines.push_back(space == std::string::npos
-                                ? line
-                                : fmt::format("{} [shard {}]{}", line.substr(0, space), s.shard->index,
-                                              line.substr(space)));
+        log_lines.push_back(space == std::string::npos ? line
+                                                       : fmt::format("{} [shard {}]{}", line.substr(0, space),
+                                                                     s.shard->index, line.substr(space)));
       }
     }
     if (auto events = ReadFile(dir / "timeline.jsonl")) {
@@ -259,9 +268,8 @@ MergeOutcome MergeShards(const fs::path& results, const MergeOptions& options) {
   }
   totals["queued"] = queued;
   totals["running"] = running;
-  std::sort(errors.begin(), errors.end(), [](const json& a, const json& b) {
-    return Number(a, "time") < Number(b, "time");
-  });
+  std::sort(errors.begin(), errors.end(),
+            [](const json& a, const json& b) { return Number(a, "time") < Number(b, "time"); });
   json recent = json::array();
   for (size_t i = errors.size() > batch::kMaxRecentErrors ? errors.size() - batch::kMaxRecentErrors : 0;
        i < errors.size(); ++i) {
@@ -293,27 +301,25 @@ MergeOutcome MergeShards(const fs::path& results, const MergeOptions& options) {
   std::string failure;
   for (const auto& f : failures) failure += (failure.empty() ? "" : "; ") + f.get<std::string>();
   double now = batch::NowUnix();
-  json summary = {{"kbrun_version", KBRUN_VERSION},
-                  {"state", out.state},
-                  {"failure", failure.empty() ? json(nullptr) : json(failure)},
-                  // No process of this host runs the merged batch: monitor must not look for one.
-                  {"pid", 0},
-                  {"host", host_list},
-                  {"started_at", started > 0 ? started : now},
-                  {"updated_at", updated > 0 ? updated : now},
-                  {"finished_at", all_finished && finished > 0 ? json(finished) : json(nullptr)},
-                  {"sessions", UnionOfSessions(shards)},
-                  {"config", config},
-                  {"llm_outage", nullptr},
-                  {"lanes", lane_entries},
-                  {"totals", totals},
-                  {"problems", problems},
-                  {"recent_errors", recent},
-                  {"slurm",
-                   {{"merged_at", now},
-                    {"job_ids", manifest->JobIds()},
-                    {"shards", shard_entries},
-                    {"warnings", out.warnings}}}};
+  json summary = {
+      {"kbrun_version", KBRUN_VERSION},
+      {"state", out.state},
+      {"failure", failure.empty() ? json(nullptr) : json(failure)},
+      // No process of this host runs the merged batch: monitor must not look for one.
+      {"pid", 0},
+      {"host", host_list},
+      {"started_at", started > 0 ? started : now},
+      {"updated_at", updated > 0 ? updated : now},
+      {"finished_at", all_finished && finished > 0 ? json(finished) : json(nullptr)},
+      {"sessions", UnionOfSessions(shards)},
+      {"config", config},
+      {"llm_outage", nullptr},
+      {"lanes", lane_entries},
+      {"totals", totals},
+      {"problems", problems},
+      {"recent_errors", recent},
+      {"slurm",
+       {{"merged_at", now}, {"job_ids", manifest->JobIds()}, {"shards", shard_entries}, {"warnings", out.warnings}}}};
 
   std::string log_text;
   for (const auto& line : log_lines) log_text += line + "\n";

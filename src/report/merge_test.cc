@@ -53,28 +53,32 @@ class MergeTest : public ::testing::Test {
                   json config_extra = json::object()) {
     batch::ResultsStore store(batch::ShardResultsDir(dir_, index));
     fs::create_directories(store.root());
-    json config = {{"samples", 1}, {"attempts", 2}, {"target_speedup", 1.0}, {"model", "m"},
-                   {"gpu_lanes", {0}}, {"first", 0}, {"last", 0}, {"index_offset", 0}};
+    json config = {{"samples", 1}, {"attempts", 2}, {"target_speedup", 1.0}, {"model", "m"}, {"gpu_lanes", {0}},
+                   {"first", 0},   {"last", 0},     {"index_offset", 0}};
     config.update(config_extra);
     int solved = 0, unsolved = 0;
     for (const auto& p : problems) {
       solved += p["phase"] == "solved";
       unsolved += p["phase"] == "unsolved";
     }
-    store.WriteSummary({{"state", state},
-                        {"host", "node" + std::to_string(index)},
-                        {"pid", 4242},
-                        {"started_at", sessions[0]["started_at"]},
-                        {"updated_at", sessions.back()["ended_at"].is_number() ? sessions.back()["ended_at"] : json(500)},
-                        {"finished_at", state == "finished" ? json(sessions.back()["ended_at"]) : json(nullptr)},
-                        {"sessions", sessions},
-                        {"config", config},
-                        {"lanes", json::array({{{"gpu", 0}, {"state", "active"}}})},
-                        {"totals",
-                         {{"problems", problems.size()}, {"solved", solved}, {"unsolved", unsolved},
-                          {"samples", results.size()}, {"by_status", {{"correct", 1}}}}},
-                        {"problems", problems},
-                        {"recent_errors", json::array({{{"time", 10.0 + index}, {"problem", "x"}}})}});
+    store.WriteSummary(
+        {{"state", state},
+         {"host", "node" + std::to_string(index)},
+         {"pid", 4242},
+         {"started_at", sessions[0]["started_at"]},
+         {"updated_at", sessions.back()["ended_at"].is_number() ? sessions.back()["ended_at"] : json(500)},
+         {"finished_at", state == "finished" ? json(sessions.back()["ended_at"]) : json(nullptr)},
+         {"sessions", sessions},
+         {"config", config},
+         {"lanes", json::array({{{"gpu", 0}, {"state", "active"}}})},
+         {"totals",
+          {{"problems", problems.size()},
+           {"solved", solved},
+           {"unsolved", unsolved},
+           {"samples", results.size()},
+           {"by_status", {{"correct", 1}}}}},
+         {"problems", problems},
+         {"recent_errors", json::array({{{"time", 10.0 + index}, {"problem", "x"}}})}});
     for (const auto& r : results) {
       fs::create_directories(store.ProblemDir(r["problem"]));
       WriteFileAtomic(store.ResultPath(r["problem"], r["index"]), r.dump());
@@ -89,13 +93,11 @@ class MergeTest : public ::testing::Test {
 };
 
 TEST_F(MergeTest, JoinsFinishedShardsIntoOneTreeTheReportReads) {
-  WriteShard(0, "finished",
-             {ProblemEntry("1_A", 1, "solved"), ProblemEntry("2_B", 2, "unsolved")},
+  WriteShard(0, "finished", {ProblemEntry("1_A", 1, "solved"), ProblemEntry("2_B", 2, "unsolved")},
              {Result("1_A", 1, "correct", 2.0, 100), Result("2_B", 1, "incorrect", 0, 100)},
              json::array({{{"started_at", 100.0}, {"ended_at", 110.0}}}));
   // Shard 1 ran twice (killed, resubmitted): two sessions, the second overlapping shard 2's.
-  WriteShard(1, "finished",
-             {ProblemEntry("3_C", 3, "solved"), ProblemEntry("4_D", 4, "solved")},
+  WriteShard(1, "finished", {ProblemEntry("3_C", 3, "solved"), ProblemEntry("4_D", 4, "solved")},
              {Result("3_C", 1, "correct", 0.5, 105), Result("4_D", 2, "correct", 1.5, 130)},
              json::array({{{"started_at", 105.0}, {"ended_at", 112.0}}, {{"started_at", 130.0}, {"ended_at", 140.0}}}));
   WriteShard(2, "finished", {ProblemEntry("5_E", 5, "solved")}, {Result("5_E", 1, "correct", 1.0, 135)},

@@ -83,11 +83,11 @@ MonitorView RenderMonitor(const json& s, double now, const std::string& local_ho
   if (s.contains("failure") && s["failure"].is_string()) out += "  failure: " + s["failure"].get<std::string>() + "\n";
   if (s.contains("llm_outage") && s["llm_outage"].is_object()) {
     const json& o = s["llm_outage"];
-    out += fmt::format("  LLM unreachable since {} ({} calls in a row could not connect): LLM calls paused", ClockTime(Num(o, "since")),
-                       o.value("consecutive_failures", 0));
+    out += fmt::format("  LLM unreachable since {} ({} calls in a row could not connect): LLM calls paused",
+                       ClockTime(Num(o, "since")), o.value("consecutive_failures", 0));
     if (o["next_try_at"].is_number() && state == "running") {
-      out += fmt::format(", next try in {}, giving up at {}", FormatDuration(std::max(0.0, Num(o, "next_try_at") - now)),
-                         ClockTime(Num(o, "gives_up_at")));
+      out += fmt::format(", next try in {}, giving up at {}",
+                         FormatDuration(std::max(0.0, Num(o, "next_try_at") - now)), ClockTime(Num(o, "gives_up_at")));
     }
     out += "\n    last error: " + o.value("last_error", std::string("?")) + "\n";
   }
@@ -130,8 +130,8 @@ MonitorView RenderMonitor(const json& s, double now, const std::string& local_ho
 
   TextTable active({"Running", "Attempt", "Samples in flight (stage, time in it)"});
   TextTable best({"Problem", "State", "Best", "Speedup", "Attempts", "Samples"},
-                 {TextTable::Align::kLeft, TextTable::Align::kLeft, TextTable::Align::kLeft,
-                  TextTable::Align::kRight, TextTable::Align::kRight, TextTable::Align::kRight});
+                 {TextTable::Align::kLeft, TextTable::Align::kLeft, TextTable::Align::kLeft, TextTable::Align::kRight,
+                  TextTable::Align::kRight, TextTable::Align::kRight});
   for (const auto& p : s.value("problems", json::array())) {
     std::string name = p.value("name", "");
     const json running_samples = p.value("running", json::array());

@@ -37,8 +37,8 @@ TEST(Monitor, RunningBatchShowsStagesAndEta) {
   s["started_at"] = 1000.0;
   s["problems"][4]["phase"] = "running";
   s["problems"][4]["attempt"] = 1;
-  s["problems"][4]["running"] = json::array({{{"index", 1}, {"attempt", 1}, {"sample", 1}, {"stage", "compile"},
-                                              {"since", 1090.0}}});
+  s["problems"][4]["running"] =
+      json::array({{{"index", 1}, {"attempt", 1}, {"sample", 1}, {"stage", "compile"}, {"since", 1090.0}}});
   s["totals"]["running"] = 1;
   s["totals"]["queued"] = 0;
   s["totals"]["in_flight"] = {{"compile", 1}};
@@ -68,8 +68,11 @@ TEST(Monitor, OutageAndLostSessions) {
   s["state"] = "running";
   s["host"] = "another-host";
   s["sessions"].push_back({{"started_at", nullptr}, {"ended_at", nullptr}, {"pid", nullptr}, {"lost", true}});
-  s["llm_outage"] = {{"since", 2000.0}, {"consecutive_failures", 5}, {"next_try_at", 2070.0},
-                     {"gives_up_at", 2600.0}, {"last_error", "no connection (connection)"}};
+  s["llm_outage"] = {{"since", 2000.0},
+                     {"consecutive_failures", 5},
+                     {"next_try_at", 2070.0},
+                     {"gives_up_at", 2600.0},
+                     {"last_error", "no connection (connection)"}};
   MonitorView v = RenderMonitor(s, 2060.0, "this-host");
   EXPECT_TRUE(Contains(v.text, "LLM unreachable since")) << v.text;
   EXPECT_TRUE(Contains(v.text, "5 calls in a row could not connect")) << v.text;
@@ -81,7 +84,10 @@ TEST(Monitor, OutageAndLostSessions) {
 TEST(Monitor, RetiredLaneIsShown) {
   json s = HandWrittenSummary();
   s["lanes"] = json::array({{{"gpu", 0}, {"state", "active"}, {"samples", 3}},
-                            {{"gpu", 1}, {"state", "retired"}, {"samples", 1}, {"retired_at", 2050.0},
+                            {{"gpu", 1},
+                             {"state", "retired"},
+                             {"samples", 1},
+                             {"retired_at", 2050.0},
                              {"reason", "4_Square #1 (attempt 1 sample 1): cuda_error: illegal memory access"},
                              {"probe", "probe exited with 1: no CUDA device visible"}}});
   MonitorView v = RenderMonitor(s, 2060.0, "this-host");

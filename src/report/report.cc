@@ -118,12 +118,9 @@ SpeedupFigures Figures(const std::vector<std::optional<double>>& picked_speedups
 json FiguresJson(const SpeedupFigures& f, const char* picked) {
   json fast = json::object();
   for (const auto& [p, v] : f.fast_p) fast[FastPKey(p)] = v;
-  return {{"picked", picked},
-          {"problems", f.problems},
-          {"correct", f.correct},
-          {"correctness_rate", f.problems > 0 ? double(f.correct) / f.problems : 0.0},
-          {"fast_p", fast},
-          {"geomean_speedup", f.geomean_speedup ? json(*f.geomean_speedup) : json(nullptr)},
+  return {{"picked", picked},         {"problems", f.problems},
+          {"correct", f.correct},     {"correctness_rate", f.problems > 0 ? double(f.correct) / f.problems : 0.0},
+          {"fast_p", fast},           {"geomean_speedup", f.geomean_speedup ? json(*f.geomean_speedup) : json(nullptr)},
           {"geomean_over", f.correct}};
 }
 
@@ -246,7 +243,7 @@ Report BuildReport(const fs::path& results_dir) {
         continue;
       }
       double start = s["started_at"].get<double>();
-      double end = s["ended_at"].is_number()       ? s["ended_at"].get<double>()
+      double end = s["ended_at"].is_number()           ? s["ended_at"].get<double>()
                    : summary["updated_at"].is_number() ? summary["updated_at"].get<double>()
                                                        : start;
       r.wall_s += std::max(0.0, end - start);
@@ -268,7 +265,7 @@ Report BuildReport(const fs::path& results_dir) {
   // Baselines other than eager that samples recorded: samples measured, unavailable by reason.
   std::map<std::string, int> baseline_samples;
   std::map<std::string, std::map<std::string, int>> baseline_unavailable;
-  int eager_timed = 0;  // samples whose reference was timed
+  int eager_timed = 0;                   // samples whose reference was timed
   double first_start = 0, last_end = 0;  // span of all stages: wall time when there is no summary
   for (const auto& [name, number] : problems) {
     ProblemReport p;
@@ -583,12 +580,12 @@ std::string BudgetText(const Report& r) {
   if (!r.pass_at_k.empty()) {
     out += fmt::format("pass@k over the samples of attempt 1 (unbiased estimator, {} per attempt)\n",
                        r.samples_per_attempt);
-    TextTable passk({"k", "Problems (n >= k)", "pass@k", "fast_1@k"},
-                    {TextTable::Align::kRight, TextTable::Align::kRight, TextTable::Align::kRight,
-                     TextTable::Align::kRight});
+    TextTable passk(
+        {"k", "Problems (n >= k)", "pass@k", "fast_1@k"},
+        {TextTable::Align::kRight, TextTable::Align::kRight, TextTable::Align::kRight, TextTable::Align::kRight});
     for (const auto& k : r.pass_at_k) {
-      passk.AddRow({std::to_string(k.k), std::to_string(k.problems),
-                    k.problems > 0 ? Percent(k.pass_at_k) : "-", k.problems > 0 ? Percent(k.fast_1_at_k) : "-"});
+      passk.AddRow({std::to_string(k.k), std::to_string(k.problems), k.problems > 0 ? Percent(k.pass_at_k) : "-",
+                    k.problems > 0 ? Percent(k.fast_1_at_k) : "-"});
     }
     out += passk.Render(2);
   }
@@ -659,8 +656,8 @@ std::string ReportText(const Report& r) {
     align.push_back(TextTable::Align::kRight);
   }
   for (const char* h : {"Best", "Attempts", "Samples", "Failure kinds"}) header.push_back(h);
-  align.insert(align.end(), {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight,
-                             TextTable::Align::kLeft});
+  align.insert(align.end(),
+               {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight, TextTable::Align::kLeft});
   TextTable problems(header, align);
   for (const auto& p : r.problems) {
     std::vector<std::string> cells = {p.name, p.status, p.correct ? fmt::format("{:.3f}x", p.best_speedup) : "-"};
@@ -668,9 +665,9 @@ std::string ReportText(const Report& r) {
       auto v = p.BaselineSpeedup(r.baselines[i].name);
       cells.push_back(v ? fmt::format("{:.3f}x", *v) : "-");
     }
-    cells.insert(cells.end(), {p.best_index ? fmt::format("#{} {}", *p.best_index, p.best_status) : "-",
-                               std::to_string(p.attempts_used), std::to_string(p.samples_used),
-                               KindsText(p.failure_kinds)});
+    cells.insert(cells.end(),
+                 {p.best_index ? fmt::format("#{} {}", *p.best_index, p.best_status) : "-",
+                  std::to_string(p.attempts_used), std::to_string(p.samples_used), KindsText(p.failure_kinds)});
     problems.AddRow(cells);
   }
   out += problems.Render() + "\n";
@@ -697,28 +694,27 @@ std::string ReportText(const Report& r) {
 
   out += fmt::format("Tokens         {} prompt + {} completion = {}\n", Thousands(r.prompt_tokens),
                      Thousands(r.completion_tokens), Thousands(r.prompt_tokens + r.completion_tokens));
-  out += fmt::format("Wall time      {}{}\n",
-                     r.wall_known ? FormatDuration(r.wall_s)
-                                  : std::string("unknown (the times of an earlier session were lost)"),
-                     r.slurm_shards > 0 && r.sessions == 0
-                         ? fmt::format(" (none of the {} Slurm shards has run)", r.slurm_shards)
-                     : r.slurm_shards > 0 ? fmt::format(" while any of {} Slurm shards ran ({} span{})", r.slurm_shards,
-                                                      r.sessions, r.sessions == 1 ? "" : "s")
-                     : r.sessions > 1   ? fmt::format(" over {} sessions (resumed)", r.sessions)
-                                        : "");
-  TextTable stages({"Stage", "Runs", "Time (sum)", "Share of wall"},
-                   {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight,
-                    TextTable::Align::kRight});
+  out += fmt::format(
+      "Wall time      {}{}\n",
+      r.wall_known ? FormatDuration(r.wall_s) : std::string("unknown (the times of an earlier session were lost)"),
+      r.slurm_shards > 0 && r.sessions == 0 ? fmt::format(" (none of the {} Slurm shards has run)", r.slurm_shards)
+      : r.slurm_shards > 0 ? fmt::format(" while any of {} Slurm shards ran ({} span{})", r.slurm_shards, r.sessions,
+                                         r.sessions == 1 ? "" : "s")
+      : r.sessions > 1     ? fmt::format(" over {} sessions (resumed)", r.sessions)
+                           : "");
+  TextTable stages(
+      {"Stage", "Runs", "Time (sum)", "Share of wall"},
+      {TextTable::Align::kLeft, TextTable::Align::kRight, TextTable::Align::kRight, TextTable::Align::kRight});
   auto share = [&](double s) {
     return r.wall_known && r.wall_s > 0 ? fmt::format("{:.2f}x", s / r.wall_s) : std::string("unknown");
   };
   stages.AddRow({"llm", std::to_string(r.stages.llm_n), FormatDuration(r.stages.llm_s), share(r.stages.llm_s)});
-  stages.AddRow({"compile", std::to_string(r.stages.compile_n), FormatDuration(r.stages.compile_s),
-                 share(r.stages.compile_s)});
+  stages.AddRow(
+      {"compile", std::to_string(r.stages.compile_n), FormatDuration(r.stages.compile_s), share(r.stages.compile_s)});
   stages.AddRow({"gpu", std::to_string(r.stages.gpu_n), FormatDuration(r.stages.gpu_s), share(r.stages.gpu_s)});
   if (r.stages.remote_n > 0) {
-    stages.AddRow({"remote", std::to_string(r.stages.remote_n), FormatDuration(r.stages.remote_s),
-                   share(r.stages.remote_s)});
+    stages.AddRow(
+        {"remote", std::to_string(r.stages.remote_n), FormatDuration(r.stages.remote_s), share(r.stages.remote_s)});
   }
   stages.AddRow({"all stages", "", FormatDuration(r.stages.total()), share(r.stages.total())});
   out += "Stage time sums vs wall time (above 1.00x: stages overlapped)\n" + stages.Render(2);

@@ -23,19 +23,19 @@ struct ProblemReport {
   // failed: no correct sample; running / not_started: the batch has not finished it.
   std::string status;
   bool correct = false;
-  double best_speedup = 0;          // 0 when no correct sample
-  std::optional<int> best_index;    // N of the best sample
+  double best_speedup = 0;        // 0 when no correct sample
+  std::optional<int> best_index;  // N of the best sample
   std::string best_status;
   int attempts_used = 0, samples_used = 0;
   std::map<std::string, int> failure_kinds;
   long long prompt_tokens = 0, completion_tokens = 0;
   // Budget figures (docs/RESULTS.md "Budget metrics"): the one-shot sample (attempt 1,
   // sample 1) and the samples of attempt 1, the independent answers to the same prompt.
-  std::string one_shot_status;       // empty when that sample has no result
-  double one_shot_speedup = 0;       // 0 unless the one-shot sample is correct
-  int first_attempt_samples = 0;     // n of pass@k
-  int first_attempt_correct = 0;     // c of pass@k
-  int first_attempt_faster = 0;      // c of fast_1@k: correct and speedup > 1
+  std::string one_shot_status;    // empty when that sample has no result
+  double one_shot_speedup = 0;    // 0 unless the one-shot sample is correct
+  int first_attempt_samples = 0;  // n of pass@k
+  int first_attempt_correct = 0;  // c of pass@k
+  int first_attempt_faster = 0;   // c of fast_1@k: correct and speedup > 1
   // The best sample's eval.baselines (docs/RESULTS.md "Baselines"): name -> its entry
   // (status, speedup, median_ms, speedup_over_eager, reason), as result.json has it.
   std::map<std::string, nlohmann::json> baselines;
@@ -49,8 +49,8 @@ struct ProblemReport {
 // written, the figures of Report::fast_p; compile, cudagraph: docs/EVALUATION.md "Baselines").
 struct BaselineFigures {
   std::string name;
-  int problems = 0;   // the denominator: every problem of the batch
-  int measured = 0;   // problems whose best kernel is correct and has this baseline measured
+  int problems = 0;  // the denominator: every problem of the batch
+  int measured = 0;  // problems whose best kernel is correct and has this baseline measured
   std::vector<std::pair<double, double>> fast_p;      // (p, fraction of problems: correct, speedup over it > p)
   std::optional<double> geomean_speedup;              // the best kernels' speedups over it, over `measured`
   std::optional<double> geomean_baseline_over_eager;  // the baseline's own speedup over eager, same problems
@@ -90,14 +90,14 @@ struct Report {
   std::vector<ProblemReport> problems;
 
   int correct = 0, solved = 0;
-  double correctness_rate = 0;                  // problems with a correct kernel / problems
+  double correctness_rate = 0;                    // problems with a correct kernel / problems
   std::vector<std::pair<double, double>> fast_p;  // (p, fraction of problems correct with speedup > p)
-  std::optional<double> geomean_speedup;        // over problems' best correct kernels
+  std::optional<double> geomean_speedup;          // over problems' best correct kernels
   int samples = 0, samples_correct = 0;
   std::map<std::string, int> samples_by_status;
-  std::map<std::string, int> failure_kinds;     // over all samples
+  std::map<std::string, int> failure_kinds;  // over all samples
   long long prompt_tokens = 0, completion_tokens = 0;
-  double wall_s = 0;                            // summed over the batch's sessions (resumes)
+  double wall_s = 0;  // summed over the batch's sessions (resumes)
   // False when the wall time cannot be known: a session's times were lost (summary.json was
   // damaged and rebuilt), or none is recorded for stages that ran. Figures over the wall time
   // are then unknown too ("unknown" in the text, null in the JSON).
@@ -108,7 +108,7 @@ struct Report {
   int slurm_shards = 0;
   int gpu_lanes = 1;
   std::string evaluator;  // batch --evaluator: the service's URL (no credentials); empty: evaluated here
-  std::map<std::string, int> tolerance_rules;  // samples by the --tolerance rule that judged them
+  std::map<std::string, int> tolerance_rules;   // samples by the --tolerance rule that judged them
   std::map<std::string, int> fallback_reasons;  // samples whose own code never ran, by why (fallback_reason)
   std::map<std::string, int> timing_methods;    // timed samples by how they were timed (timing.method)
   std::map<std::string, int> devices;           // evaluated samples by eval.device.name
@@ -166,8 +166,7 @@ nlohmann::json ReportJson(const Report& report);
 std::string ReportText(const Report& report);
 // Builds the report and writes detailed_report.{txt,json} into the results folder;
 // `json_out`, when given, receives the JSON document exactly as written.
-Report WriteReport(const fs::path& results_dir, nlohmann::json* json_out = nullptr,
-                   const WriteOptions& options = {});
+Report WriteReport(const fs::path& results_dir, nlohmann::json* json_out = nullptr, const WriteOptions& options = {});
 
 // GPU stage time / (wall x lanes); nullopt when the wall time is unknown or the figure would
 // exceed 100% (times that do not belong together).

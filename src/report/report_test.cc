@@ -21,16 +21,16 @@ TEST(Report, FiguresMatchTheHandComputedOnes) {
   Report r = BuildReport(kTree);
   EXPECT_EQ(r.batch_state, "interrupted");
   ASSERT_EQ(r.problems.size(), 5u);
-  EXPECT_EQ(r.correct, 3);                         // 1_A, 2_B, 3_C
-  EXPECT_EQ(r.solved, 2);                          // 1_A, 2_B
+  EXPECT_EQ(r.correct, 3);  // 1_A, 2_B, 3_C
+  EXPECT_EQ(r.solved, 2);   // 1_A, 2_B
   EXPECT_DOUBLE_EQ(r.correctness_rate, 3.0 / 5);
   ASSERT_EQ(r.fast_p.size(), 6u);
-  EXPECT_DOUBLE_EQ(r.fast_p[0].second, 3.0 / 5);   // fast_0: 2.5, 1.2, 0.8
-  EXPECT_DOUBLE_EQ(r.fast_p[1].second, 3.0 / 5);   // fast_0.5: 2.5, 1.2, 0.8
-  EXPECT_DOUBLE_EQ(r.fast_p[2].second, 2.0 / 5);   // fast_0.8: 2.5, 1.2 (0.8 is not > 0.8)
-  EXPECT_DOUBLE_EQ(r.fast_p[3].second, 2.0 / 5);   // fast_1.0: 2.5, 1.2
-  EXPECT_DOUBLE_EQ(r.fast_p[4].second, 1.0 / 5);   // fast_1.5: 2.5
-  EXPECT_DOUBLE_EQ(r.fast_p[5].second, 1.0 / 5);   // fast_2.0: 2.5
+  EXPECT_DOUBLE_EQ(r.fast_p[0].second, 3.0 / 5);  // fast_0: 2.5, 1.2, 0.8
+  EXPECT_DOUBLE_EQ(r.fast_p[1].second, 3.0 / 5);  // fast_0.5: 2.5, 1.2, 0.8
+  EXPECT_DOUBLE_EQ(r.fast_p[2].second, 2.0 / 5);  // fast_0.8: 2.5, 1.2 (0.8 is not > 0.8)
+  EXPECT_DOUBLE_EQ(r.fast_p[3].second, 2.0 / 5);  // fast_1.0: 2.5, 1.2
+  EXPECT_DOUBLE_EQ(r.fast_p[4].second, 1.0 / 5);  // fast_1.5: 2.5
+  EXPECT_DOUBLE_EQ(r.fast_p[5].second, 1.0 / 5);  // fast_2.0: 2.5
   ASSERT_TRUE(r.geomean_speedup.has_value());
   EXPECT_NEAR(*r.geomean_speedup, std::cbrt(2.5 * 1.2 * 0.8), 1e-12);
   EXPECT_EQ(r.samples, 8);
@@ -48,14 +48,14 @@ TEST(Report, FiguresMatchTheHandComputedOnes) {
   ASSERT_EQ(r.timing_methods.size(), 1u);  // the only sample whose result says how it was timed
   EXPECT_EQ(r.timing_methods.at("cuda_events_launch_hidden_l2_flush"), 1);
   EXPECT_TRUE(Contains(ReportText(r), "Timed by       cuda_events_launch_hidden_l2_flush x1")) << ReportText(r);
-  EXPECT_EQ(r.prompt_tokens, 350);                 // 100 + 200 + 30 + 20
-  EXPECT_EQ(r.completion_tokens, 350);             // 200 + 100 + 30 + 20
-  EXPECT_DOUBLE_EQ(r.wall_s, 150.0);               // sessions of 100 s and 50 s
+  EXPECT_EQ(r.prompt_tokens, 350);      // 100 + 200 + 30 + 20
+  EXPECT_EQ(r.completion_tokens, 350);  // 200 + 100 + 30 + 20
+  EXPECT_DOUBLE_EQ(r.wall_s, 150.0);    // sessions of 100 s and 50 s
   EXPECT_EQ(r.sessions, 2);
   EXPECT_EQ(r.gpu_lanes, 2);
-  EXPECT_DOUBLE_EQ(r.stages.llm_s, 25.0);          // 10 + 10 + 5
-  EXPECT_DOUBLE_EQ(r.stages.compile_s, 40.0);      // 20 + 10 + 10
-  EXPECT_DOUBLE_EQ(r.stages.gpu_s, 12.0);          // 5 + 2 + 3 + 2
+  EXPECT_DOUBLE_EQ(r.stages.llm_s, 25.0);      // 10 + 10 + 5
+  EXPECT_DOUBLE_EQ(r.stages.compile_s, 40.0);  // 20 + 10 + 10
+  EXPECT_DOUBLE_EQ(r.stages.gpu_s, 12.0);      // 5 + 2 + 3 + 2
   EXPECT_EQ(r.stages.gpu_n, 4);
   // Budget: one sample per attempt. One-shot (attempt 1, sample 1): 1_A correct 2.5x, 2_B
   // incorrect, 3_C correct 0.5x, 4_D no code, 5_E none: 2 of 5 correct.
@@ -117,13 +117,13 @@ TEST(Report, BudgetMetricsOverSeveralSamplesPerAttempt) {
   EXPECT_EQ(r.samples_per_attempt, 3);
   ASSERT_EQ(r.pass_at_k.size(), 3u);
   EXPECT_EQ(r.pass_at_k[0].problems, 4);
-  EXPECT_NEAR(r.pass_at_k[0].pass_at_k, (2.0 / 3 + 1.0 / 3 + 0 + 0) / 4, 1e-12);    // 0.25
-  EXPECT_NEAR(r.pass_at_k[0].fast_1_at_k, (1.0 / 3 + 1.0 / 3) / 4, 1e-12);          // 1/6
+  EXPECT_NEAR(r.pass_at_k[0].pass_at_k, (2.0 / 3 + 1.0 / 3 + 0 + 0) / 4, 1e-12);  // 0.25
+  EXPECT_NEAR(r.pass_at_k[0].fast_1_at_k, (1.0 / 3 + 1.0 / 3) / 4, 1e-12);        // 1/6
   EXPECT_EQ(r.pass_at_k[1].problems, 4);
   // k=2: 1_A 1 - C(1,2)/C(3,2) = 1; 2_B 1 - C(2,2)/C(3,2) = 2/3; fast_1: 2/3 and 2/3.
-  EXPECT_NEAR(r.pass_at_k[1].pass_at_k, (1.0 + 2.0 / 3) / 4, 1e-12);                 // 5/12
-  EXPECT_NEAR(r.pass_at_k[1].fast_1_at_k, (2.0 / 3 + 2.0 / 3) / 4, 1e-12);           // 1/3
-  EXPECT_EQ(r.pass_at_k[2].problems, 3);  // 4_D has only 2 samples
+  EXPECT_NEAR(r.pass_at_k[1].pass_at_k, (1.0 + 2.0 / 3) / 4, 1e-12);        // 5/12
+  EXPECT_NEAR(r.pass_at_k[1].fast_1_at_k, (2.0 / 3 + 2.0 / 3) / 4, 1e-12);  // 1/3
+  EXPECT_EQ(r.pass_at_k[2].problems, 3);                                    // 4_D has only 2 samples
   EXPECT_NEAR(r.pass_at_k[2].pass_at_k, 2.0 / 3, 1e-12);
   EXPECT_NEAR(r.pass_at_k[2].fast_1_at_k, 2.0 / 3, 1e-12);
 

@@ -22,9 +22,9 @@ struct Draws {
   std::mt19937_64 rng;
   explicit Draws(std::uint64_t seed) : rng(seed) {}
   double Uniform01() { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }  // [0, 1)
-  size_t Index(size_t n) { return static_cast<size_t>(rng() % n); }           // bias < n / 2^64
-  double Normal() {                                                             // Box-Muller
-    double u1 = 1.0 - Uniform01(), u2 = Uniform01();                            // u1 in (0, 1]
+  size_t Index(size_t n) { return static_cast<size_t>(rng() % n); }            // bias < n / 2^64
+  double Normal() {                                                            // Box-Muller
+    double u1 = 1.0 - Uniform01(), u2 = Uniform01();                           // u1 in (0, 1]
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
   }
 };

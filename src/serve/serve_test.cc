@@ -24,8 +24,8 @@ namespace kbrun {
 namespace {
 
 using batch_test::Background;
-using batch_test::WaitFor;
 using batch_test::UnusedLoopbackPort;
+using batch_test::WaitFor;
 using nlohmann::json;
 
 const fs::path kData = KBRUN_TEST_DATA_DIR;
@@ -63,18 +63,20 @@ class Serve : public ::testing::Test {
     std::vector<std::string> argv = {KBRUN_BINARY, "serve", "--listen", fmt::format("127.0.0.1:{}", port_),
                                      "--token-file", (dir_ / "token").string(), "--state-dir",
                                      (dir_ / "state").string(), "--device", "cpu", "--python", "/usr/bin/python3",
-                                     "--correct-trials", "2", "--perf-trials", "3", "--warmup", "1",
-                                     "--compile-pool", std::to_string(compile_pool), "--compile-cache", (dir_ / "cache").string(),
+                                     "--correct-trials", "2", "--perf-trials", "3", "--warmup", "1", "--compile-pool",
+                                     std::to_string(compile_pool), "--compile-cache", (dir_ / "cache").string(),
                                      // Plain PyTorch candidates: the service is under test, not the
                                      // library-kernel check.
                                      "--allow-library-kernels", "--target-speedup", "0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     log_ = dir_ / fmt::format("serve-{}.log", ++starts_);
     server_ = std::make_unique<Background>(argv, batch_test::Environment(false), log_);
-    bool up = WaitFor([&] {
-      auto res = Client().Get("/metrics");
-      return res && res->status == 200;
-    }, 120);
+    bool up = WaitFor(
+        [&] {
+          auto res = Client().Get("/metrics");
+          return res && res->status == 200;
+        },
+        120);
     ASSERT_TRUE(up) << Log();
   }
 
@@ -108,10 +110,12 @@ class Serve : public ::testing::Test {
   // Polls until the evaluation is done; returns its answer (null on timeout).
   json WaitDone(const std::string& id, double timeout_s = 300) {
     json doc;
-    WaitFor([&] {
-      doc = Get(id);
-      return doc.is_object() && doc.value("state", "") == "done";
-    }, timeout_s);
+    WaitFor(
+        [&] {
+          doc = Get(id);
+          return doc.is_object() && doc.value("state", "") == "done";
+        },
+        timeout_s);
     return doc.is_object() && doc.value("state", "") == "done" ? doc : json();
   }
 
@@ -135,13 +139,12 @@ class Serve : public ::testing::Test {
 
 TEST_F(Serve, UsageErrorsExit64) {
   WriteFileAtomic(dir_ / "empty-token", " \n");
-  for (const auto& [listen, token] : {std::pair{"127.0.0.1:1", dir_ / "empty-token"},
-                                      std::pair{"127.0.0.1:1", dir_ / "no-such-file"},
-                                      std::pair{"127.0.0.1", dir_ / "token"},
-                                      std::pair{"127.0.0.1:99999", dir_ / "token"}}) {
+  for (const auto& [listen, token] :
+       {std::pair{"127.0.0.1:1", dir_ / "empty-token"}, std::pair{"127.0.0.1:1", dir_ / "no-such-file"},
+        std::pair{"127.0.0.1", dir_ / "token"}, std::pair{"127.0.0.1:99999", dir_ / "token"}}) {
     ProcessSpec spec;
-    spec.argv = {KBRUN_BINARY, "serve", "--listen", listen, "--token-file", token.string(), "--state-dir",
-                 (dir_ / "state").string()};
+    spec.argv = {KBRUN_BINARY,   "serve",        "--listen",    listen,
+                 "--token-file", token.string(), "--state-dir", (dir_ / "state").string()};
     spec.env = batch_test::Environment(false);
     spec.timeout_s = 60;
     ProcessResult p = RunProcess(spec);

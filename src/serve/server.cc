@@ -52,8 +52,8 @@ std::string Serve(EvalService& service, const ServerOptions& o, const std::funct
   // Statuses httplib answers itself (404 no route, 413 body too large, ...) get a JSON body too.
   svr.set_error_handler([&](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
-    std::string message = res.status == 413   ? fmt::format("request body over {} bytes (--max-body-bytes)",
-                                                             o.max_body_bytes)
+    std::string message = res.status == 413
+                              ? fmt::format("request body over {} bytes (--max-body-bytes)", o.max_body_bytes)
                           : res.status == 404 ? "not found"
                                               : fmt::format("HTTP {}", res.status);
     ErrorReply(res, res.status, message);
@@ -64,8 +64,7 @@ std::string Serve(EvalService& service, const ServerOptions& o, const std::funct
       std::rethrow_exception(ep);
     } catch (const std::exception& e) {
       what = e.what();
-    } catch (...) {
-    }
+    } catch (...) {}
     ErrorReply(res, 500, "internal error: " + what);
   });
 
@@ -85,8 +84,9 @@ std::string Serve(EvalService& service, const ServerOptions& o, const std::funct
     }
     for (const char* field : {"problem", "code"}) {
       if (!body.contains(field) || !body[field].is_string() || body[field].get<std::string>().empty()) {
-        return ErrorReply(res, 400, fmt::format("'{}' must be a non-empty string (the {} source)", field,
-                                                std::string(field) == "code" ? "candidate's" : "problem's"));
+        return ErrorReply(res, 400,
+                          fmt::format("'{}' must be a non-empty string (the {} source)", field,
+                                      std::string(field) == "code" ? "candidate's" : "problem's"));
       }
     }
     json options = body.value("options", json::object());

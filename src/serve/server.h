@@ -13,8 +13,8 @@ namespace kbrun::serve {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
-  std::string token;                  // every request needs "Authorization: Bearer <token>"
-  size_t max_body_bytes = 1 << 20;    // larger request bodies: 413
+  std::string token;                // every request needs "Authorization: Bearer <token>"
+  size_t max_body_bytes = 1 << 20;  // larger request bodies: 413
 };
 
 // True when `a` equals `b`, in time that depends on their lengths only.

@@ -20,8 +20,8 @@
 
 namespace kbrun::serve {
 
-using nlohmann::json;
 using batch::NowUnix;
+using nlohmann::json;
 
 namespace {
 
@@ -31,9 +31,8 @@ std::string NewId() {
 }
 
 bool ValidId(const std::string& id) {
-  return id.size() == 16 && std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
+  return id.size() == 16 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 void SyncDir(const fs::path& dir) {
@@ -250,8 +249,9 @@ SubmitOutcome EvalService::Submit(const std::string& problem, const std::string&
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queued_ + running_ + reserved_ >= o_.max_pending) {
-      return {429, "", fmt::format("{} evaluations are pending (the limit, --max-queued); retry later",
-                                   queued_ + running_ + reserved_)};
+      return {429, "",
+              fmt::format("{} evaluations are pending (the limit, --max-queued); retry later",
+                          queued_ + running_ + reserved_)};
     }
     ++reserved_;
     do {
@@ -374,11 +374,14 @@ void EvalService::Finish(const JobPtr& job, const eval::EvalResult* result, cons
   if (result) {
     doc = result->json;
   } else {
-    doc = {{"kbrun_version", KBRUN_VERSION}, {"status", "runtime_error"}, {"compiled", false}, {"correct", false},
-           {"speedup", nullptr}, {"error", {{"category", "internal_error"}, {"message", internal_error}}}};
+    doc = {{"kbrun_version", KBRUN_VERSION},
+           {"status", "runtime_error"},
+           {"compiled", false},
+           {"correct", false},
+           {"speedup", nullptr},
+           {"error", {{"category", "internal_error"}, {"message", internal_error}}}};
   }
-  bool cancelled = CancelRequested() ||
-                   (doc["error"].is_object() && doc["error"].value("category", "") == "cancelled");
+  bool cancelled = CancelRequested() || (doc["error"].is_object() && doc["error"].value("category", "") == "cancelled");
   std::string status = doc.value("status", "runtime_error");
   if (!cancelled) {
     try {

@@ -25,12 +25,12 @@ namespace fs = std::filesystem;
 
 struct ServiceOptions {
   fs::path state_dir;
-  eval::EvalOptions eval;          // every evaluation's options before its own overrides
-  double target_speedup = 1.0;     // default of the `target_speedup` override
-  int compile_pool = 0;            // compile threads; 0: number of cores
-  std::vector<int> lanes = {0};    // GPU index of each lane (one lane on the CPU)
-  size_t max_pending = 64;         // evaluations accepted and not done; beyond: Submit refuses (429)
-  bool log = true;                 // one stderr line per accepted and per finished evaluation
+  eval::EvalOptions eval;        // every evaluation's options before its own overrides
+  double target_speedup = 1.0;   // default of the `target_speedup` override
+  int compile_pool = 0;          // compile threads; 0: number of cores
+  std::vector<int> lanes = {0};  // GPU index of each lane (one lane on the CPU)
+  size_t max_pending = 64;       // evaluations accepted and not done; beyond: Submit refuses (429)
+  bool log = true;               // one stderr line per accepted and per finished evaluation
 };
 
 // The per-evaluation `options` a request may carry (docs/SERVE.md), applied over `options`.
@@ -80,8 +80,8 @@ class EvalService {
   batch::WorkQueue<JobPtr> compile_q_, lane_q_;
   std::vector<std::thread> threads_;
 
-  std::mutex mu_;  // guards everything below
-  std::map<std::string, JobPtr> jobs_;  // every known id, done ones too
+  std::mutex mu_;                                   // guards everything below
+  std::map<std::string, JobPtr> jobs_;              // every known id, done ones too
   size_t queued_ = 0, running_ = 0, reserved_ = 0;  // reserved: being written by Submit
   unsigned long long accepted_ = 0;
   std::map<std::string, unsigned long long> finished_by_status_;

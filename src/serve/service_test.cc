@@ -21,8 +21,8 @@ TEST(ServeOptions, ConstantTimeEqualsComparesWholeStrings) {
 TEST(ServeOptions, OverridesAreCheckedAndApplied) {
   eval::EvalOptions o;
   double target = 1.0;
-  EXPECT_EQ(serve::ApplyOverrides({{"correct_trials", 3}, {"perf_trials", 7}, {"seed", 42}, {"target_speedup", 1.5}},
-                                  o, target),
+  EXPECT_EQ(serve::ApplyOverrides({{"correct_trials", 3}, {"perf_trials", 7}, {"seed", 42}, {"target_speedup", 1.5}}, o,
+                                  target),
             "");
   EXPECT_EQ(o.correctness_trials, 3);
   EXPECT_EQ(o.timing_trials, 7);

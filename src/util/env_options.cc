@@ -22,7 +22,8 @@ const std::vector<EnvOption>& EnvOptions() {
       {"KBRUN_WORKER", "", "eval, batch, serve", "path of kbrun_worker.py (default: beside the binary)"},
       {"KBRUN_NCU", "", "eval, batch (--profile)", "Nsight Compute binary (default: ncu on PATH, CUDA_HOME/bin)"},
       {"KBRUN_ROCPROF", "", "eval, batch (--profile)", "rocprofv3 binary (default: on PATH, ROCM_PATH/bin)"},
-      {"THUNDERKITTENS_ROOT", "--tk-root", "eval, batch, serve", "ThunderKittens checkout for --backend thunderkittens"},
+      {"THUNDERKITTENS_ROOT", "--tk-root", "eval, batch, serve",
+       "ThunderKittens checkout for --backend thunderkittens"},
       {"HIPKITTENS_ROOT", "--hk-root", "eval, batch, serve", "HipKittens checkout for --backend hipkittens"},
       // Batch
       {"KERNELBENCH_DIR", "--problems-dir", "batch", "problems folder (N_Name.py files or a KernelBench checkout)"},
@@ -35,7 +36,8 @@ const std::vector<EnvOption>& EnvOptions() {
        "a lane health probe script run as SCRIPT DEVICE GPU PYTHON (exit 0: healthy) instead of kbrun's own"},
       // Generation (kbrun generate, batch)
       {"KBRUN_LLM_CONFIG", "--llm-config", "generate, batch", "llm.json to use (default <prompts dir>/llm.json)"},
-      {"KBRUN_PROMPTS_DIR", "--prompts-dir", "generate, batch", "prompts folder (default ./prompts, then the installed ones)"},
+      {"KBRUN_PROMPTS_DIR", "--prompts-dir", "generate, batch",
+       "prompts folder (default ./prompts, then the installed ones)"},
       {"KBRUN_GPU_NAME", "--gpu-name", "generate, batch", "GPU name written into prompts (default: nvidia-smi's)"},
       {"LLM_GATEWAY_KEY", "", "generate, batch",
        "API key (fallbacks: OPENAI_API_KEY for openai, ANTHROPIC_API_KEY for anthropic; 'none' sends no key)"},
@@ -52,13 +54,17 @@ const std::vector<EnvOption>& EnvOptions() {
       {"LLM_REPLAY_LATENCY", "--replay-latency", "generate, batch", "replay: seconds each call waits (default 0)"},
       {"LLM_CONNECT_TIMEOUT_S", "--connect-timeout", "generate, batch", "seconds to connect (default 10)"},
       {"LLM_REQUEST_TIMEOUT_S", "--request-timeout", "generate, batch", "seconds for one whole request (default 600)"},
-      {"LLM_MAX_RETRIES", "--max-retries", "generate, batch", "retries on 429, 5xx, timeouts, network errors (default 5)"},
+      {"LLM_MAX_RETRIES", "--max-retries", "generate, batch",
+       "retries on 429, 5xx, timeouts, network errors (default 5)"},
       // Tests and scripts
-      {"KBRUN_TEST_THROW_IN_EVAL", "", "tests", "\"<problem>#<N>\": sample N's evaluation throws, as a kbrun bug would"},
+      {"KBRUN_TEST_THROW_IN_EVAL", "", "tests",
+       "\"<problem>#<N>\": sample N's evaluation throws, as a kbrun bug would"},
       {"KBRUN_TEST_PROBE_FAIL", "", "tests", "tests/batch/lane_probe.sh: GPU indices whose probe fails"},
       {"KBRUN_TEST_PROBE_LOG", "", "tests", "tests/batch/lane_probe.sh: file each probe appends \"DEVICE GPU\" to"},
-      {"KBRUN_TEST_COMPILE_STANDIN", "", "tests", "tests/worker/standin_compile: give torch 1.13 a stand-in torch.compile"},
-      {"KBRUN_REQUIRE_SLURM", "", "tests", "1: the Slurm end-to-end test fails, not skips, when no cluster starts (CI)"},
+      {"KBRUN_TEST_COMPILE_STANDIN", "", "tests",
+       "tests/worker/standin_compile: give torch 1.13 a stand-in torch.compile"},
+      {"KBRUN_REQUIRE_SLURM", "", "tests",
+       "1: the Slurm end-to-end test fails, not skips, when no cluster starts (CI)"},
       {"KBRUN_NO_SANITIZE", "", "scripts/test.sh", "1: skip the sanitizer build of the unit tests"},
       {"KBRUN_NO_HIPCC", "", "scripts/install-deps.sh", "1: do not install hipcc"},
       {"KBRUN_DEVICE_TESTS", "", "CMake", "1 when first configured: register tests/device's GPU checks with ctest"},
@@ -72,7 +78,8 @@ const std::vector<EnvOption>& EnvOptions() {
 std::optional<std::string> GetEnvOption(std::string_view name) {
   bool known = false;
   for (const auto& o : EnvOptions()) known = known || name == o.name;
-  if (!known) throw std::logic_error("GetEnvOption: " + std::string(name) + " is not in EnvOptions() (util/env_options.cc)");
+  if (!known)
+    throw std::logic_error("GetEnvOption: " + std::string(name) + " is not in EnvOptions() (util/env_options.cc)");
   const char* value = std::getenv(std::string(name).c_str());
   if (!value || !*value) return std::nullopt;
   return std::string(value);

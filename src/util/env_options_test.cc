@@ -75,8 +75,8 @@ TEST(EnvOptions, DocsPageIsGeneratedFromTheTable) {
 TEST(EnvOptions, EveryVariableTheSourcesReadIsInTheTable) {
   const std::set<std::string> names = TableNames();
   const std::set<std::string> system = {"HOME", "XDG_CACHE_HOME", "PATH", "CUDA_HOME"};
-  const std::set<std::string> not_variables = {"KBRUN_SOURCE_DIR", "KBRUN_VERSION", "KBRUN_BINARY",
-                                               "KBRUN_TEST_DATA_DIR", "KBRUN_PROBE", "KBRUN_SANITIZE"};
+  const std::set<std::string> not_variables = {"KBRUN_SOURCE_DIR",    "KBRUN_VERSION", "KBRUN_BINARY",
+                                               "KBRUN_TEST_DATA_DIR", "KBRUN_PROBE",   "KBRUN_SANITIZE"};
   const std::regex read(R"((?:getenv|GetEnvOption|EnvValue)\((?:env, )?"([A-Z][A-Z0-9_]*)\")");
   const std::regex kbrun_name(R"(\bKBRUN_[A-Z0-9_]+)");
   int reads = 0;
@@ -87,7 +87,8 @@ TEST(EnvOptions, EveryVariableTheSourcesReadIsInTheTable) {
       for (std::sregex_iterator it(text.begin(), text.end(), read), e; it != e; ++it) {
         std::string name = (*it)[1];
         ++reads;
-        EXPECT_TRUE(names.count(name) || system.count(name)) << rel << " reads " << name << ", not in util/env_options.cc";
+        EXPECT_TRUE(names.count(name) || system.count(name))
+            << rel << " reads " << name << ", not in util/env_options.cc";
       }
     }
     for (std::sregex_iterator it(text.begin(), text.end(), kbrun_name), e; it != e; ++it) {

@@ -15,8 +15,7 @@ struct DiffLine {
 
 // O(n*m) time and memory in the lines left after the common head and tail are cut off;
 // when that product exceeds `max_cells`, the middle is given as all removed then all added.
-std::vector<DiffLine> LineDiff(const std::string& before, const std::string& after,
-                               size_t max_cells = 4'000'000);
+std::vector<DiffLine> LineDiff(const std::string& before, const std::string& after, size_t max_cells = 4'000'000);
 
 // The diff as unified-style text: one line each, prefixed "  ", "- " or "+ ".
 std::string DiffText(const std::vector<DiffLine>& diff);

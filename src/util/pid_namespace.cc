@@ -26,8 +26,7 @@ namespace {
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_BLOCK, &chld, nullptr);
   while (true) {
-    while (waitpid(-1, nullptr, WNOHANG) > 0) {
-    }
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {}
     siginfo_t info;
     sigwaitinfo(&chld, &info);
   }
@@ -56,8 +55,7 @@ std::unique_ptr<SharedPidNamespace> SharedPidNamespace::Start() {
     (void)ignored;
     if (init < 0) _exit(1);
     for (int fd = 0; fd < 1024; ++fd) close(fd);
-    while (waitpid(init, nullptr, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(init, nullptr, 0) < 0 && errno == EINTR) {}
     _exit(0);
   }
   close(report[1]);
@@ -83,8 +81,7 @@ SharedPidNamespace::~SharedPidNamespace() {
   // when a namespace's init dies, the kernel kills every process in the namespace.
   kill(init_, SIGKILL);
   kill(outer_, SIGKILL);
-  while (waitpid(outer_, nullptr, 0) < 0 && errno == EINTR) {
-  }
+  while (waitpid(outer_, nullptr, 0) < 0 && errno == EINTR) {}
 }
 
 }  // namespace kbrun

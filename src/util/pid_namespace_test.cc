@@ -31,24 +31,28 @@ ProcessSpec Joining(const SharedPidNamespace& ns, const std::string& script) {
 }
 
 // Where namespaces cannot be joined (not root) there is nothing to test: ProbeSandbox says so.
-#define REQUIRE_SHARED_NAMESPACE(ns)                                                       \
-  auto ns = SharedPidNamespace::Start();                                                 \
+#define REQUIRE_SHARED_NAMESPACE(ns)     \
+  auto ns = SharedPidNamespace::Start(); \
   if (!ns || !ProbeSandbox().shared_pid_namespace) GTEST_SKIP() << ProbeSandbox().note;
 
 TEST(SharedPidNamespace, JoinedChildrenSeeEachOtherAndNothingOutside) {
   REQUIRE_SHARED_NAMESPACE(ns);
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-pidns-test-");
   // The first child says its pid (as the namespace sees it) and waits; the second looks for it.
-  auto first = Joining(*ns, fmt::format("echo $$ > {0}/first.tmp && mv {0}/first.tmp {0}/first; exec sleep 20",
-                                        dir.string()));
+  auto first =
+      Joining(*ns, fmt::format("echo $$ > {0}/first.tmp && mv {0}/first.tmp {0}/first; exec sleep 20", dir.string()));
   first.writable_paths = {dir.string()};
   std::thread t([&] { RunProcess(first); });
-  for (int i = 0; i < 200 && !fs::exists(dir / "first"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 200 && !fs::exists(dir / "first"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const std::string first_pid = Trim(ReadFile(dir / "first").value_or(""));
   ASSERT_FALSE(first_pid.empty());
-  auto second = Joining(*ns, fmt::format(
-      "echo init=$(cat /proc/1/comm); echo first=$(cat /proc/{}/comm); echo procs=$(ls /proc | grep -c '^[0-9]'); "
-      "test -e /proc/{}/environ && echo sees_kbrun", first_pid, getpid()));
+  auto second = Joining(
+      *ns,
+      fmt::format(
+          "echo init=$(cat /proc/1/comm); echo first=$(cat /proc/{}/comm); echo procs=$(ls /proc | grep -c '^[0-9]'); "
+          "test -e /proc/{}/environ && echo sees_kbrun",
+          first_pid, getpid()));
   auto r = RunProcess(second);
   EXPECT_NE(r.output.find("init=kbrun-pidns\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("first=sleep\n"), std::string::npos) << r.output;
@@ -65,7 +69,8 @@ TEST(SharedPidNamespace, ItsEndKillsWhatIsLeftInIt) {
   spec.writable_paths = {dir.string()};
   ProcessResult r;
   std::thread t([&] { r = RunProcess(spec); });
-  for (int i = 0; i < 200 && !fs::exists(dir / "started"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 200 && !fs::exists(dir / "started"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_TRUE(fs::exists(dir / "started"));
   ns.reset();
   t.join();

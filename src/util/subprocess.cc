@@ -63,9 +63,7 @@ std::atomic<bool> g_cancel{false};
 
 using Clock = std::chrono::steady_clock;
 
-double SecondsSince(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Keeps the first `head` and last `tail` bytes of a stream of any size.
 class CappedBuffer {
@@ -189,9 +187,10 @@ void SealFilesystem(const ChildPlan& plan) {
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return;
   // The shared /dev/shm folder, taken (as a detached bind) before the new /dev hides the
   // machine's /dev/shm and before the view turns read-only.
-  int shm_tree = plan.shm_dir ? static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, plan.shm_dir,
-                                                         OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC))
-                              : -1;
+  int shm_tree =
+      plan.shm_dir
+          ? static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, plan.shm_dir, OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC))
+          : -1;
   // The new /dev is built in a tmpfs on /dev/shm (a directory that exists and that we
   // may cover), then moved over /dev.
   if (!plan.node_source.empty() &&
@@ -279,8 +278,7 @@ void KillChildren() {
       while (*p == ' ' || *p == '\n') ++p;
     }
     pid_t reaped;
-    while ((reaped = waitpid(-1, nullptr, WNOHANG)) > 0) {
-    }
+    while ((reaped = waitpid(-1, nullptr, WNOHANG)) > 0) {}
     if (reaped < 0 && errno == ECHILD) return;  // no child left, living or dead
     usleep(1000);
   }
@@ -305,8 +303,7 @@ void BecomeSandboxedWorker(const ChildPlan& plan) {
     close(report[1]);
     for (int fd = 0; fd <= 4; ++fd) close(fd);  // the worker's ends are the worker's alone
     int status = 0;
-    while (waitpid(init, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(init, &status, 0) < 0 && errno == EINTR) {}
     int worker_status = 0;
     if (read(report[0], &worker_status, sizeof worker_status) == sizeof worker_status) status = worker_status;
     EndAs(status);
@@ -544,13 +541,15 @@ std::vector<ChildSetup::Node> SandboxDevNodes() {
     for (const auto& entry : fs::directory_iterator("/dev", ec)) {
       std::string name = entry.path().filename().string();
       bool gpu = StartsWith(name, "nvidia") || name == "kfd" || name == "dri";
-      bool basic = name == "null" || name == "zero" || name == "full" || name == "random" || name == "urandom" ||
-                   name == "tty";
+      bool basic =
+          name == "null" || name == "zero" || name == "full" || name == "random" || name == "urandom" || name == "tty";
       if (!gpu && !basic) continue;
       std::error_code e2;
       auto st = fs::symlink_status(entry.path(), e2);
-      if (fs::is_directory(st)) found.push_back({name, true});
-      else if (fs::is_character_file(st)) found.push_back({name, false});
+      if (fs::is_directory(st))
+        found.push_back({name, true});
+      else if (fs::is_character_file(st))
+        found.push_back({name, false});
     }
     return found;
   }();
@@ -564,13 +563,20 @@ SandboxReport ProbeSandbox() {
     fs::path writable = MakeUniqueDir(fs::temp_directory_path(), "kbrun-sandbox-probe-");
     fs::path outside = writable.string() + "-outside";
     std::string shm_marker = fmt::format("/dev/shm/kbrun-sandbox-probe-{}", getpid());
-    { int fd = open(shm_marker.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600); if (fd >= 0) close(fd); }
+    {
+      int fd = open(shm_marker.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+      if (fd >= 0) close(fd);
+    }
     ProcessSpec spec;
-    spec.argv = {"/bin/sh", "-c",
+    spec.argv = {"/bin/sh",
+                 "-c",
                  "echo pid=$$; echo init=$(cat /proc/1/comm); echo procs=$(ls /proc | grep -c '^[0-9]'); "
                  "touch \"$1\" 2>/dev/null && echo outside_written; touch \"$2/x\" && echo inside_written; "
                  "test -e \"$3\" && echo host_shm; echo dev=$(ls /dev | tr '\\n' ' ')",
-                 "probe", outside.string(), writable.string(), shm_marker};
+                 "probe",
+                 outside.string(),
+                 writable.string(),
+                 shm_marker};
     spec.env = {{"PATH", "/usr/bin:/bin"}};
     spec.timeout_s = 30;
     spec.sandbox = true;
@@ -654,8 +660,10 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   std::unique_ptr<MemoryCgroup> cgroup;
   if (spec.limits.max_memory_bytes) {
     cgroup = MemoryCgroup::Make(spec.limits.max_memory_bytes);
-    if (cgroup) setup.cgroup_procs = cgroup->procs();
-    else setup.max_data_bytes = spec.limits.max_memory_bytes;
+    if (cgroup)
+      setup.cgroup_procs = cgroup->procs();
+    else
+      setup.max_data_bytes = spec.limits.max_memory_bytes;
     result.memory_cap_method = cgroup ? cgroup->method() : "rlimit_data";
   } else {
     result.memory_cap_method = "none";
@@ -724,7 +732,10 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     char sbuf[256];
     while (true) {
       ssize_t n = read(status_fd, sbuf, sizeof sbuf);
-      if (n > 0) { status_text.append(sbuf, static_cast<size_t>(n)); continue; }
+      if (n > 0) {
+        status_text.append(sbuf, static_cast<size_t>(n));
+        continue;
+      }
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
       // EOF: the report is complete, or the starter died without one.
       close(status_fd);
@@ -733,9 +744,8 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     }
     int st = 0;
     double cpu = 0;
-    if (auto p = status_text.find("exit "); p != std::string::npos &&
-        status_text.find('\n', p) != std::string::npos &&
-        sscanf(status_text.c_str() + p, "exit %d %lf", &st, &cpu) == 2) {
+    if (auto p = status_text.find("exit "); p != std::string::npos && status_text.find('\n', p) != std::string::npos &&
+                                            sscanf(status_text.c_str() + p, "exit %d %lf", &st, &cpu) == 2) {
       status = st;
       result.cpu_s = cpu;
       return true;
@@ -783,8 +793,14 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     struct pollfd fds[2];
     int nfds = 0;
     int out_idx = -1, prog_idx = -1;
-    if (out_open) { fds[nfds] = {out_pipe[0], POLLIN, 0}; out_idx = nfds++; }
-    if (prog_open) { fds[nfds] = {prog_pipe[0], POLLIN, 0}; prog_idx = nfds++; }
+    if (out_open) {
+      fds[nfds] = {out_pipe[0], POLLIN, 0};
+      out_idx = nfds++;
+    }
+    if (prog_open) {
+      fds[nfds] = {prog_pipe[0], POLLIN, 0};
+      prog_idx = nfds++;
+    }
     if (nfds == 0) {
       // Only waiting for the exit now.
       if (!child_done) usleep(10000);
@@ -794,8 +810,10 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     if (pr < 0 && errno != EINTR) break;
     if (out_idx >= 0 && (fds[out_idx].revents & (POLLIN | POLLHUP | POLLERR))) {
       ssize_t n = read(out_pipe[0], buf, sizeof buf);
-      if (n > 0) output.Append(buf, static_cast<size_t>(n));
-      else if (n == 0 || (errno != EAGAIN && errno != EINTR)) out_open = false;
+      if (n > 0)
+        output.Append(buf, static_cast<size_t>(n));
+      else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        out_open = false;
     }
     if (prog_idx >= 0 && (fds[prog_idx].revents & (POLLIN | POLLHUP | POLLERR))) {
       ssize_t n = read(prog_pipe[0], buf, sizeof buf);

@@ -12,10 +12,10 @@ namespace kbrun {
 
 struct ResourceLimits {
   // 0 leaves a limit as inherited.
-  unsigned long long max_file_bytes = 0;   // RLIMIT_FSIZE
-  unsigned long long max_processes = 0;    // RLIMIT_NPROC
+  unsigned long long max_file_bytes = 0;     // RLIMIT_FSIZE
+  unsigned long long max_processes = 0;      // RLIMIT_NPROC
   unsigned long long max_address_space = 0;  // RLIMIT_AS (never for CUDA workers)
-  unsigned long long max_cpu_seconds = 0;  // RLIMIT_CPU
+  unsigned long long max_cpu_seconds = 0;    // RLIMIT_CPU
   // Resident memory of the child and everything it starts: a cgroup of its own
   // (memory.max on cgroup v2, memory.limit_in_bytes on v1) where one can be made, else
   // RLIMIT_DATA (not RLIMIT_AS: CUDA reserves far more address space than it uses, and
@@ -27,7 +27,7 @@ struct ResourceLimits {
 // What a sandboxed child gets (ProcessSpec::sandbox). Decided once per kbrun process by
 // ProbeSandbox(), which starts a child set up exactly so and checks from inside it.
 struct SandboxReport {
-  bool pid_namespace = false;   // its own PID namespace and a fresh /proc: sees no other process
+  bool pid_namespace = false;  // its own PID namespace and a fresh /proc: sees no other process
   // Two children joining one SharedPidNamespace (ProcessSpec::join_pid_namespace) see each
   // other and that namespace's init, nothing else.
   bool shared_pid_namespace = false;
@@ -45,10 +45,13 @@ struct ProcessSpec;
 
 // What RunProcess prepared for one child, for a starter that sets the child up itself.
 struct ChildSetup {
-  std::string cgroup_procs;                 // join: write "0" here
-  unsigned long long max_data_bytes = 0;    // RLIMIT_DATA fallback
-  struct Node { std::string name; bool dir; };
-  std::vector<Node> dev_nodes;              // /dev entries the sandbox's /dev gets
+  std::string cgroup_procs;               // join: write "0" here
+  unsigned long long max_data_bytes = 0;  // RLIMIT_DATA fallback
+  struct Node {
+    std::string name;
+    bool dir;
+  };
+  std::vector<Node> dev_nodes;  // /dev entries the sandbox's /dev gets
 };
 // /dev entries a sandbox keeps: null, zero, full, random, urandom, tty, and the GPU's
 // (nvidia*, nvidia-caps/, kfd, dri/) where they exist.
@@ -71,13 +74,13 @@ using ChildStarter =
     std::function<std::optional<StartedChild>(const ProcessSpec&, const ChildSetup&, int out_fd, int progress_fd)>;
 
 struct ProcessSpec {
-  std::vector<std::string> argv;               // argv[0] is resolved through PATH
-  std::map<std::string, std::string> env;      // the whole environment: nothing is inherited
-  std::string cwd;                             // empty: inherit
-  double timeout_s = 0;                        // initial deadline from start; 0 = none
-  double hard_timeout_s = 0;                   // absolute cap, whatever progress says; 0 = none
-  size_t output_head_bytes = 32 * 1024;        // merged stdout+stderr: first bytes kept
-  size_t output_tail_bytes = 32 * 1024;        // ... and last bytes kept
+  std::vector<std::string> argv;           // argv[0] is resolved through PATH
+  std::map<std::string, std::string> env;  // the whole environment: nothing is inherited
+  std::string cwd;                         // empty: inherit
+  double timeout_s = 0;                    // initial deadline from start; 0 = none
+  double hard_timeout_s = 0;               // absolute cap, whatever progress says; 0 = none
+  size_t output_head_bytes = 32 * 1024;    // merged stdout+stderr: first bytes kept
+  size_t output_tail_bytes = 32 * 1024;    // ... and last bytes kept
   ResourceLimits limits;
   // Run the child in a new network namespace (loopback only, down): no network.
   // Needs root, or unprivileged user namespaces; skipped silently where neither works.
@@ -120,16 +123,16 @@ struct ProcessSpec {
 };
 
 struct ProcessResult {
-  int exit_code = -1;        // valid when term_signal == 0 and !timed_out
-  int term_signal = 0;       // signal that ended the child, if any
-  bool timed_out = false;    // we killed it at a deadline
-  bool cancelled = false;    // we killed it because the user interrupted kbrun
-  bool spawn_failed = false; // exec failed (bad interpreter path...)
+  int exit_code = -1;         // valid when term_signal == 0 and !timed_out
+  int term_signal = 0;        // signal that ended the child, if any
+  bool timed_out = false;     // we killed it at a deadline
+  bool cancelled = false;     // we killed it because the user interrupted kbrun
+  bool spawn_failed = false;  // exec failed (bad interpreter path...)
   double wall_s = 0;
   // CPU seconds (user + system) of the child and the descendants it waited for (ninja,
   // nvcc, g++...), from wait4()'s rusage. Descendants killed with the group are not counted.
   double cpu_s = 0;
-  std::string output;        // head + "[... N bytes omitted ...]" + tail
+  std::string output;  // head + "[... N bytes omitted ...]" + tail
   size_t output_total_bytes = 0;
   bool output_truncated = false;
   bool started_by_starter = false;  // spec.starter started it (a warm worker's fork)
@@ -143,8 +146,6 @@ struct ProcessResult {
 };
 
 ProcessResult RunProcess(const ProcessSpec& spec);
-
-
 
 // Set by SIGINT/SIGTERM handlers: running children are killed and callers wind down.
 void RequestCancel();

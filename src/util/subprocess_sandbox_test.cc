@@ -23,7 +23,6 @@ ProcessSpec Shell(const std::string& script) {
   return spec;
 }
 
-
 TEST(Subprocess, OutputThatIsNotUtf8IsReplacedNotFatal) {
   auto spec = Shell("printf 'before \\377\\376 after\\n'; printf 'stage \\377x\\n' >&3");
   std::string progress;
@@ -56,8 +55,12 @@ TEST(Subprocess, SandboxSealsPidsFilesystemAndDev) {
   fs::path outside = fs::temp_directory_path() / ("kbrun-sandbox-test-outside-" + std::to_string(getpid()));
   auto spec = Shell(
       "echo pid=$$; echo init=$(cat /proc/1/comm); echo procs=$(ls /proc | grep -c '^[0-9]'); "
-      "touch " + outside.string() + " 2>/dev/null && echo wrote_outside; "
-      "touch " + (writable / "inside").string() + " && echo wrote_inside; "
+      "touch " +
+      outside.string() +
+      " 2>/dev/null && echo wrote_outside; "
+      "touch " +
+      (writable / "inside").string() +
+      " && echo wrote_inside; "
       "echo dev=$(ls /dev | tr '\\n' ' '); "
       "(setsid sh -c 'sleep 300; echo kbrun-sandbox-test-daemon' &); echo done");
   spec.sandbox = true;
@@ -95,8 +98,10 @@ TEST(Subprocess, SandboxSharesItsShmFolderWritably) {
     fs::path shm = MakeUniqueDir(fs::temp_directory_path(), "kbrun-sandbox-shm-");
     fs::path writable = MakeUniqueDir(fs::temp_directory_path(), "kbrun-sandbox-shm-private-");
     WriteFileAtomic(shm / "from_host", "x");
-    auto spec = Shell("ls /dev/shm; echo y > /dev/shm/from_child && echo wrote_shm; "
-                      "touch " + (shm / "by_path").string() + " 2>/dev/null && echo wrote_by_path; echo done");
+    auto spec = Shell(
+        "ls /dev/shm; echo y > /dev/shm/from_child && echo wrote_shm; "
+        "touch " +
+        (shm / "by_path").string() + " 2>/dev/null && echo wrote_by_path; echo done");
     spec.sandbox = true;
     spec.pid_namespace = pid_namespace;
     spec.writable_paths = {writable.string()};

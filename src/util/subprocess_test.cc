@@ -22,9 +22,9 @@ TEST(RunProcess, CapturesOutputAndExitCode) {
 TEST(RunProcess, CountsCpuSecondsOfWaitedForDescendants) {
   // The burner is a grandchild that sh waits for (compilers under ninja are the case that matters);
   // it spins on its own CPU clock, so a loaded machine makes it slower but not shorter.
-  auto burn = RunProcess(Shell(
-      "python3 -c 'import time\nwhile time.process_time() < 0.5: pass' || "
-      "{ e=$(( $(date +%s) + 1 )); while [ $(date +%s) -lt $e ]; do :; done; }; true"));
+  auto burn =
+      RunProcess(Shell("python3 -c 'import time\nwhile time.process_time() < 0.5: pass' || "
+                       "{ e=$(( $(date +%s) + 1 )); while [ $(date +%s) -lt $e ]; do :; done; }; true"));
   EXPECT_EQ(burn.exit_code, 0);
   EXPECT_GE(burn.cpu_s, 0.3);
   EXPECT_LE(burn.cpu_s, burn.wall_s * 1.5);  // one single-threaded burner: not more than its wall time

@@ -66,7 +66,10 @@ std::string ExtractCompilerErrors(std::string_view log, size_t max_lines) {
   size_t kept = 0;
   bool gap = false;
   for (size_t i = 0; i < lines.size() && kept < max_lines; ++i) {
-    if (!keep[i]) { gap = true; continue; }
+    if (!keep[i]) {
+      gap = true;
+      continue;
+    }
     if (gap && !out.empty()) out += "...\n";
     gap = false;
     out += lines[i] + "\n";
@@ -86,10 +89,19 @@ std::string ValidUtf8(std::string_view text) {
     size_t len = 0;
     // Second-byte ranges exclude overlong forms and surrogates (RFC 3629).
     unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80) len = 1;
-    else if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    if (c < 0x80)
+      len = 1;
+    else if (c >= 0xC2 && c <= 0xDF)
+      len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    }
     bool ok = len > 0 && i + len <= n;
     for (size_t k = 1; ok && k < len; ++k) {
       unsigned char b = s[i + k];
