@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <stdexcept>
 
 #include "batch/batch_test_util.h"
 #include "util/fs.h"
@@ -109,6 +110,23 @@ int Count(const std::string& text, const std::string& needle) {
   int n = 0;
   for (size_t at = 0; (at = text.find(needle, at)) != std::string::npos; at += needle.size()) ++n;
   return n;
+}
+
+// The same square and negate, each taking a second to construct (in the service's compile phase):
+// with one compile thread the service then still holds evaluations when the test kills it.
+std::string Slow(const std::string& response) {
+  const std::string init = "super().__init__()";
+  std::string text = response;
+  size_t at = text.find(init);
+  if (at == std::string::npos) throw std::logic_error("no __init__ in the response");
+  return text.insert(at + init.size(), "\n        import time\n        time.sleep(1.0)");
+}
+
+json SlowScenario() {
+  return json::array({
+      Rule("MARKER_FOUR", Slow(Response("square"))),
+      Rule("MARKER_FIVE", Slow(Response("negate"))),
+  });
 }
 
 json Scenario() {
@@ -215,7 +233,7 @@ TEST(RemoteEvaluatorE2E, WrongTokenAndRefusedFlagsFailClearly) {
 // service restarts (same port and state dir, which still holds them); the same batch command
 // polls their saved ids again: no sample is submitted twice, no LLM call is made twice.
 TEST(RemoteEvaluatorE2E, ServiceKilledMidBatchThenResumedWithoutResubmitting) {
-  FakeLlmServer server(Scenario().dump(), 600);
+  FakeLlmServer server(SlowScenario().dump(), 600);
   // One compile thread: the service evaluates one sample at a time, the others wait in its queue.
   Service service(server.dir() / "service", UnusedLoopbackPort(), 1);
   ASSERT_TRUE(service.up()) << service.Log();
