@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,7 +36,7 @@ inline std::string Response(const std::string& name) {
   return ReadFileOrThrow(kData / "batch/responses" / (name + ".txt"));
 }
 
-inline json Rule(const std::string& match, const std::string& text, json extra = json::object()) {
+inline json Rule(const std::string& match, const std::string& text, const json& extra = json::object()) {
   json rule = {{"match", match}, {"response_text", text}};
   rule.update(extra);
   return rule;
@@ -141,10 +142,11 @@ inline int UnusedLoopbackPort() {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
+  bool ok = fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+            getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  if (fd >= 0) close(fd);
+  if (!ok) throw std::runtime_error("UnusedLoopbackPort: no port on 127.0.0.1");
   return ntohs(addr.sin_port);
 }
 
@@ -182,7 +184,7 @@ inline std::vector<fs::path> FilesNamed(const fs::path& dir, const std::string& 
 
 // The replay provider instead of the HTTP server: a folder of answers, a simulated latency.
 inline std::vector<std::string> ReplayArgv(const fs::path& results, const fs::path& replay, int first, int last,
-                                           std::vector<std::string> extra) {
+                                           const std::vector<std::string>& extra) {
   std::vector<std::string> argv = BatchArgv(results, "", first, last, extra);
   for (const char* flag : {"--provider", "--base-url", "--model", "--max-retries"}) {
     auto it = std::find(argv.begin(), argv.end(), flag);
