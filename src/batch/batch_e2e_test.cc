@@ -142,8 +142,11 @@ TEST(BatchE2E, ResumeAfterKillGeneratesNothingTwice) {
   for (const auto& f : FilesNamed(results, "response_")) {
     if (f.extension() == ".txt") saved[f] = *ReadFile(f);
   }
-  EXPECT_EQ(ReadJson(results / "summary.json")["state"], "running");  // it had no chance to say otherwise
-  EXPECT_LE(saved.size(), 2u);                                        // problem 5's answers were still on their way
+  json at_kill = ReadJson(results / "summary.json");
+  EXPECT_EQ(at_kill["state"], "running");  // it had no chance to say otherwise
+  int recorded_at_kill = 0;                // a result file can be on disk before the summary records it
+  for (const auto& problem : at_kill["problems"]) recorded_at_kill += problem.value("samples_done", 0);
+  EXPECT_LE(saved.size(), 2u);  // problem 5's answers were still on their way
   size_t results_at_kill = FilesNamed(results, "result_").size();
 
   ProcessResult p = RunKbrun(argv, Environment());
@@ -162,7 +165,9 @@ TEST(BatchE2E, ResumeAfterKillGeneratesNothingTwice) {
   EXPECT_EQ(summary["sessions"].size(), 2u);
   EXPECT_TRUE(FilesNamed(results, ".tmp-").empty());
   std::string log = *ReadFile(results / "batch_run.log");
-  EXPECT_TRUE(Contains(log, "resuming with")) << log;
+  if (recorded_at_kill > 0) {
+    EXPECT_TRUE(Contains(log, "resuming with")) << log;
+  }
   if (results_at_kill < saved.size()) {
     // An answer saved but not evaluated was evaluated from disk, with its tokens kept.
     EXPECT_TRUE(Contains(log, "response saved by an earlier run")) << log;
