@@ -181,6 +181,9 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"run_load_models_s", run_phase ? stages.value("load_models_s", 0.0) : 0.0},
         // Of those, the time inside the candidate's load_inline/load calls (builds on the GPU lane).
         {"run_build_s", run_phase ? stages.value("build_s", 0.0) : 0.0},
+        // Of timing_s, the worker's side step by step (timer set-up, its calls, guards, waiting
+        // for the checker's turns, the library share); the checker's is correctness.checker.stage_times.
+        {"timing_detail", run_phase ? stages.value("timing_detail", json(nullptr)) : json(nullptr)},
         // How the workers started: "warm" (forks of the warm worker) or "cold" (fresh interpreters).
         {"compile_worker_start", compiled.warm_start ? "warm" : "cold"},
         {"run_worker_start", run_phase ? json(run_phase->process.started_by_starter ? "warm" : "cold") : json(nullptr)},

@@ -94,6 +94,7 @@ class Checker:
         self.timed_ok = False
         self.done = False  # the worker said "done": it sends nothing more
         self.determinism_checked = False
+        self.laps = protocol.Laps()  # where the timing rounds' seconds go (result stage_times)
 
     # Inputs ---------------------------------------------------------------------------
     def draw(self, kind):
@@ -284,25 +285,35 @@ class Checker:
         """Warm-up and timed calls, alternating with the worker: each round new values in the
         worker's buffers, the candidate's call (timed there), then the reference's (timed here)."""
         torch = self.torch
+        laps = self.laps
+        t = time.perf_counter()
         rounds = [("warmup", None)] * int(header.get("warmup", 0)) + \
                  [("timed", m) for m in header.get("methods", [])]
         self.timing_rounds = rounds
         self.timer = timing.Timer(torch, self.device)
+        t = laps.lap("timer_setup_s", t)
         live = self.draw("timed")
         self.input_recipes = [("draw", self.seeds[-1])]
         buffers = self.hand_over(live)
+        t = laps.lap("first_inputs_s", t)
         for n, (kind, method) in enumerate(rounds):
+            # The worker's turn (its timed call and guards), then its outputs mapped here.
             outputs, after = self.receive_outputs(live, buffers)
+            t = laps.lap("worker_turns_s", t)
             expected = self.reference(live, "warmup" if kind == "warmup" else method)
+            t = laps.lap("reference_calls_s", t)
             timed_index = n - int(header.get("warmup", 0))
             label = "warm-up call %d" % n if kind == "warmup" else "timed call %d" % timed_index
             verdict = self.judge(kind, label, live, after, outputs, expected)
             del outputs, after, expected
+            t = laps.lap("judge_s", t)
             if verdict["ok"] and n + 1 < len(rounds):
                 live = self.next_timed_inputs(live, kind, timed_index)
+                t = laps.lap("next_inputs_s", t)
                 verdict["next"] = True
                 self.chan.send(verdict)
                 self.hand_over(live, buffers)
+                t = laps.lap("hand_over_s", t)
             else:
                 self.chan.send(verdict)
                 if not verdict["ok"]:
@@ -405,10 +416,14 @@ def main():
               "max_abs_diff": None, "mean_abs_diff": None, "failure": None}
     checker = None
     t0 = time.perf_counter()
+    stage_times = result["stage_times"] = {}
     try:
         import torch
         device = kp.use_device(torch, req["device"])
-        checker = Checker(torch, req, device, chan, result)
+        stage_times["import_torch_s"] = time.perf_counter() - t0
+        checker = Checker(torch, req, device, chan, result)  # the reference and its float64 copy
+        stage_times["setup_s"] = time.perf_counter() - t0
+        stage_times["timing_detail"] = checker.laps
         checker.serve()
     except BaseException as exc:
         result["failure"] = {"status": "runtime_error", "category": "checker_failed",

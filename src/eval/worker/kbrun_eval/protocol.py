@@ -5,6 +5,7 @@ The guard (guards.Guard) watches `progress` here: the worker calls it as protoco
 replacement would be seen.
 """
 import os
+import time
 import traceback
 
 MAX_TEXT = 20000
@@ -22,6 +23,17 @@ def clip(text, limit=MAX_TEXT):
         return text
     half = limit // 2
     return text[:half] + "\n[... %d characters omitted ...]\n" % (len(text) - limit) + text[-half:]
+
+
+class Laps(dict):
+    """Seconds per named step, summed over a loop's rounds (result.json's stage details: where a
+    run's seconds on the GPU lane go)."""
+
+    def lap(self, name, since):
+        """Adds the time since `since` (a perf_counter reading) to `name`; returns now."""
+        now = time.perf_counter()
+        self[name] = self.get(name, 0.0) + (now - since)
+        return now
 
 
 class Failure(Exception):

@@ -52,14 +52,18 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard, checker)
 
     protocol.progress("stage timing")
     t = time.perf_counter()
-    timer, methods, samples, inputs = time_candidate(req, torch, guard, device, new_model, checker)
+    laps = protocol.Laps()
+    stage_times["timing_detail"] = laps
+    timer, methods, samples, inputs = time_candidate(req, torch, guard, device, new_model, checker, laps)
     guard.check_harness()
     checker.done()
+    t_share = time.perf_counter()
     try:
         from . import library_share as kbrun_library_share  # the zygote has it loaded
         result["fallback"] = kbrun_library_share.library_share(torch, new_model, inputs, device, req["code"])
     except Exception as exc:  # the profiler is a check, not a verdict: note it and go on
         result["fallback"] = {"error": "%s: %s" % (type(exc).__name__, exc), "uses_library_only": None}
+    laps.lap("library_share_s", t_share)
     guard.check_harness()
     result["timing"] = timing_result(req, device, timer, methods, samples)
     stage_times["timing_s"] = time.perf_counter() - t
@@ -111,18 +115,21 @@ def correctness(req, result, torch, guard, device, new_model, checker):
         corr[counter + "_passed"] += 1
 
 
-def time_candidate(req, torch, guard, device, new_model, checker):
+def time_candidate(req, torch, guard, device, new_model, checker, laps):
     """The candidate here, the reference in the checker, alternating call by call so that drift
     (clocks, temperature, other tenants) hits both alike. Every call gets new values in the same
     buffers and every output is checked: a candidate that remembers its last answer (by pointer,
     shape, sampled values or a checksum) returns a wrong one. Returns (timer, methods, samples by
-    method, the last inputs)."""
+    method, the last inputs). `laps`: where the seconds went (calls, guards, the checker's turns)."""
+    t = time.perf_counter()
     timer = timing.Timer(torch, device)
     warmup = int(req["warmup_runs"])
     methods = timing.timing_methods(device, int(req["timing_trials"]))
     samples = {}
     snapshot = (lambda out: stream_snapshot(torch, out)) if device.type == "cuda" else None
+    t = laps.lap("timer_setup_s", t)
     inputs = checker.start_timing(warmup, methods)
+    t = laps.lap("first_inputs_s", t)
     with torch.no_grad():
         for method in [None] * warmup + methods:
             try:
@@ -135,13 +142,19 @@ def time_candidate(req, torch, guard, device, new_model, checker):
                 raise
             except Exception as exc:
                 raise failure_from_exception(exc, "run")
+            t = laps.lap("candidate_calls_s", t)
             guard.check_after_call(inputs, None, out)
             if snap is not None:
                 check_stream_order(torch, out, snap)
+            t = laps.lap("guards_s", t)
+            # The checker's turn: it maps the outputs, times the reference and judges.
             verdict = checker.outputs(inputs, out)
             del out, snap
+            t = laps.lap("checker_turns_s", t)
             if verdict.get("next"):
                 inputs = checker.receive_inputs(inputs)
+                t = laps.lap("next_inputs_s", t)
+    laps["rounds"] = warmup + len(methods)
     return timer, methods, samples, inputs
 
 
