@@ -32,6 +32,8 @@ import subprocess
 import sys
 import time
 
+from .protocol import Laps
+
 # Above these, the candidate is rejected as uses_library_only (unless --allow-library-kernels).
 THRESHOLD = {"cuda": 0.9, "cpu": 0.5}
 # aten operators that allocate or only describe memory: not work. Their children still count
@@ -312,21 +314,32 @@ def library_share(torch, model, inputs, device, code_path):
     """The share of the forward's time in library code (see the module's docstring), with the
     kernels or operators and the candidate's modules, for result.json's "fallback"."""
     from torch.profiler import ProfilerActivity, profile
+    laps, t = Laps(), time.perf_counter()  # where this check's seconds go (it runs on the GPU lane)
     modules = own_modules()
     usable = [m for m in modules if not m["changed"]]
     is_cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if is_cuda else [])
     marker = OwnCallMarker(torch, usable)
-    with torch.no_grad(), profile(activities=activities) as prof:
-        # A few forwards (GPU kernel times are exact); on the CPU, enough for a tenth of a second.
-        t, calls = time.perf_counter(), 0
-        with marker:
-            while calls < 3 or (not is_cuda and calls < 50 and time.perf_counter() - t < 0.1):
-                model(*inputs)
-                calls += 1
-            if is_cuda:
-                torch.cuda.synchronize()
+    t = laps.lap("modules_s", t)
+    prof = profile(activities=activities)
+    with torch.no_grad():
+        prof.__enter__()
+        t = laps.lap("profiler_start_s", t)
+        try:
+            # A few forwards (GPU kernel times are exact); on the CPU, enough for a tenth of a second.
+            t_calls, calls = time.perf_counter(), 0
+            with marker:
+                while calls < 3 or (not is_cuda and calls < 50 and time.perf_counter() - t_calls < 0.1):
+                    model(*inputs)
+                    calls += 1
+                if is_cuda:
+                    torch.cuda.synchronize()
+            t = laps.lap("forwards_s", t)
+        finally:
+            prof.__exit__(None, None, None)
+    t = laps.lap("profiler_stop_s", t)
     events = prof.events()
+    t = laps.lap("events_s", t)
     if is_cuda:
         symbols = set().union(*(m["symbols"] for m in usable)) if usable else set()
         library, own, table = gpu_share(events, symbols, own_triton_kernels(code_path), marker.prefix)
@@ -338,6 +351,7 @@ def library_share(torch, model, inputs, device, code_path):
     threshold = THRESHOLD["cuda" if is_cuda else "cpu"]
     top = sorted(table.items(), key=lambda kv: -kv[1][0])[:20]
     attempts = build_attempts()
+    laps.lap("attribution_s", t)
     return {
         "method": "provenance",
         "library_time_fraction": fraction,
@@ -352,4 +366,5 @@ def library_share(torch, model, inputs, device, code_path):
                          **({"changed_since_load": True} if m["changed"] else {})} for m in modules],
         "kernels": [{"name": n[:200], "time_us": round(row[0], 3), "calls": row[1], "library": row[2]}
                     for n, row in top],
+        "seconds": dict(laps),
     }
