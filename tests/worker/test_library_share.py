@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import types
 
 import pytest
@@ -247,3 +248,83 @@ def test_compiler_lines_keep_the_diagnostics():
             "ninja: build stopped: subcommand failed.\n")
     assert kbrun_build.compiler_lines(text) == ("main.cpp:5:23: error: expected ';' before '}' token\n"
                                                 "    5 |   return x * alpha + y")
+
+
+# call_events (the GPU's first method) on the CPU: CUDA events and the spin stood in for by the
+# wall clock, the extensions real.
+class WallClockEvent:
+    def __init__(self, enable_timing=True):
+        self.t = None
+
+    def record(self, stream=None):
+        self.t = time.perf_counter()
+
+    def elapsed_time(self, other):
+        return (other.t - self.t) * 1000.0
+
+
+def stand_in_timer(host_ms=1.0):
+    return types.SimpleNamespace(cuda=True, host_ms=[host_ms], cycles_per_ms=1.0, flush_buf=torch.zeros(4),
+                                 spin=lambda cycles: None)
+
+
+@pytest.fixture
+def wall_clock_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "Event", WallClockEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+
+
+def usable_modules(*names):
+    return [m for m in ls.own_modules() if m["name"] in names and not m["changed"]]
+
+
+def test_call_events_finds_the_honest_extensions_time(honest, wall_clock_cuda):
+    model, inputs = honest
+    modules = usable_modules("scale_add_ext")
+    assert ls.call_events_unusable(modules, set()) is None  # a torch extension imports no library
+    library, own, table, why = ls.share_by_call_events(torch, model, inputs, modules, stand_in_timer(50.0), None)
+    assert why is None, why
+    assert own > 0 and table["scale_add_ext.scale_add"][1] == 3
+    assert library < own
+
+
+def test_call_events_will_not_judge_torch_inside_an_own_call(ext_dir, wall_clock_cuda):
+    path = write_candidate(ext_dir, "torch_inside_ev", TORCH_INSIDE, "my_conv", "ext.my_conv(xs[0], xs[1])")
+    model = load_candidate(path, "kbrun_torch_inside_ev").ModelNew()
+    inputs = (torch.randn(2, 4, 12, 12, 12), torch.randn(8, 4, 3, 3, 3))
+    _, _, _, why = ls.share_by_call_events(torch, model, inputs, usable_modules("torch_inside_ev"),
+                                           stand_in_timer(500.0), None)
+    assert why and ("aten::convolution" in why or "aten::conv3d" in why), why
+
+
+def test_call_events_will_not_judge_a_forward_longer_than_its_spin(honest, wall_clock_cuda):
+    model, inputs = honest
+    _, _, _, why = ls.share_by_call_events(torch, model, inputs, usable_modules("scale_add_ext"),
+                                           stand_in_timer(0.0001), None)
+    assert why is not None and "outlasted the spin" in why, why
+
+
+def test_call_events_will_not_judge_work_the_stream_does_not_see(honest, wall_clock_cuda):
+    """Most of the Timer's figure outside the forward's events: work on another stream."""
+    model, inputs = honest
+    _, _, _, why = ls.share_by_call_events(torch, model, inputs, usable_modules("scale_add_ext"),
+                                           stand_in_timer(50.0), 1000.0)
+    assert why is not None and "other streams" in why, why
+
+
+def test_call_events_not_for_modules_that_import_libraries(ext_dir):
+    src, lib = os.path.join(ext_dir, "loader.cpp"), os.path.join(ext_dir, "libloader.so")
+    with open(src, "w") as f:
+        f.write('#include <dlfcn.h>\nextern "C" void* get(const char* n) { return dlsym(dlopen(n, 1), "f"); }\n')
+    subprocess.run(["c++", "-shared", "-fPIC", src, "-o", lib, "-ldl"], check=True)
+    why = ls.call_events_unusable([{"name": "loader", "path": lib}], set())
+    assert why is not None and "dlopen" in why, why
+    assert "Triton" in ls.call_events_unusable([], {"add_kernel"})
+
+
+def test_gpu_candidate_without_own_code_needs_no_profiler(monkeypatch):
+    """No own module and no Triton kernel: all library by provenance, without starting CUPTI."""
+    monkeypatch.setattr(ls, "own_modules", lambda: [])
+    r = ls.library_share(torch, nn.ReLU(), (torch.randn(8),), types.SimpleNamespace(type="cuda"), HONEST)
+    assert r["method"] == "no_own_code" and r["uses_library_only"] is True
+    assert r["fallback_reason"] == "library_only" and "profiler_start_s" not in r["seconds"]

@@ -6,7 +6,19 @@ each .so when it is loaded, with a hash) or, for Triton, from a @triton.jit func
 the candidate's file. Everything else (ATen, cuBLAS, cuDNN, torch's Triton, a .so the candidate
 did not build through torch, cupy, raw ctypes) is library time, whatever its name.
 
-GPU: the kernels the torch profiler records during three forwards. A kernel is own when its
+GPU, first (`call_events`, no profiler): the Timer's spin holds the stream while a forward's
+launches queue behind it, so the GPU runs them back to back; CUDA events around the forward
+and around each call into the candidate's own modules (the profile hook below) give own and
+total GPU time. It is used only where it cannot be fooled that way: every call into own code
+stays within the spin (else idle time would count as own), no torch operator runs inside an own
+call (a dispatch mode watches), the own modules import no GPU library nor a way to load code
+(cuBLAS, cuDNN, dlopen, cuModuleLoad...), there is no Triton, and the forward's time seen on the
+stream is most of what the Timer measured (work left on other streams is not between the events).
+Its answer stands only when it finds the candidate's own code doing the work; a would-be
+rejection, and every case it cannot judge, goes to the profiler below, whose first use costs
+seconds of CUPTI start-up on the GPU lane (measured on an H200: 3.5-5.3 s).
+
+GPU, the profiler: the kernels the torch profiler records during three forwards. A kernel is own when its
 demangled name is a function defined in one of the candidate's modules (nvcc gives every
 __global__ a host function of the same name; template instantiations, CUTLASS's included, are
 there too) or is one of the candidate's Triton kernels, and it was not launched from inside an
@@ -138,10 +150,14 @@ class OwnCallMarker:
     range named with a random prefix, so the profiler's tree shows the candidate's own calls
     (and what torch ran inside them)."""
 
-    def __init__(self, torch, modules):
+    def __init__(self, torch, modules, enter=None, exit=None):
         # The profiler's range operators (torch >= 1.13); record_function would add an
-        # aten::zeros of its own to every call in torch 1.13.
+        # aten::zeros of its own to every call in torch 1.13. `enter(name)` / `exit(handle)`
+        # replace them (call_events: CUDA events), called for the outermost own calls only.
         self.profiler_ops = torch.ops.profiler
+        self.enter_range = enter or (lambda name: self.profiler_ops._record_function_enter_new(name, None))
+        self.exit_range = exit or self.profiler_ops._record_function_exit._RecordFunction
+        self.outermost_only = enter is not None
         self.paths = {os.path.realpath(m["path"]) for m in modules}
         # pybind11's functions name their module (__module__; torch's loader does not put it in
         # sys.modules). A name that is some other module's too says nothing.
@@ -169,10 +185,13 @@ class OwnCallMarker:
         # Runs with profiling off (CPython does not profile its profile hook).
         if event == "c_call" and self.own_function(arg):
             name = "%s.%s" % (getattr(arg, "__module__", None) or "?", getattr(arg, "__name__", "?"))
-            self.open.append((arg, self.profiler_ops._record_function_enter_new(self.prefix + name, None)))
+            handle = None if self.open and self.outermost_only else self.enter_range(self.prefix + name)
+            self.open.append((arg, handle))
             self.calls[name] = self.calls.get(name, 0) + 1
         elif event in ("c_return", "c_exception") and self.open and self.open[-1][0] is arg:
-            self.profiler_ops._record_function_exit._RecordFunction(self.open.pop()[1])
+            handle = self.open.pop()[1]
+            if handle is not None:
+                self.exit_range(handle)
 
     def __enter__(self):
         if self.paths:
@@ -183,7 +202,9 @@ class OwnCallMarker:
         if self.paths:
             sys.setprofile(None)
         while self.open:
-            self.profiler_ops._record_function_exit._RecordFunction(self.open.pop()[1])
+            handle = self.open.pop()[1]
+            if handle is not None:
+                self.exit_range(handle)
 
 
 def _namespace(name):
@@ -287,6 +308,119 @@ def gpu_share(events, own_symbols, triton_names, annotation_prefix=""):
     return total - own, own, table
 
 
+# Imports of an own module that let its calls run code that is not its own: GPU libraries, and
+# ways to load or look up code at run time. With one, only the profiler can say whose kernels ran.
+FOREIGN_CODE_IMPORT = re.compile(
+    r"(cublas|cudnn|cufft|curand|cusparse|cusolver|nccl|nvrtc|nvJitLink|cuModule|cuLibrary|cudaLibrary|"
+    r"cudaGetFuncBySymbol|cuGetProcAddress|cudaGetDriverEntryPoint|dlopen|dlsym|dlvsym)")
+# call_events: a forward whose host time passes this share of the spin may have let the GPU idle
+# (idle time inside an own call would count as own).
+SPIN_SHARE = 0.8
+# call_events: the forward's time between its events must be at least this share of the Timer's
+# figure (work on other streams, which the Timer's drain counts, is not between the events).
+SEEN_SHARE = 0.5
+
+
+def module_imports(path):
+    """The names a shared object takes from others (its undefined dynamic symbols); None when
+    they cannot be read."""
+    try:
+        p = subprocess.run(["nm", "-D", "--undefined-only", path], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if p.returncode != 0:
+        return None
+    return {line.split()[-1].split("@")[0] for line in p.stdout.splitlines() if line.split()}
+
+
+def call_events_unusable(modules, triton_names):
+    """Why call_events cannot judge these own modules (None: it can)."""
+    if triton_names:
+        return "Triton kernels are launched from Python, not by calls into the candidate's modules"
+    for m in modules:
+        imports = module_imports(m["path"])
+        if imports is None:
+            return "cannot read the imports of %s" % m["name"]
+        foreign = sorted(n for n in imports if FOREIGN_CODE_IMPORT.match(n))
+        if foreign:
+            return "%s imports %s" % (m["name"], ", ".join(foreign[:3]))
+    return None
+
+
+def _work_watcher(torch, marker):
+    """A dispatch mode that notes the torch operators (other than allocation and views) that
+    run while a call into own code is open, from Python or from the extension's C++ alike."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class WorkInOwnCalls(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if marker.open:
+                name = str(getattr(getattr(func, "_schema", None), "name", func))
+                if name not in NOT_WORK:
+                    self.seen.append(name)
+            return func(*args, **(kwargs or {}))
+
+    return WorkInOwnCalls()
+
+
+def share_by_call_events(torch, model, inputs, modules, timer, timed_ms, forwards=3):
+    """(library us, own us, {name: [us, calls, library]}, None) by call_events (see the module's
+    doc), or (None, None, None, why) where it cannot judge."""
+    cuda = torch.cuda
+    pairs = []
+
+    def enter(name):
+        e = cuda.Event(enable_timing=True)
+        e.record()
+        return name, e
+
+    def exit_(handle):
+        e = cuda.Event(enable_timing=True)
+        e.record()
+        pairs.append((handle[0], handle[1], e))
+
+    marker = OwnCallMarker(torch, modules, enter, exit_)
+    watcher = _work_watcher(torch, marker)
+    host_ms = sorted(timer.host_ms)[len(timer.host_ms) // 2] if timer.host_ms else 1.0
+    spin_ms = min(max(4 * host_ms + 0.05, 0.2), 20.0)
+    start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+    total, own, table = 0.0, 0.0, {}
+    for _ in range(forwards):
+        timer.flush_buf.zero_()  # as the Timer's calls start: the figures are compared below
+        cuda.synchronize()
+        timer.spin(int(spin_ms * timer.cycles_per_ms))
+        start.record()
+        t = time.perf_counter()
+        with marker, watcher:
+            model(*inputs)
+        host = (time.perf_counter() - t) * 1000.0
+        end.record()
+        cuda.synchronize()
+        if host > SPIN_SHARE * spin_ms:
+            return None, None, None, "the forward's host time %.3f ms outlasted the spin (%.3f ms)" % (host, spin_ms)
+        total += start.elapsed_time(end) * 1000.0
+        for name, a, b in pairs:
+            us = a.elapsed_time(b) * 1000.0
+            own += us
+            row = table.setdefault(name[len(marker.prefix):], [0.0, 0, False])
+            row[0] += us
+            row[1] += 1
+        pairs.clear()
+    if watcher.seen:
+        return None, None, None, "torch ran %s inside a call into the candidate's own code" % (
+            ", ".join(sorted(set(watcher.seen))[:3]))
+    if timed_ms and total / forwards < SEEN_SHARE * timed_ms * 1000.0:
+        return None, None, None, ("%.1f us of the forward ran on the caller's stream, of %.1f us timed: work on "
+                                  "other streams" % (total / forwards, timed_ms * 1000.0))
+    own = min(own, total)
+    table["(torch and library kernels, between the own calls)"] = [total - own, forwards, True]
+    return total - own, own, table, None
+
+
 def build_attempts():
     """The candidate's load_inline/load calls in this process: [{"name", "ok", "error"?}]."""
     try:
@@ -310,17 +444,43 @@ def fallback_reason(own_us, total_us, attempts, modules):
     return "library_only"
 
 
-def library_share(torch, model, inputs, device, code_path):
+def library_share(torch, model, inputs, device, code_path, timer=None, timed_ms=None):
     """The share of the forward's time in library code (see the module's docstring), with the
-    kernels or operators and the candidate's modules, for result.json's "fallback"."""
-    from torch.profiler import ProfilerActivity, profile
+    kernels or operators and the candidate's modules, for result.json's "fallback". `timer`: the
+    run's Timer (its spin; call_events needs it on the GPU); `timed_ms`: its median for the
+    candidate."""
     laps, t = Laps(), time.perf_counter()  # where this check's seconds go (it runs on the GPU lane)
     modules = own_modules()
     usable = [m for m in modules if not m["changed"]]
     is_cuda = device.type == "cuda"
+    threshold = THRESHOLD["cuda" if is_cuda else "cpu"]
+    triton_names = own_triton_kernels(code_path) if is_cuda else set()
+    t = laps.lap("modules_s", t)
+    attempts = build_attempts()
+    tried = None  # call_events' figure or why it could not judge, when the profiler decides
+    if is_cuda and not usable and not triton_names:
+        # Nothing is the candidate's own by provenance: all its time is library time.
+        return _share_result("no_own_code", 1.0, threshold, 0.0, 0.0, {}, 0, attempts, modules, laps,
+                             fallback_reason(0.0, 1.0, attempts, modules))
+    if is_cuda:
+        why = call_events_unusable(usable, triton_names) if timer is not None and getattr(timer, "cuda", False) \
+            else "no Timer with a spin"
+        if why is None:
+            with torch.no_grad():
+                library, own, table, why = share_by_call_events(torch, model, inputs, usable, timer, timed_ms)
+        t = laps.lap("call_events_s", t)
+        if why is None:
+            total = library + own
+            fraction = library / total if total > 0 else None
+            if fraction is not None and fraction <= threshold and own > 0:
+                return _share_result("call_events", fraction, threshold, library, own, table, 3, attempts, modules,
+                                     laps, fallback_reason(own, total, attempts, modules))
+            why = "it found %s: the profiler confirms" % (
+                "no own code running" if own <= 0 else "%.0f%% library time" % (100 * (fraction or 0)))
+        tried = why
+    from torch.profiler import ProfilerActivity, profile
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if is_cuda else [])
     marker = OwnCallMarker(torch, usable)
-    t = laps.lap("modules_s", t)
     prof = profile(activities=activities)
     with torch.no_grad():
         prof.__enter__()
@@ -342,24 +502,30 @@ def library_share(torch, model, inputs, device, code_path):
     t = laps.lap("events_s", t)
     if is_cuda:
         symbols = set().union(*(m["symbols"] for m in usable)) if usable else set()
-        library, own, table = gpu_share(events, symbols, own_triton_kernels(code_path), marker.prefix)
+        library, own, table = gpu_share(events, symbols, triton_names, marker.prefix)
     else:
         namespaces = set().union(*(m["namespaces"] for m in usable)) if usable else set()
         library, own, table = cpu_share(events, marker.prefix, namespaces)
     total = library + own
     fraction = library / total if total > 0 else None
-    threshold = THRESHOLD["cuda" if is_cuda else "cpu"]
-    top = sorted(table.items(), key=lambda kv: -kv[1][0])[:20]
-    attempts = build_attempts()
     laps.lap("attribution_s", t)
+    out = _share_result("provenance", fraction, threshold, library, own, table, calls, attempts, modules, laps,
+                        fallback_reason(own, total, attempts, modules))
+    if tried is not None:
+        out["call_events_not_used"] = tried
+    return out
+
+
+def _share_result(method, fraction, threshold, library, own, table, forwards, attempts, modules, laps, reason):
+    top = sorted(table.items(), key=lambda kv: -kv[1][0])[:20]
     return {
-        "method": "provenance",
+        "method": method,
         "library_time_fraction": fraction,
         "threshold": threshold,
         "uses_library_only": fraction is not None and fraction > threshold,
-        "fallback_reason": fallback_reason(own, total, attempts, modules),
+        "fallback_reason": reason,
         "builds": attempts,
-        "forwards": calls,
+        "forwards": forwards,
         "library_time_us": round(library, 3),
         "own_time_us": round(own, 3),
         "own_modules": [{"name": m["name"], "symbols": len(m["symbols"]),

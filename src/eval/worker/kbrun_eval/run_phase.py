@@ -60,7 +60,10 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard, checker)
     t_share = time.perf_counter()
     try:
         from . import library_share as kbrun_library_share  # the zygote has it loaded
-        result["fallback"] = kbrun_library_share.library_share(torch, new_model, inputs, device, req["code"])
+        primary = samples.get(methods[0]) if methods else None
+        result["fallback"] = kbrun_library_share.library_share(
+            torch, new_model, inputs, device, req["code"], timer,
+            timing.stats(primary)["median_ms"] if primary else None)
     except Exception as exc:  # the profiler is a check, not a verdict: note it and go on
         result["fallback"] = {"error": "%s: %s" % (type(exc).__name__, exc), "uses_library_only": None}
     laps.lap("library_share_s", t_share)
