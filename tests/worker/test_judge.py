@@ -293,3 +293,38 @@ def test_run_to_run_difference_in_integers_nan_pattern_and_structure():
     g[2] = float("nan")
     assert "NaN/Inf pattern" in kj.run_to_run_difference(torch, f, g, unit)
     assert "structures" in kj.run_to_run_difference(torch, (f, f), f, unit)
+
+
+def test_timed_fast_pass_agrees_with_the_careful_way():
+    """The fast pass only ever passes what the careful way passes; anything else goes the careful way."""
+    a, b = torch.randn(128, 4096), torch.randn(4096, 128)
+    judge, model = judge_of(torch.matmul)
+    assert check(judge, model, [a, b], a.flip(1) @ b.flip(0)).ok
+    a2, b2 = torch.randn(128, 4096), torch.randn(4096, 128)
+    ref, reordered = a2 @ b2, a2.flip(1) @ b2.flip(0)
+    assert judge._timed_pass_fast(ref, reordered) and judge.judge_timed(ref, reordered).ok
+    low = bf16(a2) @ bf16(b2)
+    assert not judge._timed_pass_fast(ref, low) and not judge.judge_timed(ref, low).ok
+    # Just past the bound: not passed fast, failed the careful way.
+    largest = float(ref.abs().max())
+    over = ref.clone()
+    over[0, 0] += judge.timed_bound(largest) * 1.001
+    assert not judge._timed_pass_fast(ref, over) and not judge.judge_timed(ref, over).ok
+    # A NaN where the reference has a number: careful way, incorrect.
+    nan = reordered.clone()
+    nan[3, 3] = float("nan")
+    assert not judge._timed_pass_fast(ref, nan) and not judge.judge_timed(ref, nan).ok
+    # Infinities where the reference has them too: careful way, correct.
+    ref_inf, out_inf = ref.clone(), reordered.clone()
+    ref_inf[1, 1] = out_inf[1, 1] = float("inf")
+    assert not judge._timed_pass_fast(ref_inf, out_inf) and judge.judge_timed(ref_inf, out_inf).ok
+    # Another structure: careful way, which names it.
+    assert not judge._timed_pass_fast(ref, reordered[:, :64])
+    assert judge.judge_timed(ref, reordered[:, :64]).category == "shape_mismatch"
+    # Outputs larger than one chunk are compared chunk by chunk.
+    kj_chunk = kj.CHUNK
+    try:
+        kj.CHUNK = 1000
+        assert judge._timed_pass_fast(ref, reordered) and not judge._timed_pass_fast(ref, over)
+    finally:
+        kj.CHUNK = kj_chunk

@@ -428,6 +428,8 @@ class Judge:
     def judge_timed(self, expected, out):
         """Judges a checked timed call against the run's own reference only."""
         torch = self.torch
+        if self.uses_fp64 and self.judged > 0 and self._timed_pass_fast(expected, out):
+            return Verdict(True)
         refs, news, early = self._comparable(expected, out)
         if early is not None:
             return early
@@ -455,6 +457,37 @@ class Judge:
                                "floor, x max|ref| %.3g)"
                                % (i, worst, bound, EVIDENCE_K, self.worst_relative_reference, largest))
         return Verdict(True)
+
+    def _timed_pass_fast(self, expected, out):
+        """True when every output is finite and within judge_timed's bound, found in two passes
+        over each output and one synchronisation (a timed call on a GB-sized output took 180 ms
+        the careful way; there are 130 of them per run). False sends the call the careful way,
+        which decides: this never fails a call. The difference is taken in the outputs' own
+        precision (float32 at least), so the pass needs a margin of 2^-20 beyond its rounding."""
+        torch = self.torch
+        refs, news = flatten(torch, expected), flatten(torch, out)
+        if structure_failure(torch, refs, news) is not None:
+            return False
+        maxima = []
+        for r, n in zip(refs, news):
+            if not r.is_floating_point() or r.numel() == 0:
+                return False
+            work = r.dtype if r.dtype in (torch.float32, torch.float64) else torch.float32
+            for rc, nc in _chunks(r, n):
+                # max() propagates NaN; Inf - Inf is NaN: any non-finite value fails the test below.
+                maxima.append((nc.to(work) - rc.to(work)).abs().max().double())
+                maxima.append(rc.abs().max().double())
+        values = torch.stack(maxima).tolist()
+        worst_by_output, i = [], 0
+        for r, n in zip(refs, news):
+            worst = largest = 0.0
+            for _ in _chunks(r, n):
+                worst, largest = max(worst, values[i]), max(largest, values[i + 1])
+                if not (math.isfinite(values[i]) and math.isfinite(values[i + 1])):
+                    return False
+                i += 2
+            worst_by_output.append((worst, largest))
+        return all(worst * (1.0 + 2.0 ** -20) <= self.timed_bound(largest) for worst, largest in worst_by_output)
 
     def summary(self):
         """For result.json: the rule and its figures."""
