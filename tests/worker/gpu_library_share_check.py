@@ -19,6 +19,7 @@ from torch.utils.cpp_extension import load_inline
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "eval", "worker"))
 from kbrun_eval import build as kbrun_build  # noqa: E402  (a script: after the sys.path line above)
 from kbrun_eval import library_share as ls  # noqa: E402
+from kbrun_eval import timing  # noqa: E402
 from worker_test_util import Fn  # noqa: E402  (beside this script)
 
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", tempfile.mkdtemp(prefix="kbrun-gpu-libshare-"))
@@ -72,13 +73,24 @@ except ImportError:
     print("triton not installed: its case is skipped")
 
 failed = 0
+# Each case twice: with the run's Timer (call_events first, as the run phase does) and without
+# (the profiler alone); both must give the expected side.
 for label, model, inputs, expect in cases:
-    r = ls.library_share(torch, model, inputs, dev, CODE)
-    fraction = r["library_time_fraction"]
-    ok = fraction is not None and ((fraction < 0.1) if expect == "own" else (fraction > ls.THRESHOLD["cuda"]))
-    failed += not ok
-    print("%-4s %-34s library share %s (expected %s)" % ("ok" if ok else "FAIL", label, fraction, expect))
-    print("     " + json.dumps(r["kernels"][:4])[:600])
+    for with_timer in (True, False):
+        timer = None
+        if with_timer:
+            timer = timing.Timer(torch, dev)
+            with torch.no_grad():
+                timer.warm_up(model, inputs)
+        r = ls.library_share(torch, model, inputs, dev, CODE, timer)
+        fraction = r["library_time_fraction"]
+        ok = fraction is not None and ((fraction < 0.1) if expect == "own" else (fraction > ls.THRESHOLD["cuda"]))
+        failed += not ok
+        print("%-4s %-34s %-7s library share %s (expected %s) by %s%s; seconds %s" % (
+            "ok" if ok else "FAIL", label, "timer" if with_timer else "alone", fraction, expect, r["method"],
+            " (call_events: %s)" % r["call_events_not_used"] if "call_events_not_used" in r else "",
+            {k: round(v, 3) for k, v in r["seconds"].items()}))
+        print("     " + json.dumps(r["kernels"][:4])[:600])
 
 # The "launched from inside an aten operator" rule needs the profiler's kernel-to-operator links.
 with torch.no_grad(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
