@@ -328,3 +328,14 @@ def test_gpu_candidate_without_own_code_needs_no_profiler(monkeypatch):
     r = ls.library_share(torch, nn.ReLU(), (torch.randn(8),), types.SimpleNamespace(type="cuda"), HONEST)
     assert r["method"] == "no_own_code" and r["uses_library_only"] is True
     assert r["fallback_reason"] == "library_only" and "profiler_start_s" not in r["seconds"]
+
+
+def test_the_work_watcher_does_not_import_dynamo():
+    """torch 2.x wraps a dispatch mode's __torch_dispatch__ in torch._disable_dynamo unless the
+    mode opts out; its first call imports torch._dynamo, seconds on the GPU lane."""
+    marker = types.SimpleNamespace(open=[])
+    watcher = ls._work_watcher(torch, marker)
+    assert type(watcher)._should_skip_dynamo() is False
+    with watcher:
+        torch.relu(torch.randn(4))
+    assert watcher.seen == []  # no own call open: torch's work outside them is not noted
