@@ -82,6 +82,7 @@ TEST(BatchLanes, LaneWhoseProbeFailsIsRetiredAndItsSampleRerunsOnAnother) {
     EXPECT_EQ(note[0]["gpu_lane"], 1);
     EXPECT_EQ(note[0]["error"]["category"], "cuda_error");
     EXPECT_EQ(note[0]["probe"], "probe exited with 1: simulated dead GPU 1");
+    ASSERT_TRUE(note[0].contains("gpu_stage") && note[0]["gpu_stage"].is_object()) << r.dump(2);
     EXPECT_GT(note[0]["gpu_stage"]["seconds"].get<double>(), 0) << r.dump(2);  // the lane time it held
   }
   EXPECT_EQ(rerun, 1);
