@@ -82,8 +82,17 @@ TEST(BatchLanes, LaneWhoseProbeFailsIsRetiredAndItsSampleRerunsOnAnother) {
     EXPECT_EQ(note[0]["gpu_lane"], 1);
     EXPECT_EQ(note[0]["error"]["category"], "cuda_error");
     EXPECT_EQ(note[0]["probe"], "probe exited with 1: simulated dead GPU 1");
+    ASSERT_TRUE(note[0].contains("gpu_stage") && note[0]["gpu_stage"].is_object()) << r.dump(2);
+    EXPECT_GT(note[0]["gpu_stage"]["seconds"].get<double>(), 0) << r.dump(2);  // the lane time it held
   }
   EXPECT_EQ(rerun, 1);
+  // The report counts that lane time against the sample (docs/SCALING.md "GPU-lane time per
+  // evaluation"): three evaluations, one discarded run.
+  json cost = ReadJson(results / "detailed_report.json")["overall"]["gpu_lane_cost"];
+  EXPECT_EQ(cost["evaluations"], 3) << cost.dump();
+  EXPECT_EQ(cost["discarded_runs"], 1) << cost.dump();
+  EXPECT_GT(cost["evaluations_per_gpu_hour"].get<double>(), 0) << cost.dump();
+  EXPECT_TRUE(Contains(p.output, "kbrun batch: GPU lanes in this run: median ")) << p.output;
   // Lane 1 was probed once; lane 0 after each of its three suspect samples, and passed.
   std::string probes = *ReadFile(probe_log);
   EXPECT_EQ(Count(probes, "cpu 1"), 1) << probes;

@@ -75,7 +75,8 @@ struct SampleExtras {
   bool has_code = false;
   int gpu_lane = -1;
   // Runs discarded because their lane's device failed its probe (the lane was retired and the
-  // sample rerun elsewhere): null when none, else [{gpu_lane, status, error, probe, at}].
+  // sample rerun elsewhere): null when none, else [{gpu_lane, status, error, probe, at,
+  // gpu_stage: {start, end, seconds} of the discarded run}].
   nlohmann::json reruns_after_lane_failure;
   // --evaluator: the evaluation at the service ({evaluator, id, http_requests, resubmitted}) and
   // its span; null / not run for a local evaluation (then the document has neither).

@@ -24,6 +24,7 @@
 #include "batch/best_of.h"
 #include "batch/capacity.h"
 #include "batch/clock.h"
+#include "batch/lane_cost.h"
 #include "batch/lane_health.h"
 #include "batch/results_store.h"
 #include "batch/work_queue.h"
@@ -50,6 +51,7 @@ struct SampleTask {
   eval::CompiledCandidate compiled;
   int lane = -1;
   json reruns = json::array();  // runs discarded because their lane was retired (lane_health.h)
+  double discarded_lane_s = 0;  // ... and the lane seconds they held
   // --evaluator: the evaluation at the service (remote_evaluator.h).
   StageSpan remote_stage;
   json remote = nullptr;
@@ -168,6 +170,12 @@ class BatchRun {
   std::set<size_t> held_;
   int evaluator_unavailable_ = 0;  // such samples in this run
   bool evaluator_auth_failed_ = false;
+
+  // This run's GPU-lane time (lane_cost.h): per sample whose run was kept, its lane seconds
+  // (its discarded runs' included); runs discarded after a lane failure.
+  std::vector<double> lane_seconds_;
+  int discarded_runs_ = 0;
+  double discarded_lane_s_ = 0;
 
   WorkQueue<TaskPtr> llm_q_, compile_q_, gpu_q_;
 };
@@ -786,6 +794,10 @@ bool BatchRun::RunOne(const TaskPtr& t, size_t lane) {
   t->compiled.work_dir.clear();  // Run() removed it
   if (!CancelRequested() && IsDeviceSuspect(result) && !LaneSurvives(t, lane, result)) return false;
   Timeline(*t, "gpu", t->gpu_stage);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    lane_seconds_.push_back(t->gpu_stage.seconds() + t->discarded_lane_s);
+  }
   Finish(t, &result, "", "");
   return true;
 }
@@ -828,6 +840,9 @@ bool BatchRun::LaneSurvives(const TaskPtr& t, size_t lane, const eval::EvalResul
     return true;
   }
   double now = NowUnix();
+  ++discarded_runs_;
+  discarded_lane_s_ += t->gpu_stage.seconds();
+  t->discarded_lane_s += t->gpu_stage.seconds();
   json& entry = state_.lanes[lane];
   entry["state"] = "retired";
   entry["retired_at"] = now;
@@ -856,7 +871,12 @@ bool BatchRun::LaneSurvives(const TaskPtr& t, size_t lane, const eval::EvalResul
                        {"status", eval::StatusName(result.status)},
                        {"error", {{"category", result.error_category}, {"message", FirstLine(result.error_message)}}},
                        {"probe", probe.detail},
-                       {"at", now}});
+                       {"at", now},
+                       // the lane time the discarded run held (the report counts it: lane_cost.h)
+                       {"gpu_stage",
+                        {{"start", t->gpu_stage.start},
+                         {"end", t->gpu_stage.end},
+                         {"seconds", t->gpu_stage.end - t->gpu_stage.start}}}});
   t->lane = -1;
   t->compile_stage = {};
   t->gpu_stage = {};
@@ -1027,8 +1047,12 @@ BatchOutcome BatchRun::Run() {
   flush(lock);
   PrintProgressLocked(true);
   Counts c = Count(state_);
+  LaneCost lanes = SummarizeLaneSeconds(lane_seconds_);  // mu_ is held
+  lanes.discarded_runs = discarded_runs_;
+  lanes.discarded_s = discarded_lane_s_;
   Event(fmt::format("batch {}: {} of {} problems solved, {} samples, {} LLM calls this run, wall {}", state_.state,
                     c.solved, c.problems, c.samples, llm_calls_, FormatDuration(end - t0)));
+  if (!o_.remote) Event("GPU lanes in this run: " + LaneCostText(lanes));
 
   BatchOutcome out;
   out.problems = c.problems;
@@ -1044,6 +1068,7 @@ BatchOutcome BatchRun::Run() {
   out.evaluator_unavailable = state_.state == "evaluator_unavailable";
   out.evaluator_auth = evaluator_auth_failed_;
   out.wall_s = end - t0;
+  if (!o_.remote) out.lane_cost = lanes;
   return out;
 }
 

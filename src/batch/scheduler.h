@@ -13,10 +13,12 @@
 // happens to it, so a crash loses at most the work in flight.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "batch/batch_options.h"
+#include "batch/lane_cost.h"
 #include "batch/problem_set.h"
 #include "batch/prompt_builder.h"
 #include "llm/provider.h"
@@ -38,6 +40,9 @@ struct BatchOutcome {
   bool evaluator_unavailable = false;
   bool evaluator_auth = false;  // ... or it refused the token: the batch stopped (exit 77)
   double wall_s = 0;
+  // This run's GPU-lane time per evaluation (lane_cost.h; its discarded runs included, where
+  // an evaluation's run was kept); nullopt with --evaluator (the service's lanes).
+  std::optional<LaneCost> lane_cost;
 };
 
 // Runs (or resumes) the batch. Thread-safe use of `provider` is required.

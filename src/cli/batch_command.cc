@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "batch/capacity.h"
+#include "batch/lane_cost.h"
 #include "batch/problem_set.h"
 #include "batch/prompt_builder.h"
 #include "batch/scheduler.h"
@@ -272,6 +273,8 @@ void Run(BatchArgs& a, const CLI::App& cmd, int* exit_code) {
     if (!a.quiet) {
       fmt::print(stderr, "kbrun batch: {} of {} problems solved ({} samples, {} LLM calls in this run, {})\n",
                  out.solved, out.problems, out.samples, out.llm_calls, FormatDuration(out.wall_s));
+      if (out.lane_cost)
+        fmt::print(stderr, "kbrun batch: GPU lanes in this run: {}\n", batch::LaneCostText(*out.lane_cost));
     }
     *exit_code = 0;
   }

@@ -592,6 +592,16 @@ std::string HtmlReport(const Report& r) {
   out += Row("Samples", fmt::format("{} evaluated or attempted, {} correct", r.samples, r.samples_correct));
   out += Row("Tokens", fmt::format("{} prompt + {} completion", r.prompt_tokens, r.completion_tokens));
   out += Row("Wall time", r.wall_known ? FormatDuration(r.wall_s) : "unknown");
+  if (r.evaluator.empty()) {  // batch --evaluator: the service's lanes (its /metrics)
+    const batch::LaneCost& lanes = r.lane_cost;
+    out += Row("GPU-lane time",
+               lanes.median_s && lanes.p90_s && lanes.per_gpu_hour
+                   ? fmt::format(R"(<span id="lane-cost" data-evaluations="{}" data-median-s="{}" data-p90-s="{}" )"
+                                 R"(data-per-gpu-hour="{}" data-discarded-runs="{}">{}</span>)",
+                                 lanes.evaluations, Num(*lanes.median_s), Num(*lanes.p90_s), Num(*lanes.per_gpu_hour),
+                                 lanes.discarded_runs, HtmlEscape(batch::LaneCostText(lanes)))
+                   : HtmlEscape(batch::LaneCostText(lanes)));
+  }
   out += "</table>\n<table><tr><th>Budget</th><th>Correct</th>";
   for (double p : kFastPThresholds) out += "<th>" + FastPKey(p) + "</th>";
   out += "<th>Geomean</th></tr>";

@@ -37,6 +37,26 @@ double Seconds(const json& stages, const char* name, int* count) {
   return end - start;
 }
 
+// The GPU-lane seconds of one sample (Report::lane_cost): its kept run's plus those of its runs
+// discarded after a lane failure; nullopt when it held no lane.
+std::optional<double> SampleLaneSeconds(const json& doc, batch::LaneCost* totals) {
+  std::optional<double> seconds;
+  int kept = 0;
+  double kept_s = Seconds(doc.contains("stages") ? doc["stages"] : json(nullptr), "gpu", &kept);
+  if (kept > 0) seconds = std::max(0.0, kept_s);
+  const json& reruns = doc.contains("rerun_after_lane_failure") ? doc["rerun_after_lane_failure"] : json(nullptr);
+  for (const auto& run : reruns.is_array() ? reruns : json::array()) {
+    int discarded = 0;
+    double s = run.is_object() ? Seconds(run, "gpu_stage", &discarded) : 0;
+    if (discarded == 0) continue;  // a kbrun that did not record the discarded run's span
+    s = std::max(0.0, s);
+    ++totals->discarded_runs;
+    totals->discarded_s += s;
+    seconds = seconds.value_or(0) + s;
+  }
+  return seconds;
+}
+
 // Problems of the batch: summary.json's list (it includes problems never started),
 // plus any folder with results that it does not name.
 std::vector<std::pair<std::string, int>> ListProblems(const fs::path& dir, const json& summary) {
@@ -267,6 +287,7 @@ Report BuildReport(const fs::path& results_dir) {
   std::map<std::string, std::map<std::string, int>> baseline_unavailable;
   int eager_timed = 0;                   // samples whose reference was timed
   double first_start = 0, last_end = 0;  // span of all stages: wall time when there is no summary
+  std::vector<double> lane_seconds;      // per sample that held a GPU lane
   for (const auto& [name, number] : problems) {
     ProblemReport p;
     p.name = name;
@@ -334,6 +355,9 @@ Report BuildReport(const fs::path& results_dir) {
       r.stages.compile_s += Seconds(stages, "compile", &r.stages.compile_n);
       r.stages.gpu_s += Seconds(stages, "gpu", &r.stages.gpu_n);
       r.stages.remote_s += Seconds(stages, "remote", &r.stages.remote_n);
+      if (rec.doc.is_object()) {
+        if (auto lane = SampleLaneSeconds(rec.doc, &r.lane_cost)) lane_seconds.push_back(*lane);
+      }
       for (const char* stage : {"llm", "compile", "gpu", "remote"}) {
         if (!stages.is_object() || !stages.contains(stage) || !stages[stage].is_object()) continue;
         double a = stages[stage].value("start", 0.0), b = stages[stage].value("end", 0.0);
@@ -379,6 +403,10 @@ Report BuildReport(const fs::path& results_dir) {
     most_first_attempt = std::max(most_first_attempt, p.first_attempt_samples);
     r.problems.push_back(std::move(p));
   }
+  batch::LaneCost discarded = r.lane_cost;
+  r.lane_cost = batch::SummarizeLaneSeconds(lane_seconds);
+  r.lane_cost.discarded_runs = discarded.discarded_runs;
+  r.lane_cost.discarded_s = discarded.discarded_s;
   double n = static_cast<double>(r.problems.size());
   r.correctness_rate = n > 0 ? r.correct / n : 0;
   r.best_of_all = Figures(best_picked);
@@ -443,6 +471,20 @@ Report BuildReport(const fs::path& results_dir) {
   if (!r.wall_known) r.wall_s = 0;
   return r;
 }
+
+namespace {
+json Optional(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+json LaneCostJson(const batch::LaneCost& lanes) {
+  return {{"evaluations", lanes.evaluations},
+          {"lane_seconds", lanes.lane_s},
+          {"median_s", Optional(lanes.median_s)},
+          {"p90_s", Optional(lanes.p90_s)},
+          {"evaluations_per_gpu_hour", Optional(lanes.per_gpu_hour)},
+          {"discarded_runs", lanes.discarded_runs},
+          {"discarded_seconds", lanes.discarded_s}};
+}
+}  // namespace
 
 json ReportJson(const Report& r) {
   json problems = json::array();
@@ -552,6 +594,7 @@ json ReportJson(const Report& r) {
               {"remote", r.stages.remote_n}}},
             {"stage_sum_over_wall", r.wall_known && wall > 0 ? json(r.stages.total() / wall) : json(nullptr)},
             {"gpu_busy_fraction", gpu_busy ? json(*gpu_busy) : json(nullptr)},
+            {"gpu_lane_cost", LaneCostJson(r.lane_cost)},
             {"budget", budget},
             {"baselines", baselines}}}};
 }
@@ -724,6 +767,7 @@ std::string ReportText(const Report& r) {
   } else {
     out += fmt::format("  GPU lanes busy {} of the wall time ({} lane{})\n", gpu_busy ? Percent(*gpu_busy) : "unknown",
                        r.gpu_lanes, r.gpu_lanes == 1 ? "" : "s");
+    out += "  GPU lanes: " + batch::LaneCostText(r.lane_cost) + "\n";
   }
   return out;
 }

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "batch/lane_cost.h"
+
 namespace kbrun::report {
 
 namespace fs = std::filesystem;
@@ -116,6 +118,11 @@ struct Report {
   // summary.json's config: what was asked for (empty without a summary or the field).
   std::string model, backend, precision, kbrun_version;
   StageSums stages;
+  // GPU-lane time per evaluation (docs/SCALING.md "GPU-lane time per evaluation"): over the
+  // samples that held a GPU lane, each with the seconds of its kept run plus those of its runs
+  // discarded after a lane failure (rerun_after_lane_failure[].gpu_stage; a kbrun that did not
+  // record them: the kept run only). batch --evaluator: none here (the service's /metrics).
+  batch::LaneCost lane_cost;
   // Budget metrics: the best of all samples and attempts (the figures above, fast_p and
   // geomean), the one-shot sample alone, and pass@k for k = 1..samples_per_attempt.
   SpeedupFigures best_of_all, one_shot;

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "report/budget_tree_test_util.h"
+#include "report/html_report.h"
 #include "util/fs.h"
 #include "util/text.h"
 
@@ -291,6 +293,89 @@ TEST(Report, NoOtherBaselineNoBaselineTable) {
   std::string text = ReportText(r);
   EXPECT_FALSE(Contains(text, "Against each baseline")) << text;
   EXPECT_FALSE(Contains(text, "vs compile")) << text;
+}
+
+// GPU-lane time per evaluation over a hand-built tree whose samples held a lane for:
+//   1_A #1 1.0 s, #2 1.5 s; 2_B #1 0.5 s kept + 1.5 s of a run discarded after a lane failure
+//   = 2.0 s, #2 compile error (no lane); 3_C #1 3.0 s (and a discarded run of an older kbrun,
+//   with no span: not counted); 4_D #1 no code (no lane).
+// Four evaluations, sorted 1.0 1.5 2.0 3.0: median (1.5 + 2.0) / 2 = 1.75; p90 at rank
+// 0.9 x 3 = 2.7: 2.0 + 0.7 x (3.0 - 2.0) = 2.7; 7.5 lane seconds: 4 x 3600 / 7.5 = 1920 an hour.
+TEST(Report, GpuLaneTimePerEvaluationByHand) {
+  using nlohmann::json;
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-lane-cost-test-");
+  test_tree::WriteTree(dir, {{"1_A", 1, 1, 1, "correct", "", 2.0},
+                             {"1_A", 2, 1, 2, "incorrect", "value_mismatch"},
+                             {"2_B", 1, 1, 1, "correct", "", 1.5},
+                             {"2_B", 2, 1, 2, "compile_error", "build_failed"},
+                             {"3_C", 1, 1, 1, "runtime_error", "cuda_error"},
+                             {"4_D", 1, 1, 1, "no_code", "no_code"}});
+  const double t0 = 1795553000.0;
+  auto span = [&](double start, double seconds) {
+    return json{{"start", t0 + start}, {"end", t0 + start + seconds}, {"seconds", seconds}};
+  };
+  batch::ResultsStore store(dir);
+  auto patch = [&](const std::string& problem, int index, const std::function<void(json&)>& edit) {
+    json doc = json::parse(*ReadFile(store.ResultPath(problem, index)));
+    edit(doc);
+    WriteFileAtomic(store.ResultPath(problem, index), batch::JsonText(doc) + "\n");
+  };
+  patch("1_A", 1, [&](json& d) { d["stages"]["gpu"] = span(0, 1.0); });
+  patch("1_A", 2, [&](json& d) { d["stages"]["gpu"] = span(10, 1.5); });
+  patch("2_B", 1, [&](json& d) {
+    d["stages"]["gpu"] = span(30, 0.5);
+    d["rerun_after_lane_failure"] = json::array({{{"gpu_lane", 1},
+                                                  {"status", "runtime_error"},
+                                                  {"probe", "dead"},
+                                                  {"at", t0 + 22},
+                                                  {"gpu_stage", span(20, 1.5)}}});
+  });
+  patch("3_C", 1, [&](json& d) {
+    d["stages"]["gpu"] = span(40, 3.0);
+    d["rerun_after_lane_failure"] = json::array({{{"gpu_lane", 1}, {"status", "runtime_error"}, {"at", t0 + 39}}});
+  });
+  Report r = BuildReport(dir);
+  EXPECT_DOUBLE_EQ(r.stages.gpu_s, 6.0);  // the kept runs only: 1.0 + 1.5 + 0.5 + 3.0
+  const batch::LaneCost& c = r.lane_cost;
+  EXPECT_EQ(c.evaluations, 4);
+  EXPECT_DOUBLE_EQ(c.lane_s, 7.5);
+  ASSERT_TRUE(c.median_s && c.p90_s && c.per_gpu_hour);
+  EXPECT_DOUBLE_EQ(*c.median_s, 1.75);
+  EXPECT_DOUBLE_EQ(*c.p90_s, 2.7);
+  EXPECT_DOUBLE_EQ(*c.per_gpu_hour, 1920.0);
+  EXPECT_EQ(c.discarded_runs, 1);
+  EXPECT_DOUBLE_EQ(c.discarded_s, 1.5);
+
+  json j = ReportJson(r)["overall"]["gpu_lane_cost"];
+  EXPECT_EQ(j["evaluations"], 4) << j.dump();
+  EXPECT_DOUBLE_EQ(j["lane_seconds"].get<double>(), 7.5);
+  EXPECT_DOUBLE_EQ(j["median_s"].get<double>(), 1.75);
+  EXPECT_DOUBLE_EQ(j["p90_s"].get<double>(), 2.7);
+  EXPECT_DOUBLE_EQ(j["evaluations_per_gpu_hour"].get<double>(), 1920.0);
+  EXPECT_EQ(j["discarded_runs"], 1);
+  EXPECT_DOUBLE_EQ(j["discarded_seconds"].get<double>(), 1.5);
+  std::string text = ReportText(r);
+  EXPECT_TRUE(Contains(text,
+                       "  GPU lanes: median 1.75 s (p90 2.70 s) of GPU-lane time per evaluation over 4, 1920 "
+                       "evaluations per GPU-hour (1.50 s of 1 run discarded after a lane failure included)\n"))
+      << text;
+  std::string html = HtmlReport(r);
+  EXPECT_TRUE(Contains(html, R"(data-evaluations="4" data-median-s="1.75" data-p90-s="2.7)")) << html;
+  EXPECT_TRUE(Contains(html, R"(data-per-gpu-hour="1920" data-discarded-runs="1")")) << html;
+  fs::remove_all(dir);
+}
+
+// A tree with no lane time (the budget tree's results record no stages): no figures, not zeros.
+TEST(Report, GpuLaneTimeWithoutEvaluationsIsUnknown) {
+  fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-lane-cost-none-");
+  test_tree::WriteBudgetTree(dir);
+  Report r = BuildReport(dir);
+  EXPECT_EQ(r.lane_cost.evaluations, 0);
+  EXPECT_FALSE(r.lane_cost.median_s || r.lane_cost.p90_s || r.lane_cost.per_gpu_hour);
+  nlohmann::json j = ReportJson(r)["overall"]["gpu_lane_cost"];
+  EXPECT_TRUE(j["median_s"].is_null() && j["evaluations_per_gpu_hour"].is_null()) << j.dump();
+  EXPECT_TRUE(Contains(ReportText(r), "  GPU lanes: no evaluation held a GPU lane\n")) << ReportText(r);
+  fs::remove_all(dir);
 }
 
 TEST(Report, NotAResultsFolder) {

@@ -224,6 +224,23 @@ TEST_F(Serve, EvaluatesCorrectAndWrongCandidatesAndCountsThem) {
   EXPECT_EQ(Sample(m, "kbrun_serve_running"), 0) << m;
   EXPECT_GT(Sample(m, "kbrun_serve_lane_busy_seconds_total{lane=\"0\",gpu=\"0\"}"), 0) << m;
   EXPECT_NE(m.find("# TYPE kbrun_serve_evaluations_total counter"), std::string::npos);
+  // GPU-lane time per evaluation: a histogram of the two runs' lane seconds, which add up to the
+  // lane's busy time, and evaluations per lane-hour = 3600 / their mean.
+  EXPECT_NE(m.find("# TYPE kbrun_serve_lane_seconds histogram"), std::string::npos) << m;
+  EXPECT_EQ(Sample(m, "kbrun_serve_lane_seconds_count"), 2) << m;
+  EXPECT_EQ(Sample(m, "kbrun_serve_lane_seconds_bucket{le=\"+Inf\"}"), 2) << m;
+  double lane_s = Sample(m, "kbrun_serve_lane_seconds_sum");
+  EXPECT_GT(lane_s, 0) << m;
+  EXPECT_NEAR(lane_s, Sample(m, "kbrun_serve_lane_busy_seconds_total{lane=\"0\",gpu=\"0\"}"), 0.002) << m;
+  double below = 0;
+  for (const char* le : {"0.25", "0.5", "1", "1.5", "2", "3", "5", "10", "30", "60", "120", "300", "+Inf"}) {
+    double n = Sample(m, fmt::format("kbrun_serve_lane_seconds_bucket{{le=\"{}\"}}", le));
+    EXPECT_GE(n, below) << le << "\n" << m;  // cumulative
+    below = n;
+  }
+  double per_hour = Sample(m, "kbrun_serve_evaluations_per_gpu_hour");
+  EXPECT_NEAR(per_hour, 2 * 3600.0 / lane_s, 0.01 * per_hour) << m;
+  EXPECT_NE(m.find("# TYPE kbrun_serve_evaluations_per_gpu_hour gauge"), std::string::npos) << m;
   // One log line per accepted and per finished evaluation.
   std::string log = Log();
   EXPECT_NE(log.find("accepted " + good), std::string::npos) << log;

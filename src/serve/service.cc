@@ -354,19 +354,19 @@ void EvalService::Lane(size_t lane) {
       eval::EvalRequest req = job->request;
       req.options.gpu_index = o_.lanes[lane];
       eval::EvalResult result = eval::Run(req, job->compiled);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        lane_busy_s_[lane] += NowUnix() - t0;
-      }
+      LaneHeld(lane, NowUnix() - t0);
       Finish(job, &result, "");
     } catch (const std::exception& e) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        lane_busy_s_[lane] += NowUnix() - t0;
-      }
+      LaneHeld(lane, NowUnix() - t0);
       Finish(job, nullptr, e.what());
     }
   }
+}
+
+void EvalService::LaneHeld(size_t lane, double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  lane_busy_s_[lane] += seconds;
+  lane_seconds_.Add(seconds);
 }
 
 void EvalService::Finish(const JobPtr& job, const eval::EvalResult* result, const std::string& internal_error) {
@@ -433,6 +433,17 @@ std::string EvalService::Metrics() {
     out += fmt::format("kbrun_serve_lane_busy_seconds_total{{lane=\"{}\",gpu=\"{}\"}} {:.3f}\n", i, o_.lanes[i],
                        lane_busy_s_[i]);
   }
+  out += lane_seconds_.PrometheusText(
+      "kbrun_serve_lane_seconds",
+      "Seconds each evaluation held a lane (its run phase), over the evaluations this process ran on a lane.");
+  // NaN (Prometheus text format) until an evaluation has held a lane.
+  std::optional<double> per_hour =
+      batch::EvaluationsPerGpuHour(static_cast<double>(lane_seconds_.count()), lane_seconds_.sum());
+  out +=
+      "# HELP kbrun_serve_evaluations_per_gpu_hour Evaluations that held a lane per lane-hour they used "
+      "(3600 / the mean of kbrun_serve_lane_seconds).\n";
+  out += "# TYPE kbrun_serve_evaluations_per_gpu_hour gauge\n";
+  out += fmt::format("kbrun_serve_evaluations_per_gpu_hour {}\n", per_hour ? fmt::format("{:.1f}", *per_hour) : "NaN");
   return out;
 }
 

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "batch/lane_cost.h"
 #include "batch/work_queue.h"
 #include "eval/evaluation.h"
 
@@ -73,6 +74,7 @@ class EvalService {
   void Enqueue(const JobPtr& job);
   void CompileWorker();
   void Lane(size_t lane);
+  void LaneHeld(size_t lane, double seconds);  // an evaluation held `lane` for `seconds`
   void Finish(const JobPtr& job, const eval::EvalResult* result, const std::string& internal_error);
   JobPtr LoadJob(const fs::path& dir, const std::string& id);
 
@@ -86,6 +88,7 @@ class EvalService {
   unsigned long long accepted_ = 0;
   std::map<std::string, unsigned long long> finished_by_status_;
   std::vector<double> lane_busy_s_;
+  batch::LaneSecondsHistogram lane_seconds_;  // per evaluation that held a lane (lane_cost.h)
   bool started_ = false;
 };
 
