@@ -15,8 +15,10 @@ call (a dispatch mode watches), the own modules import no GPU library nor a way 
 (cuBLAS, cuDNN, dlopen, cuModuleLoad...), there is no Triton, and the forward's time seen on the
 stream is most of what the Timer measured (work left on other streams is not between the events).
 Its answer stands only when it finds the candidate's own code doing the work; a would-be
-rejection, and every case it cannot judge, goes to the profiler below, whose first use costs
-seconds of CUPTI start-up on the GPU lane (measured on an H200: 3.5-5.3 s).
+rejection, and every case it cannot judge, goes to the profiler below, whose first start in a
+process costs seconds of the GPU lane (3.5-5.3 s on an H200; the same one-time cost as the first
+call of a dispatch mode that does not opt out of torch._disable_dynamo, and either makes the
+other cheap: it looks like torch._dynamo's import, not CUPTI).
 
 GPU, the profiler: the kernels the torch profiler records during three forwards. A kernel is own when its
 demangled name is a function defined in one of the candidate's modules (nvcc gives every
