@@ -5,12 +5,16 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include <gtest/gtest.h>
 
 #include "report/budget_tree_test_util.h"
 #include "report/html_parts.h"
+#include "util/env_options.h"
 #include "util/fs.h"
 #include "util/text.h"
 
@@ -60,6 +64,43 @@ TEST(ReportCommands, VersionOnEverySubcommand) {
     Ran version = Kbrun(name + " --version");
     EXPECT_EQ(version.exit_code, 0) << name;
     EXPECT_EQ(version.out, std::string("kbrun ") + KBRUN_VERSION + "\n") << name;
+  }
+}
+
+// The variables a subcommand's --help names come from the table (util/env_options.cc): its
+// footer holds EnvOptionsHelp(command) as generated, no other line describes a variable of the
+// table (a line that begins with its name), an option's "(env NAME" is the variable whose flag
+// that option is, and every other name that looks like a variable is the table's or the system's.
+TEST(ReportCommands, HelpFootersTakeTheirVariablesFromTheTable) {
+  std::map<std::string, std::string> flag_of;
+  for (const auto& o : EnvOptions()) flag_of[o.name] = o.flag;
+  const std::set<std::string> system = {"CUDA_HOME", "ROCM_PATH", "XDG_CACHE_HOME", "LD_LIBRARY_PATH"};
+  const std::regex variable(R"(\b[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9]\b)");
+  const std::regex row(R"(^\s+([A-Z][A-Z0-9_]+)(\s|,|$))");
+  const std::regex option(R"(^\s+(-[^ ]*(?: [A-Z]+)?)\s.*\(env ([A-Z][A-Z0-9_]+))");
+  for (const auto& command : Subcommands()) {
+    std::string help = Kbrun(command + " --help").out;
+    std::string block = EnvOptionsHelp(command);
+    size_t at = block.empty() ? std::string::npos : help.find(block);
+    EXPECT_TRUE(block.empty() || at != std::string::npos) << command << " --help lacks its variables:\n" << help;
+    std::string rest = at == std::string::npos ? help : help.substr(0, at) + help.substr(at + block.size());
+    for (const auto& line : SplitLines(rest)) {
+      std::smatch m;
+      if (std::regex_search(line, m, row)) {
+        EXPECT_FALSE(flag_of.count(m[1])) << command << " --help describes " << m[1] << " by hand: " << line;
+      }
+      if (std::regex_search(line, m, option) && flag_of.count(m[2])) {
+        std::string long_name = std::regex_replace(std::string(m[1]), std::regex("^.*,| [A-Z]+$"), "");
+        std::string flags = ", " + flag_of[m[2]] + ",";  // "--gpus, --gpu": either
+        EXPECT_TRUE(Contains(flags, " " + long_name + ","))
+            << command << ": " << line << "\nbut the table's flag of " << m[2] << " is '" << flag_of[m[2]] << "'";
+      }
+      for (std::sregex_iterator it(line.begin(), line.end(), variable), e; it != e; ++it) {
+        std::string name = (*it)[0];
+        EXPECT_TRUE(flag_of.count(name) || system.count(name))
+            << command << " --help names " << name << ", not in util/env_options.cc: " << line;
+      }
+    }
   }
 }
 
