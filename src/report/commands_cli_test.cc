@@ -2,9 +2,6 @@
 // read from `kbrun --help`, so a new subcommand is checked too), `report --json` printing the JSON
 // alone on stdout whatever else it writes, and `compare --html` (the page itself: compare_html_test.cc,
 // in a browser: tests/report/compare_browser_test.py).
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <map>
 #include <regex>
 #include <set>
@@ -14,6 +11,7 @@
 
 #include "report/budget_tree_test_util.h"
 #include "report/html_parts.h"
+#include "report/kbrun_stdout_test_util.h"
 #include "util/env_options.h"
 #include "util/fs.h"
 #include "util/text.h"
@@ -21,24 +19,9 @@
 namespace kbrun::report {
 namespace {
 
-struct Ran {
-  int exit_code;
-  std::string out;
-};
-Ran Kbrun(const std::string& args) {
-  std::string command = std::string(KBRUN_BINARY) + " " + args + " 2>/dev/null";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  size_t got;
-  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, got);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 // The subcommands `kbrun --help` lists (CLI11's SUBCOMMANDS section: "  name   description").
 std::vector<std::string> Subcommands() {
-  std::istringstream help(Kbrun("--help").out);
+  std::istringstream help(KbrunStdout("--help").out);
   std::vector<std::string> names;
   bool in_section = false;
   for (std::string line; std::getline(help, line);) {
@@ -61,7 +44,7 @@ TEST(ReportCommands, VersionOnEverySubcommand) {
   }
   names.push_back("");  // kbrun --version itself
   for (const auto& name : names) {
-    Ran version = Kbrun(name + " --version");
+    Ran version = KbrunStdout(name + " --version");
     EXPECT_EQ(version.exit_code, 0) << name;
     EXPECT_EQ(version.out, std::string("kbrun ") + KBRUN_VERSION + "\n") << name;
   }
@@ -79,7 +62,7 @@ TEST(ReportCommands, HelpFootersTakeTheirVariablesFromTheTable) {
   const std::regex row(R"(^\s+([A-Z][A-Z0-9_]+)(\s|,|$))");
   const std::regex option(R"(^\s+(-[^ ]*(?: [A-Z]+)?)\s.*\(env ([A-Z][A-Z0-9_]+))");
   for (const auto& command : Subcommands()) {
-    std::string help = Kbrun(command + " --help").out;
+    std::string help = KbrunStdout(command + " --help").out;
     std::string block = EnvOptionsHelp(command);
     size_t at = block.empty() ? std::string::npos : help.find(block);
     EXPECT_TRUE(block.empty() || at != std::string::npos) << command << " --help lacks its variables:\n" << help;
@@ -109,13 +92,13 @@ TEST(ReportCommands, ReportJsonIsTheOnlyThingOnStdout) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-report-json-html-");
   test_tree::WriteBudgetTree(dir);
   for (const char* flags : {"--json", "--json --html", "--html --json"}) {
-    Ran ran = Kbrun("report '" + dir.string() + "' " + flags);
+    Ran ran = KbrunStdout("report '" + dir.string() + "' " + flags);
     EXPECT_EQ(ran.exit_code, 0) << flags;
     nlohmann::json printed = nlohmann::json::parse(ran.out);  // throws on anything but one document
     EXPECT_EQ(printed, nlohmann::json::parse(*ReadFile(dir / "detailed_report.json"))) << flags;
   }
   EXPECT_TRUE(fs::exists(dir / "detailed_report.html"));
-  EXPECT_EQ(Kbrun("report --json /nonexistent/results").out, "");
+  EXPECT_EQ(KbrunStdout("report --json /nonexistent/results").out, "");
   fs::remove_all(dir);
 }
 
@@ -126,7 +109,7 @@ TEST(ReportCommands, CompareWritesTheHtmlPage) {
                        {{"1_A", 1, 1, 1, "correct", "", 4.0}, {"2_B", 1, 1, 1, "incorrect", "value_mismatch"}});
   std::string a = "'" + (root / "a").string() + "'", b = "'" + (root / "b").string() + "'";
   fs::path page = root / "compare.html";
-  Ran ran = Kbrun("compare " + a + " " + b + " --json --html '" + page.string() + "'");
+  Ran ran = KbrunStdout("compare " + a + " " + b + " --json --html '" + page.string() + "'");
   EXPECT_EQ(ran.exit_code, 0);
   nlohmann::json doc = nlohmann::json::parse(ran.out);                   // stdout: the JSON alone
   EXPECT_DOUBLE_EQ(doc["summary"]["geomean_ratio"].get<double>(), 2.0);  // 1_A: 4.0x over 2.0x
@@ -138,7 +121,7 @@ TEST(ReportCommands, CompareWritesTheHtmlPage) {
       << *page_html;
   EXPECT_TRUE(Contains(*page_html, "data-problem=\"2_B\" data-change=\"broken\""));
   // The text, with the interval, is still printed beside the page.
-  Ran text = Kbrun("compare " + a + " " + b + " --html '" + page.string() + "'");
+  Ran text = KbrunStdout("compare " + a + " " + b + " --html '" + page.string() + "'");
   EXPECT_TRUE(Contains(text.out, "Geomean B/A    2.000x over 1 problem correct in both\n  95% interval ")) << text.out;
   EXPECT_FALSE(fs::exists(root / "a" / "detailed_report.html"));  // compare never writes into the runs
   fs::remove_all(root);
