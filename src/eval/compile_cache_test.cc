@@ -41,8 +41,8 @@ class CompileCache : public ::testing::Test {
     return dir_ / name;
   }
 
-  Eval Run(const fs::path& code, std::vector<std::string> extra = {},
-           std::map<std::string, std::string> env_extra = {}) {
+  Eval Run(const fs::path& code, const std::vector<std::string>& extra = {},
+           const std::map<std::string, std::string>& env_extra = {}) {
     return RunBuildEval(dir_, code, extra, env_extra);
   }
 
