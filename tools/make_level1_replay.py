@@ -9,16 +9,9 @@ does not compile, so the batch shows a reflection round on the GPU too.
 import os
 import sys
 
-OPS = {
-    # problem: (init signature, init body, CUDA expression of v, extra kernel args)
-    "19_ReLU": ("", "", "fmaxf(v, 0.f)"),
-    "20_LeakyReLU": ("negative_slope: float = 0.01", "self.negative_slope = negative_slope",
-                     "v > 0.f ? v : v * slope"),
-    "21_Sigmoid": ("", "", "1.f / (1.f + expf(-v))"),
-    "22_Tanh": ("", "", "tanhf(v)"),
-    "25_Swish": ("", "", "v / (1.f + expf(-v))"),
-    "32_HardTanh": ("", "", "fminf(fmaxf(v, -1.f), 1.f)"),
-}
+from replay_ops import OPS, model_new
+
+PROBLEMS = ["19_ReLU", "20_LeakyReLU", "21_Sigmoid", "22_Tanh", "25_Swish", "32_HardTanh"]
 
 TEMPLATE = r'''Here is an optimised CUDA kernel for this element-wise operation. It processes four
 floats per thread with vectorised float4 loads and a grid-stride loop.
@@ -32,7 +25,7 @@ cuda_source = r"""
 #include <torch/extension.h>
 #include <c10/cuda/CUDAException.h>
 
-__device__ __forceinline__ float op(float v, float slope) { return @EXPR@; }
+__device__ __forceinline__ float op(float v, float p) { return @EXPR@; }
 
 __global__ void ew_kernel(const float4* __restrict__ x, float4* __restrict__ y, int64_t n4, float slope) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n4; i += (int64_t)gridDim.x * blockDim.x) {
@@ -63,41 +56,28 @@ torch::Tensor ew_forward(torch::Tensor x, double slope) {
 """
 cpp_source = "torch::Tensor ew_forward(torch::Tensor x, double slope);"
 
-ext = load_inline(name="@NAME@_ext", cpp_sources=cpp_source, cuda_sources=cuda_source,
-                  functions=["ew_forward"], extra_cuda_cflags=["-O3"], verbose=False)
-
-
-class ModelNew(nn.Module):
-    def __init__(self@INITSIG@):
-        super().__init__()
-        @INITBODY@
-
-    def forward(self, x):
-        return ext.ew_forward(x, @SLOPE@)
-```
 '''
 
 
-def render(problem, sig, body, expr, bug=""):
-    name = problem.split("_", 1)[1].lower()
-    return (TEMPLATE.replace("@EXPR@", expr).replace("@NAME@", name).replace("@BUG@", bug)
-            .replace("@INITSIG@", ", " + sig if sig else "").replace("@INITBODY@", body or "pass")
-            .replace("@SLOPE@", "self.negative_slope" if "slope" in body else "0.0"))
+def render(problem, bug=""):
+    expr = OPS[problem][3]
+    return (TEMPLATE.replace("@EXPR@", expr).replace("@BUG@", bug)
+            + model_new(problem, problem.split("_", 1)[1].lower() + "_ext"))
 
 
 def main(out_dir):
-    for problem, (sig, body, expr) in OPS.items():
+    for problem in PROBLEMS:
         d = os.path.join(out_dir, problem)
         os.makedirs(d, exist_ok=True)
         if problem == "19_ReLU":
             with open(os.path.join(d, "attempt1.txt"), "w") as f:
-                f.write(render(problem, sig, body, expr, bug="cudaDeviceSynchronizeX();"))
+                f.write(render(problem, bug="cudaDeviceSynchronizeX();"))
             with open(os.path.join(d, "attempt2.txt"), "w") as f:
                 f.write("You are right, cudaDeviceSynchronizeX does not exist; the launch check is enough.\n\n"
-                        + render(problem, sig, body, expr))
+                        + render(problem))
         else:
             with open(os.path.join(d, "attempt1.txt"), "w") as f:
-                f.write(render(problem, sig, body, expr))
+                f.write(render(problem))
 
 
 if __name__ == "__main__":

@@ -15,23 +15,8 @@ sample is a compile-cache hit of another. Per problem:
 import os
 import sys
 
-# problem: (init signature, init body, parameter passed to the kernel, CUDA expression of v and p)
-OPS = {
-    "19_ReLU": ("", "", "0.0", "fmaxf(v, 0.f)"),
-    "20_LeakyReLU": ("negative_slope: float = 0.01", "self.negative_slope = negative_slope",
-                     "self.negative_slope", "v > 0.f ? v : v * p"),
-    "21_Sigmoid": ("", "", "0.0", "1.f / (1.f + expf(-v))"),
-    "22_Tanh": ("", "", "0.0", "tanhf(v)"),
-    "25_Swish": ("", "", "0.0", "v / (1.f + expf(-v))"),
-    "26_GELU_": ("", "", "0.0", "0.5f * v * (1.f + erff(v * 0.70710678118654752f))"),
-    "27_SELU_": ("", "", "0.0",
-                 "1.0507009873554805f * (v > 0.f ? v : 1.6732632423543772f * expm1f(v))"),
-    "28_HardSigmoid": ("", "", "0.0", "fminf(fmaxf(v / 6.f + 0.5f, 0.f), 1.f)"),
-    "29_Softplus": ("", "", "0.0", "v > 20.f ? v : log1pf(expf(v))"),
-    "30_Softsign": ("", "", "0.0", "v / (1.f + fabsf(v))"),
-    "31_ELU": ("alpha: float = 1.0", "self.alpha = alpha", "self.alpha", "v > 0.f ? v : p * expm1f(v)"),
-    "32_HardTanh": ("", "", "0.0", "fminf(fmaxf(v, -1.f), 1.f)"),
-}
+from replay_ops import OPS, model_new
+
 REFLECTED = {"19_ReLU", "26_GELU_", "31_ELU"}
 THREADS = {1: 256, 2: 512, 3: 128}
 
@@ -97,23 +82,11 @@ torch::Tensor ew_forward(torch::Tensor x, double p) {
 }
 """
 
-ext = load_inline(name="@NAME@", cpp_sources=cpp_source, cuda_sources=cuda_source,
-                  functions=["ew_forward"], extra_cuda_cflags=["-O3"], verbose=False)
-
-
-class ModelNew(nn.Module):
-    def __init__(self@INITSIG@):
-        super().__init__()
-        @INITBODY@
-
-    def forward(self, x):
-        return ext.ew_forward(x, @PARAM@)
-```
 '''
 
 
 def render(problem, attempt, sample, kind):
-    sig, body, param, expr = OPS[problem]
+    expr = OPS[problem][3]
     bug = ""
     prose = ("Here is a CUDA kernel for this element-wise operation: float4 loads in a grid-stride loop, "
              "%d threads per block, and a scalar kernel for any tail." % THREADS[sample])
@@ -126,9 +99,7 @@ def render(problem, attempt, sample, kind):
         prose = "You are right, the previous version was broken. Fixed:\n\n" + prose
     name = "kb_%s_a%d_s%d_ext" % (problem.split("_", 1)[1].strip("_").lower(), attempt, sample)
     return (TEMPLATE.replace("@PROSE@", prose).replace("@EXPR@", expr).replace("@THREADS@", str(THREADS[sample]))
-            .replace("@BUG@", bug).replace("@NAME@", name)
-            .replace("@INITSIG@", ", " + sig if sig else "").replace("@INITBODY@", body or "pass")
-            .replace("@PARAM@", param))
+            .replace("@BUG@", bug) + model_new(problem, name))
 
 
 def main(out_dir):

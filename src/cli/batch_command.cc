@@ -375,16 +375,9 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
           "--slurm-wait: every shard finished, merged, report written); 64 bad --slurm-opts, or the folder\n"
           "holds another run; 69 sbatch/squeue not on PATH or the controller unreachable; 75 with\n"
           "--slurm-wait, shards left unfinished (run the same command to resubmit them); 78 sbatch refused\n"
-          "the job. The compile cache of the tasks is --compile-cache, else KBRUN_COMPILE_CACHE, else\n"
-          "kbrun-compile-cache beside the results folder: a path every node must see.\n\n"
-          "  KERNELBENCH_DIR   problems folder when --problems-dir is not given\n"
-          "  KBRUN_EVALUATOR_TOKEN  the --evaluator service's token when --evaluator-token-file is not given\n"
-          "  NUM_SAMPLES       samples per attempt when --samples is not given\n"
-          "  KBRUN_LANE_PROBE  a lane health probe script run as SCRIPT DEVICE GPU PYTHON (exit 0:\n"
-          "                    healthy) instead of kbrun's own (docs/RESULTS.md \"Lane failures\")\n"
-          "  THUNDERKITTENS_ROOT, HIPKITTENS_ROOT\n"
-          "                    library roots when --tk-root / --hk-root are not given\n\n") +
-      kLlmEnvironmentHelp);
+          "the job. The tasks' compile cache (--compile-cache, KBRUN_COMPILE_CACHE below) must be a path\n"
+          "every node sees.\n\n") +
+      kLlmSettingsHelp + EnvOptionsHelp("batch"));
   cmd->callback([args, cmd, exit_code] { Run(*args, *cmd, exit_code); });
 }
 

@@ -9,6 +9,7 @@
 #include "eval/backend.h"
 #include "eval/evaluation.h"
 #include "eval/python_env.h"
+#include "util/env_options.h"
 #include "util/fs.h"
 #include "util/text.h"
 
@@ -64,15 +65,8 @@ void RegisterEval(CLI::App& app, int* exit_code) {
   AddEvalFlags(*cmd, args->eval);
   cmd->footer(
       "Exit codes: 0 correct and speedup >= target; 1 correct but slower; 2 failed (compile error,\n"
-      "runtime error, timeout, incorrect, rejected); 64 usage error; 78 no usable Python/torch.\n\n"
-      "Environment:\n"
-      "  KBRUN_PYTHON     interpreter with torch (default: first of python3, /usr/bin/python3, python\n"
-      "                   that imports torch)\n"
-      "  KBRUN_WORK_DIR   where private build directories go (default ~/.cache/kbrun/work)\n"
-      "  KBRUN_PASS_ENV   comma-separated extra variables passed to the worker (never *KEY*, *TOKEN*...)\n"
-      "  KBRUN_WORKER     path of kbrun_worker.py (default: beside the binary)\n"
-      "  THUNDERKITTENS_ROOT, HIPKITTENS_ROOT   library roots when --tk-root / --hk-root are not given\n"
-      "                   (docs/BACKENDS.md: what each --backend adds to the build)");
+      "runtime error, timeout, incorrect, rejected); 64 usage error; 78 no usable Python/torch.\n\n" +
+      EnvOptionsHelp("eval"));
   cmd->callback([args, exit_code] {
     for (const auto& [flag, path] : {std::pair{"--code", args->code}, std::pair{"--problem", args->problem}}) {
       if (!fs::is_regular_file(path)) throw CommandError{kExitUsage, fmt::format("{}: no such file: {}", flag, path)};

@@ -9,6 +9,7 @@
 #include "prompts/extract.h"
 #include "prompts/prompt_config.h"
 #include "prompts/prompt_vars.h"
+#include "util/env_options.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 #include "util/text.h"
@@ -139,7 +140,7 @@ void RegisterGenerate(CLI::App& app, int* exit_code) {
   cmd->footer(std::string("Exit codes: 0 code written; 2 the response has no usable code (the response file is\n"
                           "kept); 3 LLM error (auth, rate limit, timeout, malformed response...); 64 usage error;\n"
                           "78 broken configuration (prompt config, template, llm.json, environment).\n\n") +
-              kLlmEnvironmentHelp);
+              kLlmSettingsHelp + EnvOptionsHelp("generate"));
   cmd->callback([args, exit_code] {
     args->backend_given = args->backend != "auto";
     args->backend = prompts::ResolveBackendForPrompts(args->backend);

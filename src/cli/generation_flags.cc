@@ -10,23 +10,8 @@
 
 namespace kbrun::cli {
 
-const char* const kLlmEnvironmentHelp =
-    "Environment (a flag wins over its variable, a variable over llm.json; docs/PROVIDERS.md):\n"
-    "  LLM_GATEWAY_KEY        API key (fallbacks: OPENAI_API_KEY for openai, ANTHROPIC_API_KEY for\n"
-    "                         anthropic; 'none' sends no key, for local servers)\n"
-    "  LLM_PROVIDER           openai | anthropic | replay (default openai)\n"
-    "  LLM_BASE_URL           API base URL, e.g. http://localhost:8000/v1 (default: the provider's)\n"
-    "  LLM_MODEL              model name\n"
-    "  LLM_TEMPERATURE        sampling temperature (default 0.7)\n"
-    "  LLM_MAX_TOKENS         maximum tokens of the answer (default 8192)\n"
-    "  LLM_REASONING_EFFORT   reasoning effort (openai: sent as is; anthropic: thinking budget)\n"
-    "  LLM_HEADERS            extra headers, one 'Name: value' per line\n"
-    "  LLM_REPLAY             replay file or folder (with LLM_PROVIDER=replay)\n"
-    "  LLM_REPLAY_LATENCY     replay: seconds each call waits, a simulated model (default 0)\n"
-    "  LLM_CONNECT_TIMEOUT_S, LLM_REQUEST_TIMEOUT_S, LLM_MAX_RETRIES\n"
-    "  KBRUN_LLM_CONFIG       llm.json to use when --llm-config is not given\n"
-    "  KBRUN_PROMPTS_DIR      prompts folder when --prompts-dir is not given\n"
-    "  KBRUN_GPU_NAME         GPU name written into prompts (default: nvidia-smi's)";
+const char* const kLlmSettingsHelp =
+    "The LLM settings: a flag wins over its variable, a variable over llm.json (docs/PROVIDERS.md).\n";
 
 void AddLlmFlags(CLI::App& cmd, LlmFlags& f) {
   cmd.add_option("--provider", f.provider, "openai | anthropic | replay (env LLM_PROVIDER; default openai)")

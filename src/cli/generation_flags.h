@@ -30,8 +30,9 @@ struct PromptFlags {
 void AddLlmFlags(CLI::App& cmd, LlmFlags& f);
 void AddPromptFlags(CLI::App& cmd, PromptFlags& f);
 
-// The environment variables the LLM flags read, for a command's --help footer.
-extern const char* const kLlmEnvironmentHelp;
+// The footer line of the commands that take the LLM flags: what wins over what (their variables:
+// EnvOptionsHelp).
+extern const char* const kLlmSettingsHelp;
 
 fs::path ResolvePromptsDir(const PromptFlags& f);
 // Loads the prompt set for `backend`. Throws CommandError (78) naming the file and key.

@@ -11,6 +11,7 @@
 #include "eval/python_env.h"
 #include "serve/server.h"
 #include "serve/service.h"
+#include "util/env_options.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 #include "util/text.h"
@@ -56,8 +57,8 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   cmd->footer(
       "Stops on SIGINT/SIGTERM (exit 0): evaluations not done stay in the state dir and are evaluated on the\n"
       "next start. Exit codes: 0 stopped; 64 usage error (bad --listen, unreadable or empty token file, state\n"
-      "dir not writable); 69 cannot listen on the address; 78 no usable Python/torch.\n"
-      "Environment: as kbrun eval (KBRUN_PYTHON, KBRUN_WORK_DIR, KBRUN_PASS_ENV, KBRUN_WORKER).");
+      "dir not writable); 69 cannot listen on the address; 78 no usable Python/torch.\n\n" +
+      EnvOptionsHelp("serve"));
   cmd->callback([args, exit_code] {
     serve::ServerOptions so;
     size_t colon = args->listen.rfind(':');

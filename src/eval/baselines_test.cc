@@ -3,25 +3,14 @@
 // is not timed leaves them skipped, and none of it changes the verdict. The measured path runs with
 // a stand-in torch.compile (tests/worker/standin_compile/sitecustomize.py, on PYTHONPATH): the
 // checker times it after the worker has ended, with the candidate's number of calls.
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
-#include "util/fs.h"
-#include "util/subprocess.h"
+#include "eval/eval_test_util.h"
 
 namespace kbrun {
 namespace {
 
 using nlohmann::json;
-
-struct EvalOut {
-  int exit_code = -1;
-  std::string output;
-  json result;
-};
 
 const std::vector<std::string> kAllBaselines = {"--baseline", "eager",      "--baseline",
                                                 "compile",    "--baseline", "cudagraph"};
@@ -29,43 +18,20 @@ const std::vector<std::string> kAllBaselines = {"--baseline", "eager",      "--b
 // kbrun eval of tests/candidates/<candidate>.py on 1_ScaleAdd (CPU, 10 timed calls, library
 // kernels allowed: these are about the baselines), with `extra` flags; `standin` sets the
 // stand-in torch.compile's mode (empty: none).
-EvalOut Eval(const std::string& candidate, std::vector<std::string> extra, const std::string& standin = "") {
-  static int n = 0;
-  fs::path out = fs::temp_directory_path() /
-                 ("kbrun-baselines-test-" + std::to_string(getpid()) + "-" + std::to_string(++n) + ".json");
-  ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY,
-               "eval",
-               "--code",
-               std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
-               "--problem",
-               std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py",
-               "--device",
-               "cpu",
-               "--perf-trials",
-               "10",
-               "--warmup",
-               "3",
-               "--allow-library-kernels",
-               "--output",
-               out.string()};
-  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
-  spec.env = CurrentEnvironment();
+EvalRun Eval(const std::string& candidate, std::vector<std::string> extra, const std::string& standin = "") {
+  EvalCall call{.code = TestFixture("candidates", candidate),
+                .flags = {"--perf-trials", "10", "--warmup", "3", "--allow-library-kernels"},
+                .extra = std::move(extra)};
   if (!standin.empty()) {
-    spec.env["PYTHONPATH"] = std::string(KBRUN_TEST_DATA_DIR) + "/worker/standin_compile";
-    spec.env["KBRUN_TEST_COMPILE_STANDIN"] = standin;
-    spec.env["KBRUN_PASS_ENV"] = "KBRUN_TEST_COMPILE_STANDIN";
+    call.env_set = {{"PYTHONPATH", std::string(KBRUN_TEST_DATA_DIR) + "/worker/standin_compile"},
+                    {"KBRUN_TEST_COMPILE_STANDIN", standin},
+                    {"KBRUN_PASS_ENV", "KBRUN_TEST_COMPILE_STANDIN"}};
   }
-  spec.timeout_s = 600;
-  ProcessResult p = RunProcess(spec);
-  EvalOut r{p.exit_code, p.output, nullptr};
-  if (auto text = ReadFile(out)) r.result = json::parse(*text);
-  fs::remove(out);
-  return r;
+  return RunEvalCall(call);
 }
 
 TEST(Baselines, WhatCannotRunHereIsUnavailableWithItsReason) {
-  EvalOut r = Eval("honest_torch_add", kAllBaselines);
+  EvalRun r = Eval("honest_torch_add", kAllBaselines);
   ASSERT_TRUE(r.result.is_object()) << r.output;
   ASSERT_EQ(r.result["status"], "correct") << r.output;
   const json& b = r.result["baselines"];
@@ -86,14 +52,14 @@ TEST(Baselines, WhatCannotRunHereIsUnavailableWithItsReason) {
 }
 
 TEST(Baselines, DefaultIsEagerAlone) {
-  EvalOut r = Eval("honest_torch_add", {});
+  EvalRun r = Eval("honest_torch_add", {});
   ASSERT_TRUE(r.result.is_object()) << r.output;
   EXPECT_EQ(r.result["baselines"].size(), 1u) << r.result["baselines"].dump();
   EXPECT_EQ(r.result["baselines"]["eager"]["status"], "measured");
 }
 
 TEST(Baselines, ACandidateThatIsNotTimedLeavesThemSkipped) {
-  EvalOut wrong = Eval("wrong", kAllBaselines);
+  EvalRun wrong = Eval("wrong", kAllBaselines);
   ASSERT_TRUE(wrong.result.is_object()) << wrong.output;
   ASSERT_EQ(wrong.result["status"], "incorrect");
   for (const char* name : {"eager", "compile", "cudagraph"}) {
@@ -101,7 +67,7 @@ TEST(Baselines, ACandidateThatIsNotTimedLeavesThemSkipped) {
     EXPECT_EQ(b["status"], "skipped") << name << " " << b.dump();
     EXPECT_NE(b["reason"].get<std::string>().find("(incorrect/value_mismatch)"), std::string::npos) << b.dump();
   }
-  EvalOut broken = Eval("compile_error_cpp", kAllBaselines);
+  EvalRun broken = Eval("compile_error_cpp", kAllBaselines);
   ASSERT_TRUE(broken.result.is_object()) << broken.output;
   ASSERT_EQ(broken.result["status"], "compile_error");
   EXPECT_EQ(broken.result["baselines"]["compile"]["reason"], "no run phase (compile_error/build_failed)")
@@ -112,7 +78,7 @@ TEST(Baselines, ACandidateThatIsNotTimedLeavesThemSkipped) {
 // after the worker ended, as many timed calls as the candidate's, the first and last outputs
 // checked, the speedups from the medians.
 TEST(Baselines, ACompileStandInIsTimedLikeTheReference) {
-  EvalOut r = Eval("honest_torch_add", {"--baseline", "compile"}, "identity");
+  EvalRun r = Eval("honest_torch_add", {"--baseline", "compile"}, "identity");
   ASSERT_TRUE(r.result.is_object()) << r.output;
   ASSERT_EQ(r.result["status"], "correct") << r.output;
   const json& c = r.result["baselines"]["compile"];
@@ -133,7 +99,7 @@ TEST(Baselines, ACompileStandInIsTimedLikeTheReference) {
 }
 
 TEST(Baselines, ACompiledReferenceThatComputesSomethingElseIsUnavailable) {
-  EvalOut r = Eval("honest_torch_add", {"--baseline", "compile"}, "wrong");
+  EvalRun r = Eval("honest_torch_add", {"--baseline", "compile"}, "wrong");
   ASSERT_TRUE(r.result.is_object()) << r.output;
   EXPECT_EQ(r.result["status"], "correct") << r.output;
   const json& c = r.result["baselines"]["compile"];
@@ -146,7 +112,7 @@ TEST(Baselines, ACompiledReferenceThatComputesSomethingElseIsUnavailable) {
 // A compile that never returns is stopped at the baselines' deadline (--run-timeout, from the
 // worker's end); the verdict and its figures are the checker's, sent before.
 TEST(Baselines, ACompileThatHangsIsStoppedAtTheBaselinesDeadline) {
-  EvalOut r = Eval("honest_torch_add", {"--baseline", "compile", "--run-timeout", "15"}, "hang");
+  EvalRun r = Eval("honest_torch_add", {"--baseline", "compile", "--run-timeout", "15"}, "hang");
   ASSERT_TRUE(r.result.is_object()) << r.output;
   EXPECT_EQ(r.result["status"], "correct") << r.output;
   const json& c = r.result["baselines"]["compile"];

@@ -41,8 +41,8 @@ class CompileCache : public ::testing::Test {
     return dir_ / name;
   }
 
-  Eval Run(const fs::path& code, std::vector<std::string> extra = {},
-           std::map<std::string, std::string> env_extra = {}) {
+  Eval Run(const fs::path& code, const std::vector<std::string>& extra = {},
+           const std::map<std::string, std::string>& env_extra = {}) {
     return RunBuildEval(dir_, code, extra, env_extra);
   }
 
@@ -210,36 +210,19 @@ class MonoLayout : public CompileCache {
     }
     std::string ld = stubs.string() + ":" + nvcc.parent_path().parent_path().string() + "/lib64";
     if (const char* old = std::getenv("LD_LIBRARY_PATH"); old && *old) ld += std::string(":") + old;
-    fs::path out = dir_ / "result.json";
-    ProcessSpec spec;
-    spec.argv = {KBRUN_BINARY,
-                 "eval",
-                 "--code",
-                 (kData / "candidates" / (file + ".py")).string(),
-                 "--problem",
-                 (kData / "problems" / "1_ScaleAdd.py").string(),
-                 "--device",
-                 "cpu",
-                 "--correct-trials",
-                 "2",
-                 "--perf-trials",
-                 "5",
-                 "--allow-library-kernels",
-                 "--compile-cache",
-                 (dir_ / "cache").string(),
-                 "--no-pch",
-                 "--output",
-                 out.string()};
-    spec.env = CurrentEnvironment();
-    spec.env["TORCH_CUDA_ARCH_LIST"] = "8.0";
-    spec.env["LIBRARY_PATH"] = stubs.string();
-    spec.env["LD_LIBRARY_PATH"] = ld;
-    spec.env["KBRUN_PASS_ENV"] = "LIBRARY_PATH";
-    spec.timeout_s = 850;
-    ProcessResult p = RunProcess(spec);
-    auto text = ReadFile(out);
-    ASSERT_TRUE(text.has_value()) << p.output;
-    json result = json::parse(*text);
+    std::vector<std::string> flags = kQuickEvalFlags;
+    flags.insert(flags.end(), {"--compile-cache", (dir_ / "cache").string(), "--no-pch"});
+    json result;
+    ProcessResult p = RunKbrunEval({.code = kData / "candidates" / (file + ".py"),
+                                    .flags = flags,
+                                    .env_set = {{"TORCH_CUDA_ARCH_LIST", "8.0"},
+                                                {"LIBRARY_PATH", stubs.string()},
+                                                {"LD_LIBRARY_PATH", ld},
+                                                {"KBRUN_PASS_ENV", "LIBRARY_PATH"}},
+                                    .output = dir_ / "result.json",
+                                    .timeout_s = 850},
+                                   result);
+    ASSERT_TRUE(result.is_object()) << p.output;
     ASSERT_EQ(result["status"], "correct") << file << ": " << p.output;
     const json& ext = result["build"]["extensions"].at(0);
     EXPECT_EQ(ext["cuda_headers"], json::array({mode})) << ext.dump();

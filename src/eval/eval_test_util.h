@@ -1,6 +1,8 @@
 // Test helper: run the real `kbrun eval` on a fixture and read its result document.
 #pragma once
 
+#include <unistd.h>
+
 #include <map>
 #include <string>
 #include <vector>
@@ -12,6 +14,55 @@
 
 namespace kbrun {
 
+// One `kbrun eval` of a test, on the CPU: `code` against tests/problems/<problem>.py.
+struct EvalCall {
+  fs::path code;
+  std::string problem = "1_ScaleAdd";
+  std::vector<std::string> flags;              // after "--device cpu": the trials, ...
+  std::vector<std::string> extra;              // after "--output FILE": the test's own
+  std::map<std::string, std::string> env_set;  // over this environment
+  std::vector<std::string> env_unset;          // removed from it
+  fs::path output;                             // the result file; empty: a temporary one, removed after
+  int timeout_s = 600;
+};
+
+// tests/<dir>/<name>.py
+inline fs::path TestFixture(const std::string& dir, const std::string& name) {
+  return fs::path(KBRUN_TEST_DATA_DIR) / dir / (name + ".py");
+}
+
+// A quick evaluation of a test's tiny problem: two correctness trials, five timed calls, library
+// kernels allowed (on a loaded 2-core machine torch's empty_like once took 67% of such a forward
+// and the candidate was rejected).
+inline const std::vector<std::string> kQuickEvalFlags = {"--correct-trials", "2", "--perf-trials", "5",
+                                                         "--allow-library-kernels"};
+
+// Runs `call`; `result` is its result document, null when kbrun wrote none.
+inline ProcessResult RunKbrunEval(const EvalCall& call, nlohmann::json& result) {
+  static int n = 0;
+  const fs::path out = !call.output.empty()
+                           ? call.output
+                           : fs::temp_directory_path() /
+                                 ("kbrun-eval-test-" + std::to_string(getpid()) + "-" + std::to_string(++n) + ".json");
+  fs::remove(out);
+  ProcessSpec spec;
+  spec.argv = {KBRUN_BINARY,       "eval",      "--code",
+               call.code.string(), "--problem", TestFixture("problems", call.problem).string(),
+               "--device",         "cpu"};
+  spec.argv.insert(spec.argv.end(), call.flags.begin(), call.flags.end());
+  spec.argv.insert(spec.argv.end(), {"--output", out.string()});
+  spec.argv.insert(spec.argv.end(), call.extra.begin(), call.extra.end());
+  spec.env = CurrentEnvironment();
+  for (const auto& [k, v] : call.env_set) spec.env[k] = v;
+  for (const auto& k : call.env_unset) spec.env.erase(k);
+  spec.timeout_s = call.timeout_s;
+  ProcessResult p = RunProcess(spec);
+  result = nullptr;
+  if (auto text = ReadFile(out)) result = nlohmann::json::parse(*text);
+  if (call.output.empty()) fs::remove(out);
+  return p;
+}
+
 struct EvalRun {
   int exit_code;
   std::string output;
@@ -19,26 +70,20 @@ struct EvalRun {
   double wall_s;
 };
 
+inline EvalRun RunEvalCall(const EvalCall& call) {
+  nlohmann::json result;
+  ProcessResult p = RunKbrunEval(call, result);
+  return {p.exit_code, p.output, std::move(result), p.wall_s};
+}
+
 // Runs `kbrun eval` on tests/<dir>/<candidate>.py against tests/problems/<problem>.py.
 inline EvalRun RunEvalOn(const std::string& problem, const std::string& dir, const std::string& candidate,
                          std::vector<std::string> extra) {
-  fs::path out = fs::temp_directory_path() / ("kbrun-eval-test-" + candidate + ".json");
-  fs::remove(out);
-  ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY,    "eval",
-               "--code",        std::string(KBRUN_TEST_DATA_DIR) + "/" + dir + "/" + candidate + ".py",
-               "--problem",     std::string(KBRUN_TEST_DATA_DIR) + "/problems/" + problem + ".py",
-               "--device",      "cpu",
-               "--perf-trials", "10",
-               "--output",      out.string()};
-  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
-  spec.env = CurrentEnvironment();
-  spec.env["LLM_GATEWAY_KEY"] = "secret-that-must-not-leak";
-  spec.timeout_s = 600;
-  ProcessResult p = RunProcess(spec);
-  EvalRun run{p.exit_code, p.output, nullptr, p.wall_s};
-  if (auto text = ReadFile(out)) run.result = nlohmann::json::parse(*text);
-  return run;
+  return RunEvalCall({.code = TestFixture(dir, candidate),
+                      .problem = problem,
+                      .flags = {"--perf-trials", "10"},
+                      .extra = std::move(extra),
+                      .env_set = {{"LLM_GATEWAY_KEY", "secret-that-must-not-leak"}}});
 }
 
 // Runs `kbrun eval` on tests/<dir>/<candidate>.py against tests/problems/1_ScaleAdd.py.
@@ -58,41 +103,23 @@ struct BuildEval {
   double compile_s() const { return result["stages"]["compile_s"].get<double>(); }
 };
 
-// Runs `kbrun eval` of `code` against tests/problems/1_ScaleAdd.py on the CPU, with the
-// result file and the compile cache (dir/cache) in `dir`. `env_set` overrides variables of
-// this environment, `env_unset` removes them. These tests are about builds: the library-time
-// check is off (on a loaded 2-core machine torch's empty_like once took 67% of this tiny
-// forward and the candidate was rejected).
+// Runs `kbrun eval` of `code` against tests/problems/1_ScaleAdd.py on the CPU, quickly
+// (kQuickEvalFlags: these tests are about builds), with the result file and the compile cache
+// (dir/cache) in `dir`. `env_set` overrides variables of this environment, `env_unset` removes them.
 inline BuildEval RunBuildEval(const fs::path& dir, const fs::path& code, const std::vector<std::string>& extra,
                               const std::map<std::string, std::string>& env_set = {},
                               const std::vector<std::string>& env_unset = {}) {
   static int n = 0;
-  fs::path out = dir / ("result-" + std::to_string(++n) + ".json");
-  ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY,
-               "eval",
-               "--code",
-               code.string(),
-               "--problem",
-               std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py",
-               "--device",
-               "cpu",
-               "--correct-trials",
-               "2",
-               "--perf-trials",
-               "5",
-               "--allow-library-kernels",
-               "--compile-cache",
-               (dir / "cache").string(),
-               "--output",
-               out.string()};
-  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
-  spec.env = CurrentEnvironment();
-  for (const auto& [k, v] : env_set) spec.env[k] = v;
-  for (const auto& k : env_unset) spec.env.erase(k);
-  spec.timeout_s = 600;
-  BuildEval e{RunProcess(spec), nullptr};
-  if (auto text = ReadFile(out)) e.result = nlohmann::json::parse(*text);
+  std::vector<std::string> flags = kQuickEvalFlags;
+  flags.insert(flags.end(), {"--compile-cache", (dir / "cache").string()});
+  BuildEval e;
+  e.process = RunKbrunEval({.code = code,
+                            .flags = flags,
+                            .extra = extra,
+                            .env_set = env_set,
+                            .env_unset = env_unset,
+                            .output = dir / ("result-" + std::to_string(++n) + ".json")},
+                           e.result);
   return e;
 }
 

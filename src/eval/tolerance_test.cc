@@ -12,31 +12,10 @@ using nlohmann::json;
 
 // `kbrun eval` of tests/candidates/<candidate>.py against tests/problems/<problem>.py on the CPU.
 EvalRun Eval(const std::string& candidate, const std::string& problem, std::vector<std::string> extra) {
-  fs::path out = fs::temp_directory_path() / ("kbrun-tolerance-test-" + candidate + ".json");
-  fs::remove(out);
-  ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY,
-               "eval",
-               "--code",
-               std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
-               "--problem",
-               std::string(KBRUN_TEST_DATA_DIR) + "/problems/" + problem + ".py",
-               "--device",
-               "cpu",
-               "--correct-trials",
-               "2",
-               "--perf-trials",
-               "5",
-               "--allow-library-kernels",
-               "--output",
-               out.string()};
-  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
-  spec.env = CurrentEnvironment();
-  spec.timeout_s = 600;
-  ProcessResult p = RunProcess(spec);
-  EvalRun run{p.exit_code, p.output, nullptr, p.wall_s};
-  if (auto text = ReadFile(out)) run.result = json::parse(*text);
-  return run;
+  return RunEvalCall({.code = TestFixture("candidates", candidate),
+                      .problem = problem,
+                      .flags = kQuickEvalFlags,
+                      .extra = std::move(extra)});
 }
 
 std::string Category(const json& result) {

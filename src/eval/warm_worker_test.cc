@@ -228,33 +228,8 @@ TEST(WarmWorker, ForkSharesItsShmFolderWritably) {
 // `kbrun eval` of tests/candidates/<candidate>.py with `env_set` added to this environment.
 EvalRun HostileEval(const std::string& candidate, const std::vector<std::string>& extra,
                     const std::map<std::string, std::string>& env_set = {}) {
-  fs::path out = fs::temp_directory_path() / ("kbrun-hostile-" + candidate + ".json");
-  fs::remove(out);
-  ProcessSpec spec;
-  spec.argv = {KBRUN_BINARY,
-               "eval",
-               "--code",
-               std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py",
-               "--problem",
-               std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py",
-               "--device",
-               "cpu",
-               "--correct-trials",
-               "2",
-               "--perf-trials",
-               "5",
-               "--allow-library-kernels",
-               "--output",
-               out.string()};
-  spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
-  spec.env = CurrentEnvironment();
-  for (const auto& [k, v] : env_set) spec.env[k] = v;
-  spec.timeout_s = 600;
-  ProcessResult p = RunProcess(spec);
-  EvalRun run{p.exit_code, p.output, nullptr, p.wall_s};
-  if (auto text = ReadFile(out)) run.result = nlohmann::json::parse(*text);
-  fs::remove(out);
-  return run;
+  return RunEvalCall(
+      {.code = TestFixture("candidates", candidate), .flags = kQuickEvalFlags, .extra = extra, .env_set = env_set});
 }
 
 std::string Category(const EvalRun& run) {

@@ -23,13 +23,10 @@
 //                     so not checked), the best correct kernel per problem.
 #include "report/export.h"
 
-#include <sys/wait.h>
-
 #include <gtest/gtest.h>
 
-#include <cstdio>
-
 #include "report/budget_tree_test_util.h"
+#include "report/kbrun_stdout_test_util.h"
 #include "report/report.h"
 #include "util/fs.h"
 #include "util/text.h"
@@ -241,52 +238,32 @@ TEST(Export, KernelBenchNeedsALevel) {
   fs::remove_all(dir);
 }
 
-struct Ran {
-  int exit_code;
-  std::string out;
-};
-Ran RunStdout(const std::string& args) {
-  std::string command = std::string(KBRUN_BINARY) + " " + args + " 2>/dev/null";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  size_t got;
-  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, got);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 TEST(Export, CommandLine) {
   Tree tree;
   std::string dir = "'" + tree.dir.string() + "'";  // the name holds a comma and a double quote
-  Ran csv = RunStdout("export " + dir + " --format csv");
+  Ran csv = KbrunStdout("export " + dir + " --format csv");
   EXPECT_EQ(csv.exit_code, 0);
   EXPECT_EQ(csv.out, CsvText(LoadExportRows(tree.dir)));
   EXPECT_EQ(ParseCsv(csv.out).size(), 13u);
 
-  Ran to_file = RunStdout("export " + dir + " --format csv --output " + dir + "/rows.csv");
+  Ran to_file = KbrunStdout("export " + dir + " --format csv --output " + dir + "/rows.csv");
   EXPECT_EQ(to_file.exit_code, 0);
   EXPECT_EQ(to_file.out, "");
   EXPECT_EQ(*ReadFile(tree.dir / "rows.csv"), csv.out);
 
-  Ran kb = RunStdout("export " + dir + " --format kernelbench");
+  Ran kb = KbrunStdout("export " + dir + " --format kernelbench");
   EXPECT_EQ(kb.exit_code, 0);
   EXPECT_TRUE(fs::exists(tree.dir / "kernelbench" / "eval_results.json"));
   EXPECT_TRUE(fs::exists(tree.dir / "kernelbench" / "submission.json"));
 
-  EXPECT_EQ(RunStdout("export " + dir + " --format xml").exit_code, 64);
-  EXPECT_EQ(RunStdout("export " + dir).exit_code, 64);  // --format is required
-  EXPECT_EQ(RunStdout("export /nonexistent/results --format csv").exit_code, 66);
+  EXPECT_EQ(KbrunStdout("export " + dir + " --format xml").exit_code, 64);
+  EXPECT_EQ(KbrunStdout("export " + dir).exit_code, 64);  // --format is required
+  EXPECT_EQ(KbrunStdout("export /nonexistent/results --format csv").exit_code, 66);
   fs::path no_level = tree.dir / "no-level";
   fs::copy(fs::path(KBRUN_TEST_DATA_DIR) / "batch/report_tree", no_level, fs::copy_options::recursive);
-  EXPECT_EQ(RunStdout("export '" + no_level.string() + "' --format kernelbench").exit_code, 64);
+  EXPECT_EQ(KbrunStdout("export '" + no_level.string() + "' --format kernelbench").exit_code, 64);
 
-  for (const char* command : {"export", "report", "monitor", "batch", "eval", "generate"}) {
-    Ran version = RunStdout(std::string(command) + " --version");
-    EXPECT_EQ(version.exit_code, 0) << command;
-    EXPECT_EQ(version.out, std::string("kbrun ") + KBRUN_VERSION + "\n") << command;
-  }
-  Ran help = RunStdout("export --help");
+  Ran help = KbrunStdout("export --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_TRUE(Contains(help.out, "--format")) << help.out;
   EXPECT_TRUE(Contains(help.out, "kernelbench")) << help.out;
@@ -296,17 +273,9 @@ TEST(Export, CommandLine) {
 TEST(Report, JsonFlagPrintsTheDocumentOnStdout) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-report-json-");
   test_tree::WriteBudgetTree(dir);
-  std::string command = std::string(KBRUN_BINARY) + " report --json '" + dir.string() + "' 2>/dev/null";
-  FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string out;
-  char buffer[4096];
-  size_t got;
-  while ((got = fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, got);
-  int status = pclose(pipe);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
-  auto printed = nlohmann::json::parse(out);  // throws (fails) on anything but one JSON document
+  Ran ran = KbrunStdout("report --json '" + dir.string() + "'");
+  EXPECT_EQ(ran.exit_code, 0) << ran.out;
+  auto printed = nlohmann::json::parse(ran.out);  // throws (fails) on anything but one JSON document
   auto written = nlohmann::json::parse(*ReadFile(dir / "detailed_report.json"));
   EXPECT_EQ(printed, written);
   EXPECT_EQ(printed["overall"]["budget"]["pass_at_k"]["by_k"].size(), 3u);
@@ -323,32 +292,32 @@ TEST(CompareCommand, EndToEnd) {
   test_tree::WriteTree(root / "b", test_tree::BudgetTreeSamples(), kernelbench);
   std::string a = "'" + (root / "a").string() + "'", b = "'" + (root / "b").string() + "'";
 
-  Ran text = RunStdout("compare " + a + " " + b);
+  Ran text = KbrunStdout("compare " + a + " " + b);
   EXPECT_EQ(text.exit_code, 0);
   EXPECT_TRUE(Contains(text.out, "Problems       4: 4 in both, 0 only in A, 0 only in B")) << text.out;
   EXPECT_TRUE(Contains(text.out, "Geomean B/A    1.000x over 3 problems correct in both")) << text.out;
   EXPECT_TRUE(Contains(text.out, "tolerance rule: A evidence, B kernelbench")) << text.out;
 
-  Ran as_json = RunStdout("compare --json " + a + " " + b);
+  Ran as_json = KbrunStdout("compare --json " + a + " " + b);
   EXPECT_EQ(as_json.exit_code, 0);
   json doc = json::parse(as_json.out);  // one JSON document and nothing else
   EXPECT_EQ(doc["summary"]["correct_both"], 3);
   EXPECT_EQ(doc["like_for_like"], false);
 
-  Ran to_file = RunStdout("compare --json " + a + " " + b + " --output '" + (root / "cmp.json").string() + "'");
+  Ran to_file = KbrunStdout("compare --json " + a + " " + b + " --output '" + (root / "cmp.json").string() + "'");
   EXPECT_EQ(to_file.exit_code, 0);
   EXPECT_EQ(to_file.out, "");
   EXPECT_EQ(json::parse(*ReadFile(root / "cmp.json"))["summary"], doc["summary"]);
   EXPECT_FALSE(fs::exists(root / "a" / "detailed_report.json"));  // compare reads, never writes the runs
 
-  EXPECT_EQ(RunStdout("compare " + a + " /nonexistent/results").exit_code, 66);
-  EXPECT_EQ(RunStdout("compare /nonexistent/results " + b).exit_code, 66);
-  EXPECT_EQ(RunStdout("compare " + a + " " + b + " --bogus").exit_code, 64);
-  EXPECT_EQ(RunStdout("compare " + a).exit_code, 64);  // B is required
-  Ran version = RunStdout("compare --version");
+  EXPECT_EQ(KbrunStdout("compare " + a + " /nonexistent/results").exit_code, 66);
+  EXPECT_EQ(KbrunStdout("compare /nonexistent/results " + b).exit_code, 66);
+  EXPECT_EQ(KbrunStdout("compare " + a + " " + b + " --bogus").exit_code, 64);
+  EXPECT_EQ(KbrunStdout("compare " + a).exit_code, 64);  // B is required
+  Ran version = KbrunStdout("compare --version");
   EXPECT_EQ(version.exit_code, 0);
   EXPECT_EQ(version.out, std::string("kbrun ") + KBRUN_VERSION + "\n");
-  Ran help = RunStdout("compare --help");
+  Ran help = KbrunStdout("compare --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_TRUE(Contains(help.out, "within 5%")) << help.out;
   fs::remove_all(root);

@@ -1,8 +1,9 @@
 // Every environment variable kbrun reads as configuration, in one table (as ccache keeps its
 // options): the variable, the flag that wins over it, the commands that read it and what it
-// sets. docs/OPTIONS.md holds the same table, generated from this one (EnvOptionsMarkdown);
-// env_options_test.cc checks that the page matches and that every variable the sources read
-// is in the table.
+// sets. docs/OPTIONS.md holds the same table, generated from this one (EnvOptionsMarkdown), and
+// so do the subcommands' --help footers (EnvOptionsHelp); env_options_test.cc checks that the page
+// matches and that every variable the sources read is in the table, commands_cli_test.cc that
+// no footer describes a variable by hand.
 #pragma once
 
 #include <optional>
@@ -28,5 +29,10 @@ std::optional<std::string> GetEnvOption(std::string_view name);
 
 // docs/OPTIONS.md's table, as Markdown rows with a header.
 std::string EnvOptionsMarkdown();
+
+// The rows whose commands column names `command` (its first word: "eval" of "eval, batch
+// (--profile)"), for that subcommand's --help footer: a heading, then "  NAME  --flag: meaning",
+// wrapped to 100 columns. Empty when no row names it.
+std::string EnvOptionsHelp(std::string_view command);
 
 }  // namespace kbrun

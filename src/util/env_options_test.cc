@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "util/fs.h"
+#include "util/text.h"
 
 namespace kbrun {
 namespace {
@@ -66,6 +67,31 @@ TEST(EnvOptions, DocsPageIsGeneratedFromTheTable) {
   std::string table = page.substr(a + begin.size(), b - a - begin.size());
   EXPECT_EQ(table, EnvOptionsMarkdown()) << "docs/OPTIONS.md is out of date; its table should read:\n"
                                          << EnvOptionsMarkdown();
+}
+
+// A --help footer's block holds every row that names the command, flag and meaning word for word,
+// within 100 columns; a qualified command ("eval (--profile)") counts, a longer word does not.
+TEST(EnvOptions, HelpListsTheRowsThatNameTheCommand) {
+  auto fold = [](const std::string& text) {  // runs of white space as one space
+    return std::regex_replace(text, std::regex(R"(\s+)"), " ");
+  };
+  for (const char* command : {"eval", "batch", "generate", "serve"}) {
+    std::string help = EnvOptionsHelp(command);
+    ASSERT_NE(help, "") << command;
+    for (const auto& line : SplitLines(help)) EXPECT_LE(line.size(), 100u) << line;
+    int rows = 0;
+    for (const auto& o : EnvOptions()) {
+      std::string entry = std::string(o.name) + " " + (*o.flag ? std::string(o.flag) + ": " : "") + o.meaning;
+      bool listed = Contains(fold(help), " " + fold(entry) + " ");
+      bool named = std::regex_search(std::string(o.commands), std::regex(std::string("(^|, )") + command + "\\b"));
+      EXPECT_EQ(listed, named) << command << ": " << o.name << "\n" << help;
+      rows += named;
+    }
+    EXPECT_GT(rows, 3) << command;
+  }
+  EXPECT_TRUE(Contains(EnvOptionsHelp("eval"), "KBRUN_NCU"));  // "eval, batch (--profile)"
+  EXPECT_EQ(EnvOptionsHelp("report"), "");
+  EXPECT_EQ(EnvOptionsHelp("eva"), "");
 }
 
 // Every variable that C++ reads by name (getenv, GetEnvOption, the LLM settings' EnvValue) is in

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-from html_browser_test import fail, find_chromium, load
+from html_browser_test import check_console_is_seen, fail, find_chromium, load
 
 HOSTILE_NAME = "4_<img src=x onerror=alert(1)>"
 
@@ -103,12 +103,7 @@ def main():
     chromium = find_chromium()
     with tempfile.TemporaryDirectory(prefix="kbrun-compare-browser-") as work:
         profile = os.path.join(work, "profile")
-        canary = os.path.join(work, "canary.html")
-        with open(canary, "w") as f:
-            f.write("<!DOCTYPE html><html><body><script>console.error('kbrun-canary')</script></body></html>")
-        _, console = load(chromium, canary, profile)
-        if not any("kbrun-canary" in line for line in console):
-            fail("chromium's console messages are not visible on stderr; cannot check the page for console errors")
+        check_console_is_seen(chromium, work, profile)
 
         a, b = os.path.join(work, "a"), os.path.join(work, "b")
         write_tree(a, [("1_Up", "correct", 1.2), ("2_Down", "correct", 2.5), ("3_Fixed", "incorrect", None),

@@ -54,6 +54,17 @@ def load(chromium, page, profile):
     return proc.stdout, console
 
 
+def check_console_is_seen(chromium, work, profile):
+    """Fails unless a canary page's console message is seen: else "no console errors" means nothing."""
+    canary = os.path.join(work, "canary.html")
+    with open(canary, "w") as f:
+        f.write("<!DOCTYPE html><html><body><script>console.error('kbrun-canary')</script></body></html>")
+    _, console = load(chromium, canary, profile)
+    if not any("kbrun-canary" in line for line in console):
+        fail("chromium's console messages are not visible on stderr (--enable-logging=stderr --v=0); "
+             "cannot check the page for console errors")
+
+
 class Dom(html.parser.HTMLParser):
     """Ids, #links, tags seen, and data-* elements inside each <svg id=...>."""
 
@@ -142,14 +153,7 @@ def main():
     chromium = find_chromium()
     with tempfile.TemporaryDirectory(prefix="kbrun-html-browser-") as work:
         profile = os.path.join(work, "profile")
-        # The canary: a console message must be seen, or "no console errors" means nothing.
-        canary = os.path.join(work, "canary.html")
-        with open(canary, "w") as f:
-            f.write("<!DOCTYPE html><html><body><script>console.error('kbrun-canary')</script></body></html>")
-        _, console = load(chromium, canary, profile)
-        if not any("kbrun-canary" in line for line in console):
-            fail("chromium's console messages are not visible on stderr (--enable-logging=stderr --v=0); "
-                 "cannot check the page for console errors")
+        check_console_is_seen(chromium, work, profile)
 
         tree = make_tree(source, work)
         page = os.path.join(work, "page", "report.html")
