@@ -1,3 +1,7 @@
+// Over 400 lines on purpose: one step of four sandboxed processes under one deadline (the
+// roofline, the profiler on the candidate, its CSV export, the digest) that share their plumbing;
+// split, the plumbing would be passed around more than read.
+
 #include "eval/profile.h"
 
 #include <unistd.h>

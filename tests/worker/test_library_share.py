@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from kbrun_eval import build as kbrun_build  # src/eval/worker, on sys.path by conftest.py
+from kbrun_eval import call_events as ce
 from kbrun_eval import library_share as ls
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -281,8 +282,8 @@ def usable_modules(*names):
 def test_call_events_finds_the_honest_extensions_time(honest, wall_clock_cuda):
     model, inputs = honest
     modules = usable_modules("scale_add_ext")
-    assert ls.call_events_unusable(modules, set()) is None  # a torch extension imports no library
-    library, own, table, why = ls.share_by_call_events(torch, model, inputs, modules, stand_in_timer(50.0), None)
+    assert ce.unusable(modules, set()) is None  # a torch extension imports no library
+    library, own, table, why = ce.share(torch, model, inputs, modules, stand_in_timer(50.0), None)
     assert why is None, why
     assert own > 0 and table["scale_add_ext.scale_add"][1] == 3
     assert library < own
@@ -292,23 +293,23 @@ def test_call_events_will_not_judge_torch_inside_an_own_call(ext_dir, wall_clock
     path = write_candidate(ext_dir, "torch_inside_ev", TORCH_INSIDE, "my_conv", "ext.my_conv(xs[0], xs[1])")
     model = load_candidate(path, "kbrun_torch_inside_ev").ModelNew()
     inputs = (torch.randn(2, 4, 12, 12, 12), torch.randn(8, 4, 3, 3, 3))
-    _, _, _, why = ls.share_by_call_events(torch, model, inputs, usable_modules("torch_inside_ev"),
-                                           stand_in_timer(500.0), None)
+    _, _, _, why = ce.share(torch, model, inputs, usable_modules("torch_inside_ev"),
+                            stand_in_timer(500.0), None)
     assert why and ("aten::convolution" in why or "aten::conv3d" in why), why
 
 
 def test_call_events_will_not_judge_a_forward_longer_than_its_spin(honest, wall_clock_cuda):
     model, inputs = honest
-    _, _, _, why = ls.share_by_call_events(torch, model, inputs, usable_modules("scale_add_ext"),
-                                           stand_in_timer(0.0001), None)
+    _, _, _, why = ce.share(torch, model, inputs, usable_modules("scale_add_ext"),
+                            stand_in_timer(0.0001), None)
     assert why is not None and "outlasted the spin" in why, why
 
 
 def test_call_events_will_not_judge_work_the_stream_does_not_see(honest, wall_clock_cuda):
     """Most of the Timer's figure outside the forward's events: work on another stream."""
     model, inputs = honest
-    _, _, _, why = ls.share_by_call_events(torch, model, inputs, usable_modules("scale_add_ext"),
-                                           stand_in_timer(50.0), 1000.0)
+    _, _, _, why = ce.share(torch, model, inputs, usable_modules("scale_add_ext"),
+                            stand_in_timer(50.0), 1000.0)
     assert why is not None and "other streams" in why, why
 
 
@@ -317,9 +318,9 @@ def test_call_events_not_for_modules_that_import_libraries(ext_dir):
     with open(src, "w") as f:
         f.write('#include <dlfcn.h>\nextern "C" void* get(const char* n) { return dlsym(dlopen(n, 1), "f"); }\n')
     subprocess.run(["c++", "-shared", "-fPIC", src, "-o", lib, "-ldl"], check=True)
-    why = ls.call_events_unusable([{"name": "loader", "path": lib}], set())
+    why = ce.unusable([{"name": "loader", "path": lib}], set())
     assert why is not None and "dlopen" in why, why
-    assert "Triton" in ls.call_events_unusable([], {"add_kernel"})
+    assert "Triton" in ce.unusable([], {"add_kernel"})
 
 
 def test_gpu_candidate_without_own_code_needs_no_profiler(monkeypatch):
@@ -334,7 +335,7 @@ def test_the_work_watcher_does_not_import_dynamo():
     """torch 2.x wraps a dispatch mode's __torch_dispatch__ in torch._disable_dynamo unless the
     mode opts out; its first call imports torch._dynamo, seconds on the GPU lane."""
     marker = types.SimpleNamespace(open=[])
-    watcher = ls._work_watcher(torch, marker)
+    watcher = ce._work_watcher(torch, marker)
     assert type(watcher)._should_skip_dynamo() is False
     with watcher:
         torch.relu(torch.randn(4))

@@ -6,19 +6,10 @@ each .so when it is loaded, with a hash) or, for Triton, from a @triton.jit func
 the candidate's file. Everything else (ATen, cuBLAS, cuDNN, torch's Triton, a .so the candidate
 did not build through torch, cupy, raw ctypes) is library time, whatever its name.
 
-GPU, first (`call_events`, no profiler): the Timer's spin holds the stream while a forward's
-launches queue behind it, so the GPU runs them back to back; CUDA events around the forward
-and around each call into the candidate's own modules (the profile hook below) give own and
-total GPU time. It is used only where it cannot be fooled that way: every call into own code
-stays within the spin (else idle time would count as own), no torch operator runs inside an own
-call (a dispatch mode watches), the own modules import no GPU library nor a way to load code
-(cuBLAS, cuDNN, dlopen, cuModuleLoad...), there is no Triton, and the forward's time seen on the
-stream is most of what the Timer measured (work left on other streams is not between the events).
-Its answer stands only when it finds the candidate's own code doing the work; a would-be
-rejection, and every case it cannot judge, goes to the profiler below, whose first start in a
-process costs seconds of the GPU lane (3.5-5.3 s on an H200; the same one-time cost as the first
-call of a dispatch mode that does not opt out of torch._disable_dynamo, and either makes the
-other cheap: it looks like torch._dynamo's import, not CUPTI).
+GPU, first without the profiler: call_events.py (CUDA events around the forward and the calls
+into own code); its answer stands only when it finds the candidate's own code doing the work. A
+would-be rejection, and every case it cannot judge, goes to the profiler, whose first start in a
+process costs seconds of the GPU lane (3.5-5.3 s on an H200).
 
 GPU, the profiler: the kernels the torch profiler records during three forwards. A kernel is own when its
 demangled name is a function defined in one of the candidate's modules (nvcc gives every
@@ -36,6 +27,8 @@ its output with torch, and that is not torch doing its work. Both sides come fro
 profiler clock over the same calls, so a loaded machine stretches both alike; the forward's
 wall time (Python, the profiler's own overhead, waiting for a core) is in neither.
 """
+# Over 400 lines on purpose: the provenance rule (whose module, whose kernel name) and its GPU
+# and CPU attributions are one decision, read together; its profiler-free variant is call_events.py.
 
 import gc
 import hashlib
@@ -310,125 +303,6 @@ def gpu_share(events, own_symbols, triton_names, annotation_prefix=""):
     return total - own, own, table
 
 
-# Imports of an own module that let its calls run code that is not its own: GPU libraries, and
-# ways to load or look up code at run time. With one, only the profiler can say whose kernels ran.
-FOREIGN_CODE_IMPORT = re.compile(
-    r"(cublas|cudnn|cufft|curand|cusparse|cusolver|nccl|nvrtc|nvJitLink|cuModule|cuLibrary|cudaLibrary|"
-    r"cudaGetFuncBySymbol|cuGetProcAddress|cudaGetDriverEntryPoint|dlopen|dlsym|dlvsym)")
-# call_events: a forward whose host time passes this share of the spin may have let the GPU idle
-# (idle time inside an own call would count as own).
-SPIN_SHARE = 0.8
-# call_events: the forward's time between its events must be at least this share of the Timer's
-# figure (work on other streams, which the Timer's drain counts, is not between the events).
-SEEN_SHARE = 0.5
-
-
-def module_imports(path):
-    """The names a shared object takes from others (its undefined dynamic symbols); None when
-    they cannot be read."""
-    try:
-        p = subprocess.run(["nm", "-D", "--undefined-only", path], capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if p.returncode != 0:
-        return None
-    return {line.split()[-1].split("@")[0] for line in p.stdout.splitlines() if line.split()}
-
-
-def call_events_unusable(modules, triton_names):
-    """Why call_events cannot judge these own modules (None: it can)."""
-    if triton_names:
-        return "Triton kernels are launched from Python, not by calls into the candidate's modules"
-    for m in modules:
-        imports = module_imports(m["path"])
-        if imports is None:
-            return "cannot read the imports of %s" % m["name"]
-        foreign = sorted(n for n in imports if FOREIGN_CODE_IMPORT.match(n))
-        if foreign:
-            return "%s imports %s" % (m["name"], ", ".join(foreign[:3]))
-    return None
-
-
-def _work_watcher(torch, marker):
-    """A dispatch mode that notes the torch operators (other than allocation and views) that
-    run while a call into own code is open, from Python or from the extension's C++ alike."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class WorkInOwnCalls(TorchDispatchMode):
-        @classmethod
-        def _should_skip_dynamo(cls):
-            # Otherwise torch (2.x) wraps __torch_dispatch__ in torch._disable_dynamo, whose first
-            # call imports torch._dynamo: 5.6-8.8 s of the first forward's host time on an H200.
-            return False
-
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if marker.open:
-                name = str(getattr(getattr(func, "_schema", None), "name", func))
-                if name not in NOT_WORK:
-                    self.seen.append(name)
-            return func(*args, **(kwargs or {}))
-
-    return WorkInOwnCalls()
-
-
-def share_by_call_events(torch, model, inputs, modules, timer, timed_ms, forwards=3):
-    """(library us, own us, {name: [us, calls, library]}, None) by call_events (see the module's
-    doc), or (None, None, None, why) where it cannot judge."""
-    cuda = torch.cuda
-    pairs = []
-
-    def enter(name):
-        e = cuda.Event(enable_timing=True)
-        e.record()
-        return name, e
-
-    def exit_(handle):
-        e = cuda.Event(enable_timing=True)
-        e.record()
-        pairs.append((handle[0], handle[1], e))
-
-    marker = OwnCallMarker(torch, modules, enter, exit_)
-    watcher = _work_watcher(torch, marker)
-    host_ms = sorted(timer.host_ms)[len(timer.host_ms) // 2] if timer.host_ms else 1.0
-    spin_ms = min(max(4 * host_ms + 0.05, 0.2), 20.0)
-    start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
-    total, own, table = 0.0, 0.0, {}
-    for _ in range(forwards):
-        timer.flush_buf.zero_()  # as the Timer's calls start: the figures are compared below
-        cuda.synchronize()
-        timer.spin(int(spin_ms * timer.cycles_per_ms))
-        start.record()
-        t = time.perf_counter()
-        with marker, watcher:
-            model(*inputs)
-        host = (time.perf_counter() - t) * 1000.0
-        end.record()
-        cuda.synchronize()
-        if host > SPIN_SHARE * spin_ms:
-            return None, None, None, "the forward's host time %.3f ms outlasted the spin (%.3f ms)" % (host, spin_ms)
-        total += start.elapsed_time(end) * 1000.0
-        for name, a, b in pairs:
-            us = a.elapsed_time(b) * 1000.0
-            own += us
-            row = table.setdefault(name[len(marker.prefix):], [0.0, 0, False])
-            row[0] += us
-            row[1] += 1
-        pairs.clear()
-    if watcher.seen:
-        return None, None, None, "torch ran %s inside a call into the candidate's own code" % (
-            ", ".join(sorted(set(watcher.seen))[:3]))
-    if timed_ms and total / forwards < SEEN_SHARE * timed_ms * 1000.0:
-        return None, None, None, ("%.1f us of the forward ran on the caller's stream, of %.1f us timed: work on "
-                                  "other streams" % (total / forwards, timed_ms * 1000.0))
-    own = min(own, total)
-    table["(torch and library kernels, between the own calls)"] = [total - own, forwards, True]
-    return total - own, own, table, None
-
-
 def build_attempts():
     """The candidate's load_inline/load calls in this process: [{"name", "ok", "error"?}]."""
     try:
@@ -471,11 +345,12 @@ def library_share(torch, model, inputs, device, code_path, timer=None, timed_ms=
         return _share_result("no_own_code", 1.0, threshold, 0.0, 0.0, {}, 0, attempts, modules, laps,
                              fallback_reason(0.0, 1.0, attempts, modules))
     if is_cuda:
-        why = call_events_unusable(usable, triton_names) if timer is not None and getattr(timer, "cuda", False) \
+        from . import call_events  # it imports this module
+        why = call_events.unusable(usable, triton_names) if timer is not None and getattr(timer, "cuda", False) \
             else "no Timer with a spin"
         if why is None:
             with torch.no_grad():
-                library, own, table, why = share_by_call_events(torch, model, inputs, usable, timer, timed_ms)
+                library, own, table, why = call_events.share(torch, model, inputs, usable, timer, timed_ms)
         t = laps.lap("call_events_s", t)
         if why is None:
             total = library + own
