@@ -340,3 +340,21 @@ def test_the_work_watcher_does_not_import_dynamo():
     with watcher:
         torch.relu(torch.randn(4))
     assert watcher.seen == []  # no own call open: torch's work outside them is not noted
+
+
+def test_a_failing_call_events_leaves_the_verdict_to_the_profiler(monkeypatch, wall_clock_cuda):
+    """call_events breaking (an old torch without dispatch modes, a CUDA error) must not pass a
+    candidate: the profiler decides, and says why call_events did not."""
+    def broken(*args, **kwargs):
+        raise ImportError("no dispatch modes here")
+    monkeypatch.setattr(ce, "unusable", lambda modules, triton_names: None)
+    monkeypatch.setattr(ce, "share", broken)
+    monkeypatch.setattr(ls, "own_modules", lambda: [{"name": "ext", "path": "/nonexistent.so", "symbols": set(),
+                                                     "namespaces": set(), "changed": False}])
+    r = ls.library_share(torch, nn.ReLU(), (torch.randn(8),), CPU, HONEST, stand_in_timer())
+    assert r["method"] == "provenance"  # on the CPU the GPU methods are not tried at all
+    gpu = types.SimpleNamespace(type="cuda")
+    monkeypatch.setattr(ls, "gpu_share", lambda events, symbols, triton, prefix: (10.0, 0.0, {}))
+    r = ls.library_share(torch, nn.ReLU(), (torch.randn(8),), gpu, HONEST, stand_in_timer())
+    assert r["method"] == "provenance" and r["uses_library_only"] is True
+    assert "it failed: ImportError: no dispatch modes here" in r["call_events_not_used"]

@@ -349,8 +349,11 @@ def library_share(torch, model, inputs, device, code_path, timer=None, timed_ms=
         why = call_events.unusable(usable, triton_names) if timer is not None and getattr(timer, "cuda", False) \
             else "no Timer with a spin"
         if why is None:
-            with torch.no_grad():
-                library, own, table, why = call_events.share(torch, model, inputs, usable, timer, timed_ms)
+            try:
+                with torch.no_grad():
+                    library, own, table, why = call_events.share(torch, model, inputs, usable, timer, timed_ms)
+            except Exception as exc:  # the profiler decides instead: a failed check must not pass anyone
+                why = "it failed: %s: %s" % (type(exc).__name__, str(exc)[:300])
         t = laps.lap("call_events_s", t)
         if why is None:
             total = library + own
