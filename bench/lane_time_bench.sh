@@ -9,7 +9,7 @@
 # and the earlier build with PACK_DIR=.devpkg/old (where only the worker package differs, the same
 # pack with another commit's src/eval/worker/kbrun_eval/*.py in .devpkg/old/kbrun_eval/).
 # Prints one row per run to $OUT/lane_time.txt; the result files go to $OUT/lane_time.tgz.
-# Knobs: PER_EVAL_TIMEOUT (120 s).
+# Knobs: PER_EVAL_TIMEOUT (120 s); TAGS ("old new": which builds run, e.g. TAGS=new alone).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 O=${OUT:-/tmp/out}; D=/tmp/kbrun-lane-time; rm -rf "$D"; mkdir -p "$D" "$O"
@@ -18,7 +18,8 @@ cands="tests/gpu/relu_correct.py:19_ReLU.py"
 for f in tests/gpu/honest/*.py; do cands="$cands $f:$(basename "$f")"; done
 kbrun_of() { if [ "$1" = old ]; then echo .devpkg/old/kbrun; else echo .devpkg/kbrun; fi; }
 python3 tests/worker/gpu_library_share_check.py > "$O/libshare_check.txt" 2>&1 &
-for tag in old new; do
+tags=${TAGS:-old new}
+for tag in $tags; do
   for c in $cands; do
     KBRUN_COMPILE_CACHE=/tmp/cache-$tag "$(kbrun_of $tag)" eval --code "${c%%:*}" --problem "$L1/${c##*:}" \
       --device cuda --perf-trials 1 > /dev/null 2>&1 &
@@ -26,7 +27,7 @@ for tag in old new; do
 done
 wait  # the builds and the library-share check: nothing else on the GPU while timing
 for c in $cands; do
-  for tag in old new; do
+  for tag in $tags; do
     n=${tag}_$(basename "${c##*:}" .py)
     KBRUN_COMPILE_CACHE=/tmp/cache-$tag timeout "${PER_EVAL_TIMEOUT:-120}" "$(kbrun_of $tag)" eval --code "${c%%:*}" \
       --problem "$L1/${c##*:}" --device cuda --output "$D/$n.json" > "$D/$n.log" 2>&1
