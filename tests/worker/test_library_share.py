@@ -298,11 +298,37 @@ def test_call_events_will_not_judge_torch_inside_an_own_call(ext_dir, wall_clock
     assert why and ("aten::convolution" in why or "aten::conv3d" in why), why
 
 
+class SlowAfterFirstCall(torch.nn.Module):
+    """Fast on its first call (the one that sizes the spin), then 30 ms of host time per call."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, *xs):
+        self.calls += 1
+        if self.calls > 1:
+            time.sleep(0.03)
+        return self.model(*xs)
+
+
 def test_call_events_will_not_judge_a_forward_longer_than_its_spin(honest, wall_clock_cuda):
     model, inputs = honest
-    _, _, _, why = ce.share(torch, model, inputs, usable_modules("scale_add_ext"),
+    _, _, _, why = ce.share(torch, SlowAfterFirstCall(model), inputs, usable_modules("scale_add_ext"),
                             stand_in_timer(0.0001), None)
     assert why is not None and "outlasted the spin" in why, why
+
+
+def test_call_events_sizes_its_spin_on_a_watched_forward(honest, wall_clock_cuda):
+    """The Timer's host time (here 0.1 us) is far below the forward's under the marker and the
+    watcher; the spin follows the latter, so an honest forward is judged."""
+    model, inputs = honest
+    spins = []
+    timer = stand_in_timer(0.0001)
+    timer.spin = spins.append
+    _, own, _, why = ce.share(torch, model, inputs, usable_modules("scale_add_ext"), timer, None)
+    assert why is None and own > 0, why
+    assert len(spins) == 3 and min(spins) > 0.2 * timer.cycles_per_ms, spins
 
 
 def test_call_events_will_not_judge_work_the_stream_does_not_see(honest, wall_clock_cuda):
