@@ -36,7 +36,11 @@ driver since CUDA 11 loads it):
       }
       while (clock64() - start < cycles) {}
       if (threadIdx.x == 0) {  // the blocks end together (the drain's barrier)
-        atomicAdd(counter, 1u);
+        if (atomicAdd(counter, 1u) + 1u == target) {  // the last block: the GPU is released now
+          unsigned long long t;
+          asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+          times[2] = t;
+        }
         long long wait = clock64();
         while (*(volatile unsigned*)counter - target > 0x80000000u && clock64() - wait < max_cycles) {}
       }
@@ -63,10 +67,10 @@ OCCUPY_PTX = r"""
     .param .u64 kbrun_occupy_param_5
 )
 {
-    .reg .pred     %p<9>;
+    .reg .pred     %p<10>;
     .reg .b16     %rs<2>;
-    .reg .b32     %r<10>;
-    .reg .b64     %rd<22>;
+    .reg .b32     %r<11>;
+    .reg .b64     %rd<23>;
 
 
     ld.param.u64     %rd5, [kbrun_occupy_param_0];
@@ -77,7 +81,9 @@ OCCUPY_PTX = r"""
     ld.param.u64     %rd7, [kbrun_occupy_param_5];
     cvta.to.global.u64     %rd1, %rd10;
     cvta.to.global.u64     %rd2, %rd9;
+    // begin inline asm
     mov.u64     %rd8, %clock64;
+    // end inline asm
     mov.u32     %r1, %tid.x;
     mov.u32     %r3, %ctaid.x;
     or.b32      %r4, %r3, %r1;
@@ -85,57 +91,81 @@ OCCUPY_PTX = r"""
     @%p1 bra     $L__BB0_5;
 
 $L__BB0_1:
+    // begin inline asm
     mov.u64     %rd11, %clock64;
+    // end inline asm
     sub.s64     %rd12, %rd11, %rd8;
     setp.lt.s64     %p2, %rd12, %rd6;
     @%p2 bra     $L__BB0_1;
 
+    // begin inline asm
     mov.u64 %rd13, %globaltimer;
+    // end inline asm
     st.global.u64     [%rd2], %rd13;
 
 $L__BB0_3:
+    // begin inline asm
     mov.u64     %rd14, %clock64;
+    // end inline asm
     sub.s64     %rd15, %rd14, %rd8;
     setp.lt.s64     %p3, %rd15, %rd5;
     @%p3 bra     $L__BB0_3;
 
+    // begin inline asm
     mov.u64 %rd16, %globaltimer;
+    // end inline asm
     st.global.u64     [%rd2+8], %rd16;
 
 $L__BB0_5:
+    // begin inline asm
     mov.u64     %rd17, %clock64;
+    // end inline asm
     sub.s64     %rd18, %rd17, %rd8;
     setp.lt.s64     %p4, %rd18, %rd5;
     @%p4 bra     $L__BB0_5;
 
     setp.ne.s32     %p5, %r1, 0;
-    @%p5 bra     $L__BB0_10;
+    @%p5 bra     $L__BB0_12;
 
     atom.global.add.u32     %r5, [%rd1], 1;
-    mov.u64     %rd19, %clock64;
+    add.s32     %r6, %r5, 1;
+    setp.ne.s32     %p6, %r6, %r2;
+    @%p6 bra     $L__BB0_9;
 
-$L__BB0_8:
-    ld.volatile.global.u32     %r6, [%rd1];
-    sub.s32     %r7, %r6, %r2;
-    setp.lt.u32     %p6, %r7, -2147483647;
-    @%p6 bra     $L__BB0_10;
+    // begin inline asm
+    mov.u64 %rd19, %globaltimer;
+    // end inline asm
+    st.global.u64     [%rd2+16], %rd19;
 
+$L__BB0_9:
+    // begin inline asm
     mov.u64     %rd20, %clock64;
-    sub.s64     %rd21, %rd20, %rd19;
-    setp.lt.s64     %p7, %rd21, %rd7;
-    @%p7 bra     $L__BB0_8;
+    // end inline asm
 
 $L__BB0_10:
-    bar.sync     0;
-    setp.gt.s64     %p8, %rd5, -1;
-    @%p8 bra     $L__BB0_12;
+    ld.volatile.global.u32     %r7, [%rd1];
+    sub.s32     %r8, %r7, %r2;
+    setp.lt.u32     %p7, %r8, -2147483647;
+    @%p7 bra     $L__BB0_12;
 
-    mov.u32     %r8, pad;
-    add.s32     %r9, %r8, %r1;
-    mov.u16     %rs1, 0;
-    st.shared.u8     [%r9], %rs1;
+    // begin inline asm
+    mov.u64     %rd21, %clock64;
+    // end inline asm
+    sub.s64     %rd22, %rd21, %rd20;
+    setp.lt.s64     %p8, %rd22, %rd7;
+    @%p8 bra     $L__BB0_10;
 
 $L__BB0_12:
+    bar.sync     0;
+    setp.gt.s64     %p9, %rd5, -1;
+    @%p9 bra     $L__BB0_14;
+
+    mov.u32     %r9, pad;
+    add.s32     %r10, %r9, %r1;
+    mov.u16     %rs1, 0;
+    st.shared.u8     [%r10], %rs1;
+
+$L__BB0_14:
     ret;
 
 }
@@ -145,10 +175,15 @@ $L__BB0_12:
 # counter and waits until all have (a grid barrier, with a time limit so that nothing can hang
 # it). All its blocks fit on the GPU only together, when no other kernel's block is left on any
 # multiprocessor, so an event after it tells when work the call left on other streams ended.
-#    extern "C" __global__ void kbrun_drain(unsigned* counter, unsigned target, long long max_cycles) {
+#    extern "C" __global__ void kbrun_drain(unsigned* counter, unsigned target, long long max_cycles,
+#                                           unsigned long long* times) {
 #      extern __shared__ unsigned char pad[];
 #      if (threadIdx.x == 0) {
-#        atomicAdd(counter, 1u);
+#        if (atomicAdd(counter, 1u) + 1u == target) {  // the last block: nothing else is on the GPU
+#          unsigned long long t;
+#          asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+#          times[3] = t;
+#        }
 #        long long start = clock64();
 #        while (*(volatile unsigned*)counter - target > 0x80000000u && clock64() - start < max_cycles) {}
 #      }
@@ -166,48 +201,65 @@ DRAIN_PTX = r"""
 .visible .entry kbrun_drain(
     .param .u64 kbrun_drain_param_0,
     .param .u32 kbrun_drain_param_1,
-    .param .u64 kbrun_drain_param_2
+    .param .u64 kbrun_drain_param_2,
+    .param .u64 kbrun_drain_param_3
 )
 {
-    .reg .pred     %p<5>;
+    .reg .pred     %p<6>;
     .reg .b16     %rs<2>;
-    .reg .b32     %r<8>;
-    .reg .b64     %rd<8>;
+    .reg .b32     %r<9>;
+    .reg .b64     %rd<11>;
 
 
-    ld.param.u64     %rd4, [kbrun_drain_param_0];
+    ld.param.u64     %rd5, [kbrun_drain_param_0];
     ld.param.u32     %r2, [kbrun_drain_param_1];
     ld.param.u64     %rd3, [kbrun_drain_param_2];
-    cvta.to.global.u64     %rd1, %rd4;
+    ld.param.u64     %rd4, [kbrun_drain_param_3];
+    cvta.to.global.u64     %rd1, %rd5;
     mov.u32     %r1, %tid.x;
     setp.ne.s32     %p1, %r1, 0;
-    @%p1 bra     $L__BB0_4;
+    @%p1 bra     $L__BB0_6;
 
     atom.global.add.u32     %r3, [%rd1], 1;
-    mov.u64     %rd5, %clock64;
+    add.s32     %r4, %r3, 1;
+    setp.ne.s32     %p2, %r4, %r2;
+    @%p2 bra     $L__BB0_3;
 
-$L__BB0_2:
-    ld.volatile.global.u32     %r4, [%rd1];
-    sub.s32     %r5, %r4, %r2;
-    setp.lt.u32     %p2, %r5, -2147483647;
-    @%p2 bra     $L__BB0_4;
+    // begin inline asm
+    mov.u64 %rd6, %globaltimer;
+    // end inline asm
+    cvta.to.global.u64     %rd7, %rd4;
+    st.global.u64     [%rd7+24], %rd6;
 
-    mov.u64     %rd6, %clock64;
-    sub.s64     %rd7, %rd6, %rd5;
-    setp.lt.s64     %p3, %rd7, %rd3;
-    @%p3 bra     $L__BB0_2;
+$L__BB0_3:
+    // begin inline asm
+    mov.u64     %rd8, %clock64;
+    // end inline asm
 
 $L__BB0_4:
-    bar.sync     0;
-    setp.gt.s64     %p4, %rd3, -1;
-    @%p4 bra     $L__BB0_6;
+    ld.volatile.global.u32     %r5, [%rd1];
+    sub.s32     %r6, %r5, %r2;
+    setp.lt.u32     %p3, %r6, -2147483647;
+    @%p3 bra     $L__BB0_6;
 
-    mov.u32     %r6, pad;
-    add.s32     %r7, %r6, %r1;
-    mov.u16     %rs1, 0;
-    st.shared.u8     [%r7], %rs1;
+    // begin inline asm
+    mov.u64     %rd9, %clock64;
+    // end inline asm
+    sub.s64     %rd10, %rd9, %rd8;
+    setp.lt.s64     %p4, %rd10, %rd3;
+    @%p4 bra     $L__BB0_4;
 
 $L__BB0_6:
+    bar.sync     0;
+    setp.gt.s64     %p5, %rd3, -1;
+    @%p5 bra     $L__BB0_8;
+
+    mov.u32     %r7, pad;
+    add.s32     %r8, %r7, %r1;
+    mov.u16     %rs1, 0;
+    st.shared.u8     [%r8], %rs1;
+
+$L__BB0_8:
     ret;
 
 }
@@ -265,7 +317,10 @@ class Spin:
         # per block, and a launch's blocks wait until it reaches generation x grid.
         self._counter = torch.zeros(1, dtype=torch.int32, device=device)
         self._generation = 0
-        self._times = torch.zeros(2, dtype=torch.int64, device=device)
+        # %globaltimer (ns, 32 ns steps on an H200): [0, 1] the spin's measured part, [2] the spin's
+        # release (its last block at the barrier), [3] the drain's (every block on the GPU).
+        self._times = torch.zeros(4, dtype=torch.int64, device=device)
+        self._read = [0, 0, 0, 0]
         self._spin_args = (ctypes.c_longlong(0), ctypes.c_longlong(0), ctypes.c_void_p(self._times.data_ptr()),
                            ctypes.c_void_p(self._counter.data_ptr()), ctypes.c_uint(0),
                            ctypes.c_longlong(DRAIN_MAX_CYCLES))
@@ -314,7 +369,7 @@ class Spin:
     def _load_drain(self, torch, device):
         self._drain_module, self._drain_fn = self._load_function(DRAIN_PTX, b"kbrun_drain")
         self._drain_args = (ctypes.c_void_p(self._counter.data_ptr()), ctypes.c_uint(0),
-                            ctypes.c_longlong(DRAIN_MAX_CYCLES))
+                            ctypes.c_longlong(DRAIN_MAX_CYCLES), ctypes.c_void_p(self._times.data_ptr()))
         self._drain_params = _kernel_params(self._drain_args)
         self.drain()
         self._check_barrier_count()
@@ -354,8 +409,14 @@ class Spin:
         return self._marks[0].elapsed_time(self._marks[1])
 
     def _own_clock_ms(self):
-        t0, t1 = self._times.tolist()  # %globaltimer, nanoseconds
-        return (t1 - t0) / 1e6
+        self._read = self._times.tolist()  # one copy for this and release_to_drain_ms
+        return (self._read[1] - self._read[0]) / 1e6
+
+    def release_to_drain_ms(self):
+        """From the last spin's release to the last drain's barrier, by the GPU's own timer: all the
+        work that ran on any stream in between, whatever events it was or was not between. Call
+        after measured_ms() (which reads the timer), once the stream has passed the drain."""
+        return (self._read[3] - self._read[2]) / 1e6
 
     def _launch(self, cycles):
         self._spin_args[1].value = self._lead(cycles)

@@ -30,9 +30,9 @@ CPU_METHOD = "wall_clock_cache_flush"
 MIN_SPIN_MS = 0.1
 MAX_SPIN_MS = 2.0
 FULL_CLOCK = 0.95
-# Time between a call's end event and the drain's end, beyond the drain's own, below which it
-# is the drain's jitter, not the call's work (Timer.time_once).
-AFTER_END_SLACK_MS = 0.001
+# A call's window (spin's release to drain's barrier, less an empty call's) beyond its events by
+# less than this is the window's jitter, not the call's work (Timer.time_once).
+OUTSIDE_EVENTS_SLACK_MS = 0.001
 
 
 def timing_methods(device, n):
@@ -64,9 +64,11 @@ class Timer:
     spin grows until the clock during it is full (`_note_clock`); it keeps reference and
     candidate at the same clock. KernelBench's method is the same without the spin (launch
     latency and clock ramp counted). Both record the end event in
-    stream order. kbrun's method then queues the drain (kbrun_eval.spin), which ends only when no
-    other kernel runs: work the call left on another stream past the end event is counted in
-    the call. `snapshot(out)` is queued after, outside the timed region, and the whole device is
+    stream order. kbrun's method then queues the drain (kbrun_eval.spin), whose barrier completes
+    only when no other kernel runs; the GPU's own timer from the spin's release to that barrier,
+    less the same for an empty call, covers the call's work on every stream, so work the events
+    did not bracket (on another stream, before the start event or past the end event) is counted
+    in the call. `snapshot(out)` is queued after, outside the timed region, and the whole device is
     synchronised before anything else runs, so such work never overlaps the next measurement.
     CPU: wall clock, with a cache flush by writing a buffer larger than the last-level cache.
     """
@@ -87,9 +89,9 @@ class Timer:
             from kbrun_eval import spin as kbrun_spin
             self.spin = kbrun_spin.Spin(torch, device)
             self.cycles_per_ms = self._spin_cycles_per_ms()
-            self.drain_ms = self._drain_ms() if self.spin.can_drain else None
-            self.after_end_ms = []  # work the timed calls left on other streams, counted
-            self.drain_excess_ms = []  # every timed call's drain beyond its own time (the noise)
+            self.empty_window_ms = self._empty_window_ms() if self.spin.can_drain else None
+            self.outside_events_ms = []  # work the timed calls ran outside their events, counted
+            self.window_excess_ms = []  # every timed call's window beyond its events (the noise)
             self.late_drains = 0  # counted calls whose drain the host queued after the GPU's end
         else:
             self.flush_buf = torch.empty(32 * 1024 * 1024 // 4, dtype=torch.int32)
@@ -111,19 +113,21 @@ class Timer:
         ms = self.start.elapsed_time(self.end)
         return cycles / ms if ms > 0 else 2000000.0
 
-    def _drain_ms(self, runs=5):
-        """The drain's own duration on an otherwise idle GPU, right after a spin (full clock):
-        the least of a few, so that anything beyond it after a call is counted."""
+    def _empty_window_ms(self, runs=5):
+        """The window of an empty call (spin, start and end events, drain) on an otherwise idle
+        GPU at full clock: the least of a few, so that anything beyond it in a call is counted."""
         torch = self.torch
         samples = []
         for _ in range(runs):
             torch.cuda.synchronize()
             self.spin(int(0.05 * getattr(self, "cycles_per_ms", 2000000.0)))
             self.start.record()
-            self.spin.drain()
             self.end.record()
-            self.end.synchronize()
-            samples.append(self.start.elapsed_time(self.end))
+            self.spin.drain()
+            self.end_all.record()
+            self.end_all.synchronize()
+            self.spin.measured_ms()
+            samples.append(self.spin.release_to_drain_ms())
         return min(samples)
 
     def warm_up(self, fn, args):
@@ -138,8 +142,8 @@ class Timer:
         # figure. The fastest rate seen wins: a spin too long costs nothing.
         self.cycles_per_ms = max(self.cycles_per_ms, self._spin_cycles_per_ms(200000))
         self.spin_ms = min(max(2 * statistics.median(self.host_ms) + 0.01, self.spin_ms), MAX_SPIN_MS)
-        if self.drain_ms is not None:
-            self.drain_ms = min(self.drain_ms, self._drain_ms(2))
+        if self.empty_window_ms is not None:
+            self.empty_window_ms = min(self.empty_window_ms, self._empty_window_ms(2))
         return out
 
     def time_once(self, fn, args, method=None, snapshot=None, warm_up=False):
@@ -158,7 +162,7 @@ class Timer:
             if warm_up:
                 self.host_ms.append((time.perf_counter() - t) * 1000.0)
             self.end.record()
-            drained = bool(cycles) and self.drain_ms is not None
+            drained = bool(cycles) and self.empty_window_ms is not None
             if drained:
                 # A call whose end the GPU passed before the drain was queued (the host was late:
                 # a Python pause, the scheduler) has that idle gap in the drain's figure too.
@@ -169,20 +173,21 @@ class Timer:
                 snap = snapshot(out)
             (self.end_all if drained else self.end).synchronize()
             ms = self.start.elapsed_time(self.end)
-            if drained:
-                # The end event waits for the caller's stream only; the drain ends when nothing
-                # else runs. What lies between, beyond the drain's own time and its jitter, was
-                # the call's work on other streams: part of the call.
-                after = self.end.elapsed_time(self.end_all) - self.drain_ms
-                if not warm_up:
-                    self.drain_excess_ms.append(after)
-                if after > max(AFTER_END_SLACK_MS, 0.5 * self.drain_ms):
-                    ms += after
-                    if not warm_up:
-                        self.after_end_ms.append(after)
-                        self.late_drains += late
             if cycles:
                 self._note_clock(self.spin.measured_ms(), self.spin.measured_cycles, warm_up)
+            if drained:
+                # The events bracket the caller's stream only. Work the call put on another stream
+                # starts when the spin releases the GPU (before the start event, if it was queued
+                # already) and ends before the drain's barrier: beyond an empty call's window and
+                # its jitter, the window is the call.
+                outside = self.spin.release_to_drain_ms() - self.empty_window_ms - ms
+                if not warm_up:
+                    self.window_excess_ms.append(outside)
+                if outside > OUTSIDE_EVENTS_SLACK_MS:
+                    ms += outside
+                    if not warm_up:
+                        self.outside_events_ms.append(outside)
+                        self.late_drains += late
             torch.cuda.synchronize()
         else:
             t = time.perf_counter()
@@ -204,16 +209,16 @@ class Timer:
             self.spin_ms = min(2 * self.spin_ms, MAX_SPIN_MS)
 
     def spin_summary(self):
-        """result.json timing.spin for this side: the spin's kind, the drain's own time, and
-        the timed calls whose work on other streams ran past their end event (counted)."""
+        """result.json timing.spin for this side: the spin's kind, an empty call's window, and
+        the timed calls whose work ran outside their events (counted)."""
         d = self.spin.describe()
-        d["drain_ms"] = self.drain_ms
-        d["calls_with_work_after_end"] = len(self.after_end_ms)
-        if self.after_end_ms:
-            d["work_after_end_ms"] = stats(self.after_end_ms)
+        d["empty_window_ms"] = self.empty_window_ms
+        d["calls_with_work_outside_events"] = len(self.outside_events_ms)
+        if self.outside_events_ms:
+            d["work_outside_events_ms"] = stats(self.outside_events_ms)
             d["calls_counted_with_late_drain"] = self.late_drains
-        if self.drain_excess_ms:
-            d["drain_excess_ms"] = stats(self.drain_excess_ms)
+        if self.window_excess_ms:
+            d["window_excess_ms"] = stats(self.window_excess_ms)
         return d
 
     def clock_summary(self):
