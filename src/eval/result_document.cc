@@ -152,6 +152,7 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"sm_clock_mhz",
          {{"candidate", StatsOrNull(timing, "clock_mhz")}, {"reference", StatsOrNull(timing, "reference_clock_mhz")}}},
         {"spin", {{"candidate", StatsOrNull(timing, "spin")}, {"reference", StatsOrNull(timing, "reference_spin")}}},
+        {"busy_check", StatsOrNull(timing, "busy_check")},
         {"kernelbench", StatsOrNull(timing, "kernelbench")}}},
       {"device",
        {{"kind", device},

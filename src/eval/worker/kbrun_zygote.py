@@ -102,6 +102,7 @@ import kbrun_eval.judge  # noqa: E402,F401
 import kbrun_eval.checker  # noqa: E402,F401
 import kbrun_eval.library_share  # noqa: E402,F401
 import kbrun_eval.call_events  # noqa: E402,F401
+import kbrun_eval.busy_check  # noqa: E402,F401
 import kbrun_eval.worker  # noqa: E402,F401
 
 for _name, _original in _originals.items():

@@ -146,8 +146,9 @@ class Timer:
             self.empty_window_ms = min(self.empty_window_ms, self._empty_window_ms(2))
         return out
 
-    def time_once(self, fn, args, method=None, snapshot=None, warm_up=False):
-        """Returns (milliseconds, output, snapshot(output) or None)."""
+    def time_once(self, fn, args, method=None, snapshot=None, warm_up=False, record=True):
+        """Returns (milliseconds, output, snapshot(output) or None). record=False: a call outside
+        the measurement (busy_check's), which leaves the Timer's notes and spin as they were."""
         torch = self.torch
         self.flush_buf.zero_()
         snap = None
@@ -159,7 +160,7 @@ class Timer:
             self.start.record()
             t = time.perf_counter()
             out = fn(*args)
-            if warm_up:
+            if warm_up and record:
                 self.host_ms.append((time.perf_counter() - t) * 1000.0)
             self.end.record()
             drained = bool(cycles) and self.empty_window_ms is not None
@@ -174,18 +175,20 @@ class Timer:
             (self.end_all if drained else self.end).synchronize()
             ms = self.start.elapsed_time(self.end)
             if cycles:
-                self._note_clock(self.spin.measured_ms(), self.spin.measured_cycles, warm_up)
+                spin_ms = self.spin.measured_ms()
+                if record:
+                    self._note_clock(spin_ms, self.spin.measured_cycles, warm_up)
             if drained:
                 # The events bracket the caller's stream only. Work the call put on another stream
                 # starts when the spin releases the GPU (before the start event, if it was queued
                 # already) and ends before the drain's barrier: beyond an empty call's window and
                 # its jitter, the window is the call.
                 outside = self.spin.release_to_drain_ms() - self.empty_window_ms - ms
-                if not warm_up:
+                if record and not warm_up:
                     self.window_excess_ms.append(outside)
                 if outside > OUTSIDE_EVENTS_SLACK_MS:
                     ms += outside
-                    if not warm_up:
+                    if record and not warm_up:
                         self.outside_events_ms.append(outside)
                         self.late_drains += late
             torch.cuda.synchronize()
