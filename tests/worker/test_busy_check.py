@@ -23,6 +23,13 @@ def test_each_call_is_the_union_of_its_kernels_on_every_stream():
     assert bc.calls_busy(records) == pytest.approx([3.0, 3.0])  # 1..4 and 1..3 | 2..4
 
 
+def test_a_kernel_that_starts_as_the_spins_first_blocks_leave_is_in_its_call():
+    """The spin's recorded end is its last block's; another stream's kernel starts on the SMs
+    its first blocks left."""
+    records = call(0.0, [("hider", -0.5, 3.0)])
+    assert bc.calls_busy(records) == [3.0]
+
+
 def test_the_flush_spin_and_drain_are_not_the_call_nor_is_what_runs_after_the_drain():
     records = call(0.0, []) + [("snapshot_copy", 400.0, 401.0)]
     assert bc.calls_busy(records) == [0.0]

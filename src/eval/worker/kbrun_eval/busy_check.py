@@ -36,12 +36,14 @@ def _union(spans):
 
 def calls_busy(kernels):
     """Each call's busy time: the union of the kernels (name, start, end), on any stream, that
-    start after a spin ends and before the drain after it ends (one figure per spin with a drain,
-    in the kernels' unit)."""
+    start after a spin starts and before the drain after it ends (one figure per spin with a
+    drain, in the kernels' unit). After the spin's start, not its end: the spin fills every SM, so
+    nothing else starts before it releases them, and a kernel queued on another stream starts as
+    the first of its blocks leave, before the last one has (the spin's recorded end)."""
     calls = []
     for name, start, end in sorted(kernels, key=lambda k: k[1]):
         if name == SPIN:
-            calls.append([end, None, []])
+            calls.append([start, None, []])
         elif not calls:
             continue
         elif name == DRAIN and calls[-1][1] is None:
