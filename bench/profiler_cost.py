@@ -1,7 +1,10 @@
 """What the torch profiler costs per candidate on the GPU (the library-share check,
 kbrun_eval/library_share.py, runs it once per run phase): the profiler's phases (enter, three
 forwards, exit, events()) cold and again in the same process, under CUPTI teardown settings and
-activity sets, each variant in a fresh interpreter as a run worker is.
+activity sets, each variant in a fresh interpreter as a run worker is. "dynamo first" imports
+torch._dynamo before the profiler, as kbrun's warm worker does (the profiler's first start imports
+it otherwise: docs/device-runs/2026-12-02-session12-h200.txt). TEARDOWN_CUPTI=1 is not run: it hung
+for 300 s on an H200 (2026-12-02).
 Usage (GPU machine): python3 bench/profiler_cost.py [--size N]
 """
 import argparse
@@ -12,9 +15,11 @@ import sys
 import time
 
 CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 t0 = time.perf_counter()
 import torch
+if os.environ.get("BENCH_DYNAMO_FIRST"):
+    import torch._dynamo  # noqa: F401
 from torch.profiler import ProfilerActivity, profile
 acts = {"cpu+cuda": [ProfilerActivity.CPU, ProfilerActivity.CUDA], "cuda": [ProfilerActivity.CUDA],
         "cpu": [ProfilerActivity.CPU]}[sys.argv[1]]
@@ -50,14 +55,18 @@ def main():
     ap.add_argument("--size", type=int, default=1 << 20)
     args = ap.parse_args()
     variants = [("default", {}, "cpu+cuda"), ("TEARDOWN_CUPTI=0", {"TEARDOWN_CUPTI": "0"}, "cpu+cuda"),
-                ("TEARDOWN_CUPTI=1", {"TEARDOWN_CUPTI": "1"}, "cpu+cuda"), ("cuda only", {}, "cuda"),
+                ("dynamo first", {"BENCH_DYNAMO_FIRST": "1"}, "cpu+cuda"), ("cuda only", {}, "cuda"),
                 ("cpu only", {}, "cpu")]
     print("%-18s %-9s %8s %8s %8s %8s %8s  (seconds; rounds 1, 2, 3 of the same process)" % (
         "variant", "round", "enter", "forwards", "exit", "events", "kernels"))
     for name, env, acts in variants:
         t = time.perf_counter()
-        p = subprocess.run([sys.executable, "-c", CHILD, acts, str(args.size)], capture_output=True, text=True,
-                           env=dict(os.environ, **env), timeout=300)
+        try:
+            p = subprocess.run([sys.executable, "-c", CHILD, acts, str(args.size)], capture_output=True, text=True,
+                               env=dict(os.environ, **env), timeout=300)
+        except subprocess.TimeoutExpired:
+            print("%-18s did not end within 300 s" % name)
+            continue
         wall = time.perf_counter() - t
         try:
             out = json.loads(p.stdout.strip().splitlines()[-1])
