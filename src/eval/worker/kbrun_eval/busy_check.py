@@ -11,7 +11,8 @@ made as the timed ones are, under the profiler, give each call's kernels on ever
 (CUPTI's records); a known kernel timed the same way gives what the events add to a kernel's own
 time. A call takes at least its kernels' busy time plus that; where the profiled calls' events
 fall short of it, the shortfall is added to every timed sample, and `timing.busy_check` says so.
-A candidate that notices the profiler can still behave while it runs (docs/EVALUATION.md).
+A candidate that notices the profiler, or counts its calls (these come after the timed ones), can
+still behave while it runs (docs/EVALUATION.md).
 """
 import statistics
 
