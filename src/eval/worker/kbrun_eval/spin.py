@@ -13,11 +13,14 @@ itself (%globaltimer over its last three quarters), so no event need sit inside 
 another stream then starts in the timed region, but the end event (on the caller's stream) does
 not wait for it: on an H200 such a candidate timed at 138x (its honest kernel: 0.94x). So after
 the call the Timer queues a drain of the same geometry (a grid barrier: its blocks all fit only
-when no other block is on any multiprocessor) and counts the time from the end event to the
-drain's end, less the drain's own, as part of the call. Both kernels are loaded from PTX
-through the driver API (no build step; CUDA only); where that is not possible the spin is
-torch.cuda._sleep in two parts with an event between (the clock) and no drain, and `kind` and
-`drain` say so.
+when no other block is on any multiprocessor). The spin's last block at its barrier and the
+drain's last block each note %globaltimer: from the spin's release to the drain's barrier is all
+the GPU did for the call, on any stream (release_to_drain_ms; the Timer subtracts an empty call's).
+Both kernels are loaded from PTX through the driver API (no build step; CUDA only); where that is
+not possible the spin is torch.cuda._sleep in two parts with an event between (the clock) and no
+drain, and `kind` and `drain` say so.
+
+Over 400 lines on purpose: most of it is the two kernels' PTX, kept beside their CUDA source.
 
 The kernel (PTX from `nvcc -ptx -arch=compute_75`, lowered to ISA 7.0 / sm_70 so that any
 driver since CUDA 11 loads it):
