@@ -37,12 +37,17 @@ ms = lambda s: (s or {}).get("median_ms")
 f = lambda v, fmt: (fmt % v) if isinstance(v, (int, float)) else "-"
 clk = t.get("sm_clock_mhz") or {}
 mhz = lambda side: f((clk.get(side) or {}).get("median"), "%.0f")
+sp = (t.get("spin") or {}).get("candidate") or {}
+b = t.get("busy_check") or {}
+us = lambda v: f(v * 1000 if isinstance(v, (int, float)) else v, "%.2f")
 print("%-36s %-40s speedup %7s  ref %9s cand %9s ms | kernelbench speedup %7s ref %9s cand %9s ms | spin %s"
-      " | SM MHz ref %s cand %s | spin kind %s" % (
+      " | SM MHz ref %s cand %s | spin kind %s | window: empty %s us, %s calls counted | busy_check: busy %s"
+      " events add %s added %s us %s" % (
     name, r["status"] + ("/" + e["category"] if e else ""), f(r.get("speedup"), "%.3fx"),
     f(ms(t.get("reference")), "%.4f"), f(ms(t.get("candidate")), "%.4f"), f(kb.get("speedup"), "%.3fx"),
     f(ms(kb.get("reference")), "%.4f"), f(ms(kb.get("candidate")), "%.4f"), t.get("spin_ms"), mhz("reference"),
-    mhz("candidate"), ((t.get("spin") or {}).get("candidate") or {}).get("kind")))
+    mhz("candidate"), sp.get("kind"), us(sp.get("empty_window_ms")), sp.get("calls_with_work_outside_events"),
+    us(b.get("busy_median_ms")), us(b.get("events_add_ms")), us(b.get("added_ms")), b.get("error", "")))
 PY
 }
 ev() {  # kbrun code problem name [flags...]
@@ -81,20 +86,21 @@ for side in ('reference', 'candidate'):
   ev $KB tests/gpu/relu_correct.py "$p" small_19_ReLU_64x16384
 } 2>&1 | tee "$FINAL/floor_table.txt" ;;
 cheats) {
+  # Work hidden inside the timer's own time matters most where the call is short: 64 x 16384
+  # (~6 us) and 16 x 4096 (~4 us). First, so that a call's time limit does not cut them.
+  echo "== the spin hider on short ReLUs (expected: correct at about the honest speedup, or rejected)"
+  for size in "64 16384" "16 4096"; do
+    set -- $size
+    p=$(small 19_ReLU.py -e "s/^batch_size = .*/batch_size = $1/" -e "s/^dim = .*/dim = $2/")
+    ev $KB tests/gpu/relu_correct.py "$p" "relu_correct_honest_${1}x$2"
+    ev $KB tests/gpu/judge/spin_hider_relu.py "$p" "spin_hider_relu_${1}x$2"
+  done
   # level1 19_ReLU at 4096 x 65536 (1 GiB; the full 6 GiB input only makes each call slower).
   p=$(small 19_ReLU.py -e 's/^dim = .*/dim = 65536/')
   echo "== GPU cheats on level1 19_ReLU, 4096 x 65536 (expected: slowref_* and spin_hider_* correct at the honest speedup, or rejected; memo_* incorrect)"
   ev $KB tests/gpu/relu_correct.py "$p" relu_correct_honest
   for f in ${CHEATS:-tests/gpu/judge/slowref_*.py tests/gpu/judge/memo_*.py tests/gpu/judge/spin_hider_*.py}; do
     ev $KB "$f" "$p" "$(basename "$f" .py)"
-  done
-  # Work hidden inside the spin matters most where the call is short: 64 x 16384 (~6 us) and
-  # 16 x 4096 (~4 us).
-  for size in "64 16384" "16 4096"; do
-    set -- $size
-    p=$(small 19_ReLU.py -e "s/^batch_size = .*/batch_size = $1/" -e "s/^dim = .*/dim = $2/")
-    ev $KB tests/gpu/relu_correct.py "$p" "relu_correct_honest_${1}x$2"
-    ev $KB tests/gpu/judge/spin_hider_relu.py "$p" "spin_hider_relu_${1}x$2"
   done
 } 2>&1 | tee "$FINAL/cheats_gpu_table.txt" ;;
 honest) {
