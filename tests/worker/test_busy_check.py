@@ -65,3 +65,74 @@ def test_it_runs_only_where_the_timers_own_time_matters():
     assert bc.busy_check(None, timer, None, None, 0.2) is None  # 40 windows: < 5% can hide
     assert bc.busy_check(None, types.SimpleNamespace(cuda=False), None, None, 0.001) is None
     assert bc.busy_check(None, types.SimpleNamespace(cuda=True, empty_window_ms=None), None, None, 0.001) is None
+
+
+class FakeProfile:
+    """torch.profiler.profile's stand-in: the kernel records FakeTimer's calls leave."""
+    records = []
+
+    def __init__(self, activities=None):
+        FakeProfile.records = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def events(self):
+        return [types.SimpleNamespace(name=n, device_type="DeviceType.CUDA", is_user_annotation=False,
+                                      time_range=types.SimpleNamespace(start=s, end=e)) for n, s, e in self.records]
+
+
+class FakeTimer:
+    """Timer.time_once's stand-in: each call is a spin, the kernels `kernels_of(fn)` names, a
+    drain; its figure is what `events_ms_of(fn)` says."""
+
+    def __init__(self, kernels_of, events_ms_of, lose_a_drain=False):
+        import torch
+        self.cuda, self.empty_window_ms, self.flush_buf = True, 0.005, torch.zeros(1024)
+        self.kernels_of, self.events_ms_of, self.lose_a_drain = kernels_of, events_ms_of, lose_a_drain
+        self.at, self.calls = 0.0, 0
+
+    def time_once(self, fn, args, record=True):
+        assert record is False  # busy_check's calls leave the Timer's notes alone
+        out = fn(*args)
+        self.calls += 1
+        records = call(self.at, self.kernels_of(fn))
+        if self.lose_a_drain and self.calls == 3:
+            records = records[:-1]
+        FakeProfile.records += records
+        self.at += 1000.0
+        return self.events_ms_of(fn), out, None
+
+
+@pytest.fixture
+def fake_profiler(monkeypatch):
+    import torch.profiler
+    monkeypatch.setattr(torch.profiler, "profile", FakeProfile)
+
+
+def hider_timer(**kw):
+    def model(x):
+        return x
+
+    timer = FakeTimer(lambda fn: [("hider", -0.5, 3.0)] if fn is model else [("fill", 0.3, 1.0)],
+                      lambda fn: 0.0013 if fn is model else 0.0035, **kw)
+    return timer, model
+
+
+def test_busy_check_raises_a_hider_through_the_profilers_records(fake_profiler):
+    import torch
+    timer, model = hider_timer()
+    r = bc.busy_check(torch, timer, model, (torch.ones(4),), 0.0013)
+    assert timer.calls == 2 * bc.CALLS
+    assert r["busy_median_ms"] == pytest.approx(0.003) and r["events_add_ms"] == pytest.approx(0.0025)
+    assert r["added_ms"] == pytest.approx(0.0055 - 0.0013)
+
+
+def test_busy_check_that_cannot_match_its_calls_adds_nothing_and_says_so(fake_profiler):
+    import torch
+    timer, model = hider_timer(lose_a_drain=True)
+    r = bc.busy_check(torch, timer, model, (torch.ones(4),), 0.0013)
+    assert r["added_ms"] == 0.0 and "9 timed calls of 10" in r["error"]
