@@ -144,3 +144,12 @@ class ModelNew:
     assert calls == [{"name": "below", "cpp_sources": "code 4"}]
     # Only the __init__ that stopped: another class's (its `def` on another line) is left alone.
     assert db.build_deferred(source, module, model, unfinished_init=(9, 5))["found"] == 0
+
+
+def test_builds_at_import_are_told_from_builds_in_functions():
+    assert db.has_module_level_builds("if gpu():\n    try:\n        ext = load_inline(name='x')\n"
+                                      "    except Exception:\n        ext = None\n")
+    assert db.has_module_level_builds("class M:\n    ext = load(name='x', sources=[])\n")
+    assert not db.has_module_level_builds("def f():\n    return load_inline(name='x')\n"
+                                          "g = lambda: load(name='y', sources=[])\n")
+    assert not db.has_module_level_builds("def (:")
