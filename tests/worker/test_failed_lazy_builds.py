@@ -125,3 +125,41 @@ def test_a_failed_lazy_build_is_compiled_once_in_the_compile_phase_never_on_the_
     for message in run["caught"].values():
         assert "UNDECLARED_SCALE" in message and "was not declared" in message, message
     assert run["out"] == [2.0] * 4
+
+
+GPU_ONLY_AT_IMPORT = '''import torch
+from kbrun_eval import build
+def load_inline(name, **kwargs):  # a stand-in that records the call as kbrun's watch would
+    build.build_attempts.append({"name": name, "gpu": torch.cuda.is_available()})
+load_inline("always")
+if torch.cuda.is_available():
+    load_inline("gpu_only")
+class ModelNew:
+    def __init__(self, scale):
+        self.scale = scale
+'''
+
+
+def test_an_import_that_skipped_a_build_is_made_again_as_on_a_gpu(tmp_path):
+    """Only when the import made fewer build calls than the file has at its top level: a file whose
+    import made them all is not imported again."""
+    import torch
+    from kbrun_eval import build, compile_phase, problem as kp
+    (tmp_path / "problem.py").write_text(PROBLEM)
+    saved = list(build.build_attempts)  # prebuild counts from the import's: this process's first
+    try:
+        for name, source, expected in [
+                ("skips", GPU_ONLY_AT_IMPORT, {"builds": 2}),
+                ("made_all", GPU_ONLY_AT_IMPORT.replace("if torch.cuda.is_available():\n    ", ""), None)]:
+            path = tmp_path / (name + ".py")
+            path.write_text(source)
+            del build.build_attempts[:]
+            candidate = kp.load_module(str(path), "kbrun_test_candidate")
+            made = len(build.build_attempts)
+            out = compile_phase.prebuild({"code": str(path), "problem": str(tmp_path / "problem.py")}, torch,
+                                         candidate)
+            assert out.get("gpu_import") == expected, (name, out)
+            assert [a["gpu"] for a in build.build_attempts[made:]] == [True] * (expected or {"builds": 0})["builds"]
+    finally:
+        build.build_attempts[:] = saved
+    assert not torch.cuda.is_available()  # answered true only during that import

@@ -66,7 +66,7 @@ def _import_as_on_gpu(torch, path):
     """Imports the candidate again with torch.cuda.is_available() answering true, for the builds
     it makes at import only when it sees a GPU (`if torch.cuda.is_available(): ext = load_inline(...)`,
     at the top of the file): the run phase, which sees one, would make them on the GPU lane.
-    Builds the first import made are cache hits or earlier failures here. Only the builds count:
+    Builds the first import made are cache hits or earlier failures here (in fast mode). Only the builds count:
     the module is thrown away, and an error is only noted. Returns {"builds", "note"?}."""
     before = len(kbrun_build.build_attempts)
     out = {}
@@ -115,9 +115,10 @@ def prebuild(req, torch, candidate):
         with open(req["code"]) as f:
             source = f.read()
         out["deferred"] = kbrun_deferred_builds.build_deferred(source, candidate, model, unfinished_init)
-        # Last: an import that hangs as on a GPU costs only these builds. Only a file that builds
-        # at import and asks whether there is a GPU can build more this way.
-        if "is_available" in source and kbrun_deferred_builds.has_module_level_builds(source):
+        # Last: an import that hangs as on a GPU costs only these builds. Only a file that asks
+        # whether there is a GPU and whose import made fewer build calls than it has at its top
+        # level (so far, this process's only builds were the import's) can build more this way.
+        if "is_available" in source and kbrun_deferred_builds.module_level_builds(source) > before:
             out["gpu_import"] = _import_as_on_gpu(torch, req["code"])
     except (Exception, SystemExit) as exc:
         out["deferred"] = {"error": clip("%s: %s" % (type(exc).__name__, exc), 500)}

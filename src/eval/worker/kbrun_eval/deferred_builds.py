@@ -48,19 +48,19 @@ def _deferred_calls(tree, unfinished_init=None):
     return found
 
 
-def has_module_level_builds(source):
-    """Whether the source makes a build call outside any function (at import, often behind
+def module_level_builds(source):
+    """How many build calls the source makes outside any function (at import, often behind
     `if torch.cuda.is_available():`)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return False
+        return 0
     in_functions = set()
     for fn in ast.walk(tree):
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             in_functions.update(id(node) for node in ast.walk(fn))
-    return any(isinstance(node, ast.Call) and _called_name(node) in BUILD_FUNCTIONS and id(node) not in in_functions
-               for node in ast.walk(tree))
+    return sum(1 for node in ast.walk(tree)
+               if isinstance(node, ast.Call) and _called_name(node) in BUILD_FUNCTIONS and id(node) not in in_functions)
 
 
 def _local_statements(fn, call):
