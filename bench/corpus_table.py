@@ -7,7 +7,8 @@ Prints, per results folder (kbrun batch over corpus pairs, 1 sample each; docs/R
   state          the batch's state, and how many pairs have a result
   statuses       result counts by status, and by status/category for the failures
   builds         how many candidates build an extension, and where: at import ("no (import)":
-                 module-level load_inline), in ModelNew.__init__ or on the first call, made ahead in
+                 module-level load_inline; "import on a GPU": only when it sees one, made ahead by
+                 build.prebuild.gpu_import), in ModelNew.__init__ or on the first call, made ahead in
                  the compile phase (build.prebuild.builds, build.prebuild.deferred.built), on the
                  first call but not made ahead (deferred.skipped says why), or only in the run phase
                  (fallback.builds); how many builds failed in the compile phase (build.extensions[].error)
@@ -101,6 +102,8 @@ def candidate_row(name, r, claimed):
         1 for k in deferred.get("skipped") or [] if str(k.get("reason", "")).startswith("build:"))
     if tried_ahead:
         lazy = "first call, made ahead"
+    elif num((pre.get("gpu_import") or {}).get("builds")):
+        lazy = "import on a GPU, made ahead"  # `if torch.cuda.is_available(): load_inline(...)` at import
     elif lazy_builds:
         lazy = "__init__"
     elif num(deferred.get("found")):

@@ -107,3 +107,49 @@ def build(flag):
 '''
     out = db.build_deferred(source, module_with(load_inline=lambda **kw: calls.append(kw)), None)
     assert out["built"] == 1 and calls == [{"name": "x", "cpp_sources": "default"}]
+
+
+def test_names_unpacked_from_a_tuple_are_set_and_attributes_are_not():
+    calls = []
+    source = '''
+class ModelNew:
+    def _load(self):
+        rows, (cols, *rest) = 4, (2, 1)
+        self.side_effect = 1
+        return load_inline(name="n%dx%d" % (rows, cols), cpp_sources="s")
+'''
+    model = types.SimpleNamespace()
+    out = db.build_deferred(source, module_with(load_inline=lambda **kw: calls.append(kw)), model)
+    assert out["built"] == 1 and calls == [{"name": "n4x2", "cpp_sources": "s"}]
+    assert not hasattr(model, "side_effect")  # `self.x = ...` would change the model: not run
+
+
+def test_a_constructor_that_stopped_early_has_its_calls_below_that_line_made():
+    """A constructor that raised (`.cuda()` without a GPU) at line 5: its build at line 7, never
+    reached, is made with the model it left; the one at line 4 ran (or was what raised)."""
+    calls = []
+    source = '''
+class ModelNew:
+    def __init__(self):
+        self.a = load_inline(name="above", cpp_sources="s")
+        self.w = make_weights().cuda()
+        src = "code %d" % self.width
+        self.b = load_inline(name="below", cpp_sources=src)
+'''
+    module = module_with(load_inline=lambda **kw: calls.append(kw))
+    model = types.SimpleNamespace(width=4)
+    assert db.build_deferred(source, module, model)["found"] == 0  # a constructor that ended made them
+    out = db.build_deferred(source, module, model, unfinished_init=(3, 5))
+    assert out == {"found": 1, "built": 1, "skipped": []}
+    assert calls == [{"name": "below", "cpp_sources": "code 4"}]
+    # Only the __init__ that stopped: another class's (its `def` on another line) is left alone.
+    assert db.build_deferred(source, module, model, unfinished_init=(9, 5))["found"] == 0
+
+
+def test_builds_at_import_are_counted_apart_from_builds_in_functions():
+    assert db.module_level_builds("if gpu():\n    try:\n        ext = load_inline(name='x')\n"
+                                  "    except Exception:\n        ext = None\n") == 1
+    assert db.module_level_builds("class M:\n    ext = load(name='x', sources=[])\n") == 1
+    assert db.module_level_builds("def f():\n    return load_inline(name='x')\n"
+                                  "g = lambda: load(name='y', sources=[])\n") == 0
+    assert db.module_level_builds("def (:") == 0

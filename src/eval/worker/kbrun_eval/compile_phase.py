@@ -49,18 +49,54 @@ def reuse_compile_phase_builds(build_root):
     cpp_extension._run_ninja_build = run_ninja_build
 
 
+def _unfinished_model(exc, cls, path):
+    """The model a constructor that raised left behind: (its `self`, (line of that __init__'s `def`,
+    line it raised at)) from the traceback's first __init__ frame in the candidate's file, or
+    (None, None). Its attributes set before the raise are what a build below that line reads."""
+    tb = exc.__traceback__
+    while tb is not None:
+        code, model = tb.tb_frame.f_code, tb.tb_frame.f_locals.get("self")
+        if code.co_name == "__init__" and code.co_filename == path and isinstance(model, cls):
+            return model, (code.co_firstlineno, tb.tb_lineno)
+        tb = tb.tb_next
+    return None, None
+
+
+def _import_as_on_gpu(torch, path):
+    """Imports the candidate again with torch.cuda.is_available() answering true, for the builds
+    it makes at import only when it sees a GPU (`if torch.cuda.is_available(): ext = load_inline(...)`,
+    at the top of the file): the run phase, which sees one, would make them on the GPU lane.
+    Builds the first import made are cache hits or earlier failures here (in fast mode). Only the builds count:
+    the module is thrown away, and an error is only noted. Returns {"builds", "note"?}."""
+    before = len(kbrun_build.build_attempts)
+    out = {}
+    is_available = torch.cuda.is_available
+    torch.cuda.is_available = lambda: True
+    try:
+        kp.load_module(path, "kbrun_prebuild_gpu_import")
+    except (Exception, SystemExit) as exc:  # what it does on the GPU it lacks, say; judged in the run phase
+        out["note"] = clip("%s: %s" % (type(exc).__name__, exc), 500)
+    finally:
+        torch.cuda.is_available = is_available
+    out["builds"] = len(kbrun_build.build_attempts) - before
+    return out
+
+
 def prebuild(req, torch, candidate):
     """Compile phase: constructs ModelNew(*get_init_inputs()) once, on the CPU, so that what a
     candidate builds in its __init__ (load_inline there is common in real model output) is built
     here, by the compile pool, through the cache, instead of on the GPU lane in the run phase;
     then makes the build calls its other functions hold (deferred_builds.py: a build on the
-    first forward). Best effort and never a verdict: the model is thrown away, an error (a
-    constructor that needs a GPU, say) is only recorded. Returns {"constructed", "builds",
-    "seconds", "deferred", "note"?}."""
+    first forward), and those below the line where a constructor that raised stopped; then
+    imports it again as on a GPU when it builds at import (_import_as_on_gpu). Best effort and
+    never a verdict: the model is thrown away, an error (a constructor that needs a GPU, say) is
+    only recorded. A build that fails here fails at once in the run phase (build.py's record of
+    failed builds), so none of these builds runs the compiler on the GPU lane. Returns
+    {"constructed", "builds", "seconds", "deferred", "note"?, "gpu_import"?}."""
     t = time.perf_counter()
     before = len(kbrun_build.build_attempts)
     out = {"constructed": False}
-    model = None
+    model = unfinished_init = None
     # The run phase has a GPU: a constructor that builds only `if torch.cuda.is_available()`
     # builds here too (what it then does on a GPU it does not have fails, and is only noted).
     is_available = torch.cuda.is_available
@@ -71,12 +107,19 @@ def prebuild(req, torch, candidate):
         out["constructed"] = True
     except (Exception, SystemExit) as exc:  # judged in the run phase, where the GPU is visible
         out["note"] = clip("%s: %s" % (type(exc).__name__, exc), 500)
+        model, unfinished_init = _unfinished_model(exc, candidate.ModelNew, getattr(candidate, "__file__", None))
     finally:
         torch.cuda.is_available = is_available
     # What forward would build on its first call (load_inline behind `if self._ext is None`).
     try:
         with open(req["code"]) as f:
-            out["deferred"] = kbrun_deferred_builds.build_deferred(f.read(), candidate, model)
+            source = f.read()
+        out["deferred"] = kbrun_deferred_builds.build_deferred(source, candidate, model, unfinished_init)
+        # Last: an import that hangs as on a GPU costs only these builds. Only a file that asks
+        # whether there is a GPU and whose import made fewer build calls than it has at its top
+        # level (so far, this process's only builds were the import's) can build more this way.
+        if "is_available" in source and kbrun_deferred_builds.module_level_builds(source) > before:
+            out["gpu_import"] = _import_as_on_gpu(torch, req["code"])
     except (Exception, SystemExit) as exc:
         out["deferred"] = {"error": clip("%s: %s" % (type(exc).__name__, exc), 500)}
     out["builds"] = len(kbrun_build.build_attempts) - before

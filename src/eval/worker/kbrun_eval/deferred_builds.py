@@ -6,8 +6,10 @@ phase (compile_phase.prebuild) this module finds every load_inline/load call ins
 the candidate's source, evaluates its arguments as the function would see them at that point
 (the module's globals, `self` = the model constructed there, the function's own simple
 assignments and its imports above the call), and makes the call: the build lands in the compile cache, and the
-run phase's call finds it there. Best effort, never a verdict: a call whose arguments cannot be
-evaluated here is skipped and named in the result.
+run phase's call finds it there. A constructor that raised on the compile phase's CPU (`.cuda()`
+before its build) leaves `self` as it was then, and its own calls below that line are made too.
+A build that fails here is not compiled again in the run phase (build.py). Best effort, never a
+verdict: a call whose arguments cannot be evaluated here is skipped and named in the result.
 """
 import ast
 
@@ -23,18 +25,42 @@ def _called_name(call):
     return None
 
 
-def _deferred_calls(tree):
+def _deferred_calls(tree, unfinished_init=None):
     """(innermost function, call) for each build call inside a function body other than
-    __init__ (the compile phase has run the constructor), in source order."""
+    __init__ (the compile phase has run the constructor), in source order. `unfinished_init`:
+    (line of its `def`, line it raised at) of a constructor that stopped early (a GPU-only step
+    such as `.cuda()` before its build, on the compile phase's CPU): its calls below that line,
+    which it never reached, are included."""
     innermost = {}
     for fn in ast.walk(tree):  # outer functions come before the functions inside them
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for node in ast.walk(fn):
                 if isinstance(node, ast.Call) and _called_name(node) in BUILD_FUNCTIONS:
                     innermost[node] = fn
-    found = [(fn, call) for call, fn in innermost.items() if fn.name != "__init__"]
+
+    def wanted(fn, call):
+        if fn.name != "__init__":
+            return True
+        return unfinished_init is not None and fn.lineno == unfinished_init[0] and call.lineno > unfinished_init[1]
+
+    found = [(fn, call) for call, fn in innermost.items() if wanted(fn, call)]
     found.sort(key=lambda pair: (pair[1].lineno, pair[1].col_offset))
     return found
+
+
+def module_level_builds(source):
+    """How many build calls the source makes outside any function (at import, often behind
+    `if torch.cuda.is_available():`)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return 0
+    in_functions = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            in_functions.update(id(node) for node in ast.walk(fn))
+    return sum(1 for node in ast.walk(tree)
+               if isinstance(node, ast.Call) and _called_name(node) in BUILD_FUNCTIONS and id(node) not in in_functions)
 
 
 def _local_statements(fn, call):
@@ -50,7 +76,7 @@ def _local_statements(fn, call):
                 return
             if isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 out.append(stmt)
-            elif isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+            elif isinstance(stmt, ast.Assign) and all(_names_only(t) for t in stmt.targets):
                 if assignments:
                     out.append(stmt)
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -66,29 +92,36 @@ def _local_statements(fn, call):
     return out
 
 
+def _names_only(target):
+    """An assignment target that binds only local names (`a`, `a, b = ...`): running it here
+    changes nothing but the namespace (`self.x = ...` would change the model)."""
+    if isinstance(target, ast.Name):
+        return True
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return all(_names_only(e.value if isinstance(e, ast.Starred) else e) for e in target.elts)
+    return False
+
+
 def _run_statement(stmt, namespace):
-    """Runs one of _local_statements' statements in `namespace`; one that fails (it reads the call's
-    arguments, say) is left out, and a call argument that needs it fails by name."""
-    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-        exec(compile(ast.Module(body=[stmt], type_ignores=[]), "<candidate>", "exec"), namespace)
-        return
-    value = _evaluate(stmt.value, namespace)
-    for target in stmt.targets:
-        namespace[target.id] = value
+    """Runs one of _local_statements' statements (an import or a names-only assignment) in
+    `namespace`; one that fails (it reads the call's arguments, say) is left out, and a call
+    argument that needs it fails by name."""
+    exec(compile(ast.Module(body=[stmt], type_ignores=[]), "<candidate>", "exec"), namespace)
 
 
 def _evaluate(node, namespace):
     return eval(compile(ast.Expression(node), "<candidate>", "eval"), namespace)
 
 
-def build_deferred(source, module, model):
-    """Makes each build call found inside the candidate's functions. Returns
+def build_deferred(source, module, model, unfinished_init=None):
+    """Makes each build call found inside the candidate's functions (and, with `unfinished_init`,
+    those the constructor did not reach: _deferred_calls). Returns
     {"found": n, "built": k, "skipped": [{"line", "reason"}]}."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return {"found": 0, "built": 0, "skipped": []}
-    calls = _deferred_calls(tree)
+    calls = _deferred_calls(tree, unfinished_init)
     out = {"found": len(calls), "built": 0, "skipped": []}
     for fn, call in calls:
         namespace = dict(vars(module))
