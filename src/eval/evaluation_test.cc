@@ -51,6 +51,10 @@ TEST(EvalIntegration, CorrectCompiledExtension) {
                 st["timing_s"].get<double>(),
             st["run_worker_total_s"].get<double>())
       << st.dump();
+  // The time past the worker's result line is on record, and part of its wall time.
+  EXPECT_GE(st["run_worker_after_result_s"].get<double>(), 0.0) << st.dump();
+  EXPECT_LT(st["run_worker_after_result_s"].get<double>(), st["run_worker_total_s"].get<double>()) << st.dump();
+  EXPECT_GT(st["checker_total_s"].get<double>(), 0.0) << st.dump();
   // What kbrun added to the build for the backend is on record (CPU: the cuda set, no flags).
   EXPECT_EQ(r.result["build"]["backend_flags"]["name"], "cuda") << r.result["build"].dump();
   EXPECT_EQ(r.result["build"]["extensions"][0]["cache"], "miss");

@@ -175,6 +175,10 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"timing_s", stages.value("timing_s", 0.0)},
         {"compile_worker_total_s", compiled.compile_worker_s},
         {"run_worker_total_s", run_phase ? run_phase->process.wall_s : 0.0},
+        // Of it, from the worker's result line to its process's end; and the checker's whole wall.
+        {"run_worker_after_result_s",
+         run_phase && run_phase->seconds_after_result >= 0 ? json(run_phase->seconds_after_result) : json(nullptr)},
+        {"checker_total_s", run_phase && run_phase->checked ? json(run_phase->checker_process.wall_s) : json(nullptr)},
         // Of the run worker's wall time, besides correctness and timing: setting up the GPU,
         // importing the candidate (its build comes from the compile phase), building the models.
         {"run_cuda_init_s", run_phase ? stages.value("cuda_init_s", 0.0) : 0.0},

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstring>
 #include <thread>
 
@@ -49,8 +50,12 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   ChildStarter starter =
       o.warm_worker == "off" ? nullptr : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
   spec.starter = starter;
-  spec.on_progress = [&run, run_timeout, &nonce](const std::string& line) -> std::optional<double> {
-    if (ReadResultLine(line, nonce, run.result_lines, run.forged, run.result)) return std::nullopt;
+  std::optional<std::chrono::steady_clock::time_point> result_at;
+  spec.on_progress = [&run, run_timeout, &nonce, &result_at](const std::string& line) -> std::optional<double> {
+    if (ReadResultLine(line, nonce, run.result_lines, run.forged, run.result)) {
+      result_at = std::chrono::steady_clock::now();
+      return std::nullopt;
+    }
     if (!StartsWith(line, "stage ")) return std::nullopt;
     run.last_stage = line.substr(6);
     // Compiling is over: the run clock starts.
@@ -103,6 +108,8 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     checker_thread = std::thread([&run, cspec = std::move(cspec)] { run.checker_process = RunProcess(cspec); });
   }
   run.process = RunProcess(spec);
+  if (result_at)
+    run.seconds_after_result = std::chrono::duration<double>(std::chrono::steady_clock::now() - *result_at).count();
   if (checker_thread.joinable()) checker_thread.join();
   if (checker_forged) run.checker.reset();
   if (run.forged) {

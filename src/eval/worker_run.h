@@ -23,6 +23,9 @@ struct WorkerRun {
   ProcessResult process;
   std::string last_stage;
   std::optional<nlohmann::json> result;
+  // From the worker's result line to its process's end (its exit, the sandbox's teardown): lane
+  // time that no stage of the worker's own accounts for. Negative when no result line came.
+  double seconds_after_result = -1;
   int result_lines = 0;  // lines that claimed to be the result
   bool forged = false;   // a result line without the right nonce, or more than one
   // The run phase's checker (kbrun_checker.py): its own process, result and nonce.
