@@ -34,9 +34,12 @@ for c in $cands; do
     python3 - "$D/$n.json" "$n" >> "$O/lane_time.txt" 2>&1 <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); s = r["stages"]; f = r.get("fallback") or {}
-print("%-40s %-22s speedup %-8s lane(run worker) %6.2f s  correctness %5.2f timing %6.2f  share %-12s %s" % (
+after = s.get("run_worker_after_result_s")
+print("%-40s %-22s speedup %-8s lane(run worker) %6.2f s  cuda init %4.2f correctness %5.2f timing %6.2f"
+      " after result %s  share %-12s %s" % (
     sys.argv[2], r["status"], "%.3f" % r["speedup"] if r.get("speedup") else "-", s["run_worker_total_s"],
-    s["correctness_s"], s["timing_s"], f.get("method"), f.get("call_events_not_used", "")))
+    s.get("run_cuda_init_s", 0.0), s["correctness_s"], s["timing_s"], "%.2f" % after if after is not None else "-",
+    f.get("method"), f.get("call_events_not_used", "")))
 PY
   done
 done
