@@ -16,6 +16,8 @@ still behave while it runs (docs/EVALUATION.md).
 """
 import statistics
 
+from .library_share import merged_spans
+
 CALLS = 5
 # Checked below this many empty windows (~0.1 ms on an H200): above, what can hide is < 5%.
 BELOW_WINDOWS = 20
@@ -23,16 +25,6 @@ BELOW_WINDOWS = 20
 SLACK_MS = 0.001
 SLACK_SHARE = 0.05
 SPIN, DRAIN = "kbrun_occupy", "kbrun_drain"
-
-
-def _union(spans):
-    total, end = 0.0, None
-    for start, stop in sorted(spans):
-        if end is None or start > end:
-            total, end = total + stop - start, stop
-        elif stop > end:
-            total, end = total + stop - end, stop
-    return total
 
 
 def calls_busy(kernels):
@@ -51,7 +43,7 @@ def calls_busy(kernels):
             calls[-1][1] = end
         elif start >= calls[-1][0] and (calls[-1][1] is None or start < calls[-1][1]):
             calls[-1][2].append((start, end))
-    return [_union(spans) for _, until, spans in calls if until is not None]
+    return [sum(stop - start for start, stop in merged_spans(spans)) for _, until, spans in calls if until is not None]
 
 
 def shortfall_ms(known_ms, known_busy_us, call_ms, call_busy_us):

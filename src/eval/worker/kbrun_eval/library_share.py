@@ -214,7 +214,7 @@ def _ancestors(event):
         e = e.cpu_parent
 
 
-def _union(intervals):
+def merged_spans(intervals):
     """Sorted, disjoint intervals covering the given ones."""
     merged = []
     for start, end in sorted(intervals):
@@ -251,8 +251,8 @@ def cpu_share(events, marker_prefix, own_namespaces):
         return e.name.startswith(marker_prefix) or _namespace(e.name) in own_namespaces
 
     cpu = [e for e in events if not str(getattr(e, "device_type", "CPU")).endswith("CUDA")]
-    work = _union((e.time_range.start, e.time_range.end) for e in cpu if is_work(e))
-    own_spans = _union((e.time_range.start, e.time_range.end) for e in cpu if is_own(e))
+    work = merged_spans((e.time_range.start, e.time_range.end) for e in cpu if is_work(e))
+    own_spans = merged_spans((e.time_range.start, e.time_range.end) for e in cpu if is_own(e))
     library = sum(end - start for start, end in work)
     own = sum(end - start for start, end in own_spans) - _overlap(own_spans, work)
     table = {}  # what ran, by name: outermost aten work and the candidate's calls
