@@ -1,6 +1,7 @@
 """The compile phase, and how every phase builds: the backend's flags and kbrun's build step
 (build.py), the compile phase's builds reused later, and ModelNew constructed once so that its
 builds happen in the compile pool."""
+import contextlib
 import os
 import time
 
@@ -62,6 +63,18 @@ def _unfinished_model(exc, cls, path):
     return None, None
 
 
+@contextlib.contextmanager
+def _as_on_gpu(torch):
+    """torch.cuda.is_available() answers true inside: the run phase sees a GPU, and what a
+    candidate builds only then should be built here too."""
+    is_available = torch.cuda.is_available
+    torch.cuda.is_available = lambda: True
+    try:
+        yield
+    finally:
+        torch.cuda.is_available = is_available
+
+
 def _import_as_on_gpu(torch, path):
     """Imports the candidate again with torch.cuda.is_available() answering true, for the builds
     it makes at import only when it sees a GPU (`if torch.cuda.is_available(): ext = load_inline(...)`,
@@ -70,14 +83,11 @@ def _import_as_on_gpu(torch, path):
     the module is thrown away, and an error is only noted. Returns {"builds", "note"?}."""
     before = len(kbrun_build.build_attempts)
     out = {}
-    is_available = torch.cuda.is_available
-    torch.cuda.is_available = lambda: True
     try:
-        kp.load_module(path, "kbrun_prebuild_gpu_import")
+        with _as_on_gpu(torch):
+            kp.load_module(path, "kbrun_prebuild_gpu_import")
     except (Exception, SystemExit) as exc:  # what it does on the GPU it lacks, say; judged in the run phase
         out["note"] = clip("%s: %s" % (type(exc).__name__, exc), 500)
-    finally:
-        torch.cuda.is_available = is_available
     out["builds"] = len(kbrun_build.build_attempts) - before
     return out
 
@@ -99,17 +109,14 @@ def prebuild(req, torch, candidate):
     model = unfinished_init = None
     # The run phase has a GPU: a constructor that builds only `if torch.cuda.is_available()`
     # builds here too (what it then does on a GPU it does not have fails, and is only noted).
-    is_available = torch.cuda.is_available
-    torch.cuda.is_available = lambda: True
     try:
-        problem = kp.load_module(req["problem"], "kbrun_prebuild_problem")
-        model = candidate.ModelNew(*kp.init_inputs(torch, problem, int(req.get("seed", 0))))
+        with _as_on_gpu(torch):
+            problem = kp.load_module(req["problem"], "kbrun_prebuild_problem")
+            model = candidate.ModelNew(*kp.init_inputs(torch, problem, int(req.get("seed", 0))))
         out["constructed"] = True
     except (Exception, SystemExit) as exc:  # judged in the run phase, where the GPU is visible
         out["note"] = clip("%s: %s" % (type(exc).__name__, exc), 500)
         model, unfinished_init = _unfinished_model(exc, candidate.ModelNew, getattr(candidate, "__file__", None))
-    finally:
-        torch.cuda.is_available = is_available
     # What forward would build on its first call (load_inline behind `if self._ext is None`).
     try:
         with open(req["code"]) as f:
