@@ -18,8 +18,8 @@ Prints, per results folder (kbrun batch over corpus pairs, 1 sample each; docs/R
                  (stages.run_load_models_s, where builds in __init__ land when they are not ready)
   compile        compile-phase wall seconds per candidate (stages.compile_worker_total_s):
                  median, 90th percentile, max, and the CPU seconds (stages.compile_cpu_s)
-  makespan       against its floor (bench/makespan_table.py: max of compile CPU-s / cores and
-                 GPU seconds / lanes; target <= 1.3x)
+  makespan       against its floor (bench/makespan_table.py: max of compile CPU-s / cores,
+                 GPU seconds / lanes and the longest sample's stages in sequence; target <= 1.3x)
   internal       every internal_error (kbrun failed on a sample, not the candidate; target: none),
                  and the worker_failed/checker_failed results, which may be kbrun's too
 With --corpus, the speedups the corpus's authors claim (reported.csv, score_default) join the
@@ -235,9 +235,9 @@ def table(results, corpus_claims, cores, out):
             m = makespan_table.measure(results, cores)
             binding = max(m["terms"], key=m["terms"].get)
             p("makespan:   %.1f s = %.2fx its floor %.1f s (bound by %s: compile %.1f CPU-s / %d cores, gpu %.1f s / "
-              "%d lane%s; target <= 1.3x)%s\n" % (
+              "%d lane%s, longest sample %.1f s (%s); target <= 1.3x)%s\n" % (
                   m["makespan"], m["ratio"], m["floor"], binding, m["cpu"], cores, m["stage"]["gpu"], m["lanes"],
-                  "" if m["lanes"] == 1 else "s",
+                  "" if m["lanes"] == 1 else "s", m["terms"]["chain"], (m["longest_sample"] or ["-"])[0],
                   "" if (summary.get("state") == "finished") else " (batch not finished: partial)"))
         except (OSError, KeyError, ValueError, ZeroDivisionError) as exc:
             p("makespan:   not computed (%s: %s)\n" % (type(exc).__name__, exc))

@@ -8,7 +8,10 @@ For each folder, from summary.json and timeline.jsonl (docs/RESULTS.md):
   llm        LLM seconds (sum of llm stages) / --llm-concurrency
   compile    compile CPU-seconds (timeline cpu_s: the compile worker and its compilers) / cores
   gpu        GPU-stage seconds / GPU lanes
-  floor      the largest of the three; ratio = makespan / floor (target: <= 1.3)
+  chain      the longest one sample's stages take in sequence (its LLM call, compile and GPU run
+             cannot overlap each other; their seconds are those measured in the batch, so a compile
+             slowed by the batch's load counts as slow)
+  floor      the largest of the four; ratio = makespan / floor (target: <= 1.3)
 A by-problem run cut short by the device time limit (state interrupted) is reported as a lower
 bound, with a projection: the mean time of its finished problems times the number of problems.
 """
@@ -44,10 +47,14 @@ def measure(results, cores):
     count = {"llm": 0, "compile": 0, "gpu": 0}
     cpu = 0.0
     cpu_missing = 0
+    chains = {}  # (problem, sample, attempt) -> its stages' seconds
     for e in events:
         if e.get("stage") in stage:
-            stage[e["stage"]] += e.get("seconds", e["end"] - e["start"])
+            seconds = e.get("seconds", e["end"] - e["start"])
+            stage[e["stage"]] += seconds
             count[e["stage"]] += 1
+            key = (e.get("problem"), e.get("sample"), e.get("attempt"))
+            chains[key] = chains.get(key, 0.0) + seconds
         if e.get("stage") == "compile":
             if "cpu_s" in e:
                 cpu += e["cpu_s"]
@@ -55,7 +62,9 @@ def measure(results, cores):
                 cpu_missing += 1  # a timeline from before cpu_s was recorded
     concurrency = max(1, int(config.get("llm_concurrency", 1)))
     lanes = max(1, len(config.get("gpu_lanes") or [0]))
-    terms = {"llm": stage["llm"] / concurrency, "compile": cpu / cores, "gpu": stage["gpu"] / lanes}
+    terms = {"llm": stage["llm"] / concurrency, "compile": cpu / cores, "gpu": stage["gpu"] / lanes,
+             "chain": max(chains.values(), default=0.0)}
+    longest = max(chains, key=chains.get) if chains else None
     floor = max(terms.values())
     problems = summary.get("problems", [])
     finished = [p for p in problems if p.get("phase") in ("solved", "unsolved")]
@@ -64,7 +73,7 @@ def measure(results, cores):
         "results": results, "schedule": config.get("schedule", "pipelined"), "state": summary.get("state"),
         "makespan": makespan, "terms": terms, "floor": floor, "ratio": makespan / floor if floor > 0 else float("nan"),
         "stage": stage, "count": count, "cpu": cpu, "cpu_missing": cpu_missing, "concurrency": concurrency,
-        "lanes": lanes, "problems": len(problems), "finished": len(finished),
+        "lanes": lanes, "longest_sample": longest, "problems": len(problems), "finished": len(finished),
         "solved": sum(1 for p in problems if p.get("phase") == "solved"),
         "projected": (sum(durations) / len(durations) * len(problems)) if durations else None,
     }
@@ -76,13 +85,13 @@ def main():
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
     rows = [measure(r, a.cores) for r in a.runs]
-    print("%-11s %-11s %9s %9s %9s %9s %9s %7s %s" % (
-        "schedule", "state", "makespan", "llm/conc", "cpu/cores", "gpu/lanes", "floor", "ratio", "problems"))
+    print("%-11s %-11s %9s %9s %9s %9s %9s %9s %7s %s" % (
+        "schedule", "state", "makespan", "llm/conc", "cpu/cores", "gpu/lanes", "chain", "floor", "ratio", "problems"))
     for m in rows:
         t = m["terms"]
-        print("%-11s %-11s %8.1fs %8.1fs %8.1fs %8.1fs %8.1fs %6.2fx %d/%d done, %d solved" % (
-            m["schedule"], m["state"], m["makespan"], t["llm"], t["compile"], t["gpu"], m["floor"], m["ratio"],
-            m["finished"], m["problems"], m["solved"]))
+        print("%-11s %-11s %8.1fs %8.1fs %8.1fs %8.1fs %8.1fs %8.1fs %6.2fx %d/%d done, %d solved" % (
+            m["schedule"], m["state"], m["makespan"], t["llm"], t["compile"], t["gpu"], t["chain"], m["floor"],
+            m["ratio"], m["finished"], m["problems"], m["solved"]))
     for m in rows:
         print("%s: %d llm calls %.1f s (concurrency %d), %d compiles %.1f s wall / %.1f CPU-s (%d cores), "
               "%d gpu runs %.1f s (%d lane%s)%s" % (
