@@ -15,7 +15,9 @@ build=${BUILD_DIR:-build}
 pack=${PACK_DIR:-.devpkg}
 rm -rf "$pack" && mkdir -p "$pack/lib" "$pack/level1"
 cp "$build"/kbrun_*.py "$pack/"
-mkdir -p "$pack/kbrun_eval" && cp "$build"/kbrun_eval/*.py "$pack/kbrun_eval/"  # the package the scripts import
+if [ -d "$build/kbrun_eval" ]; then  # the package the scripts import (builds before it had none)
+  mkdir -p "$pack/kbrun_eval" && cp "$build"/kbrun_eval/*.py "$pack/kbrun_eval/"
+fi
 strip -o "$pack/kbrun.bin" "$build/kbrun"
 # The wrapper gives only kbrun the carried libraries (through the loader, not
 # LD_LIBRARY_PATH), so the Python worker keeps the machine's own libz, libssl, libffi.
