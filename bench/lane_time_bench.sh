@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU-lane time per candidate (result.json stages.run_worker_total_s), an earlier build against the
+# GPU-lane time per candidate (result.json stages.run_phase_s, where the build records it, and
+# stages.run_worker_total_s), an earlier build against the
 # current one, side by side on the same honest candidates (tests/gpu/relu_correct.py and
 # tests/gpu/honest on full-size KernelBench level1), in one device call. Builds first, both at
 # once; then each candidate old, new, old, new... so that drift hits both. Also runs the GPU check of
@@ -35,9 +36,11 @@ for c in $cands; do
 import json, sys
 r = json.load(open(sys.argv[1])); s = r["stages"]; f = r.get("fallback") or {}
 after = s.get("run_worker_after_result_s")
-print("%-40s %-22s speedup %-8s lane(run worker) %6.2f s  cuda init %4.2f correctness %5.2f timing %6.2f"
-      " after result %s  share %-12s %s" % (
-    sys.argv[2], r["status"], "%.3f" % r["speedup"] if r.get("speedup") else "-", s["run_worker_total_s"],
+phase = s.get("run_phase_s")
+print("%-40s %-22s speedup %-8s lane(run phase) %s s  run worker %6.2f s  cuda init %4.2f correctness %5.2f"
+      " timing %6.2f after result %s  share %-12s %s" % (
+    sys.argv[2], r["status"], "%.3f" % r["speedup"] if r.get("speedup") else "-",
+    "%6.2f" % phase if phase is not None else "     -", s["run_worker_total_s"],
     s.get("run_cuda_init_s", 0.0), s["correctness_s"], s["timing_s"], "%.2f" % after if after is not None else "-",
     f.get("method"), f.get("call_events_not_used", "")))
 PY

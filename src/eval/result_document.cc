@@ -175,7 +175,9 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         {"timing_s", stages.value("timing_s", 0.0)},
         {"compile_worker_total_s", compiled.compile_worker_s},
         {"run_worker_total_s", run_phase ? run_phase->process.wall_s : 0.0},
-        // Of it, from the worker's result line to its process's end; and the checker's whole wall.
+        // The run phase's worker, checker and sandbox from start to end: what it holds a GPU lane for.
+        {"run_phase_s", run_phase ? json(run_phase->wall_s) : json(nullptr)},
+        // Of the worker's time, from its result line to the end of the wait for it; the checker's whole wall.
         {"run_worker_after_result_s",
          run_phase && run_phase->seconds_after_result >= 0 ? json(run_phase->seconds_after_result) : json(nullptr)},
         {"checker_total_s", run_phase && run_phase->checked ? json(run_phase->checker_process.wall_s) : json(nullptr)},

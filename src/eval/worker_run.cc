@@ -23,6 +23,7 @@ using nlohmann::json;
 
 WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const PythonEnv& py, const std::string& device,
                     uint64_t seed, const fs::path& dir) {
+  const auto started = std::chrono::steady_clock::now();
   const EvalOptions& o = req.options;
   // The worker answers with one line "result <nonce> <json>" on fd 3 and deletes the
   // request before the candidate loads, so the candidate cannot forge the answer.
@@ -41,8 +42,10 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   double run_timeout = o.run_timeout_s;
   SharedMemoryDir shm(dir);
   // The run phase's worker and checker in one PID namespace; every process left in it dies
-  // when this goes out of scope, after both have ended.
-  std::unique_ptr<SharedPidNamespace> pid_namespace = phase == "run" ? SharedPidNamespace::Start() : nullptr;
+  // when the last holder lets go: here, or RunProcess's background wait for a process that
+  // ended early, so that the namespace's init reaps what the processes leave.
+  std::shared_ptr<SharedPidNamespace> pid_namespace = phase == "run" ? SharedPidNamespace::Start() : nullptr;
+  spec.keep_until_ended = pid_namespace;
   const std::string shared_pid_namespace = pid_namespace ? pid_namespace->path() : "";
   run.shared_pid_namespace = pid_namespace != nullptr;
   Seal(spec, o, CandidateWritablePaths(o, dir), shm.path(), shared_pid_namespace, run.gpu_visible);
@@ -64,6 +67,9 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     if (run.last_stage == "prebuild") return kPrebuildTimeoutS;
     return std::nullopt;
   };
+  // The run phase holds a GPU lane: once the worker's result is in, the lane need not wait for
+  // the process's end (its GPU context's teardown). The compile phase waits: its CPU seconds count.
+  if (phase == "run") spec.ended_early_when = [&result_at] { return result_at.has_value(); };
   // The run phase's verdict on correctness comes from the checker, a process the candidate
   // never runs in, fed by the worker over a socket (fd 4 on both sides).
   std::thread checker_thread;
@@ -87,6 +93,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     // It ends when the worker's side closes; with baselines to time, it goes on after the worker
     // ended, for up to --run-timeout more (from its "stage baselines").
     const bool timed_baselines = o.baselines.size() > 1;
+    cspec.keep_until_ended = pid_namespace;
     cspec.hard_timeout_s = spec.hard_timeout_s + 30 + (timed_baselines ? o.run_timeout_s : 0.0);
     Seal(cspec, o, {fs::absolute(dir).string()}, shm.path(), shared_pid_namespace, device == "cuda");
     cspec.channel_fd = sv[1];
@@ -101,6 +108,8 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
       if (run.checker_stage == "baselines") return std::optional<double>(o.run_timeout_s);
       return std::optional<double>();
     };
+    // With timed baselines it goes on after its result line.
+    if (!timed_baselines) cspec.ended_early_when = [&run] { return run.checker.has_value(); };
     spec.channel_fd = sv[0];
     request["checker"] = true;
     WriteFileAtomic(dir / "request.json", request.dump(2));
@@ -111,6 +120,8 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   if (result_at)
     run.seconds_after_result = std::chrono::duration<double>(std::chrono::steady_clock::now() - *result_at).count();
   if (checker_thread.joinable()) checker_thread.join();
+  // Both answers are in: nothing of this run may go on (a process of the candidate's included).
+  if (pid_namespace) pid_namespace->KillAll();
   if (checker_forged) run.checker.reset();
   if (run.forged) {
     run.result = json{{"failure",
@@ -120,6 +131,9 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
                                                 "the run's nonce: the candidate wrote its own verdict",
                                                 run.result_lines)}}}};
   }
+  spec.keep_until_ended.reset();
+  pid_namespace.reset();  // kills what is left in it, unless a background wait still holds it
+  run.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return run;
 }
 

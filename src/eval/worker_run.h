@@ -23,9 +23,13 @@ struct WorkerRun {
   ProcessResult process;
   std::string last_stage;
   std::optional<nlohmann::json> result;
-  // From the worker's result line to its process's end (its exit, the sandbox's teardown): lane
-  // time that no stage of the worker's own accounts for. Negative when no result line came.
+  // From the worker's result line to the moment RunProcess stopped waiting for it (in the run
+  // phase, at once: ProcessResult::ended_early; else its process's end). Negative when no result
+  // line came.
   double seconds_after_result = -1;
+  // The whole of RunWorker: the worker, the checker and their sandbox's teardown (in the run
+  // phase, the time it holds a GPU lane).
+  double wall_s = 0;
   int result_lines = 0;  // lines that claimed to be the result
   bool forged = false;   // a result line without the right nonce, or more than one
   // The run phase's checker (kbrun_checker.py): its own process, result and nonce.

@@ -76,12 +76,25 @@ std::unique_ptr<SharedPidNamespace> SharedPidNamespace::Start() {
 SharedPidNamespace::SharedPidNamespace(int outer, int init)
     : outer_(outer), init_(init), path_(fmt::format("/proc/{}/ns/pid", init)) {}
 
-SharedPidNamespace::~SharedPidNamespace() {
-  // The init first (its pid cannot be reused while the outer process has not reaped it):
-  // when a namespace's init dies, the kernel kills every process in the namespace.
+void SharedPidNamespace::KillAll() const {
+  // Its pid cannot be reused while the outer process has not reaped it. When a namespace's
+  // init dies, the kernel kills every process in the namespace.
   kill(init_, SIGKILL);
-  kill(outer_, SIGKILL);
-  while (waitpid(outer_, nullptr, 0) < 0 && errno == EINTR) {}
+}
+
+SharedPidNamespace::~SharedPidNamespace() {
+  KillAll();
+  // The outer process reaps the init, which ends once every process of the namespace has
+  // been reaped, and then exits: so nothing is left for the host's pid 1 to reap. After 5 s
+  // (a process that cannot die), it is killed and the init left to pid 1.
+  for (int waited_ms = 0; waitpid(outer_, nullptr, WNOHANG) == 0; waited_ms += 10) {
+    if (waited_ms == 5000) {
+      kill(outer_, SIGKILL);
+      while (waitpid(outer_, nullptr, 0) < 0 && errno == EINTR) {}
+      break;
+    }
+    usleep(10000);
+  }
 }
 
 }  // namespace kbrun

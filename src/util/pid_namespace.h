@@ -14,8 +14,11 @@ class SharedPidNamespace {
   // A new namespace whose init ("kbrun-pidns", pid 1) only reaps. nullptr where one cannot
   // be made (not root: joining a namespace needs CAP_SYS_ADMIN over it).
   static std::unique_ptr<SharedPidNamespace> Start();
-  // Ends every process left in the namespace.
+  // Ends every process left in the namespace and waits until they are gone.
   ~SharedPidNamespace();
+  // Ends every process in the namespace (its init first, which takes the rest with it) without
+  // waiting: each is reaped by its parent, and the init, last, by the process that made it.
+  void KillAll() const;
   SharedPidNamespace(const SharedPidNamespace&) = delete;
   SharedPidNamespace& operator=(const SharedPidNamespace&) = delete;
 

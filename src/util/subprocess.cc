@@ -23,12 +23,14 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -527,7 +529,49 @@ class MemoryCgroup {
   fs::path dir_;
 };
 
+// The ends of children that RunProcess stopped waiting for: each is reaped (or its starter's
+// report read to EOF) and its cgroup removed in a thread of its own. The static instance waits
+// for them at exit, so that no cgroup is left behind.
+class EarlyEndedChildren {
+ public:
+  static EarlyEndedChildren& Get() {
+    static EarlyEndedChildren instance;
+    return instance;
+  }
+  ~EarlyEndedChildren() { Wait(30); }
+  void Adopt(pid_t pid, int status_fd, std::unique_ptr<MemoryCgroup> cgroup, std::shared_ptr<void> keep) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++pending_;
+    std::thread([this, pid, status_fd, cg = std::move(cgroup), keep = std::move(keep)]() mutable {
+      if (status_fd >= 0) {  // a starter's child: the starter reaps it and reports, then closes
+        fcntl(status_fd, F_SETFL, 0);
+        char buf[256];
+        struct pollfd p = {status_fd, POLLIN, 0};
+        while (poll(&p, 1, 60000) > 0 && read(status_fd, buf, sizeof buf) > 0) {}
+        close(status_fd);
+      } else {
+        while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
+      }
+      cg.reset();  // kills what is left in it and removes it
+      keep.reset();
+      std::lock_guard<std::mutex> ended(mu_);
+      if (--pending_ == 0) done_.notify_all();
+    }).detach();
+  }
+  void Wait(double timeout_s) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait_for(lock, std::chrono::duration<double>(timeout_s), [this] { return pending_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable done_;
+  int pending_ = 0;
+};
+
 }  // namespace
+
+void WaitForEarlyEndedChildren(double timeout_s) { EarlyEndedChildren::Get().Wait(timeout_s); }
 
 std::string MemoryCapMethod() {
   int version = MemoryCgroupRoot().version;
@@ -833,9 +877,28 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
         prog_open = false;
       }
     }
+    if (!child_done && spec.ended_early_when && spec.ended_early_when()) {
+      result.ended_early = true;
+      break;
+    }
     // After the child exited and its group was killed, pipes close promptly;
     // a descendant that escaped the group could hold them: stop waiting after 2 s.
     if (child_done && SecondsSince(child_done_at) > 2.0) out_open = prog_open = false;
+  }
+  if (result.ended_early) {
+    kill_group();
+    result.wall_s = SecondsSince(start);
+    close(out_pipe[0]);
+    if (want_progress) close(prog_pipe[0]);
+    result.output = RedactValues(ValidUtf8(output.Str(&result.output_truncated)), spec.redact);
+    result.output_total_bytes = output.total();
+    if (cgroup) {
+      result.out_of_memory = cgroup->OomKilled();
+      result.memory_peak_bytes = cgroup->Peak();
+    }
+    // Started by a starter: it reaps the child and reports on status_fd; else it is ours to reap.
+    EarlyEndedChildren::Get().Adopt(pid, started ? status_fd : -1, std::move(cgroup), spec.keep_until_ended);
+    return result;
   }
   close(out_pipe[0]);
   if (want_progress) close(prog_pipe[0]);

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -114,6 +115,15 @@ struct ProcessSpec {
   // Lines the child writes to fd 3. The callback may return a new deadline,
   // in seconds from now (e.g. a worker that finished compiling starts the run clock).
   std::function<std::optional<double>(const std::string&)> on_progress;
+  // Asked after each batch of progress lines: true once the caller has all it needs from the
+  // child (its result line). RunProcess then kills the child's process group and returns at
+  // once (ProcessResult::ended_early); waiting for the child's end, and removing its memory
+  // cgroup, go on in a background thread. A process's end can take longer than its work:
+  // a GPU context's teardown, 0.06-0.41 s per run worker on an H200.
+  std::function<bool()> ended_early_when;
+  // Held until the child has ended, after an early end by the background wait: what must
+  // outlive the child (the PID namespace it joined, whose init reaps what it leaves).
+  std::shared_ptr<void> keep_until_ended;
   // A descriptor the child gets as fd 4 (e.g. a socket to a peer process). RunProcess
   // closes the parent's copy once the child is started, so the peer sees EOF when the
   // child dies. -1: none.
@@ -137,7 +147,10 @@ struct ProcessResult {
   bool output_truncated = false;
   bool started_by_starter = false;  // spec.starter started it (a warm worker's fork)
   bool exit_status_lost = false;    // ... and died before reporting how the child ended
-  double starter_setup_s = 0;       // StartedChild::setup_s: part of wall_s
+  // spec.ended_early_when said so: the child was killed after its answer, its end not awaited
+  // (exit_code stays -1, cpu_s 0).
+  bool ended_early = false;
+  double starter_setup_s = 0;  // StartedChild::setup_s: part of wall_s
   // limits.max_memory_bytes: the kernel's OOM killer ended a process of the child's cgroup
   // (cgroup methods only; under RLIMIT_DATA an allocation fails inside the child instead).
   bool out_of_memory = false;
@@ -146,6 +159,9 @@ struct ProcessResult {
 };
 
 ProcessResult RunProcess(const ProcessSpec& spec);
+// Waits (at most timeout_s) until the children that RunProcess stopped waiting for
+// (ended_early) have ended and their cgroups are gone. Also done at exit.
+void WaitForEarlyEndedChildren(double timeout_s = 30);
 
 // Set by SIGINT/SIGTERM handlers: running children are killed and callers wind down.
 void RequestCancel();

@@ -1,5 +1,9 @@
 #include "util/subprocess.h"
 
+#include <signal.h>
+
+#include <cerrno>
+
 #include <gtest/gtest.h>
 
 namespace kbrun {
@@ -65,6 +69,26 @@ TEST(RunProcess, ProgressLinesMoveTheDeadline) {
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("finished"), std::string::npos);
+}
+
+TEST(RunProcess, EndsEarlyOnceTheCallerHasItsAnswerAndStillEndsTheChild) {
+  // The child answers, then would take 30 s to end (as a GPU context's teardown takes time).
+  auto spec = Shell("echo \"result $$\" >&3; exec sleep 30");
+  int child = 0;
+  spec.on_progress = [&child](const std::string& line) -> std::optional<double> {
+    if (line.rfind("result ", 0) == 0) child = std::stoi(line.substr(7));
+    return std::nullopt;
+  };
+  spec.ended_early_when = [&child] { return child > 0; };
+  spec.limits.max_memory_bytes = 1ull << 30;  // a cgroup where one can be made: removed in the background
+  auto r = RunProcess(spec);
+  EXPECT_TRUE(r.ended_early);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_LT(r.wall_s, 5.0);
+  ASSERT_GT(child, 0);
+  WaitForEarlyEndedChildren(10);
+  EXPECT_NE(kill(child, 0), 0) << "the child " << child << " is still there";
+  EXPECT_EQ(errno, ESRCH);
 }
 
 TEST(RunProcess, ReportsTheKillingSignal) {
