@@ -163,3 +163,39 @@ def test_a_light_file_with_its_own_error_is_not_built_again(tmp_path):
         b.fast_ninja_build(None, own_error, str(tmp_path / "cache"), False, record)(d, False, "Error building")
     assert len(ninja.runs) == 1 and record["ninja_runs"] == 1 and record["light_error_kept"]
     assert "fallback" not in record and record["path"] == "light"
+
+
+def undeclared_in_binding(tmp_path, name):
+    """A build whose binding file binds `fused` and fails with "'<name>' was not declared"."""
+    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    with open(os.path.join(d, "main.cpp"), "a") as f:
+        f.write('PYBIND11_MODULE(ext, m) {\nm.def("fused", torch::wrap_pybind_function(fused), "fused");\n}\n')
+    ninja = FakeNinja(fail_source=r"m\.def")
+
+    def run(build_directory, verbose, error_prefix):
+        try:
+            ninja(build_directory, verbose, error_prefix)
+        except RuntimeError:
+            raise RuntimeError("main.cpp: In function 'void pybind11_init_ext(pybind11::module_&)':\n"
+                               "main.cpp:5:43: error: \u2018%s\u2019 was not declared in this scope; did you "
+                               "mean \u2018PyInit_ext\u2019?\nninja: build stopped: subcommand failed." % name)
+    return d, ninja, run
+
+
+def test_a_bound_function_its_sources_never_declare_is_not_built_again(tmp_path):
+    # CUDA-L1 level2/13, 20, 24, 27, 30, 32: `functions` names a function cpp_sources does not declare. The
+    # binding's m.def line fails with any header: one ninja run, the compiler's lines reported.
+    d, ninja, run = undeclared_in_binding(tmp_path, "fused")
+    record = {}
+    with pytest.raises(RuntimeError, match="was not declared"):
+        b.fast_ninja_build(None, run, str(tmp_path / "cache"), False, record)(d, False, "Error")
+    assert len(ninja.runs) == 1 and record["light_error_kept"] and "fallback" not in record
+
+
+def test_an_undeclared_name_the_binding_does_not_bind_is_built_again_as_written(tmp_path):
+    # 'torch' not declared may be the lighter header's doing.
+    d, ninja, run = undeclared_in_binding(tmp_path, "torch")
+    record = {}
+    with pytest.raises(RuntimeError):
+        b.fast_ninja_build(None, run, str(tmp_path / "cache"), False, record)(d, False, "Error")
+    assert len(ninja.runs) == 2 and record["path"] == "as_written_after_light_failed"
