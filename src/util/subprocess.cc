@@ -885,27 +885,14 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     // a descendant that escaped the group could hold them: stop waiting after 2 s.
     if (child_done && SecondsSince(child_done_at) > 2.0) out_open = prog_open = false;
   }
-  if (result.ended_early) {
-    kill_group();
-    result.wall_s = SecondsSince(start);
-    close(out_pipe[0]);
-    if (want_progress) close(prog_pipe[0]);
-    result.output = RedactValues(ValidUtf8(output.Str(&result.output_truncated)), spec.redact);
-    result.output_total_bytes = output.total();
-    if (cgroup) {
-      result.out_of_memory = cgroup->OomKilled();
-      result.memory_peak_bytes = cgroup->Peak();
-    }
-    // Started by a starter: it reaps the child and reports on status_fd; else it is ours to reap.
-    EarlyEndedChildren::Get().Adopt(pid, started ? status_fd : -1, std::move(cgroup), spec.keep_until_ended);
-    return result;
-  }
+  if (result.ended_early) kill_group();
   close(out_pipe[0]);
   if (want_progress) close(prog_pipe[0]);
-  if (status_fd >= 0) close(status_fd);
+  // After an early end the status pipe goes to the background wait.
+  if (status_fd >= 0 && !result.ended_early) close(status_fd);
 
   result.wall_s = SecondsSince(start);
-  if (result.exit_status_lost) {
+  if (result.exit_status_lost || result.ended_early) {  // ended early: its end is not awaited
     result.exit_code = -1;
   } else if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
@@ -918,6 +905,11 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
   if (cgroup) {
     result.out_of_memory = cgroup->OomKilled();
     result.memory_peak_bytes = cgroup->Peak();
+  }
+  if (result.ended_early) {
+    // Started by a starter: it reaps the child and reports on status_fd; else it is ours to reap.
+    EarlyEndedChildren::Get().Adopt(pid, started ? status_fd : -1, std::move(cgroup), spec.keep_until_ended);
+  } else {
     cgroup.reset();  // kills what is left in it and removes it
   }
   return result;
