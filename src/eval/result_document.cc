@@ -191,6 +191,8 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         // Of timing_s, the worker's side step by step (timer set-up, its calls, guards, waiting
         // for the checker's turns, the library share); the checker's is correctness.checker.stage_times.
         {"timing_detail", run_phase ? stages.value("timing_detail", json(nullptr)) : json(nullptr)},
+        // The same for correctness_s (the checker's side: correctness.checker.stage_times).
+        {"correctness_detail", run_phase ? stages.value("correctness_detail", json(nullptr)) : json(nullptr)},
         // How the workers started: "warm" (forks of the warm worker) or "cold" (fresh interpreters).
         {"compile_worker_start", compiled.warm_start ? "warm" : "cold"},
         {"run_worker_start", run_phase ? json(run_phase->process.started_by_starter ? "warm" : "cold") : json(nullptr)},

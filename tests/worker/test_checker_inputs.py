@@ -39,6 +39,33 @@ def test_sorted_axes_and_non_tensors_are_left_alone():
     assert torch.equal(out[0], r) and out[1:] == [3, None]
 
 
+def swapped_one_by_one(v, plan, rng):
+    """The swaps as plain element-by-element code: what the gathered version must equal."""
+    t = v.clone()
+    axes, symmetric = plan
+    for pairs in timed_inputs._proposed_swaps(t.shape, axes, symmetric, rng):
+        if any(bool(t[x] == 0) or bool(t[y] == 0) for x, y in pairs):
+            continue
+        for x, y in pairs:
+            kept = t[x].clone()
+            t[x] = t[y]
+            t[y] = kept
+    return t
+
+
+def test_swaps_in_one_gather_equal_swaps_one_by_one_where_they_overlap_and_meet_zeros():
+    # Small tensors: the 16 swaps touch the same elements again and again, and zeros stop some.
+    cases = [torch.tensor([[0.0, 1, 2, 3], [4, 0, 6, 7], [8, 9, 0, 11]]),
+             torch.randint(0, 3, (2, 3, 4)).float(),
+             torch.tensor([[True, False, True], [False, True, True]]),
+             torch.tril(torch.rand(5, 5)) + torch.tril(torch.rand(5, 5)).T]
+    for seed in range(40):
+        for v in cases:
+            (plan,) = timed_inputs.swap_plan(torch, [v])
+            (got,) = timed_inputs.swap_elements(torch, [v], [plan], random.Random(seed))
+            assert torch.equal(got, swapped_one_by_one(v, plan, random.Random(seed))), (seed, v)
+
+
 def test_buffers_keep_the_layout_of_dense_inputs_only():
     x = torch.randn(64, 32)
     assert kc.dense_strides(x) is None

@@ -95,6 +95,7 @@ class Checker:
         self.done = False  # the worker said "done": it sends nothing more
         self.determinism_checked = False
         self.laps = protocol.Laps()  # where the timing rounds' seconds go (result stage_times)
+        self.check_laps = protocol.Laps()  # the same for the correctness checks
 
     # Inputs ---------------------------------------------------------------------------
     def draw(self, kind):
@@ -270,16 +271,28 @@ class Checker:
         """One correctness check: inputs out, the candidate's outputs back, a verdict."""
         kind = header.get("kind") if header.get("kind") in ("trial", "extra", "shape") else "trial"
         label = str(header.get("label", ""))[:200]
+        laps = self.check_laps
+        t = time.perf_counter()
         live = self.draw(kind)
+        t = laps.lap("draw_s", t)
         buffers = self.hand_over(live)
+        t = laps.lap("hand_over_s", t)
         outputs, after = self.receive_outputs(live, buffers)
+        t = laps.lap("worker_calls_s", t)
         expected = self.reference(live)
-        verdict = self.check_determinism(kind, live, expected) or \
-            self.judge(kind, label, live, after, outputs, expected)
+        self.sync()
+        t = laps.lap("reference_calls_s", t)
+        verdict = self.check_determinism(kind, live, expected)
+        t = laps.lap("determinism_s", t)
+        verdict = verdict or self.judge(kind, label, live, after, outputs, expected)
         del outputs, after, expected, buffers
+        self.sync()
+        laps.lap("judge_s", t)  # the float64 reference's run included
+        self.chan.send(verdict)
+
+    def sync(self):
         if self.cuda:
             self.torch.cuda.synchronize()
-        self.chan.send(verdict)
 
     def timing(self, header):
         """Warm-up and timed calls, alternating with the worker: each round new values in the
@@ -424,6 +437,7 @@ def main():
         checker = Checker(torch, req, device, chan, result)  # the reference and its float64 copy
         stage_times["setup_s"] = time.perf_counter() - t0
         stage_times["timing_detail"] = checker.laps
+        stage_times["correctness_detail"] = checker.check_laps
         checker.serve()
     except BaseException as exc:
         result["failure"] = {"status": "runtime_error", "category": "checker_failed",

@@ -12,11 +12,15 @@ from .guards import check_stream_order, poison_free_memory, stream_snapshot
 from .protocol import Failure, clip, failure_from_exception
 
 
-def check_trial(torch, guard, device, new_model, checker, kind, label):
+def check_trial(torch, guard, device, new_model, checker, kind, label, laps):
     """One correctness check: the checker's inputs, the candidate's call, the checker's verdict
-    (it runs the reference on its own copy of the inputs, in its own process)."""
+    (it runs the reference on its own copy of the inputs, in its own process). `laps`: where
+    the seconds went."""
+    t = time.perf_counter()
     inputs = checker.check(kind, label)
+    t = laps.lap("inputs_s", t)
     poison_free_memory(torch, device)
+    t = laps.lap("poison_s", t)
     with torch.no_grad():
         try:
             new_out = new_model(*inputs)
@@ -27,10 +31,13 @@ def check_trial(torch, guard, device, new_model, checker, kind, label):
             raise
         except Exception as exc:
             raise failure_from_exception(exc, "run")
+        t = laps.lap("candidate_calls_s", t)
         guard.check_after_call(inputs, None, new_out)
         if snapshot is not None:
             check_stream_order(torch, new_out, snapshot)
+        t = laps.lap("guards_s", t)
         checker.outputs(inputs, new_out)
+        laps.lap("checker_turns_s", t)
 
 
 def run_phase(req, result, stage_times, torch, module_candidate, guard, checker):
@@ -46,8 +53,9 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard, checker)
 
     protocol.progress("stage correctness")
     t = time.perf_counter()
+    laps = stage_times["correctness_detail"] = protocol.Laps()
     try:
-        correctness(req, result, torch, guard, device, new_model, checker)
+        correctness(req, result, torch, guard, device, new_model, checker, laps)
     finally:
         stage_times["correctness_s"] = time.perf_counter() - t
 
@@ -108,7 +116,7 @@ def load_candidate_model(req, torch, module_candidate, device):
         raise failure_from_exception(exc, "run")
 
 
-def correctness(req, result, torch, guard, device, new_model, checker):
+def correctness(req, result, torch, guard, device, new_model, checker, laps):
     """Fresh inputs for every trial, drawn by the checker from seeds this process never sees;
     the checker's figures are the ones the supervisor reports (these are the worker's view)."""
     corr = {"trials_run": 0, "trials_passed": 0, "seed": int(req["seed"]), "extra_trials_run": 0,
@@ -124,7 +132,7 @@ def correctness(req, result, torch, guard, device, new_model, checker):
     for kind, counter, label in checks:
         corr[counter + "_run"] += 1
         try:
-            check_trial(torch, guard, device, new_model, checker, kind, label)
+            check_trial(torch, guard, device, new_model, checker, kind, label, laps)
         except Failure:
             if kind == "trial":
                 corr["failed_trial"] = corr["trials_run"] - 1

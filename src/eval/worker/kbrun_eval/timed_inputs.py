@@ -39,28 +39,53 @@ def swap_elements(torch, values, plan, rng):
             out.append(v)
             continue
         axes, symmetric = p
-        t = v.clone()
-        for _ in range(SWAPS_PER_TENSOR):
-            axis = rng.choice(axes)
-            index = [rng.randrange(n) for n in t.shape]
-            i, j = rng.randrange(t.shape[axis]), rng.randrange(t.shape[axis])
-            if i == j:
-                continue
-            a, b = list(index), list(index)
-            a[axis], b[axis] = i, j
-            pairs = [(tuple(a), tuple(b))]
-            if symmetric:
-                pairs.append((_mirrored(tuple(a)), _mirrored(tuple(b))))
-                if set(pairs[0]) & set(pairs[1]):
-                    continue  # touches the diagonal: the mirrored swap would overlap
-            if any(bool(t[x] == 0) or bool(t[y] == 0) for x, y in pairs):
-                continue
-            for x, y in pairs:
-                kept = t[x].clone()
-                t[x] = t[y]
-                t[y] = kept
-        out.append(t)
+        swaps = _proposed_swaps(v.shape, axes, symmetric, rng)
+        out.append(_apply_swaps(torch, v, swaps))
     return out
+
+
+def _proposed_swaps(shape, axes, symmetric, rng):
+    """SWAPS_PER_TENSOR proposals, each a list of position pairs to exchange (two when mirrored).
+    The random draws depend on the shape only, never on the values: a replay with the same rng
+    state proposes the same swaps."""
+    swaps = []
+    for _ in range(SWAPS_PER_TENSOR):
+        axis = rng.choice(axes)
+        index = [rng.randrange(n) for n in shape]
+        i, j = rng.randrange(shape[axis]), rng.randrange(shape[axis])
+        if i == j:
+            continue
+        a, b = list(index), list(index)
+        a[axis], b[axis] = i, j
+        pairs = [(tuple(a), tuple(b))]
+        if symmetric:
+            pairs.append((_mirrored(tuple(a)), _mirrored(tuple(b))))
+            if set(pairs[0]) & set(pairs[1]):
+                continue  # touches the diagonal: the mirrored swap would overlap
+        swaps.append(pairs)
+    return swaps
+
+
+def _apply_swaps(torch, v, swaps):
+    """A copy of `v` with the swaps done in order, a swap skipped where one of its elements is
+    zero at that point. The touched elements are read in one gather (one device round trip, not
+    one per element) and written back in one scatter."""
+    t = v.clone()
+    positions = sorted({x for pairs in swaps for pair in pairs for x in pair})
+    if not positions:
+        return t
+    where = tuple(torch.tensor(dim, dtype=torch.long, device=t.device) for dim in zip(*positions))
+    gathered = t[where]
+    is_zero = (gathered == 0).tolist()
+    slot_of = {x: n for n, x in enumerate(positions)}  # position -> the gathered value it holds now
+    for pairs in swaps:
+        if any(is_zero[slot_of[x]] or is_zero[slot_of[y]] for x, y in pairs):
+            continue
+        for x, y in pairs:
+            slot_of[x], slot_of[y] = slot_of[y], slot_of[x]
+    order = torch.tensor([slot_of[x] for x in positions], dtype=torch.long, device=t.device)
+    t[where] = gathered[order]
+    return t
 
 
 def _sorted_along(torch, t, axis):
