@@ -55,7 +55,7 @@ json ToleranceDoc(const EvalOptions& o, const WorkerRun* run) {
   json t = {{"rule", o.tolerance}, {"atol", given(o.atol)}, {"rtol", given(o.rtol)}};
   const json judge = run && run->checker ? run->checker->value("judge", json::object()) : json::object();
   for (const char* k : {"atol", "rtol", "k", "floor_ulps", "unit_roundoff", "fp64_reference", "fp64_note",
-                        "worst_relative_reference_error", "skipped_extra_draws"}) {
+                        "worst_relative_reference_error", "worst_absolute_reference_error", "skipped_extra_draws"}) {
     if (judge.is_object() && judge.contains(k)) t[k] = judge[k];
   }
   return t;

@@ -177,6 +177,26 @@ def test_timed_bound_from_the_trials_evidence():
     assert not v.ok and "bound" in v.message
 
 
+def test_timed_bound_keeps_the_trials_absolute_error_where_a_relu_leaves_small_outputs():
+    """relu(a @ b - t): a timed draw whose outputs barely clear t keeps the rounding of a @ b's
+    values (about 300), not of its own largest output (0.01): an honest reordering passes, bf16
+    arithmetic still fails."""
+    def shifted_relu(a, b, t):
+        return torch.relu(a @ b - t)
+    judge, model = judge_of(shifted_relu)
+    a, b = torch.randn(128, 4096), torch.randn(4096, 128)
+    assert check(judge, model, [a, b, 0.0], shifted_relu(a.flip(1), b.flip(0), 0.0)).ok
+    a2, b2 = torch.randn(128, 4096), torch.randn(4096, 128)
+    products = a2 @ b2
+    t = float(products.max()) - 0.01
+    ref = shifted_relu(a2, b2, t)
+    assert float(ref.max()) < 0.02
+    honest = judge.judge_timed(ref, shifted_relu(a2.flip(1), b2.flip(0), t))
+    assert honest.ok, honest.message
+    low = judge.judge_timed(ref, torch.relu(bf16(a2) @ bf16(b2) - t))
+    assert not low.ok and "absolute reference error" in low.message
+
+
 def test_no_float64_falls_back_to_the_fixed_tolerance_and_says_why():
     def fp32_only(x):
         if x.dtype != torch.float32:

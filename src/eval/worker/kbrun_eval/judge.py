@@ -279,6 +279,7 @@ class Judge:
         self.fp64_note = None
         self.worst = None              # stats of the check closest to failing (evidence rule)
         self.worst_relative_reference = 0.0  # the trials' largest err_ref / max|ref64|
+        self.worst_absolute_reference = 0.0  # the trials' largest err_ref
         self.max_abs_diff = None
         self.mean_abs_diffs = []
         self.skipped = []              # labels of extra draws skipped (reference not finite)
@@ -396,6 +397,8 @@ class Judge:
             if kind == "trial" and e["max_abs_reference"] > 0:
                 self.worst_relative_reference = max(self.worst_relative_reference,
                                                     e["err_reference"] / e["max_abs_reference"])
+            if kind == "trial":  # drawn as the timed calls are (extra draws are rescaled)
+                self.worst_absolute_reference = max(self.worst_absolute_reference, e["err_reference"])
             if self.worst is None or e["margin"] > self.worst["margin"]:
                 self.worst = dict(e)
             self._record_diffs(e["err_candidate"], e["mean_err_candidate"])
@@ -421,9 +424,15 @@ class Judge:
     def timed_bound(self, max_abs_expected):
         """The largest |candidate - reference| a timed call may show. Timed calls are compared
         with the run's own reference only (no float64 run in the timing loop): |out - ref| <=
-        |out - ref64| + |ref64 - ref| <= (K + 1) * max(err_ref, floor), with err_ref estimated as the
-        trials' largest relative reference error times this call's largest value."""
-        return (EVIDENCE_K + 1) * max(self.worst_relative_reference * max_abs_expected, self.floor(max_abs_expected))
+        |out - ref64| + |ref64 - ref| <= (K + 1) * max(err_ref, floor), with err_ref estimated from
+        the trials (drawn as the timed calls are) two ways, the larger kept: their largest relative
+        reference error times this call's largest value, and their largest absolute one. The
+        relative estimate alone fails honest kernels where rounding comes from larger intermediate
+        values than the output keeps: after a ReLU or a subtraction, a draw whose largest output is
+        100x smaller than the trials' keeps the same absolute rounding (measured: an honest fused
+        matmul-subtract-ReLU failed one run in five)."""
+        return (EVIDENCE_K + 1) * max(self.worst_relative_reference * max_abs_expected, self.worst_absolute_reference,
+                                      self.floor(max_abs_expected))
 
     def judge_timed(self, expected, out):
         """Judges a checked timed call against the run's own reference only."""
@@ -453,9 +462,10 @@ class Judge:
             if worst > bound:
                 return Verdict(False, "incorrect", "value_mismatch",
                                "output %d: max abs diff %.3g from the reference, above the bound %.3g that the "
-                               "correctness trials allow ((%g + 1) x their relative reference error %.3g, or the "
-                               "floor, x max|ref| %.3g)"
-                               % (i, worst, bound, EVIDENCE_K, self.worst_relative_reference, largest))
+                               "correctness trials allow ((%g + 1) x the larger of their relative reference error "
+                               "%.3g, or the floor, x max|ref| %.3g and their absolute reference error %.3g)"
+                               % (i, worst, bound, EVIDENCE_K, self.worst_relative_reference, largest,
+                                  self.worst_absolute_reference))
         return Verdict(True)
 
     def _timed_pass_fast(self, expected, out):
@@ -492,7 +502,8 @@ class Judge:
              "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff}
         if self.rule == "evidence":
             s.update(k=EVIDENCE_K, floor_ulps=FLOOR_ULPS, unit_roundoff=self.unit, fp64_reference=self.uses_fp64,
-                     fp64_note=self.fp64_note, worst_relative_reference_error=self.worst_relative_reference)
+                     fp64_note=self.fp64_note, worst_relative_reference_error=self.worst_relative_reference,
+                     worst_absolute_reference_error=self.worst_absolute_reference)
             if self.worst is not None:
                 w = self.worst
                 s.update(err_candidate=w["err_candidate"], err_reference=w["err_reference"],
