@@ -303,15 +303,30 @@ class Judge:
     def floor(self, max_abs_reference):
         return FLOOR_ULPS * self.unit * max_abs_reference
 
-    def _reference64(self, inputs):
-        torch = self.torch
+    def reference64_ahead(self, inputs):
+        """The float64 reference's outputs for `inputs`, run now (while the candidate's call runs
+        in its own process) for a later judge(..., ahead=this): the outputs, or the exception."""
+        if not self.uses_fp64:
+            return None
         try:
-            with torch.no_grad():
-                ref64 = self.model64(*_to_float64(torch, inputs))
-            flat = flatten(torch, ref64)
-            if flat is None:
-                raise TypeError("the float64 reference returned no tensors")
-            return flat
+            return self._run64(inputs)
+        except Exception as exc:
+            return exc
+
+    def _run64(self, inputs):
+        torch = self.torch
+        with torch.no_grad():
+            ref64 = self.model64(*_to_float64(torch, inputs))
+        flat = flatten(torch, ref64)
+        if flat is None:
+            raise TypeError("the float64 reference returned no tensors")
+        return flat
+
+    def _reference64(self, inputs, ahead=None):
+        try:
+            if isinstance(ahead, Exception):
+                raise ahead
+            return ahead if ahead is not None else self._run64(inputs)
         except Exception as exc:
             self._fall_back("the float64 reference failed: %s: %s" % (type(exc).__name__, exc))
             return None
@@ -346,15 +361,15 @@ class Judge:
                 return refs, news, Verdict(False, "incorrect", "non_finite", message)
         return refs, news, None
 
-    def judge(self, inputs, expected, out, kind="trial", label=""):
+    def judge(self, inputs, expected, out, kind="trial", label="", ahead=None):
         """Judges one checked call: inputs (the reference's own copies, unmodified), the
-        reference's output and the candidate's."""
+        reference's output and the candidate's; `ahead`: reference64_ahead(inputs)'s answer."""
         torch = self.torch
         refs, news, early = self._comparable(expected, out, (label or "extra draw") if kind == "extra" else None)
         if early is not None:
             return early
         self.judged += 1
-        ref64 = self._reference64(inputs) if self.uses_fp64 else None
+        ref64 = self._reference64(inputs, ahead) if self.uses_fp64 else None
         if ref64 is not None and len(ref64) != len(refs):
             self._fall_back("the float64 reference returned %d outputs, not %d" % (len(ref64), len(refs)))
             ref64 = None
