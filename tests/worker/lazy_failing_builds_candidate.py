@@ -6,7 +6,7 @@ compile phase used to leave to the GPU lane:
   in a helper that __init__ calls after a step that needs a GPU (`.cuda()`): load_inline, its source
     formatted from `self` and from names unpacked in a tuple;
   in __init__ itself, below that step;
-  on the first forward.
+  on the first forward (with verbose=True).
 test_failed_lazy_builds.py runs it (sources for load() go to the working directory, the only place
 the sandbox lets a candidate write)."""
 import os
@@ -61,7 +61,9 @@ class ModelNew(nn.Module):
         if not self.tried:
             self.tried = True
             try:
-                self.forward_ext = load(name="lazy_fail_forward", sources=[cpp_file("in_forward")])
+                # verbose=True, as models often write it: torch then prints the compiler's lines
+                # instead of putting them in the exception.
+                self.forward_ext = load(name="lazy_fail_forward", sources=[cpp_file("in_forward")], verbose=True)
             except Exception as exc:
                 errors["forward"] = str(exc)
         return x * self.scale  # no kernel built: torch

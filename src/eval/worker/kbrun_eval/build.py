@@ -446,6 +446,11 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
     a fallback to the files as written."""
 
     def run(build_directory, verbose, error_prefix):
+        # Always quiet: torch then puts ninja's output in the exception of a failed build, where
+        # the record, the failed-build store and the header decision read the compiler's lines
+        # (with the candidate's verbose=True it prints them instead, and the run phase built a
+        # failed build again on the GPU lane: 10.6 s for a level-3 corpus candidate on an H200).
+        verbose = False
         path = os.path.join(build_directory, "build.ninja")
         with open(path) as f:
             plain = f.read()
