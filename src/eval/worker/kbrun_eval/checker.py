@@ -8,9 +8,10 @@ allocator settings) reaches the reference's outputs or its timings.
 
 For every checked call the checker draws the inputs from seeds the worker never sees and
 keeps them private. It writes their values into buffers the worker allocated (CUDA IPC: the
-worker gets no handle to the checker's memory) or sends them by value; after the call it
-checks that the worker's buffers still hold those values, runs the reference on its own
-copy, compares, and answers with a verdict.
+worker gets no handle to the checker's memory) or sends them by value; it runs the reference on
+its own copy (in a correctness check while the candidate's call runs: nothing there is timed),
+then checks that the worker's buffers still hold those values, compares, and answers with a
+verdict.
 
 Timing alternates: the worker times candidate call i, then the checker times reference call
 i on the same values, so drift hits both. Every timed call gets new values in the same
@@ -22,7 +23,7 @@ timings and its nonce, on fd 3; the supervisor accepts a correct result only whe
 are complete and takes the reference's timing from here. Nothing the worker sends is
 unpickled or executed here.
 """
-# About 430 lines: the checker's protocol (inputs, judging, timing) is one class that the
+# About 470 lines: the checker's protocol (inputs, judging, timing) is one class that the
 # candidate's process never sees; its input swaps are timed_inputs.py.
 
 import argparse
