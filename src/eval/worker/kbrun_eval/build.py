@@ -446,11 +446,6 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
     a fallback to the files as written."""
 
     def run(build_directory, verbose, error_prefix):
-        # Always quiet: torch then puts ninja's output in the exception of a failed build, where
-        # the record, the failed-build store and the header decision read the compiler's lines
-        # (with the candidate's verbose=True it prints them instead, and the run phase built a
-        # failed build again on the GPU lane: 10.6 s for a level-3 corpus candidate on an H200).
-        verbose = False
         path = os.path.join(build_directory, "build.ninja")
         with open(path) as f:
             plain = f.read()
@@ -508,7 +503,12 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
             t, log_offset = time.perf_counter(), _ninja_log_size(build_directory)
             record["ninja_runs"] = record.get("ninja_runs", 0) + 1
             try:
-                original_run(build_directory, verbose, error_prefix)
+                # Always quiet (verbose False): torch then puts ninja's output in the exception of a
+                # failed build, where the record, the failed-build store and the header decision read
+                # the compiler's lines (with the candidate's verbose=True torch prints them instead,
+                # and the run phase built a failed build again on the GPU lane: 10.6 s for a level-3
+                # corpus candidate on an H200).
+                original_run(build_directory, False, error_prefix)
                 return
             except RuntimeError as exc:
                 if not light:

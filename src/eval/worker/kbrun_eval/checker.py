@@ -168,8 +168,7 @@ class Checker:
                 if not isinstance(b, torch.Tensor) or b.shape != x.shape or b.dtype != x.dtype:
                     raise RuntimeError("the worker's buffers do not match the inputs")
                 b.copy_(x)
-        if self.cuda:
-            torch.cuda.synchronize()
+        self.sync()
         self.chan.send({"type": "filled"})
         return buffers
 

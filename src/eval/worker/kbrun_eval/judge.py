@@ -323,13 +323,13 @@ class Judge:
         return flat
 
     def _reference64(self, inputs, ahead=None):
-        try:
-            if isinstance(ahead, Exception):
-                raise ahead
-            return ahead if ahead is not None else self._run64(inputs)
-        except Exception as exc:
-            self._fall_back("the float64 reference failed: %s: %s" % (type(exc).__name__, exc))
+        """The float64 reference's outputs (`ahead`, or run now); None after falling back."""
+        if ahead is None:
+            ahead = self.reference64_ahead(inputs)
+        if isinstance(ahead, Exception):
+            self._fall_back("the float64 reference failed: %s: %s" % (type(ahead).__name__, ahead))
             return None
+        return ahead
 
     def _record_diffs(self, md, mean):
         if md is not None:
