@@ -121,6 +121,10 @@ struct ProcessSpec {
   // cgroup, go on in a background thread. A process's end can take longer than its work:
   // a GPU context's teardown, 0.06-0.41 s per run worker on an H200.
   std::function<bool()> ended_early_when;
+  // Asked on each turn of the wait: true while the child waits on the caller (a run started
+  // ahead of its turn on a GPU lane: eval/run_ahead.h). That time does not count towards
+  // timeout_s or hard_timeout_s, nor towards ProcessResult::wall_s (it is paused_s).
+  std::function<bool()> clocks_paused;
   // Held until the child has ended, after an early end by the background wait: what must
   // outlive the child (the PID namespace it joined, whose init reaps what it leaves).
   std::shared_ptr<void> keep_until_ended;
@@ -151,6 +155,7 @@ struct ProcessResult {
   // (exit_code stays -1, cpu_s 0).
   bool ended_early = false;
   double starter_setup_s = 0;  // StartedChild::setup_s: part of wall_s
+  double paused_s = 0;         // spec.clocks_paused said so for this long: not part of wall_s
   // limits.max_memory_bytes: the kernel's OOM killer ended a process of the child's cgroup
   // (cgroup methods only; under RLIMIT_DATA an allocation fails inside the child instead).
   bool out_of_memory = false;

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <cerrno>
+#include <chrono>
 
 #include <gtest/gtest.h>
 
@@ -69,6 +70,23 @@ TEST(RunProcess, ProgressLinesMoveTheDeadline) {
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("finished"), std::string::npos);
+}
+
+TEST(RunProcess, PausedClocksDoNotCountTowardsDeadlinesOrWallTime) {
+  // 1.5 s of sleep against 1 s deadlines; the first 1.0 s waits on the caller (paused).
+  auto spec = Shell("sleep 1.5; echo finished");
+  spec.timeout_s = 1.0;
+  spec.hard_timeout_s = 1.0;
+  const auto started = std::chrono::steady_clock::now();
+  spec.clocks_paused = [started] { return std::chrono::steady_clock::now() - started < std::chrono::seconds(1); };
+  auto r = RunProcess(spec);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NEAR(r.paused_s, 1.0, 0.15);
+  EXPECT_NEAR(r.wall_s, 0.5, 0.25);
+  // The same child with clocks that run: killed at 1 s.
+  spec.clocks_paused = nullptr;
+  EXPECT_TRUE(RunProcess(spec).timed_out);
 }
 
 TEST(RunProcess, EndsEarlyOnceTheCallerHasItsAnswerAndStillEndsTheChild) {
