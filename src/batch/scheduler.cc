@@ -103,7 +103,11 @@ class BatchRun {
   void GpuLane(size_t lane);
   void GenerateOne(const TaskPtr& t);
   void CompileOne(const TaskPtr& t);
-  bool RunOne(const TaskPtr& t, size_t lane);
+  // `ahead`: the sample's run, started while the lane's previous sample ran (run_ahead); `next`:
+  // the lane's next sample's, started now (eval::Run).
+  bool RunOne(const TaskPtr& t, size_t lane, std::shared_ptr<eval::RunAhead> ahead,
+              std::shared_ptr<const eval::RunAhead> next);
+  bool Stopping();  // stopping_ or Ctrl-C
   void RemoteOne(const TaskPtr& t, const std::string& code);
   bool LaneSurvives(const TaskPtr& t, size_t lane, const eval::EvalResult& result);
   void Guarded(const std::function<void()>& body);
@@ -541,12 +545,43 @@ void BatchRun::CompileWorker() {
 }
 
 // A lane takes samples until the queue closes or its device fails a probe (RunOne: false).
+// With run_ahead, as a sample starts on the lane, the next waiting one starts its processes
+// beside it (eval::StartRunAhead) and is the lane's next sample; a sample taken so and not run
+// (the lane retired, the batch stopping) goes back to the queue or is abandoned like the queue's.
 void BatchRun::GpuLane(size_t lane) {
-  while (auto next = gpu_q_.Pop()) {
+  std::optional<TaskPtr> current = gpu_q_.Pop();
+  std::shared_ptr<eval::RunAhead> current_ahead;
+  // Through a gate even on its own turn, so that its timing waits for the next sample's CUDA start.
+  auto start_ahead = [&](const TaskPtr& t) -> std::shared_ptr<eval::RunAhead> {
+    try {
+      return eval::StartRunAhead(RequestFor(*t, o_.gpu_lanes[lane]), t->compiled);
+    } catch (const std::exception& e) {  // it runs as usual when its turn comes
+      Event(fmt::format("{}: could not start its run ahead: {}", Label(t->id), e.what()));
+      return nullptr;
+    }
+  };
+  while (current) {
+    if (o_.run_ahead && !current_ahead && !Stopping()) current_ahead = start_ahead(*current);
+    std::optional<TaskPtr> following = o_.run_ahead ? gpu_q_.TryPop() : std::nullopt;
+    std::shared_ptr<eval::RunAhead> following_ahead = following ? start_ahead(*following) : nullptr;
     bool keep_going = true;
-    SampleGuarded(*next, "gpu", [&] { keep_going = RunOne(*next, lane); });
+    SampleGuarded(*current, "gpu",
+                  [&] { keep_going = RunOne(*current, lane, std::move(current_ahead), following_ahead); });
+    if (following && (!keep_going || Stopping())) {
+      following_ahead.reset();  // its processes end without running anything
+      // The lane retired: first in the queue for another lane. Stopping: abandoned as the queue's are.
+      if (keep_going || !gpu_q_.Push(*following, -1)) Abandon(*following);
+      following.reset();
+    }
     if (!keep_going) return;
+    current = following ? std::move(following) : gpu_q_.Pop();
+    current_ahead = std::move(following_ahead);
   }
+}
+
+bool BatchRun::Stopping() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_ || CancelRequested();
 }
 
 // While the LLM stage is paused by an outage, callers wait here; one at a time is let
@@ -775,7 +810,8 @@ void BatchRun::RemoteOne(const TaskPtr& t, const std::string& code) {
 }
 
 // False: the lane was retired while running `t` (the sample went back to the queue).
-bool BatchRun::RunOne(const TaskPtr& t, size_t lane) {
+bool BatchRun::RunOne(const TaskPtr& t, size_t lane, std::shared_ptr<eval::RunAhead> ahead,
+                      std::shared_ptr<const eval::RunAhead> next) {
   int gpu = o_.gpu_lanes[lane];
   if (CancelRequested()) {
     Abandon(t);
@@ -789,7 +825,7 @@ bool BatchRun::RunOne(const TaskPtr& t, size_t lane) {
   Event(fmt::format("{}: run start on lane {}", Label(t->id), gpu));
   t->lane = gpu;
   t->gpu_stage.start = NowUnix();
-  eval::EvalResult result = eval::Run(RequestFor(*t, gpu), t->compiled);
+  eval::EvalResult result = eval::Run(RequestFor(*t, gpu), t->compiled, std::move(ahead), std::move(next));
   t->gpu_stage.end = NowUnix();
   t->compiled.work_dir.clear();  // Run() removed it
   if (!CancelRequested() && IsDeviceSuspect(result) && !LaneSurvives(t, lane, result)) return false;

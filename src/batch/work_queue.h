@@ -36,6 +36,20 @@ class WorkQueue {
     return item;
   }
 
+  // The next item if one is waiting and the queue is open, without blocking.
+  std::optional<T> TryPop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ || items_.empty()) return std::nullopt;
+    T item = std::move(const_cast<Entry&>(items_.top()).item);
+    items_.pop();
+    return item;
+  }
+
+  bool Closed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return closed_;
+  }
+
   // Stops the queue and returns what was still waiting, for the caller to clean up.
   std::vector<T> Close() {
     std::vector<T> left;

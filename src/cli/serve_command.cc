@@ -27,6 +27,7 @@ void RegisterServe(CLI::App& app, int* exit_code) {
     size_t max_body_bytes = 1 << 20;
     size_t max_queued = 64;
     double target_speedup = 1.0;
+    bool no_run_ahead = false;
     EvalFlags eval;
   };
   auto args = std::make_shared<Args>();
@@ -40,6 +41,9 @@ void RegisterServe(CLI::App& app, int* exit_code) {
       ->required();
   cmd->add_option("--gpus", args->gpus, "GPU lanes, comma-separated (default: --gpu; one lane on the CPU)")
       ->delimiter(',');
+  cmd->add_flag("--no-run-ahead", args->no_run_ahead,
+                "Start an evaluation's run worker and checker only when its lane is free (default: the lane's "
+                "next evaluation starts them, CUDA initialisation only, while the current one runs)");
   cmd->add_option("--compile-pool", args->compile_pool, "Compile threads (0: number of cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -90,6 +94,7 @@ void RegisterServe(CLI::App& app, int* exit_code) {
     o.compile_pool = args->compile_pool;
     o.max_pending = args->max_queued;
     o.lanes = batch::ResolveServeLanes(args->gpus, o.eval.gpu_index, o.eval.device == "cpu");
+    o.run_ahead = !args->no_run_ahead;
     try {
       const eval::PythonEnv& py = eval::DiscoverPython(o.eval.python);
       o.eval.backend = eval::ResolveBackend(o.eval.backend, py.hip_version);

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -118,8 +119,18 @@ struct CompiledCandidate {
   EvalResult failure;
 };
 
+// Run() started ahead of its turn on a GPU lane (run_gate.h): its worker and checker start and
+// initialise CUDA at once, then wait, running nothing, until Run(request, compiled, ahead) lets
+// them go; their deadlines and the run's lane time start there. Released unused, they end and
+// `compiled` can be run later as if nothing had happened.
+class RunAhead;
+std::shared_ptr<RunAhead> StartRunAhead(const EvalRequest& request, const CompiledCandidate& compiled);
+
 CompiledCandidate Compile(const EvalRequest& request);
-EvalResult Run(const EvalRequest& request, CompiledCandidate& compiled);
+// `ahead`: from StartRunAhead for the same request and candidate. `next`: the next sample's, started
+// ahead while this one runs: this one's timing waits until next's processes have set up CUDA.
+EvalResult Run(const EvalRequest& request, CompiledCandidate& compiled, std::shared_ptr<RunAhead> ahead = nullptr,
+               std::shared_ptr<const RunAhead> next = nullptr);
 EvalResult Evaluate(const EvalRequest& request);
 
 // Where shared builds are cached: KBRUN_COMPILE_CACHE, else the user's cache folder.

@@ -184,6 +184,13 @@ void FillDocument(EvalResult& r, const EvalRequest& req, const PythonEnv& py, co
         // Of the run worker's wall time, besides correctness and timing: setting up the GPU,
         // importing the candidate (its build comes from the compile phase), building the models.
         {"run_cuda_init_s", run_phase ? stages.value("cuda_init_s", 0.0) : 0.0},
+        // Started ahead (run_gate.h): how long the worker, its CUDA set up, waited for the lane
+        // (not part of run_phase_s or run_worker_total_s, nor was its CUDA start). Null: started on its turn.
+        {"run_waited_for_lane_s",
+         run_phase && run_phase->started_ahead ? json(run_phase->process.paused_s) : json(nullptr)},
+        // ... and how long, on the lane, its timing waited for the lane's next sample's CUDA start.
+        {"run_waited_for_quiet_s",
+         run_phase && run_phase->started_ahead ? json(stages.value("waited_for_quiet_s", 0.0)) : json(nullptr)},
         {"run_load_candidate_s", run_phase ? stages.value("compile_s", 0.0) : 0.0},
         {"run_load_models_s", run_phase ? stages.value("load_models_s", 0.0) : 0.0},
         // Of those, the time inside the candidate's load_inline/load calls (builds on the GPU lane).

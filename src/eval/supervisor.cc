@@ -5,9 +5,12 @@
 // they may say on fd 3), verdict (how a failed run is classified), result_document (result.json).
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <random>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -16,6 +19,7 @@
 #include "eval/profile.h"
 #include "eval/python_env.h"
 #include "eval/result_document.h"
+#include "eval/run_gate.h"
 #include "eval/verdict.h"
 #include "eval/worker_env.h"
 #include "eval/worker_request.h"
@@ -105,13 +109,80 @@ CompiledCandidate Compile(const EvalRequest& req) {
   return c;
 }
 
-EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled) {
+class RunAhead {
+ public:
+  RunAhead(const EvalRequest& req, const fs::path& dir)
+      : req_(req),
+        py_(DiscoverPython(req.options.python)),
+        device_(ResolveDevice(req.options, py_)),
+        seed_(ChooseSeed(req.options)),
+        dir_(dir),
+        gate_(dir) {
+    thread_ = std::thread([this] {
+      try {
+        run_ = RunWorker("run", req_, py_, device_, seed_, dir_, &gate_);
+      } catch (const std::exception& e) {
+        error_ = e.what();
+      }
+      gate_.MarkEnded();
+    });
+  }
+  // Unused: the processes read EOF on the gate and end.
+  ~RunAhead() {
+    gate_.Abandon();
+    if (thread_.joinable()) thread_.join();
+  }
+  // Lets the processes go; their timing stage waits until `next` (the lane's next sample, started
+  // ahead now) is ready or has ended, at most kQuietWaitS. Returns their run.
+  WorkerRun Go(const std::shared_ptr<const RunAhead>& next) {
+    gate_.Open();
+    std::atomic<bool> done{false};
+    std::thread quiet([this, &next, &done] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(kQuietWaitS);
+      while (next && !next->Ready() && !done && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      gate_.LetTimingStart();
+    });
+    thread_.join();
+    done = true;
+    quiet.join();
+    if (!error_.empty()) throw std::runtime_error(error_);
+    return std::move(run_);
+  }
+  bool Ready() const { return gate_.Ready(); }
+  const fs::path& dir() const { return dir_; }
+  uint64_t seed() const { return seed_; }
+
+ private:
+  EvalRequest req_;
+  const PythonEnv& py_;
+  std::string device_;
+  uint64_t seed_;
+  fs::path dir_;
+  RunGate gate_;
+  std::thread thread_;
+  WorkerRun run_;
+  std::string error_;  // RunWorker's exception, thrown again by Go()
+  // A next sample whose CUDA start takes longer than this (a broken device) does not hold up the timing.
+  static constexpr double kQuietWaitS = 20;
+};
+
+std::shared_ptr<RunAhead> StartRunAhead(const EvalRequest& req, const CompiledCandidate& compiled) {
+  if (!compiled.ok) return nullptr;
+  return std::make_shared<RunAhead>(req, compiled.work_dir);
+}
+
+EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled, std::shared_ptr<RunAhead> ahead,
+               std::shared_ptr<const RunAhead> next) {
   if (!compiled.ok) return compiled.failure;
   const EvalOptions& o = req.options;
   const PythonEnv& py = DiscoverPython(o.python);
   std::string device = ResolveDevice(o, py);
-  uint64_t seed = ChooseSeed(o);
-  WorkerRun run = RunWorker("run", req, py, device, seed, compiled.work_dir);
+  if (ahead && ahead->dir() != compiled.work_dir) ahead.reset();  // another candidate's: let it end
+  uint64_t seed = ahead ? ahead->seed() : ChooseSeed(o);
+  WorkerRun run = ahead ? ahead->Go(next) : RunWorker("run", req, py, device, seed, compiled.work_dir);
+  ahead.reset();
   EvalResult r;
   json worker = run.result.value_or(json::object());
   if (worker.contains("timing")) worker["timing"] = MergedTiming(worker["timing"], run.checker);

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "eval/run_gate.h"
 #include "eval/warm_worker.h"
 #include "eval/worker_env.h"
 #include "eval/worker_protocol.h"
@@ -22,16 +23,18 @@ namespace kbrun::eval {
 using nlohmann::json;
 
 WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const PythonEnv& py, const std::string& device,
-                    uint64_t seed, const fs::path& dir) {
+                    uint64_t seed, const fs::path& dir, RunGate* gate) {
   const auto started = std::chrono::steady_clock::now();
   const EvalOptions& o = req.options;
   // The worker answers with one line "result <nonce> <json>" on fd 3 and deletes the
   // request before the candidate loads, so the candidate cannot forge the answer.
   const std::string nonce = MakeNonce();
   json request = WorkerRequest(phase, o, py, device, seed, dir, nonce);
+  if (gate) request["go_fifo"] = gate->path();
   WriteFileAtomic(dir / "request.json", request.dump(2));
 
   WorkerRun run;
+  run.started_ahead = gate != nullptr;
   run.gpu_visible = phase != "compile" && device == "cuda";
   ProcessSpec spec;
   spec.argv = {py.interpreter, WorkerScriptPath(), "--request", (dir / "request.json").string()};
@@ -53,14 +56,16 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   ChildStarter starter =
       o.warm_worker == "off" ? nullptr : WarmWorkerStarter(py.interpreter, dir.parent_path(), o.warm_worker == "all");
   spec.starter = starter;
+  if (gate) spec.clocks_paused = [gate] { return gate->waiting(); };
   std::optional<std::chrono::steady_clock::time_point> result_at;
-  spec.on_progress = [&run, run_timeout, &nonce, &result_at](const std::string& line) -> std::optional<double> {
+  spec.on_progress = [&run, run_timeout, &nonce, &result_at, gate](const std::string& line) -> std::optional<double> {
     if (ReadResultLine(line, nonce, run.result_lines, run.forged, run.result)) {
       result_at = std::chrono::steady_clock::now();
       return std::nullopt;
     }
     if (!StartsWith(line, "stage ")) return std::nullopt;
     run.last_stage = line.substr(6);
+    if (gate && run.last_stage == "ready") gate->MarkReady(0);
     // Compiling is over: the run clock starts.
     if (run.last_stage == "correctness") return run_timeout;
     // The compile phase's optional construction of ModelNew (kbrun_worker.prebuild) gets its own limit.
@@ -82,6 +87,7 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     }
     const std::string checker_nonce = MakeNonce();
     json creq = CheckerRequest(request, o, device, seed, checker_nonce);
+    if (gate) creq["go_fifo"] = gate->path();
     fs::create_directories(dir / "checker/home");
     fs::create_directories(dir / "checker/tmp");
     WriteFileAtomic(dir / "checker_request.json", creq.dump(2));
@@ -98,12 +104,14 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     Seal(cspec, o, {fs::absolute(dir).string()}, shm.path(), shared_pid_namespace, device == "cuda");
     cspec.channel_fd = sv[1];
     cspec.starter = starter;
-    cspec.on_progress = [&run, &o, checker_nonce, &checker_lines, &checker_forged](const std::string& line) {
+    cspec.clocks_paused = spec.clocks_paused;
+    cspec.on_progress = [&run, &o, checker_nonce, &checker_lines, &checker_forged, gate](const std::string& line) {
       if (ReadResultLine(line, checker_nonce, checker_lines, checker_forged, run.checker))
         return std::optional<double>();
       if (ReadBaselineLine(line, checker_nonce, o.baselines, run.baselines)) return std::optional<double>();
       if (!StartsWith(line, "stage ")) return std::optional<double>();
       run.checker_stage = line.substr(6);
+      if (gate && run.checker_stage == "ready") gate->MarkReady(1);
       // The baselines' own deadline, from the end of the worker.
       if (run.checker_stage == "baselines") return std::optional<double>(o.run_timeout_s);
       return std::optional<double>();
@@ -114,9 +122,13 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
     request["checker"] = true;
     WriteFileAtomic(dir / "request.json", request.dump(2));
     run.checked = true;
-    checker_thread = std::thread([&run, cspec = std::move(cspec)] { run.checker_process = RunProcess(cspec); });
+    checker_thread = std::thread([&run, gate, cspec = std::move(cspec)] {
+      run.checker_process = RunProcess(cspec);
+      if (gate) gate->MarkReady(1);  // ended, ready or not: nothing of it will start a context
+    });
   }
   run.process = RunProcess(spec);
+  if (gate) gate->MarkReady(0);
   if (result_at)
     run.seconds_after_result = std::chrono::duration<double>(std::chrono::steady_clock::now() - *result_at).count();
   if (checker_thread.joinable()) checker_thread.join();
@@ -133,7 +145,9 @@ WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const Pyth
   }
   spec.keep_until_ended.reset();
   pid_namespace.reset();  // kills what is left in it, unless a background wait still holds it
-  run.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // Started ahead: the lane was held from the gate's opening (nothing ran before it).
+  const auto lane_from = gate && gate->opened_at() ? *gate->opened_at() : started;
+  run.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - lane_from).count();
   return run;
 }
 

@@ -28,12 +28,13 @@ struct WorkerRun {
   // line came.
   double seconds_after_result = -1;
   // The whole of RunWorker: the worker, the checker and their sandbox's teardown (in the run
-  // phase, the time it holds a GPU lane).
+  // phase, the time it holds a GPU lane; started ahead, from the gate's opening).
   double wall_s = 0;
   int result_lines = 0;  // lines that claimed to be the result
   bool forged = false;   // a result line without the right nonce, or more than one
   // The run phase's checker (kbrun_checker.py): its own process, result and nonce.
   bool checked = false;
+  bool started_ahead = false;         // with a gate: started before its turn on the lane
   bool gpu_visible = false;           // its processes saw a GPU
   bool shared_pid_namespace = false;  // the worker and the checker joined one of their own
   ProcessResult checker_process;
@@ -44,9 +45,13 @@ struct WorkerRun {
   std::string checker_stage;
 };
 
+class RunGate;
+
 // Runs one phase ("compile" or "run") of the candidate in `dir` (problem.py, candidate.py).
 // A forged result (worker_protocol.h) comes back as a "rejected"/"forged_result" failure.
+// With a gate (run phase, run_gate.h), the worker and the checker wait on it after their CUDA
+// initialisation; their clocks, and wall_s, start when it opens.
 WorkerRun RunWorker(const std::string& phase, const EvalRequest& req, const PythonEnv& py, const std::string& device,
-                    uint64_t seed, const fs::path& dir);
+                    uint64_t seed, const fs::path& dir, RunGate* gate = nullptr);
 
 }  // namespace kbrun::eval

@@ -345,21 +345,47 @@ void EvalService::CompileWorker() {
   }
 }
 
+// As the batch's lanes (BatchRun::GpuLane): with run_ahead, the next waiting evaluation starts its
+// processes while this one runs, and is this lane's next.
 void EvalService::Lane(size_t lane) {
-  while (auto next = lane_q_.Pop()) {
-    JobPtr job = *next;
-    if (CancelRequested()) return;
+  auto request = [&](const JobPtr& job) {
+    eval::EvalRequest req = job->request;
+    req.options.gpu_index = o_.lanes[lane];
+    return req;
+  };
+  auto start_ahead = [&](const JobPtr& job) -> std::shared_ptr<eval::RunAhead> {
+    try {
+      return eval::StartRunAhead(request(job), job->compiled);
+    } catch (const std::exception&) {  // it runs as usual when its turn comes
+      return nullptr;
+    }
+  };
+  std::optional<JobPtr> current = lane_q_.Pop();
+  std::shared_ptr<eval::RunAhead> current_ahead;
+  while (current) {
+    JobPtr job = *current;
+    if (CancelRequested()) return;  // on disk: the next start runs it (and what this lane took next)
+    if (o_.run_ahead && !current_ahead) current_ahead = start_ahead(job);
+    std::optional<JobPtr> following = o_.run_ahead ? lane_q_.TryPop() : std::nullopt;
+    std::shared_ptr<eval::RunAhead> following_ahead = following ? start_ahead(*following) : nullptr;
     double t0 = NowUnix();
     try {
-      eval::EvalRequest req = job->request;
-      req.options.gpu_index = o_.lanes[lane];
-      eval::EvalResult result = eval::Run(req, job->compiled);
+      eval::EvalResult result = eval::Run(request(job), job->compiled, std::move(current_ahead), following_ahead);
       LaneHeld(lane, NowUnix() - t0);
       Finish(job, &result, "");
     } catch (const std::exception& e) {
       LaneHeld(lane, NowUnix() - t0);
       Finish(job, nullptr, e.what());
     }
+    if (following && lane_q_.Closed()) {  // stopping: as Stop() does with what the queue held
+      following_ahead.reset();
+      std::error_code ec;
+      if (!(*following)->compiled.work_dir.empty() && !o_.eval.keep_work_dir)
+        fs::remove_all((*following)->compiled.work_dir, ec);
+      following.reset();
+    }
+    current = following ? std::move(following) : lane_q_.Pop();
+    current_ahead = std::move(following_ahead);
   }
 }
 

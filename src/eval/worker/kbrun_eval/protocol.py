@@ -18,6 +18,39 @@ def progress(line):
         pass
 
 
+_lane_gate = []  # the run gate's FIFO, open for reading, in a worker started ahead
+
+
+def wait_for_lane(go_fifo, keep=False):
+    """A run started ahead of its turn (src/eval/run_gate.h): says "stage ready" and waits for the
+    supervisor's byte on the FIFO. False: the run was abandoned (EOF), nothing more may happen.
+    `keep`: the FIFO stays open for wait_until_timing_may_start (the worker)."""
+    progress("stage ready")
+    # Nonblocking open: a blocking one would wait for a writer the supervisor may have closed.
+    fd = os.open(go_fifo, os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    go = os.read(fd, 1) != b""
+    if go and keep:
+        _lane_gate.append(fd)
+    else:
+        os.close(fd)
+    return go
+
+
+def wait_until_timing_may_start():
+    """In a worker started ahead: waits for the supervisor's byte that says the lane's next sample
+    is past its CUDA start, so that no other process's set-up overlaps a timed call. Seconds waited."""
+    if not _lane_gate:
+        return 0.0
+    t = time.perf_counter()
+    fd = _lane_gate.pop()
+    try:
+        os.read(fd, 1)  # EOF too: the supervisor is gone, the run ends anyway
+    finally:
+        os.close(fd)
+    return time.perf_counter() - t
+
+
 def clip(text, limit=MAX_TEXT):
     if len(text) <= limit:
         return text

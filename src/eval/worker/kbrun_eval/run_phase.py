@@ -59,6 +59,7 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard, checker)
     finally:
         stage_times["correctness_s"] = time.perf_counter() - t
 
+    stage_times["waited_for_quiet_s"] = protocol.wait_until_timing_may_start()
     protocol.progress("stage timing")
     t = time.perf_counter()
     laps = protocol.Laps()

@@ -58,6 +58,11 @@ def main(t0):
         if device.type == "cuda":
             torch.cuda.init()
         stage_times["cuda_init_s"] = time.perf_counter() - t
+        if req.get("go_fifo"):  # started ahead of its turn on the GPU lane: nothing else yet
+            t = time.perf_counter()
+            if not protocol.wait_for_lane(req["go_fifo"], keep=True):
+                os._exit(0)
+            stage_times["waited_for_lane_s"] = time.perf_counter() - t
         guard = Guard(torch, device)
         protocol.progress("stage compile")
         t = time.perf_counter()
