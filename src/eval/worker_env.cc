@@ -57,6 +57,10 @@ std::map<std::string, std::string> WorkerEnvironment(const std::map<std::string,
   env["HOME"] = (dir / "home").string();
   env["TMPDIR"] = (dir / "tmp").string();
   env["TORCH_EXTENSIONS_DIR"] = (dir / "build").string();
+  // Triton (torch.compile's kernels) takes its home from HOME when it is imported: in the warm
+  // worker, whose HOME its forks cannot write. Named here, it is the run's own.
+  env["TRITON_HOME"] = (dir / "home").string();
+  env["TRITON_CACHE_DIR"] = (dir / "home" / ".triton" / "cache").string();
   env["PYTHONDONTWRITEBYTECODE"] = "1";
   env["PYTHONUNBUFFERED"] = "1";
   unsigned jobs =

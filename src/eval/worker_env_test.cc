@@ -21,6 +21,8 @@ TEST(WorkerEnv, PassesTheAllowListAndNothingElse) {
   EXPECT_EQ(env.at("HOME"), "/w/eval-1/home");
   EXPECT_EQ(env.at("TMPDIR"), "/w/eval-1/tmp");
   EXPECT_EQ(env.at("TORCH_EXTENSIONS_DIR"), "/w/eval-1/build");
+  EXPECT_EQ(env.at("TRITON_HOME"), "/w/eval-1/home");
+  EXPECT_EQ(env.at("TRITON_CACHE_DIR"), "/w/eval-1/home/.triton/cache");
   EXPECT_EQ(env.at("PYTHONDONTWRITEBYTECODE"), "1");
   EXPECT_EQ(env.at("PYTHONUNBUFFERED"), "1");
   EXPECT_EQ(env.at("MAX_JOBS"), "2");
