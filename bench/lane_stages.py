@@ -14,6 +14,7 @@ import sys
 # "checker.<key>" (the checker's stage_times) or "<block>.<key>" for a *_detail block.
 ROWS = [("GPU lane (batch)", "top.gpu"), ("run worker", "stages.run_worker_total_s"),
         ("CUDA init", "stages.run_cuda_init_s"), ("checker CUDA init", "checker.import_torch_s"),
+        ("waited for the lane (ahead)", "stages.run_waited_for_lane_s"),
         ("building models", "stages.run_load_models_s"), ("correctness", "stages.correctness_s"),
         ("timing", "stages.timing_s"), ("after the result line", "stages.run_worker_after_result_s")]
 DETAILS = [("correctness, worker", "stages", "correctness_detail"),
