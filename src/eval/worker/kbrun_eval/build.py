@@ -535,8 +535,11 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
     return run
 
 
-def _deps(build_directory):
-    """Files the build read, from ninja's deps log: [path, size, mtime_ns]."""
+def _deps(build_directory, sources=()):
+    """Files the build read, from ninja's deps log: [path, size, mtime_ns]. Not the sources: the
+    key holds their contents (a candidate that writes its .cpp/.cu file again in __init__, as real
+    model output does, gives it a new mtime in every phase)."""
+    sources = {os.path.realpath(s) for s in sources}
     out = _run(["ninja", "-t", "deps"], cwd=build_directory)
     files = set()
     for line in out.splitlines():
@@ -545,8 +548,8 @@ def _deps(build_directory):
     deps = []
     for p in sorted(files):
         full = p if os.path.isabs(p) else os.path.join(build_directory, p)
-        if full.startswith(os.path.abspath(build_directory) + os.sep):
-            continue  # the generated sources: covered by the key
+        if full.startswith(os.path.abspath(build_directory) + os.sep) or os.path.realpath(full) in sources:
+            continue  # the generated sources and the given ones: covered by the key
         try:
             st = os.stat(full)
             deps.append([full, st.st_size, st.st_mtime_ns])
@@ -751,7 +754,7 @@ def install(cache_dir, use_pch=True):
             tmp = tempfile.mkdtemp(prefix=".tmp-", dir=ext_root)
             shutil.copy2(os.path.join(build_directory, lib_name), os.path.join(tmp, lib_name))
             with open(os.path.join(tmp, "manifest.json"), "w") as f:
-                json.dump({"name": name, "deps": _deps(build_directory), "build": record,
+                json.dump({"name": name, "deps": _deps(build_directory, a["sources"]), "build": record,
                            "created": time.time()}, f)
             try:
                 os.rename(tmp, entry)
