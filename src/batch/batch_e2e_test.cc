@@ -274,10 +274,18 @@ TEST(BatchE2E, ByProblemScheduleRunsProblemsOneAfterAnother) {
   EXPECT_GT(stages["compile_cpu_s"].get<double>(), 0.0);
   EXPECT_EQ(stages["compile_worker_start"], "warm");
   EXPECT_EQ(stages["run_worker_start"], "warm");
+  // Every run went through a run gate (eval/run_gate.h): started ahead while the lane's previous
+  // sample ran, or on its turn with its timing waiting for the next one's set-up.
+  for (const char* sample : {"4_Square/result_1.json", "4_Square/result_2.json", "5_Negate/result_1.json"}) {
+    json st = ReadJson(results / sample)["eval"]["stages"];
+    EXPECT_GE(st["run_waited_for_lane_s"].get<double>(), 0.0) << sample << " " << st.dump();
+    EXPECT_GE(st["run_waited_for_quiet_s"].get<double>(), 0.0) << sample << " " << st.dump();
+  }
   fs::remove_all(dir);
 }
 
-// The default schedule has every problem in flight at once: their LLM calls overlap.
+// The default schedule has every problem in flight at once: their LLM calls overlap. (With
+// --no-run-ahead: each run's processes start on its turn, none waits for the lane.)
 TEST(BatchE2E, PipelinedScheduleOverlapsProblems) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-batch-pipelined-");
   fs::path replay = dir / "replay", results = dir / "results";
@@ -285,10 +293,14 @@ TEST(BatchE2E, PipelinedScheduleOverlapsProblems) {
   WriteFileAtomic(replay / "5_Negate.txt", Response("negate"));
   WriteFileAtomic(replay / "4_Square.txt", "No code from me either.");  // only 5 is evaluated
   ProcessResult p =
-      RunKbrun(ReplayArgv(results, replay, 3, 5, {"--samples", "1", "--attempts", "1", "--replay-latency", "1"}),
+      RunKbrun(ReplayArgv(results, replay, 3, 5,
+                          {"--samples", "1", "--attempts", "1", "--replay-latency", "1", "--no-run-ahead"}),
                Environment(false));
   ASSERT_EQ(p.exit_code, 0) << p.output;
   EXPECT_EQ(ReadJson(results / "summary.json")["config"]["schedule"], "pipelined");
+  json st = ReadJson(results / "5_Negate/result_1.json")["eval"]["stages"];
+  EXPECT_TRUE(st["run_waited_for_lane_s"].is_null()) << st.dump();
+  EXPECT_TRUE(st["run_waited_for_quiet_s"].is_null()) << st.dump();
   ProblemSpans t = ReadTimeline(results);
   ASSERT_EQ(t.spans.size(), 3u);
   auto a = t.spans["3_Hopeless"], b = t.spans["5_Negate"];
