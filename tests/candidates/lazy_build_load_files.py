@@ -3,7 +3,6 @@
 # ModelNew is constructed. The run phase must find the compile phase's build, not build again.
 import os
 
-import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load
 
