@@ -28,7 +28,12 @@ namespace {
 using nlohmann::json;
 
 // Variables that differ from run to run; the rest of the environment picks the server.
-const char* const kPerRunEnv[] = {"HOME", "TMPDIR", "TORCH_EXTENSIONS_DIR", "CUDA_VISIBLE_DEVICES",
+const char* const kPerRunEnv[] = {"HOME",
+                                  "TMPDIR",
+                                  "TORCH_EXTENSIONS_DIR",
+                                  "TRITON_HOME",
+                                  "TRITON_CACHE_DIR",
+                                  "CUDA_VISIBLE_DEVICES",
                                   "HIP_VISIBLE_DEVICES"};
 // `import torch` on a busy 2-core machine can take half a minute.
 constexpr double kReadyTimeoutS = 180;
@@ -79,6 +84,7 @@ class Server : public std::enable_shared_from_this<Server> {
     spec.env["HOME"] = (dir / "home").string();
     spec.env["TMPDIR"] = (dir / "tmp").string();
     spec.env["TORCH_EXTENSIONS_DIR"] = (dir / "build").string();
+    spec.env["TRITON_HOME"] = (dir / "home").string();
     // No GPU for the server: only its children, after the fork, initialise one.
     spec.env["CUDA_VISIBLE_DEVICES"] = "";
     spec.env["HIP_VISIBLE_DEVICES"] = "";
