@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/evaluation.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 
@@ -36,6 +37,22 @@ inline fs::path TestFixture(const std::string& dir, const std::string& name) {
 // and the candidate was rejected).
 inline const std::vector<std::string> kQuickEvalFlags = {"--correct-trials", "2", "--perf-trials", "5",
                                                          "--allow-library-kernels"};
+
+// The same quick evaluation in this process (eval::Compile, eval::Run) of tests/candidates/<candidate>.py
+// against tests/problems/1_ScaleAdd.py, its private dirs and build cache under `root`.
+inline eval::EvalRequest QuickCpuRequest(const std::string& candidate, const fs::path& root) {
+  eval::EvalRequest req;
+  req.problem = std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py";
+  req.code = TestFixture("candidates", candidate).string();
+  req.options.device = "cpu";
+  req.options.correctness_trials = 2;
+  req.options.timing_trials = 5;
+  req.options.warmup_runs = 1;
+  req.options.allow_library_kernels = true;
+  req.options.work_root = root / "work";
+  req.options.compile_cache_dir = root / "cache";
+  return req;
+}
 
 // Runs `call`; `result` is its result document, null when kbrun wrote none.
 inline ProcessResult RunKbrunEval(const EvalCall& call, nlohmann::json& result) {

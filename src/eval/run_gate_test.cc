@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "eval/eval_test_util.h"
 #include "eval/evaluation.h"
 #include "util/fs.h"
 
@@ -20,32 +21,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-EvalRequest HonestRequest(const fs::path& root) {
-  EvalRequest req;
-  req.problem = std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py";
-  req.code = std::string(KBRUN_TEST_DATA_DIR) + "/candidates/honest_torch_add.py";
-  req.options.device = "cpu";
-  req.options.correctness_trials = 2;
-  req.options.timing_trials = 5;
-  req.options.warmup_runs = 1;
-  req.options.allow_library_kernels = true;  // it computes with torch ops
-  req.options.work_root = root / "work";
-  req.options.compile_cache_dir = root / "cache";
-  return req;
-}
-
-fs::path FreshDir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("kbrun-run-gate-test-" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 TEST(RunAhead, WaitsForItsTurnWithoutDeadlinesAndTheLaneTimeStartsThere) {
-  fs::path root = FreshDir("wait");
-  EvalRequest req = HonestRequest(root);
+  fs::path root = MakeUniqueDir(fs::temp_directory_path(), "kbrun-run-gate-test-");
+  EvalRequest req = QuickCpuRequest("honest_torch_add", root);
   CompiledCandidate compiled = Compile(req);
   ASSERT_TRUE(compiled.ok) << compiled.failure.error_message;
   // The run's deadlines shorter than its wait: they must not run while the processes wait for the lane.
@@ -70,8 +50,8 @@ TEST(RunAhead, WaitsForItsTurnWithoutDeadlinesAndTheLaneTimeStartsThere) {
 // As a lane runs them: each sample's run started ahead while the previous one runs; the first's
 // timing waits for the second's processes to be ready.
 TEST(RunAhead, TwoSamplesInTurnOnOneLane) {
-  fs::path root = FreshDir("turns");
-  EvalRequest req = HonestRequest(root);
+  fs::path root = MakeUniqueDir(fs::temp_directory_path(), "kbrun-run-gate-test-");
+  EvalRequest req = QuickCpuRequest("honest_torch_add", root);
   CompiledCandidate first = Compile(req), second = Compile(req);
   ASSERT_TRUE(first.ok && second.ok);
   std::shared_ptr<RunAhead> first_ahead = StartRunAhead(req, first);
@@ -90,7 +70,7 @@ TEST(RunAhead, TwoSamplesInTurnOnOneLane) {
 // The FIFO's protocol: two bytes at Open (the worker's and the checker's), a third for the
 // worker's timing, EOF when abandoned; a process that opens late still finds its byte.
 TEST(RunGate, BytesInOrderAndEofWhenAbandoned) {
-  fs::path root = FreshDir("fifo");
+  fs::path root = MakeUniqueDir(fs::temp_directory_path(), "kbrun-run-gate-test-");
   auto read_all = [](const std::string& path) {
     int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK);
     std::string got;
@@ -125,8 +105,8 @@ TEST(RunGate, BytesInOrderAndEofWhenAbandoned) {
 }
 
 TEST(RunAhead, DroppedUnusedItsProcessesEndAndTheCandidateRunsLater) {
-  fs::path root = FreshDir("drop");
-  EvalRequest req = HonestRequest(root);
+  fs::path root = MakeUniqueDir(fs::temp_directory_path(), "kbrun-run-gate-test-");
+  EvalRequest req = QuickCpuRequest("honest_torch_add", root);
   CompiledCandidate compiled = Compile(req);
   ASSERT_TRUE(compiled.ok) << compiled.failure.error_message;
   {

@@ -24,20 +24,6 @@
 namespace kbrun::eval {
 namespace {
 
-EvalRequest ProbeRequest(const std::string& candidate, const fs::path& root) {
-  EvalRequest req;
-  req.problem = std::string(KBRUN_TEST_DATA_DIR) + "/problems/1_ScaleAdd.py";
-  req.code = std::string(KBRUN_TEST_DATA_DIR) + "/candidates/" + candidate + ".py";
-  req.options.device = "cpu";
-  req.options.correctness_trials = 2;
-  req.options.timing_trials = 5;
-  req.options.warmup_runs = 1;
-  req.options.allow_library_kernels = true;  // these candidates compute with torch ops
-  req.options.work_root = root / "work";
-  req.options.compile_cache_dir = root / "cache";
-  return req;
-}
-
 fs::path FreshDir(const std::string& name) {
   fs::path d = fs::temp_directory_path() / ("kbrun-warm-test-" + name);
   fs::remove_all(d);
@@ -64,7 +50,7 @@ TEST(WarmWorker, ForkedRunsAreSetUpLikeColdStarts) {
 
 TEST(WarmWorker, OneServerForksEveryRunAndADeadOneIsReplaced) {
   fs::path root = FreshDir("replace");
-  EvalRequest req = ProbeRequest("fork_probe", root);
+  EvalRequest req = QuickCpuRequest("fork_probe", root);
   const std::string python = DiscoverPython("").interpreter;
   WarmWorkerStats before = GetWarmWorkerStats();
 
@@ -102,7 +88,7 @@ TEST(WarmWorker, ACandidateThatKillsTheServerStillGetsItsVerdict) {
   fs::path root = FreshDir("kills-parent");
   const std::string python = DiscoverPython("").interpreter;
   WarmWorkerStats before = GetWarmWorkerStats();
-  EvalResult r = Evaluate(ProbeRequest("kills_parent", root));
+  EvalResult r = Evaluate(QuickCpuRequest("kills_parent", root));
   if (ProbeSandbox().shared_pid_namespace) {
     // The run phase's worker shares a namespace with its checker, whose init is not the
     // worker's parent: the kill lands on the worker's own sandbox init, and the worker dies
@@ -111,7 +97,7 @@ TEST(WarmWorker, ACandidateThatKillsTheServerStillGetsItsVerdict) {
   } else {
     EXPECT_EQ(r.json["status"], "correct") << r.error_message;
   }
-  EvalResult next = Evaluate(ProbeRequest("fork_probe", root));
+  EvalResult next = Evaluate(QuickCpuRequest("fork_probe", root));
   EXPECT_EQ(next.json["status"], "correct") << next.error_message;
   EXPECT_EQ(next.json["stages"]["run_worker_start"], "warm");
   // Where the sandbox has a PID namespace, the candidate's parent is the namespace's init (a
