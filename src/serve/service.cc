@@ -222,10 +222,7 @@ void EvalService::Start() {
 
 void EvalService::Stop() {
   compile_q_.Close();  // what was waiting stays on disk: the next Start() queues it again
-  for (const JobPtr& job : lane_q_.Close()) {
-    std::error_code ec;  // compiled and never run: its private build dir goes
-    if (!job->compiled.work_dir.empty() && !o_.eval.keep_work_dir) fs::remove_all(job->compiled.work_dir, ec);
-  }
+  for (const JobPtr& job : lane_q_.Close()) DropCompiled(job);
   for (auto& t : threads_) t.join();
   threads_.clear();
 }
@@ -379,14 +376,17 @@ void EvalService::Lane(size_t lane) {
     }
     if (following && lane_q_.Closed()) {  // stopping: as Stop() does with what the queue held
       following_ahead.reset();
-      std::error_code ec;
-      if (!(*following)->compiled.work_dir.empty() && !o_.eval.keep_work_dir)
-        fs::remove_all((*following)->compiled.work_dir, ec);
+      DropCompiled(*following);
       following.reset();
     }
     current = following ? std::move(following) : lane_q_.Pop();
     current_ahead = std::move(following_ahead);
   }
+}
+
+void EvalService::DropCompiled(const JobPtr& job) {
+  std::error_code ec;
+  if (!job->compiled.work_dir.empty() && !o_.eval.keep_work_dir) fs::remove_all(job->compiled.work_dir, ec);
 }
 
 void EvalService::LaneHeld(size_t lane, double seconds) {

@@ -76,6 +76,9 @@ class EvalService {
   void CompileWorker();
   void Lane(size_t lane);
   void LaneHeld(size_t lane, double seconds);  // an evaluation held `lane` for `seconds`
+  // Stopping: a compiled evaluation that will not run now loses its private build dir (it stays
+  // on disk as accepted, and the next start compiles it again).
+  void DropCompiled(const JobPtr& job);
   void Finish(const JobPtr& job, const eval::EvalResult* result, const std::string& internal_error);
   JobPtr LoadJob(const fs::path& dir, const std::string& id);
 
