@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what a GPU-machine run needs into .devpkg/ (ignored by git, carried by the
 # device tool beside the working tree): the kbrun binary and worker (and noahead/kbrun, the same
-# with --no-run-ahead on its batches), the shared libraries it
+# with --run-ahead off on its batches), the shared libraries it
 # links that a bare CUDA image may lack, and the KernelBench level1 problems named on the
 # command line. The device checks (tests/device/run.sh) and the benchmarks (bench/) read it there.
 # Usage: tools/pack_device.sh [level1 problem files...]
@@ -29,13 +29,13 @@ export KBRUN_WORKER="$d/kbrun_worker.py"
 exec /lib64/ld-linux-x86-64.so.2 --library-path "$d/lib" "$d/kbrun.bin" "$@"
 SH
 chmod +x "$pack/kbrun"
-# The same kbrun with --no-run-ahead on its batches, the other side of bench/lane_ab.sh's A/B of
+# The same kbrun with --run-ahead off on its batches, the other side of bench/lane_ab.sh's A/B of
 # run ahead: bench/lane_ab.sh ahead=.devpkg/kbrun noahead=.devpkg/noahead/kbrun
 mkdir -p "$pack/noahead"
 cat > "$pack/noahead/kbrun" <<'SH'
 #!/bin/sh
 d=$(cd "$(dirname "$0")/.." && pwd)
-if [ "$1" = batch ]; then shift; exec "$d/kbrun" batch --no-run-ahead "$@"; fi
+if [ "$1" = batch ]; then shift; exec "$d/kbrun" batch --run-ahead off "$@"; fi
 exec "$d/kbrun" "$@"
 SH
 chmod +x "$pack/noahead/kbrun"

@@ -229,7 +229,8 @@ ProblemSpans ReadTimeline(const fs::path& results) {
 }
 
 // --schedule by-problem (the seed runner's order): a problem starts only when the one before it
-// finished, reflection attempts included; a problem's samples still run side by side.
+// finished, reflection attempts included; a problem's samples still run side by side. With
+// --run-ahead on, as on a GPU lane.
 TEST(BatchE2E, ByProblemScheduleRunsProblemsOneAfterAnother) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-batch-byproblem-");
   fs::path replay = dir / "replay", results = dir / "results";
@@ -239,10 +240,10 @@ TEST(BatchE2E, ByProblemScheduleRunsProblemsOneAfterAnother) {
   WriteFileAtomic(replay / "3_Hopeless.txt", "I am sorry, but I cannot help with that.");
   WriteFileAtomic(replay / "4_Square.txt", Response("square"));
   WriteFileAtomic(replay / "5_Negate.txt", Response("negate"));
-  ProcessResult p =
-      RunKbrun(ReplayArgv(results, replay, 2, 5,
-                          {"--samples", "2", "--attempts", "2", "--schedule", "by-problem", "--replay-latency", "0.5"}),
-               Environment(false));
+  ProcessResult p = RunKbrun(ReplayArgv(results, replay, 2, 5,
+                                        {"--samples", "2", "--attempts", "2", "--schedule", "by-problem",
+                                         "--replay-latency", "0.5", "--run-ahead", "on"}),
+                             Environment(false));
   ASSERT_EQ(p.exit_code, 0) << p.output;
   json summary = ReadJson(results / "summary.json");
   EXPECT_EQ(summary["totals"]["solved"], 3) << summary.dump(2);
@@ -284,8 +285,8 @@ TEST(BatchE2E, ByProblemScheduleRunsProblemsOneAfterAnother) {
   fs::remove_all(dir);
 }
 
-// The default schedule has every problem in flight at once: their LLM calls overlap. (With
-// --no-run-ahead: each run's processes start on its turn, none waits for the lane.)
+// The default schedule has every problem in flight at once: their LLM calls overlap. (On the CPU
+// --run-ahead auto is off: each run's processes start on its turn, none waits for the lane.)
 TEST(BatchE2E, PipelinedScheduleOverlapsProblems) {
   fs::path dir = MakeUniqueDir(fs::temp_directory_path(), "kbrun-batch-pipelined-");
   fs::path replay = dir / "replay", results = dir / "results";
@@ -293,8 +294,7 @@ TEST(BatchE2E, PipelinedScheduleOverlapsProblems) {
   WriteFileAtomic(replay / "5_Negate.txt", Response("negate"));
   WriteFileAtomic(replay / "4_Square.txt", "No code from me either.");  // only 5 is evaluated
   ProcessResult p =
-      RunKbrun(ReplayArgv(results, replay, 3, 5,
-                          {"--samples", "1", "--attempts", "1", "--replay-latency", "1", "--no-run-ahead"}),
+      RunKbrun(ReplayArgv(results, replay, 3, 5, {"--samples", "1", "--attempts", "1", "--replay-latency", "1"}),
                Environment(false));
   ASSERT_EQ(p.exit_code, 0) << p.output;
   EXPECT_EQ(ReadJson(results / "summary.json")["config"]["schedule"], "pipelined");

@@ -37,8 +37,9 @@ struct BatchOptions {
   Schedule schedule = Schedule::kPipelined;
   // While a lane runs a sample, the next sample in its queue starts its run worker and checker
   // (CUDA initialisation only; they wait for the lane: eval::StartRunAhead), so that the lane
-  // does not wait for a fresh process's CUDA start. --no-run-ahead: one sample's processes at a time.
-  bool run_ahead = true;
+  // does not wait for a fresh process's CUDA start. Off: one sample's processes at a time.
+  // `--run-ahead auto` (cli/eval_flags.h) turns it on for GPU lanes.
+  bool run_ahead = false;
   eval::EvalOptions eval;  // passed to eval::Compile / eval::Run (gpu_index set per lane)
   // --evaluator: each sample's compile and run go to this service (remote_evaluator.h) instead
   // of the compile pool and lanes; compile_pool is then the evaluations in flight, and there

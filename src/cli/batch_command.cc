@@ -34,7 +34,8 @@ struct BatchArgs {
   int attempts = 3, llm_concurrency = 8;
   std::optional<int> samples;
   double target_speedup = 1.0;
-  bool quiet = false, no_report = false, reconfigure = false, no_run_ahead = false;
+  bool quiet = false, no_report = false, reconfigure = false;
+  std::string run_ahead = "auto";
   int llm_outage_after = 5;
   double llm_outage_timeout_s = 600;
   // Slurm (docs/SCALING.md): submit shards as a job array, or (--slurm-shard) run one.
@@ -212,7 +213,7 @@ void Run(BatchArgs& a, const CLI::App& cmd, int* exit_code) {
   o.model = llm_config.provider == "replay" ? llm_config.replay_source.string() : llm_config.model;
   o.progress_bar = isatty(STDERR_FILENO) != 0;
   o.quiet = a.quiet;
-  o.run_ahead = !a.no_run_ahead;
+  o.run_ahead = ResolveRunAhead(a.run_ahead, on_gpu);
   o.prompts_dir = ResolvePromptsDir(a.prompts);
   o.temperature = llm_config.temperature;
   o.max_tokens = llm_config.max_tokens;
@@ -313,9 +314,7 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"pipelined", "by-problem"}))
       ->capture_default_str();
   cmd->add_option("--gpus", args->gpus, "GPU lanes for timing, e.g. 0,1 (default: every visible GPU)");
-  cmd->add_flag("--no-run-ahead", args->no_run_ahead,
-                "Start a sample's run worker and checker only when its lane is free (default: the lane's next "
-                "sample starts them, CUDA initialisation only, while the current one runs; docs/EVALUATION.md)");
+  AddRunAheadFlag(*cmd, args->run_ahead);
   cmd->add_option("--gpu-name", args->gpu_name, "GPU named in prompts (default: the first lane's)");
   cmd->add_option("--replay-dir", args->replay_dir,
                   "Same as --replay: a folder of responses (implies --provider replay)");

@@ -142,4 +142,15 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f) {
   return o;
 }
 
+void AddRunAheadFlag(CLI::App& cmd, std::string& mode) {
+  cmd.add_option("--run-ahead", mode,
+                 "auto | on | off: while a lane runs an evaluation, the next one in its queue starts its run worker "
+                 "and checker (CUDA initialisation only; they wait for the lane), so the lane does not wait for a "
+                 "fresh process's CUDA start. auto: on for GPU lanes, off on the CPU (docs/EVALUATION.md)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+}
+
+bool ResolveRunAhead(const std::string& mode, bool on_gpu) { return mode == "on" || (mode == "auto" && on_gpu); }
+
 }  // namespace kbrun::cli

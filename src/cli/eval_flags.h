@@ -30,4 +30,11 @@ struct EvalFlags {
 void AddEvalFlags(CLI::App& cmd, EvalFlags& f);
 eval::EvalOptions ToEvalOptions(const EvalFlags& f);
 
+// --run-ahead of `kbrun batch` and `kbrun serve` (auto | on | off): whether a lane's next
+// evaluation starts its processes while the current one runs (eval::StartRunAhead). auto is on
+// for GPU lanes only: on a CPU lane there is no CUDA start to hide, and the waiting processes
+// take cores from the evaluation being timed.
+void AddRunAheadFlag(CLI::App& cmd, std::string& mode);
+bool ResolveRunAhead(const std::string& mode, bool on_gpu);
+
 }  // namespace kbrun::cli

@@ -27,7 +27,7 @@ void RegisterServe(CLI::App& app, int* exit_code) {
     size_t max_body_bytes = 1 << 20;
     size_t max_queued = 64;
     double target_speedup = 1.0;
-    bool no_run_ahead = false;
+    std::string run_ahead = "auto";
     EvalFlags eval;
   };
   auto args = std::make_shared<Args>();
@@ -41,9 +41,7 @@ void RegisterServe(CLI::App& app, int* exit_code) {
       ->required();
   cmd->add_option("--gpus", args->gpus, "GPU lanes, comma-separated (default: --gpu; one lane on the CPU)")
       ->delimiter(',');
-  cmd->add_flag("--no-run-ahead", args->no_run_ahead,
-                "Start an evaluation's run worker and checker only when its lane is free (default: the lane's "
-                "next evaluation starts them, CUDA initialisation only, while the current one runs)");
+  AddRunAheadFlag(*cmd, args->run_ahead);
   cmd->add_option("--compile-pool", args->compile_pool, "Compile threads (0: number of cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -94,10 +92,11 @@ void RegisterServe(CLI::App& app, int* exit_code) {
     o.compile_pool = args->compile_pool;
     o.max_pending = args->max_queued;
     o.lanes = batch::ResolveServeLanes(args->gpus, o.eval.gpu_index, o.eval.device == "cpu");
-    o.run_ahead = !args->no_run_ahead;
     try {
       const eval::PythonEnv& py = eval::DiscoverPython(o.eval.python);
       o.eval.backend = eval::ResolveBackend(o.eval.backend, py.hip_version);
+      o.run_ahead =
+          ResolveRunAhead(args->run_ahead, o.eval.device == "cuda" || (o.eval.device == "auto" && py.gpu_available));
     } catch (const std::exception& e) {
       throw CommandError{kExitConfig, e.what()};
     }

@@ -214,6 +214,8 @@ TEST_F(Serve, EvaluatesCorrectAndWrongCandidatesAndCountsThem) {
   EXPECT_TRUE(g.value("meets_target", false));
   EXPECT_EQ(b["result"].value("status", ""), "incorrect") << b.dump(2);
   EXPECT_TRUE(fs::exists(dir_ / "state" / good / "result.json"));
+  // --run-ahead auto on a CPU lane: off, no run gate.
+  EXPECT_TRUE(g["result"]["stages"]["run_waited_for_lane_s"].is_null()) << g["result"]["stages"].dump();
 
   std::string m = Metrics();
   EXPECT_EQ(Sample(m, "kbrun_serve_evaluations_total{status=\"correct\"}"), 1) << m;
@@ -251,20 +253,27 @@ TEST_F(Serve, EvaluatesCorrectAndWrongCandidatesAndCountsThem) {
   server_.reset();
 }
 
+// With --run-ahead on, as on a GPU lane: each evaluation's run went through a run gate.
 TEST_F(Serve, EightConcurrentClientsAllGetTheirResults) {
-  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--run-ahead", "on"}));
   std::vector<std::string> statuses(8);
+  std::vector<json> stages(8);
   std::vector<std::thread> clients;
   for (int i = 0; i < 8; ++i) {
     clients.emplace_back([&, i] {
       std::string id = Submit(i % 2 ? Wrong() : Correct());
       if (id.empty()) return;
       json doc = WaitDone(id);
-      if (doc.is_object()) statuses[i] = doc["result"].value("status", "");
+      if (!doc.is_object()) return;
+      statuses[i] = doc["result"].value("status", "");
+      stages[i] = doc["result"].value("stages", json());
     });
   }
   for (auto& t : clients) t.join();
-  for (int i = 0; i < 8; ++i) EXPECT_EQ(statuses[i], i % 2 ? "incorrect" : "correct") << i << "\n" << Log();
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(statuses[i], i % 2 ? "incorrect" : "correct") << i << "\n" << Log();
+    EXPECT_TRUE(stages[i].value("run_waited_for_lane_s", json()).is_number()) << i << " " << stages[i].dump();
+  }
   std::string m = Metrics();
   EXPECT_EQ(Sample(m, "kbrun_serve_evaluations_total{status=\"correct\"}"), 4) << m;
   EXPECT_EQ(Sample(m, "kbrun_serve_evaluations_total{status=\"incorrect\"}"), 4) << m;

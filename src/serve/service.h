@@ -30,7 +30,7 @@ struct ServiceOptions {
   double target_speedup = 1.0;   // default of the `target_speedup` override
   int compile_pool = 0;          // compile threads; 0: number of cores
   std::vector<int> lanes = {0};  // GPU index of each lane (one lane on the CPU)
-  bool run_ahead = true;         // the lane's next evaluation starts its processes early (batch_options.h)
+  bool run_ahead = false;        // the lane's next evaluation starts its processes early (batch_options.h)
   size_t max_pending = 64;       // evaluations accepted and not done; beyond: Submit refuses (429)
   bool log = true;               // one stderr line per accepted and per finished evaluation
 };
