@@ -257,6 +257,24 @@ TEST(EvalIntegration, NondeterministicReferenceIsAProblemErrorNotAPass) {
   EXPECT_TRUE(r.result["speedup"].is_null());
 }
 
+// A reference that keeps a hidden state between calls (the corpus's 33_VanillaRNN) is checked: its
+// second run on the first trial starts from the state the first one started from, and it stays in
+// step with the candidate. A candidate that keeps the state too is correct; one that drops it
+// passes the first trial only.
+TEST(EvalIntegration, ReferenceWithHiddenStateIsCheckedInStep) {
+  auto kept = RunEvalOn("7_VanillaRNN", "candidates", "stateful_rnn", {"--allow-library-kernels"});
+  ASSERT_FALSE(kept.result.is_null()) << kept.output;
+  EXPECT_EQ(kept.result["status"], "correct") << kept.output;
+  EXPECT_TRUE(kept.result["correctness"]["checker"]["reference_deterministic"].get<bool>());
+  EXPECT_GT(kept.result["speedup"].get<double>(), 0.0);
+
+  auto frozen = RunEvalOn("7_VanillaRNN", "candidates", "stateful_rnn_frozen", {"--allow-library-kernels"});
+  ASSERT_FALSE(frozen.result.is_null()) << frozen.output;
+  EXPECT_EQ(frozen.result["status"], "incorrect") << frozen.output;
+  EXPECT_EQ(frozen.result["error"]["category"], "value_mismatch") << frozen.result["error"].dump();
+  EXPECT_EQ(frozen.result["correctness"]["trials_passed"], 1) << frozen.result["correctness"].dump();
+}
+
 TEST(EvalIntegration, WrongOutputIsIncorrectWithDiffFigures) {
   auto r = RunEval("wrong");
   EXPECT_EQ(r.exit_code, 2);

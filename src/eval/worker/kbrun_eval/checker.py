@@ -23,7 +23,7 @@ timings and its nonce, on fd 3; the supervisor accepts a correct result only whe
 are complete and takes the reference's timing from here. Nothing the worker sends is
 unpickled or executed here.
 """
-# About 470 lines: the checker's protocol (inputs, judging, timing) is one class that the
+# About 500 lines: the checker's protocol (inputs, judging, timing) is one class that the
 # candidate's process never sees; its input swaps are timed_inputs.py.
 
 import argparse
@@ -63,6 +63,29 @@ def dense_strides(x):
     except (AttributeError, RuntimeError):
         dense = False
     return list(x.stride()) if dense else None
+
+
+def snapshot_state(torch, model):
+    """What a call of `model` may change and a second call would start from: every module's buffers
+    and the tensors and plain numbers it holds as attributes (a recurrent model's hidden state, a
+    step counter), as (holder, name, copy). Parameters are left out: a forward that changes its
+    weights still fails the determinism check."""
+    saved = []
+    for module in model.modules():
+        for name, value in module._buffers.items():
+            if isinstance(value, torch.Tensor):
+                saved.append((module._buffers, name, value.clone()))
+        for name, value in vars(module).items():
+            if isinstance(value, torch.Tensor):
+                saved.append((vars(module), name, value.clone()))
+            elif isinstance(value, (bool, int, float)):
+                saved.append((vars(module), name, value))
+    return saved
+
+
+def restore_state(saved):
+    for holder, name, value in saved:
+        holder[name] = value
 
 
 class Checker:
@@ -233,14 +256,20 @@ class Checker:
             self.result["failure"] = {k: verdict[k] for k in ("status", "category", "message")}
         return verdict
 
-    def check_determinism(self, kind, live, expected):
-        """On the first trial, the reference once more on the same inputs: where the two runs differ
-        beyond rounding (kbrun_judge.run_to_run_difference), the problem cannot be checked, and the
-        candidate is not judged against it (runtime_error/problem_error, not its fault). Returns that
-        failing verdict, else None."""
-        if kind != "trial" or self.determinism_checked:
+    def determinism_due(self, kind):
+        return kind == "trial" and not self.determinism_checked
+
+    def check_determinism(self, kind, live, expected, state_before):
+        """On the first trial, the reference once more on the same inputs, from the state it started
+        the first run in (`state_before`, snapshot_state: a reference that keeps state between calls,
+        such as a hidden state, is checked, and stays in step with the candidate, which is called
+        once). Where the two runs differ beyond rounding (kbrun_judge.run_to_run_difference), the
+        problem cannot be checked, and the candidate is not judged against it
+        (runtime_error/problem_error, not its fault). Returns that failing verdict, else None."""
+        if not self.determinism_due(kind):
             return None
         self.determinism_checked = True
+        restore_state(state_before)
         why = kbrun_judge.run_to_run_difference(self.torch, expected, self.reference(live), self.judger.unit)
         self.result["reference_deterministic"] = why is None
         if why is None:
@@ -280,10 +309,12 @@ class Checker:
         t = laps.lap("draw_s", t)
         buffers = self.hand_over(live)
         t = laps.lap("hand_over_s", t)
+        state_before = snapshot_state(self.torch, self.model) if self.determinism_due(kind) else None
         expected = self.reference(live)
         self.sync()
         t = laps.lap("reference_calls_s", t)
-        verdict = self.check_determinism(kind, live, expected)
+        verdict = self.check_determinism(kind, live, expected, state_before)
+        del state_before
         t = laps.lap("determinism_s", t)
         ahead = None if verdict or (kind == "shape" and self.shape_skip) else self.judger.reference64_ahead(live)
         self.sync()

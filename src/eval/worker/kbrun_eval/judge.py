@@ -220,7 +220,8 @@ def run_to_run_difference(torch, first, second, unit):
         if pattern or worst > bound:
             return ("output %d of two reference runs on the same inputs differs by up to %.3g (largest value %.3g%s): "
                     "the reference is not deterministic (dropout in training mode, random numbers drawn in forward, "
-                    "or state it keeps between calls, such as a hidden state it updates in forward), "
+                    "or state it keeps between calls that kbrun does not restore: its modules' buffers and tensor "
+                    "and number attributes are restored before the second run, tensors in lists or dicts are not), "
                     "so no output can be checked against it" % (
                         i, worst, largest, ", and in its NaN/Inf pattern" if pattern else ""))
     return None
