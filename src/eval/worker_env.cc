@@ -61,6 +61,10 @@ std::map<std::string, std::string> WorkerEnvironment(const std::map<std::string,
   // worker, whose HOME its forks cannot write. Named here, it is the run's own.
   env["TRITON_HOME"] = (dir / "home").string();
   env["TRITON_CACHE_DIR"] = (dir / "home" / ".triton" / "cache").string();
+  // torch.compile compiles in the calling process, not in a pool of compile workers whose
+  // reader thread and processes outlive the call: the guards reject a candidate that leaves
+  // threads or processes running (worker/kbrun_eval/guards.py).
+  env["TORCHINDUCTOR_COMPILE_THREADS"] = "1";
   env["PYTHONDONTWRITEBYTECODE"] = "1";
   env["PYTHONUNBUFFERED"] = "1";
   unsigned jobs =

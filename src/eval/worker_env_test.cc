@@ -23,6 +23,7 @@ TEST(WorkerEnv, PassesTheAllowListAndNothingElse) {
   EXPECT_EQ(env.at("TORCH_EXTENSIONS_DIR"), "/w/eval-1/build");
   EXPECT_EQ(env.at("TRITON_HOME"), "/w/eval-1/home");
   EXPECT_EQ(env.at("TRITON_CACHE_DIR"), "/w/eval-1/home/.triton/cache");
+  EXPECT_EQ(env.at("TORCHINDUCTOR_COMPILE_THREADS"), "1");
   EXPECT_EQ(env.at("PYTHONDONTWRITEBYTECODE"), "1");
   EXPECT_EQ(env.at("PYTHONUNBUFFERED"), "1");
   EXPECT_EQ(env.at("MAX_JOBS"), "2");
