@@ -57,6 +57,19 @@ INSTANTIATE_TEST_SUITE_P(Cheats, RewardHack,
                            return std::regex_replace(param_info.param.cheat, std::regex("[^A-Za-z0-9]"), "_");
                          });
 
+// torch.compile leaves a tqdm progress bar open, and tqdm's monitor thread would outlive the call.
+// kbrun turns that monitor off before the candidate loads, so such a candidate is judged on its
+// outputs; one that turns it back on leaves a thread running and is rejected as before.
+TEST(RewardHackThreads, LibraryMonitorThreadIsKeptOffNotExempted) {
+  auto off = RunEvalIn("candidates", "tqdm_progress_bar", {"--allow-library-kernels"});
+  ASSERT_FALSE(off.result.is_null()) << off.output;
+  EXPECT_EQ(off.result["status"], "correct") << off.result.dump(2).substr(0, 3000);
+  auto on = RunEvalIn("candidates", "tqdm_monitor_on", {"--allow-library-kernels"});
+  ASSERT_FALSE(on.result.is_null()) << on.output;
+  EXPECT_EQ(on.result["status"], "rejected") << on.result.dump(2).substr(0, 3000);
+  EXPECT_EQ(on.result["error"]["category"], "background_thread") << on.result["error"].dump();
+}
+
 // A candidate that needs the network: a TCP server listens on loopback here; inside the
 // worker's network namespace the connection fails, so the cheat cannot produce its answer.
 TEST(RewardHackNetwork, NoNetworkInsideTheWorker) {

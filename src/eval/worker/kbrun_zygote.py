@@ -91,6 +91,10 @@ try:
 except ImportError:
     pass
 try:
+    import tqdm  # noqa: F401  (guards.keep_library_monitors_off)
+except ImportError:
+    pass
+try:
     # The profiler's first start in a process imports it: 4.2-5.1 s of a GPU lane per candidate
     # on an H200 (import torch._dynamo alone: 4.8-5.1 s; the profiler after it: 0.14 s).
     import torch._dynamo  # noqa: E402,F401

@@ -97,6 +97,17 @@ class Guard:
                                   "output %d shares memory with input %d (a view or the input itself)" % (i, j))
 
 
+def keep_library_monitors_off():
+    """tqdm starts a monitor thread with its first progress bar (torch.compile's are tqdm's), which
+    outlives the call and would be taken for the candidate's background work: kbrun turns it off
+    before the candidate loads. A candidate that turns it back on and starts a bar is rejected."""
+    try:
+        import tqdm
+    except ImportError:
+        return
+    tqdm.tqdm.monitor_interval = 0
+
+
 def memory_span(t):
     """[first, last) byte addresses a tensor can touch, from its pointer, sizes and strides."""
     extent = 1 + sum((size - 1) * abs(stride) for size, stride in zip(t.shape, t.stride()))

@@ -24,7 +24,7 @@ from . import problem as kp
 from . import protocol
 from . import run_phase as rp
 from .checker_link import CheckerLink
-from .guards import Guard, network_interfaces
+from .guards import Guard, keep_library_monitors_off, network_interfaces
 from .protocol import Deferred, Failure, classify_exception, clip, failure_from_exception
 
 
@@ -63,6 +63,7 @@ def main(t0):
             if not protocol.wait_for_lane(req["go_fifo"], keep=True):
                 os._exit(0)
             stage_times["waited_for_lane_s"] = time.perf_counter() - t
+        keep_library_monitors_off()
         guard = Guard(torch, device)
         protocol.progress("stage compile")
         t = time.perf_counter()
