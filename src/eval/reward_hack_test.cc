@@ -24,6 +24,16 @@ void PrintTo(const Expectation& e, std::ostream* os) { *os << e.cheat << " -> " 
 
 class RewardHack : public ::testing::TestWithParam<Expectation> {};
 
+std::vector<std::string> ListTmp(const std::string& prefix) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator("/tmp")) {
+    std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) == 0) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 TEST_P(RewardHack, IsCaughtForTheRightReason) {
   const Expectation& e = GetParam();
   auto r = RunEvalIn("cheats", e.cheat, {});
@@ -68,6 +78,16 @@ TEST(RewardHackThreads, LibraryMonitorThreadIsKeptOffNotExempted) {
   ASSERT_FALSE(on.result.is_null()) << on.output;
   EXPECT_EQ(on.result["status"], "rejected") << on.result.dump(2).substr(0, 3000);
   EXPECT_EQ(on.result["error"]["category"], "background_thread") << on.result["error"].dump();
+}
+
+// A candidate that writes /tmp/<its folder> (as real ones that build there do) works: new names
+// under /tmp are kept in the run's own TMPDIR, and nothing reaches the machine's /tmp.
+TEST(Sandbox, CandidateWritesItsOwnFolderUnderTmp) {
+  auto before = ListTmp("kbrun-candidate-");
+  auto r = RunEvalIn("candidates", "writes_tmp", {"--allow-library-kernels"});
+  ASSERT_FALSE(r.result.is_null()) << r.output;
+  EXPECT_EQ(r.result["status"], "correct") << r.result.dump(2).substr(0, 3000);
+  EXPECT_EQ(ListTmp("kbrun-candidate-"), before);
 }
 
 // A candidate that needs the network: a TCP server listens on loopback here; inside the

@@ -168,6 +168,7 @@ class Server : public std::enable_shared_from_this<Server> {
                 {"join_pid_namespace", spec.join_pid_namespace},
                 {"writable_paths", spec.writable_paths},
                 {"shm_dir", spec.shm_dir},
+                {"private_tmp", spec.private_tmp},
                 {"dev_nodes", dev_nodes},
                 {"isolate_network", spec.isolate_network},
                 {"loopback_up", spec.loopback_up},

@@ -51,8 +51,9 @@ void SharedMemoryDir::RemoveLeftovers() {
 }
 
 // Seals a worker, checker or profiler process (util/subprocess.h, docs/EVALUATION.md
-// "Isolation"): its own mount namespace, the filesystem read-only except `writable`, no
-// network, the memory cap, secrets scrubbed from what it prints, and a PID namespace.
+// "Isolation"): its own mount namespace, the filesystem read-only except `writable` and new
+// names under /tmp (kept in its TMPDIR), no network, the memory cap, secrets scrubbed from
+// what it prints, and a PID namespace.
 // The worker and its checker share `shm` (a SharedMemoryDir) and, in the run phase, one PID
 // namespace (`shared_pid_namespace`): they share GPU memory by CUDA IPC, and the driver does
 // not open a handle made in another PID namespace (H200). Where no shared namespace could be
@@ -68,6 +69,11 @@ void Seal(ProcessSpec& spec, const EvalOptions& o, std::vector<std::string> writ
   spec.writable_paths = std::move(writable);
   fs::create_directories(shm);
   spec.shm_dir = fs::absolute(shm).string();
+  // What the process writes under /tmp goes to its own TMPDIR (candidates that build in
+  // /tmp/<name>, as real ones do); the machine's /tmp stays as it was.
+  if (auto tmp = spec.env.find("TMPDIR"); tmp != spec.env.end() && fs::is_directory(tmp->second)) {
+    spec.private_tmp = fs::absolute(tmp->second).string();
+  }
   spec.redact = SecretValues();
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -168,6 +169,7 @@ struct ChildPlan {
   const char* join_pid_namespace = nullptr;
   std::vector<const char*> writable;
   const char* shm_dir = nullptr;
+  const char* private_tmp = nullptr;
   std::vector<std::string> node_source, node_staged;  // /dev/<x>, /dev/shm/<x>
   std::vector<char> node_is_dir;
 };
@@ -180,6 +182,77 @@ bool SetReadOnly(const char* path, bool read_only) {
   MountAttr attr{};
   (read_only ? attr.attr_set : attr.attr_clr) = MOUNT_ATTR_RDONLY;
   return syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof attr) == 0;
+}
+
+// "<dir>/<name>" into out (size PATH_MAX), without allocating; false when it does not fit.
+bool JoinPath(char* out, const char* dir, const char* name) {
+  size_t a = strlen(dir), b = strlen(name);
+  if (a + 1 + b >= PATH_MAX) return false;
+  memcpy(out, dir, a);
+  out[a] = '/';
+  memcpy(out + a + 1, name, b + 1);
+  return true;
+}
+
+// ProcessSpec::private_tmp: `dir` is bound on /tmp, then each entry of the machine's /tmp (a
+// clone of it, attached for the moment at /tmp/.kbrun-host-tmp) is bound back over a stand-in of
+// its kind; a symlink is copied. The clone keeps each mount's flags: the machine's entries stay
+// read-only, writable paths under /tmp stay writable. Async-signal-safe calls only.
+void CoverTmp(const char* dir) {
+  static const char kHost[] = "/tmp/.kbrun-host-tmp";
+  int host = static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, "/tmp", OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC));
+  if (host < 0) return;
+  if (mount(dir, "/tmp", nullptr, MS_BIND, nullptr) != 0) {
+    close(host);
+    return;
+  }
+  SetReadOnly("/tmp", false);
+  mkdir(kHost, 0700);
+  int entries = -1;
+  if (syscall(SYS_move_mount, host, "", AT_FDCWD, kHost, MOVE_MOUNT_F_EMPTY_PATH) == 0) {
+    entries = open(kHost, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
+  close(host);
+  alignas(8) char buf[8192];
+  char src[PATH_MAX], dst[PATH_MAX], target[PATH_MAX];
+  long n = 0;
+  while (entries >= 0 && (n = syscall(SYS_getdents64, entries, buf, sizeof buf)) > 0) {
+    for (long off = 0; off < n;) {
+      struct Dirent64 {
+        uint64_t ino;
+        int64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[1];
+      };
+      const auto* d = reinterpret_cast<const Dirent64*>(buf + off);
+      off += d->reclen;
+      const char* name = d->name;
+      if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, kHost + 5)) continue;
+      if (!JoinPath(src, kHost, name) || !JoinPath(dst, "/tmp", name)) continue;
+      struct stat st {};
+      if (fstatat(entries, name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (S_ISLNK(st.st_mode)) {
+        ssize_t len = readlinkat(entries, name, target, sizeof target - 1);
+        if (len >= 0) {
+          target[len] = '\0';
+          int ignored = symlink(target, dst);
+          (void)ignored;
+        }
+        continue;
+      }
+      if (S_ISDIR(st.st_mode)) {
+        mkdir(dst, 0755);
+      } else {
+        int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd >= 0) close(fd);
+      }
+      mount(src, dst, nullptr, MS_BIND | MS_REC, nullptr);
+    }
+  }
+  if (entries >= 0) close(entries);
+  umount2(kHost, MNT_DETACH);
+  rmdir(kHost);
 }
 
 // In the sandbox's init (pid 1 of the new PID namespace, in the new mount namespace):
@@ -222,6 +295,7 @@ void SealFilesystem(const ChildPlan& plan) {
     // A private directory the run cannot write would fail every run: rather no read-only view.
     if (!all_writable) SetReadOnly("/", false);
   }
+  if (plan.private_tmp) CoverTmp(plan.private_tmp);
   // /proc stays writable where a process writes its own entries: NVIDIA's driver fails
   // cuInit (304) under a read-only /proc (seen on an H200). Its system-wide files are not.
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) SetReadOnly("/proc", false);
@@ -721,6 +795,7 @@ ProcessResult RunProcess(const ProcessSpec& spec) {
     if (!spec.join_pid_namespace.empty()) plan.join_pid_namespace = spec.join_pid_namespace.c_str();
     for (const auto& path : spec.writable_paths) plan.writable.push_back(path.c_str());
     if (!spec.shm_dir.empty()) plan.shm_dir = spec.shm_dir.c_str();
+    if (!spec.private_tmp.empty()) plan.private_tmp = spec.private_tmp.c_str();
     struct stat shm;
     if (lstat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode)) setup.dev_nodes = SandboxDevNodes();
     for (const auto& node : setup.dev_nodes) {

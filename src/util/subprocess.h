@@ -110,6 +110,11 @@ struct ProcessSpec {
   // writable_paths), so that processes that exchange shared-memory files (torch's CUDA IPC
   // reference counts) see the same one; empty: a tmpfs of its own.
   std::string shm_dir;
+  // With sandbox: a directory (the process's own, e.g. its TMPDIR) that takes what the child
+  // writes under /tmp. /tmp still shows the machine's entries, read-only as the rest of the
+  // view, but a name that is not there is created here: code that writes /tmp/<name> works, and
+  // nothing it writes reaches the machine's /tmp. Empty: /tmp is read-only as the rest.
+  std::string private_tmp;
   // Values (secrets) replaced by "[redacted]" in the captured output and in progress lines.
   std::vector<std::string> redact;
   // Lines the child writes to fd 3. The callback may return a new deadline,

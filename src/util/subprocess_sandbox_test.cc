@@ -118,6 +118,42 @@ TEST(Subprocess, SandboxSharesItsShmFolderWritably) {
   }
 }
 
+// ProcessSpec::private_tmp: /tmp still shows the machine's entries (a symlink too), read-only,
+// and a writable path under /tmp stays writable; a new name under /tmp is made in the private
+// folder, never on the machine.
+TEST(Subprocess, SandboxTmpTakesNewNamesPrivately) {
+  fs::path writable = MakeUniqueDir("/tmp", "kbrun-sandbox-tmp-");
+  fs::path private_tmp = writable / "tmp";
+  fs::create_directories(private_tmp);
+  const std::string tag = std::to_string(getpid());
+  const fs::path host_file = "/tmp/kbrun-sandbox-tmp-host-" + tag, host_link = "/tmp/kbrun-sandbox-tmp-link-" + tag;
+  const fs::path fresh = "/tmp/kbrun-sandbox-tmp-new-" + tag;
+  WriteFileAtomic(host_file, "from-host\n");
+  fs::create_symlink(host_file, host_link);
+  auto spec = Shell(
+      fmt::format("cat {0}; cat {1}; echo x > {0} 2>/dev/null && echo wrote_host; mkdir {2} && echo made > {2}/f && "
+                  "echo wrote_new; cat {2}/f; touch {3}/inside && echo wrote_inside; test -e /tmp/.kbrun-host-tmp && "
+                  "echo host_dir_left; echo done",
+                  host_file.string(), host_link.string(), fresh.string(), writable.string()));
+  spec.sandbox = true;
+  spec.writable_paths = {writable.string()};
+  spec.private_tmp = private_tmp.string();
+  auto r = RunProcess(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("from-host\nfrom-host\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("wrote_host"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("wrote_new\nmade\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("wrote_inside"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("host_dir_left"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(fresh));
+  EXPECT_EQ(ReadFile(private_tmp / fresh.filename() / "f").value_or(""), "made\n");
+  EXPECT_EQ(ReadFile(host_file).value_or(""), "from-host\n");
+  EXPECT_TRUE(fs::exists(writable / "inside"));
+  fs::remove(host_link);
+  fs::remove(host_file);
+  fs::remove_all(writable);
+}
+
 // A GPU run's sandbox has no PID namespace (the checker cannot open the worker's CUDA IPC
 // handles across two): its init is a subreaper that kills what the child left behind, and
 // the filesystem is still sealed.

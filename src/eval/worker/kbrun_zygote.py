@@ -7,7 +7,7 @@ GPU: CUDA is initialised in the children, after the fork, each with its own devi
 
 Protocol, on fd 4 (a SOCK_SEQPACKET socket from the supervisor):
   request  one message: JSON {argv, env, cwd, limits, cgroup_procs, sandbox, writable_paths,
-           shm_dir, dev_nodes, isolate_network, loopback_up, progress, channel} with descriptors
+           shm_dir, private_tmp, dev_nodes, isolate_network, loopback_up, progress, channel} with descriptors
            attached (SCM_RIGHTS), in this order:
            status socket, output (stdout and stderr), progress (fd 3, if "progress"),
            channel (fd 4, if "channel").
@@ -253,6 +253,8 @@ def seal_filesystem(libc, req):
         cleared = [set_read_only(libc, path, False) for path in writable]
         if not all(cleared):
             set_read_only(libc, b"/", False)  # a private dir the run cannot write would fail it
+    if req.get("private_tmp"):
+        cover_tmp(libc, req["private_tmp"])
     # /proc stays writable where a process writes its own entries: NVIDIA's driver fails
     # cuInit (304) under a read-only /proc (seen on an H200). Its system-wide files are not.
     if mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
@@ -267,6 +269,51 @@ def seal_filesystem(libc, req):
         os.close(shm_tree)
     else:
         mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=1777")
+
+
+def cover_tmp(libc, private):
+    """As subprocess.cc's CoverTmp (ProcessSpec::private_tmp): `private` bound on /tmp, each entry of
+    the machine's /tmp (a clone, attached for the moment at /tmp/.kbrun-host-tmp) bound back over a
+    stand-in of its kind, symlinks copied; the clone keeps each mount's read-only flag."""
+    host_dir = "/tmp/.kbrun-host-tmp"
+    host = libc.syscall(ctypes.c_long(SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD), ctypes.c_char_p(b"/tmp"),
+                        ctypes.c_uint(OPEN_TREE_CLONE | AT_RECURSIVE | os.O_CLOEXEC))
+    if host < 0:
+        return
+    if libc.mount(private.encode(), b"/tmp", None, MS_BIND, None) != 0:
+        os.close(host)
+        return
+    set_read_only(libc, b"/tmp", False)
+    try:
+        os.mkdir(host_dir, 0o700)
+    except OSError:
+        pass
+    attached = libc.syscall(ctypes.c_long(SYS_MOVE_MOUNT), ctypes.c_int(host), ctypes.c_char_p(b""),
+                            ctypes.c_int(AT_FDCWD), ctypes.c_char_p(host_dir.encode()),
+                            ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)) == 0
+    os.close(host)
+    try:
+        names = os.listdir(host_dir) if attached else []
+    except OSError:
+        names = []
+    for name in names:
+        src, dst = os.path.join(host_dir, name), os.path.join("/tmp", name)
+        try:
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), dst)
+                continue
+            if os.path.isdir(src):
+                os.makedirs(dst, 0o755, exist_ok=True)
+            else:
+                os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, 0o644))
+        except OSError:
+            continue
+        libc.mount(src.encode(), dst.encode(), None, MS_BIND | MS_REC, None)
+    libc.umount2(host_dir.encode(), MNT_DETACH)
+    try:
+        os.rmdir(host_dir)
+    except OSError:
+        pass
 
 
 def drop_capabilities(libc):
