@@ -62,7 +62,8 @@ INSTANTIATE_TEST_SUITE_P(Cheats, RewardHack,
                                            Expectation{"11_detects_timing", "incorrect", "timed_output_mismatch"},
                                            Expectation{"12_fallback_on_error", "rejected", "uses_library_only"},
                                            Expectation{"13_spawns_process", "rejected", "spawned_process"},
-                                           Expectation{"16_patches_worker", "incorrect", "incomplete_checks"}),
+                                           Expectation{"16_patches_worker", "incorrect", "incomplete_checks"},
+                                           Expectation{"19_breaks_profiler", "rejected", "library_share_unmeasured"}),
                          [](const auto& param_info) {
                            return std::regex_replace(param_info.param.cheat, std::regex("[^A-Za-z0-9]"), "_");
                          });

@@ -47,6 +47,14 @@ std::string ResolveDevice(const EvalOptions& o, const PythonEnv& py) {
   return o.device;
 }
 
+// The library-share check's answer (result "fallback", library_share.py): nullopt where it could
+// not measure (its "error"; null in the document).
+std::optional<bool> UsesLibraryOnly(const json& fallback) {
+  if (!fallback.is_object() || !fallback.contains("uses_library_only") || !fallback["uses_library_only"].is_boolean())
+    return std::nullopt;
+  return fallback["uses_library_only"].get<bool>();
+}
+
 uint64_t ChooseSeed(const EvalOptions& o) {
   if (o.seed) return *o.seed;
   std::random_device rd;
@@ -210,8 +218,15 @@ EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled, std::shared_
     } else if (auto disagreement = CheckerDisagrees(run, o, worker)) {
       r = *disagreement;
       r.compiled = true;
-    } else if (worker.contains("fallback") && worker["fallback"].value("uses_library_only", false) &&
-               !o.allow_library_kernels) {
+    } else if (!o.allow_library_kernels && worker.contains("fallback") &&
+               UsesLibraryOnly(worker["fallback"]) == std::nullopt) {
+      // The check could not measure (the profiler failed): a candidate that breaks it must not pass.
+      r = Fail(Status::kRejected, "library_share_unmeasured",
+               fmt::format("kbrun could not measure whose kernels did the forward's work ({}); without "
+                           "--allow-library-kernels an unmeasured share is not accepted",
+                           worker["fallback"].value("error", std::string("no figure"))));
+      r.compiled = true;
+    } else if (!o.allow_library_kernels && worker.contains("fallback") && UsesLibraryOnly(worker["fallback"]) == true) {
       r = Fail(Status::kRejected, "uses_library_only",
                fmt::format("{:.0f}% of the forward's time is in torch/library kernels, not the candidate's own "
                            "(allowed only with --allow-library-kernels, e.g. for cuBLAS prompts){}",
