@@ -87,7 +87,8 @@ def run_phase(req, result, stage_times, torch, module_candidate, guard, checker)
             torch, new_model, inputs, device, req["code"], timer,
             timing.stats(primary)["median_ms"] if primary else None)
     except Exception as exc:  # the profiler is a check, not a verdict: note it and go on
-        result["fallback"] = {"error": "%s: %s" % (type(exc).__name__, exc), "uses_library_only": None}
+        result["fallback"] = {"error": "%s: %s" % (type(exc).__name__, exc), "uses_library_only": None,
+                              "traceback": clip(traceback.format_exc(), 3000)}
     laps.lap("library_share_s", t_share)
     guard.check_harness()
     result["timing"] = timing_result(req, device, timer, methods, samples)
