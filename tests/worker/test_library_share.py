@@ -6,9 +6,11 @@ import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import types
+import weakref
 
 import pytest
 import torch
@@ -384,3 +386,32 @@ def test_a_failing_call_events_leaves_the_verdict_to_the_profiler(monkeypatch, w
     r = ls.library_share(torch, nn.ReLU(), (torch.randn(8),), gpu, HONEST, stand_in_timer())
     assert r["method"] == "provenance" and r["uses_library_only"] is True
     assert "it failed: ImportError: no dispatch modes here" in r["call_events_not_used"]
+
+
+def test_own_triton_kernels_skips_dead_weak_proxies(monkeypatch, tmp_path):
+    """gc.get_objects() can hold weak proxies whose objects are gone (torch.compile leaves them);
+    isinstance on one raises ReferenceError, which made the whole check fail on an H200."""
+    class JITFunction:
+        def __init__(self, fn):
+            self.fn = fn
+
+    runtime = types.ModuleType("triton.runtime")
+    jit = types.ModuleType("triton.runtime.jit")
+    jit.JITFunction = JITFunction
+    for name, module in (("triton", types.ModuleType("triton")), ("triton.runtime", runtime),
+                         ("triton.runtime.jit", jit)):
+        monkeypatch.setitem(sys.modules, name, module)
+    code = tmp_path / "candidate.py"
+    code.write_text("def add_kernel():\n    pass\n")
+    namespace = {}
+    exec(compile(code.read_text(), str(code), "exec"), namespace)
+    kernel = JITFunction(namespace["add_kernel"])
+
+    class Gone:
+        pass
+
+    gone = Gone()
+    dead = [weakref.proxy(gone)]
+    del gone
+    assert ls.own_triton_kernels(str(code)) == {"add_kernel"}
+    assert dead and kernel

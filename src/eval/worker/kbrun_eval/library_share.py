@@ -38,6 +38,7 @@ import secrets
 import subprocess
 import sys
 import time
+import weakref
 
 from .protocol import Laps
 
@@ -132,8 +133,10 @@ def own_triton_kernels(code_path):
         return set()
     source = os.path.realpath(code_path)
     names = set()
+    proxies = (weakref.ProxyType, weakref.CallableProxyType)
     for obj in gc.get_objects():
-        if isinstance(obj, JITFunction):
+        # A proxy whose object is gone raises on isinstance (torch.compile leaves such proxies).
+        if type(obj) not in proxies and isinstance(obj, JITFunction):
             code = getattr(getattr(obj, "fn", None), "__code__", None)
             if code is not None and os.path.realpath(code.co_filename) == source:
                 names.add(obj.fn.__name__)
