@@ -130,7 +130,7 @@ CompiledCandidate Compile(const EvalRequest& request);
 // `ahead`: from StartRunAhead for the same request and candidate. `next`: the next sample's, started
 // ahead while this one runs: this one's timing waits until next's processes have set up CUDA.
 EvalResult Run(const EvalRequest& request, CompiledCandidate& compiled, std::shared_ptr<RunAhead> ahead = nullptr,
-               std::shared_ptr<const RunAhead> next = nullptr);
+               const std::shared_ptr<const RunAhead>& next = nullptr);
 EvalResult Evaluate(const EvalRequest& request);
 
 // Where shared builds are cached: KBRUN_COMPILE_CACHE, else the user's cache folder.

@@ -182,7 +182,7 @@ std::shared_ptr<RunAhead> StartRunAhead(const EvalRequest& req, const CompiledCa
 }
 
 EvalResult Run(const EvalRequest& req, CompiledCandidate& compiled, std::shared_ptr<RunAhead> ahead,
-               std::shared_ptr<const RunAhead> next) {
+               const std::shared_ptr<const RunAhead>& next) {
   if (!compiled.ok) return compiled.failure;
   const EvalOptions& o = req.options;
   const PythonEnv& py = DiscoverPython(o.python);

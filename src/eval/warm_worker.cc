@@ -100,7 +100,7 @@ class Server : public std::enable_shared_from_this<Server> {
         self->pid_ = pid;
         self->serves_gpu_ = gpu != 0;
         if (!self->serves_gpu_) {
-          auto why = line.find(" ", line.find("gpu="));
+          auto why = line.find(' ', line.find("gpu="));
           self->no_gpu_reason_ = why == std::string::npos ? "" : line.substr(why + 1);
         }
         self->ready_ = true;

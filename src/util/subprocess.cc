@@ -186,11 +186,14 @@ bool SetReadOnly(const char* path, bool read_only) {
 
 // "<dir>/<name>" into out (size PATH_MAX), without allocating; false when it does not fit.
 bool JoinPath(char* out, const char* dir, const char* name) {
-  size_t a = strlen(dir), b = strlen(name);
-  if (a + 1 + b >= PATH_MAX) return false;
-  memcpy(out, dir, a);
-  out[a] = '/';
-  memcpy(out + a + 1, name, b + 1);
+  size_t n = 0;
+  for (const char* part : {dir, "/", name}) {
+    for (; *part; ++part) {
+      if (n + 1 >= PATH_MAX) return false;
+      out[n++] = *part;
+    }
+  }
+  out[n] = '\0';
   return true;
 }
 
