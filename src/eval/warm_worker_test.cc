@@ -284,20 +284,29 @@ TEST(Sandbox, AMemoryHogEndsAsOutOfMemoryUnderTheCap) {
 }
 
 TEST(Sandbox, WritesOutsideThePrivateDirectoryFail) {
+  // A new name under /tmp goes to the sandbox's private layer; the machine's /tmp, its folders
+  // and the user's home stay untouched.
   const fs::path in_tmp = "/tmp/kbrun-fs-escape-probe";
+  const fs::path existing = "/tmp/kbrun-fs-escape-existing";
+  const fs::path in_existing = existing / "kbrun-fs-escape-probe";
   const fs::path in_home = fs::path(getpwuid(getuid())->pw_dir) / "kbrun-fs-escape-probe";
+  fs::create_directories(existing);
+  fs::permissions(existing, fs::perms::all);
   for (const auto& mode : kWarmAndCold) {
     fs::remove(in_tmp);
+    fs::remove(in_existing);
     fs::remove(in_home);
     auto run = HostileEval("fs_escape", mode);
     ASSERT_TRUE(run.result.is_object()) << run.output;
     // The candidate raises if a write outside works or one inside fails.
     EXPECT_EQ(run.result["status"], "correct") << mode[1] << "\n" << run.result.dump(2);
     EXPECT_FALSE(fs::exists(in_tmp)) << mode[1];
+    EXPECT_FALSE(fs::exists(in_existing)) << mode[1];
     EXPECT_FALSE(fs::exists(in_home)) << mode[1];
     EXPECT_EQ(run.result["sandbox"]["filesystem_read_only"], true);
   }
   fs::remove(in_tmp);
+  fs::remove_all(existing);
   fs::remove(in_home);
 }
 
