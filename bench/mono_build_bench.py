@@ -9,20 +9,24 @@ instead of run (torch.cuda.is_available() answers True so that GPU-only builds a
 is constructed with the reference's get_init_inputs() when the module itself builds nothing: a
 `<name>.ref.py` beside it, else tests/problems/1_ScaleAdd.py), then two children rebuild each
 recorded call at once, one with torch's build and one with kbrun's, each in a fresh build folder
-(kbrun's with an empty extension cache; with PCH_WARMUP=1 the precompiled header comes from
-OUT_DIR/pch-cache, built by a warm-up first). A build counts as built when its library exists: on a
+(kbrun's with an empty extension cache; with PCH_WARMUP=1 the precompiled headers come from
+OUT_DIR/pch-cache, built by a warm-up first: the binding file's and those of split CUDA files' host
+code, with torch's flags and with -O3). JOBS=N benches N candidates at once; a call repeated with
+the same arguments counts once. A build counts as built when its library exists: on a
 machine without torch's CUDA libraries (Debian's CPU torch) the link uses empty stand-ins and the load
 may then fail; that does not change the build's seconds.
 
 For Debian's torch 1.13 with nvcc 13 every call gets `-std=c++17` in its CUDA flags (both modes)
 and TORCH_CUDA_ARCH_LIST defaults to 8.0. Rows go to OUT_DIR/rows.jsonl, the table to stdout.
 """
+import concurrent.futures
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,6 +83,8 @@ if mode == "fast":
     from kbrun_eval import build as kbrun_build
     kbrun_build.install(cache)
 calls = json.load(open(calls_path))
+# A call repeated with the same arguments is one build (torch and kbrun both load the first one's result).
+calls = [c for i, c in enumerate(calls) if c not in calls[:i]]
 rows = []
 for i, call in enumerate(calls):
     call = dict(call)
@@ -104,6 +110,28 @@ json.dump(rows, open(out, "w"))
 '''
 
 
+# One mono-layout CUDA file of each kind the corpus has: the split's host file gets torch/types.h
+# (names only what it declares) or torch/extension.h (here: PYBIND11_MODULE in the CUDA file).
+WARM_KERNEL = """#include <torch/extension.h>
+__global__ void kb_warm_kernel(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] += 1.0f; }
+torch::Tensor kb_warm(torch::Tensor x) { kb_warm_kernel<<<1, 32>>>(x.data_ptr<float>(), 32); return x; }
+"""
+WARM_PYBIND = 'PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("kb_warm", &kb_warm); }\n'
+
+
+def warm_up_calls():
+    """The builds whose precompiled headers a warm kbrun cache holds: the binding file alone, and
+    each kind of split CUDA file with torch's flags and with the corpus's usual -O3."""
+    calls = [{"name": "kb_bench_warmup_ext", "cpp_sources": "torch::Tensor f(torch::Tensor x) { return x; }",
+              "functions": ["f"]}]
+    for i, flags in enumerate((None, ["-O3", "--use_fast_math"])):
+        calls.append({"name": "kb_bench_warmup_types%d" % i, "cpp_sources": "torch::Tensor kb_warm(torch::Tensor x);",
+                      "cuda_sources": WARM_KERNEL, "functions": ["kb_warm"], "extra_cuda_cflags": flags})
+        calls.append({"name": "kb_bench_warmup_ext%d" % i, "cpp_sources": "", "cuda_sources": WARM_KERNEL + WARM_PYBIND,
+                      "extra_cuda_cflags": flags})
+    return calls
+
+
 def stub_libs(d):
     """Empty stand-ins for torch's CUDA libraries where this torch has none (for the link only)."""
     import torch
@@ -114,6 +142,55 @@ def stub_libs(d):
             subprocess.run(["cc", "-shared", "-x", "c", "/dev/null", "-o", os.path.join(d, "lib%s.so" % lib)],
                            check=True)
     return d
+
+
+def bench_candidate(cand, out, env, py, pch_cache, rows_path, lock):
+    """Builds one candidate's recorded calls plain and fast at once; appends its rows."""
+    label = os.path.basename(cand).replace(".cand.py", "").replace(".py", "")
+    d = os.path.join(out, label)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    ref = cand.replace(".cand.py", ".ref.py")
+    if not os.path.exists(ref):
+        ref = os.path.join(ROOT, "tests", "problems", "1_ScaleAdd.py")
+    calls = os.path.join(d, "calls.json")
+    subprocess.run([py, "-c", CAPTURE, cand, ref, calls], env=env, capture_output=True)
+    if not os.path.exists(calls) or not json.load(open(calls)):
+        print("%-40s no load_inline call recorded" % label, flush=True)
+        return
+    cache = os.path.join(d, "cache")
+    os.makedirs(cache)
+    if os.path.isdir(os.path.join(pch_cache, "pch")):
+        subprocess.run(["cp", "-al", os.path.join(pch_cache, "pch"), os.path.join(cache, "pch")])
+    procs = {}
+    for mode in ("plain", "fast"):
+        procs[mode] = subprocess.Popen(
+            [py, "-c", BUILD, mode, calls, os.path.join(d, mode), cache, WORKER, os.path.join(d, mode + ".json")],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, mode + ".log"), "w"))
+    for p in procs.values():
+        p.wait()
+    res = {}
+    for mode in ("plain", "fast"):
+        try:
+            res[mode] = json.load(open(os.path.join(d, mode + ".json")))
+        except (OSError, ValueError):
+            res[mode] = []
+    for i, (p, f) in enumerate(zip(res["plain"], res["fast"])):
+        rec = f.get("record", {})
+        row = {"candidate": label, "call": i, "name": p["name"], "plain_s": p["seconds"], "fast_s": f["seconds"],
+               "plain_built": p["built"], "fast_built": f["built"], "cuda_headers": rec.get("cuda_headers"),
+               "cuda_header_reasons": rec.get("cuda_header_reasons"), "binding_header": rec.get("binding_header"),
+               "path": rec.get("path"), "ninja_runs": rec.get("ninja_runs"), "fallback": "fallback" in rec,
+               "pch": rec.get("pch"), "pch_build_s": rec.get("pch_build_s"), "ninja_steps": rec.get("ninja_steps"),
+               "split_declined": rec.get("cuda_split_declined"), "split_pch": rec.get("split_pch"),
+               "split_pch_build_s": rec.get("split_pch_build_s"), "fallback_text": rec.get("fallback", "")[-600:],
+               "plain_error": (p["error"] or "")[-300:], "fast_error": (f["error"] or "")[-300:]}
+        with lock, open(rows_path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+            print("%-40s %-18s %7.1f %7.1f %5.2f  built %s/%s runs %s %s" % (
+                label[:40], ",".join(row["cuda_headers"] or ["-"]), row["plain_s"], row["fast_s"],
+                row["fast_s"] / row["plain_s"] if row["plain_s"] else 0, p["built"], f["built"], row["ninja_runs"],
+                "; ".join((row["cuda_header_reasons"] or []) + (row["split_declined"] or []))), flush=True)
 
 
 def main():
@@ -127,64 +204,31 @@ def main():
     env["LD_LIBRARY_PATH"] = stubs + ":/usr/local/cuda/lib64" + (":" + old_ld if old_ld else "")
     py = sys.executable
     pch_cache = os.path.join(out, "pch-cache")
-    # PCH_WARMUP=1: build the precompiled header for torch's default flags first (a one-time cost per cache,
-    # reported apart). Without it the cache starts empty, as a fresh kbrun's does.
+    # PCH_WARMUP=1: build the precompiled headers a warm kbrun cache holds first (warm_up_calls, at once; a
+    # one-time cost per cache, reported apart). Without it the cache starts empty, as a fresh kbrun's does.
     if os.environ.get("PCH_WARMUP") == "1":
         warm = os.path.join(out, "warmup")
         shutil.rmtree(warm, ignore_errors=True)
         os.makedirs(warm)
-        with open(os.path.join(warm, "calls.json"), "w") as f:
-            json.dump([{"name": "kb_bench_warmup_ext", "cpp_sources": "torch::Tensor f(torch::Tensor x) { return x; }",
-                        "functions": ["f"]}], f)
-        t = time.time()
-        subprocess.run([py, "-c", BUILD, "fast", os.path.join(warm, "calls.json"), os.path.join(warm, "b"),
-                        pch_cache, WORKER, os.path.join(warm, "rows.json")], env=env)
-        print("warm-up (precompiled header) %.1f s" % (time.time() - t), flush=True)
-    rows_path = os.path.join(out, "rows.jsonl")
-    for cand in cands:
-        label = os.path.basename(cand).replace(".cand.py", "").replace(".py", "")
-        d = os.path.join(out, label)
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d)
-        ref = cand.replace(".cand.py", ".ref.py")
-        if not os.path.exists(ref):
-            ref = os.path.join(ROOT, "tests", "problems", "1_ScaleAdd.py")
-        calls = os.path.join(d, "calls.json")
-        subprocess.run([py, "-c", CAPTURE, cand, ref, calls], env=env, capture_output=True)
-        if not os.path.exists(calls) or not json.load(open(calls)):
-            print("%-40s no load_inline call recorded" % label, flush=True)
-            continue
-        cache = os.path.join(d, "cache")
-        os.makedirs(cache)
-        if os.path.isdir(os.path.join(pch_cache, "pch")):
-            subprocess.run(["cp", "-al", os.path.join(pch_cache, "pch"), os.path.join(cache, "pch")])
-        procs = {}
-        for mode in ("plain", "fast"):
-            procs[mode] = subprocess.Popen(
-                [py, "-c", BUILD, mode, calls, os.path.join(d, mode), cache, WORKER, os.path.join(d, mode + ".json")],
-                env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, mode + ".log"), "w"))
-        for p in procs.values():
+        t, procs = time.time(), []
+        for i, call in enumerate(warm_up_calls()):
+            calls = os.path.join(warm, "calls%d.json" % i)
+            with open(calls, "w") as f:
+                json.dump([call], f)
+            procs.append(subprocess.Popen([py, "-c", BUILD, "fast", calls, os.path.join(warm, "b%d" % i), pch_cache,
+                                           WORKER, os.path.join(warm, "rows%d.json" % i)], env=env))
+        for p in procs:
             p.wait()
-        res = {}
-        for mode in ("plain", "fast"):
-            try:
-                res[mode] = json.load(open(os.path.join(d, mode + ".json")))
-            except (OSError, ValueError):
-                res[mode] = []
-        for i, (p, f) in enumerate(zip(res["plain"], res["fast"])):
-            rec = f.get("record", {})
-            row = {"candidate": label, "call": i, "name": p["name"], "plain_s": p["seconds"], "fast_s": f["seconds"],
-                   "plain_built": p["built"], "fast_built": f["built"], "cuda_headers": rec.get("cuda_headers"),
-                   "cuda_header_reasons": rec.get("cuda_header_reasons"), "binding_header": rec.get("binding_header"),
-                   "path": rec.get("path"), "ninja_runs": rec.get("ninja_runs"), "fallback": "fallback" in rec,
-                   "pch": rec.get("pch"), "pch_build_s": rec.get("pch_build_s"), "ninja_steps": rec.get("ninja_steps"),
-                   "plain_error": (p["error"] or "")[-300:], "fast_error": (f["error"] or "")[-300:]}
-            with open(rows_path, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
-            print("%-40s %-18s %7.1f %7.1f %5.2f  built %s/%s runs %s %s" % (
-                label[:40], ",".join(row["cuda_headers"] or ["-"]), row["plain_s"], row["fast_s"],
-                row["fast_s"] / row["plain_s"] if row["plain_s"] else 0, p["built"], f["built"], row["ninja_runs"],
-                "; ".join(row["cuda_header_reasons"] or [])), flush=True)
+        built = sum(row["built"] for i in range(len(procs))
+                    for row in json.load(open(os.path.join(warm, "rows%d.json" % i))))
+        print("warm-up (precompiled headers) %.1f s, %d of %d builds built" % (time.time() - t, built, len(procs)),
+              flush=True)
+    rows_path = os.path.join(out, "rows.jsonl")
+    # JOBS candidates at once (each is two builds side by side): the corpus in one device call.
+    lock = threading.Lock()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=int(os.environ.get("JOBS", "1"))) as pool:
+        for f in [pool.submit(bench_candidate, c, out, env, py, pch_cache, rows_path, lock) for c in cands]:
+            f.result()
     table(rows_path)
 
 

@@ -1,7 +1,7 @@
 # Mono layout (torch/extension.h and torch types inside cuda_sources, as models often write it)
-# that kbrun's build gives torch/types.h in place of torch/extension.h: it uses only tensors,
-# TORCH_CHECK, AT_DISPATCH, torch::empty_like, data_ptr<T>() and dtypes. kbrun decides that
-# before compiling and compiles the CUDA file once
+# whose host code needs only torch/types.h: tensors, TORCH_CHECK, AT_DISPATCH, torch::empty_like,
+# data_ptr<T>() and dtypes. kbrun splits it into a kernel file without torch headers and a host
+# file with torch/types.h, deciding that before compiling, and compiles each once
 # (tests: MonoLayout.* in src/eval/compile_cache_test.cc).
 # On a machine without a GPU the host function computes on the CPU, so the extension still runs.
 # -std=c++17: nvcc 13 needs it, and Debian's torch 1.13 (CI) would pass -std=c++14.

@@ -1,6 +1,6 @@
 # Mono layout (torch/extension.h inside cuda_sources, the module bound there with PYBIND11_MODULE
-# and functions=None, as models often write it): torch/types.h would not declare pybind11, so kbrun
-# builds the CUDA file as written, once, deciding that before compiling
+# and functions=None, as models often write it): kbrun splits it into a kernel file without torch
+# headers and a host file that keeps torch/extension.h for pybind11, deciding that before compiling
 # (tests: MonoLayout.* in src/eval/compile_cache_test.cc).
 # On a machine without a GPU the host function computes on the CPU, so the extension still runs.
 # -std=c++17: nvcc 13 needs it, and Debian's torch 1.13 (CI) would pass -std=c++14.

@@ -19,6 +19,12 @@ def fixture_cuda(name):
         return PREFIX + re.search(r'cuda_source = r"""(.*?)"""', f.read(), re.S).group(1)
 
 
+def unsplit(text):
+    """The file with a use of its kernel that kbrun_eval.cuda_split declines (its address): the header plan
+    alone decides how it builds."""
+    return text + "void kb_keep_whole() { (void)&scale_add_kernel<float>; }\n"
+
+
 def test_fixtures_take_the_planned_paths():
     plan = b.plan_cuda_headers(fixture_cuda("mono_layout_light.py"))
     assert plan[1:] == ("torch_types_only", "torch/types.h suffices")
@@ -88,8 +94,11 @@ class FakeNinja:
         text = open(os.path.join(build_directory, "build.ninja")).read()
         self.runs.append(text)
         failed = False
+        targets = (re.findall(r"^default (.*)$", text, re.M) or [""])[0].split()
         with open(os.path.join(build_directory, ".ninja_log"), "a") as log:
             for obj, src in re.findall(r"^build (\S+): (?:cuda_)?compile (\S+)$", text, re.M):
+                if any(t.endswith(".o") for t in targets) and obj not in targets:
+                    continue
                 if self.fail_source and re.search(self.fail_source, open(src).read()):
                     failed = True
                     continue
@@ -110,14 +119,15 @@ def build_dir(tmp_path, cuda_text):
     (d / "build.ninja").write_text(
         "cxx = c++\ncflags = -DTORCH_EXTENSION_NAME=ext -O0\npost_cflags = \n"
         "build main.o: compile %s\nbuild cuda.cuda.o: cuda_compile %s\nbuild ext.so: link main.o cuda.cuda.o\n"
+        "default ext.so\n"
         % (d / "main.cpp", d / "cuda.cu"))
     return str(d)
 
 
 @pytest.mark.parametrize("fixture, mode", [("mono_layout_light.py", "torch_types_only"),
                                            ("mono_layout_pybind.py", "as_written")])
-def test_one_ninja_run_on_the_planned_path(tmp_path, fixture, mode):
-    d = build_dir(tmp_path, fixture_cuda(fixture))
+def test_one_ninja_run_on_the_planned_path_when_not_split(tmp_path, fixture, mode):
+    d = build_dir(tmp_path, unsplit(fixture_cuda(fixture)))
     ninja, record = FakeNinja(), {}
     b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), True, record)(d, False, "Error building")
     assert len(ninja.runs) == 1 and record["ninja_runs"] == 1 and "fallback" not in record
@@ -129,7 +139,7 @@ def test_one_ninja_run_on_the_planned_path(tmp_path, fixture, mode):
 
 
 def test_link_failure_is_not_built_again(tmp_path):
-    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    d = build_dir(tmp_path, unsplit(fixture_cuda("mono_layout_light.py")))
     ninja, record = FakeNinja(link_fails=True), {}
     with pytest.raises(RuntimeError, match="multiple definition"):
         b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), False, record)(d, False, "Error building")
@@ -138,7 +148,7 @@ def test_link_failure_is_not_built_again(tmp_path):
 
 def test_a_light_file_that_fails_anyway_is_built_as_written(tmp_path):
     # The safety net stays (a verdict must not depend on kbrun's header choice); the plan makes it rare.
-    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    d = build_dir(tmp_path, unsplit(fixture_cuda("mono_layout_light.py")))
     ninja, record = FakeNinja(fail_source=r"#include <torch/types.h>\n#include <cuda_runtime.h>"), {}
     b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), False, record)(d, False, "Error building")
     assert len(ninja.runs) == 2 and record["ninja_runs"] == 2
@@ -149,7 +159,7 @@ def test_a_light_file_that_fails_anyway_is_built_as_written(tmp_path):
 def test_a_light_file_with_its_own_error_is_not_built_again(tmp_path):
     # An error no lighter header causes (CUDA-L1 level2/91: a redeclared extern __shared__ array) fails as
     # written too: reported at once, one ninja run.
-    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    d = build_dir(tmp_path, unsplit(fixture_cuda("mono_layout_light.py")))
     ninja, record = FakeNinja(fail_source=r"#include <torch/types.h>\n#include <cuda_runtime.h>"), {}
 
     def own_error(build_directory, verbose, error_prefix):
@@ -167,7 +177,7 @@ def test_a_light_file_with_its_own_error_is_not_built_again(tmp_path):
 
 def undeclared_in_binding(tmp_path, name):
     """A build whose binding file binds `fused` and fails with "'<name>' was not declared"."""
-    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    d = build_dir(tmp_path, unsplit(fixture_cuda("mono_layout_light.py")))
     with open(os.path.join(d, "main.cpp"), "a") as f:
         f.write('PYBIND11_MODULE(ext, m) {\nm.def("fused", torch::wrap_pybind_function(fused), "fused");\n}\n')
     ninja = FakeNinja(fail_source=r"m\.def")
@@ -199,3 +209,49 @@ def test_an_undeclared_name_the_binding_does_not_bind_is_built_again_as_written(
     with pytest.raises(RuntimeError):
         b.fast_ninja_build(None, run, str(tmp_path / "cache"), False, record)(d, False, "Error")
     assert len(ninja.runs) == 2 and record["path"] == "as_written_after_light_failed"
+
+
+def test_a_split_file_builds_its_host_object_then_its_kernels_with_their_instantiations(tmp_path, monkeypatch):
+    # The fixture's template kernel runs under AT_DISPATCH_FLOATING_TYPES: the host object names
+    # scale_add_kernel<float> and <double>, and the kernel file is compiled for both.
+    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    symbols = ["void scale_add_kernel<%s>(%s const*, %s const*, %s*, %s, long)" % ((t,) * 5) for t in ("float", "double")]
+    monkeypatch.setattr(b.cuda_split, "undefined_symbols", lambda obj: symbols + ["cudaLaunchKernelExC"])
+    ninja, record = FakeNinja(), {}
+    b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), False, record)(d, False, "Error building")
+    assert record["cuda_headers"] == ["split"] and record["ninja_runs"] == 1 and "fallback" not in record
+    first, second = ninja.runs
+    assert "\ndefault cuda.cuda.host.o main.o\n" in first
+    assert re.search(r"^build cuda\.cuda\.host\.o: compile \S+cuda\.kbrun-host\.cpp$", second, re.M)
+    assert re.search(r"^build cuda\.cuda\.o: cuda_compile \S+cuda\.kbrun-light\.cu$", second, re.M)
+    assert "\nbuild ext.so: link main.o cuda.cuda.o cuda.cuda.host.o\n" in second and "\ndefault ext.so\n" in second
+    kernels = open(os.path.join(d, "cuda.kbrun-light.cu")).read()
+    assert "template __global__ void scale_add_kernel<float>(float const*, float const*, float*, float, long);" in kernels
+    assert "torch" not in kernels.replace("#line", "")
+
+
+def test_a_split_without_template_kernels_is_one_ninja_run(tmp_path):
+    code = ("#include <torch/extension.h>\n__global__ void k(float* y) { y[0] = 1.f; }\n"
+            "torch::Tensor f(torch::Tensor x) { k<<<1, 1>>>(x.data_ptr<float>()); return x; }\n")
+    d = build_dir(tmp_path, PREFIX + code)
+    ninja, record = FakeNinja(), {}
+    b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), False, record)(d, False, "Error building")
+    assert len(ninja.runs) == 1 and record["cuda_headers"] == ["split"] and "cuda.cuda.host.o" in ninja.runs[0]
+
+
+def test_a_split_whose_host_file_fails_is_built_as_written(tmp_path):
+    # The split is kbrun's doing: any failure of its files is built again as written, whose errors count.
+    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    ninja, record = FakeNinja(fail_source=r"kbrun_launch_kernel\(&"), {}
+    b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), False, record)(d, False, "Error building")
+    assert len(ninja.runs) == 2 and record["ninja_runs"] == 2
+    assert record["path"] == "as_written_after_light_failed" and "cuda.cuda.o" in record["fallback"]
+    assert "host.o" not in ninja.runs[1] and re.search(r"cuda_compile \S+/cuda\.cu$", ninja.runs[1], re.M)
+
+
+def test_declined_splits_are_recorded(tmp_path):
+    d = build_dir(tmp_path, unsplit(fixture_cuda("mono_layout_light.py")))
+    record = {}
+    b.fast_ninja_build(None, FakeNinja(), str(tmp_path / "cache"), False, record)(d, False, "Error building")
+    assert record["cuda_headers"] == ["torch_types_only"]
+    assert record["cuda_split_declined"] == ["host code uses kernel scale_add_kernel other than launching it"]

@@ -54,6 +54,8 @@ import sys
 import tempfile
 import time
 
+from . import cuda_split
+
 # Bump when this file changes how it builds: older cache entries stop matching.
 BUILD_FORMAT = 2
 PCH_HEADER = "#include <torch/extension.h>\n"
@@ -408,6 +410,10 @@ HEADER_ERRORS = re.compile(
     r"|cannot open source file|No such file|expected a type|conversion|ambiguous", re.I)
 
 
+# A link that fails on a symbol: a split file's declaration and definition that do not meet.
+LINK_SYMBOL_ERRORS = re.compile(r"undefined reference|multiple definition|undefined symbol")
+
+
 def _bound_names(build_directory):
     """The functions load_inline's generated binding file binds (its m.def("name", ...) lines)."""
     try:
@@ -438,7 +444,49 @@ def _cuda_is_long_pole(modes):
     `torch_types_only`: 30 s and more of nvcc): then a precompiled header not built yet is not built
     in front of the build (26-35 s more, in series), since the binding file compiled without one
     (beside nvcc) does not make the build longer; a later build makes it."""
-    return any(mode != "no_torch_headers" for mode in modes)
+    return any(mode not in ("no_torch_headers", "split") for mode in modes)
+
+
+class _SplitBuild:
+    """One CUDA file built as two (cuda_split.py): the kernel file in the file's own object, the
+    host file in `<object>.host.o`, linked beside it."""
+
+    def __init__(self, obj, src, parts, plain):
+        self.obj, self.src, self.parts = obj, src, parts
+        self.host_obj = obj[:-2] + ".host.o" if obj.endswith(".o") else obj + ".host.o"
+        self.host_src = os.path.splitext(src)[0] + ".kbrun-host.cpp"
+        self.instantiated = False
+        self.failed = False
+        with open(self.host_src, "w") as f:
+            f.write(parts.host)
+        # The host code gets what nvcc would give it: the CUDA flags' -O level and macros.
+        # (torch's own macros are in the C++ flags already; its __CUDA_NO_HALF* ones concern device code.)
+        cuda_flags = " ".join(_ninja_var(plain, v) or "" for v in ("cuda_cflags", "cuda_post_cflags"))
+        cxx_flags = set((_ninja_var(plain, "cflags") or "").split())
+        flags = [f for f in re.findall(r"(?<!\S)(?:-O\d|-D\S+|-U\S+)", cuda_flags)
+                 if f not in cxx_flags and not f.startswith("-D__CUDA_NO_")]
+        flags += ["-O" + m for m in re.findall(r"--optimize[= ](\d)", cuda_flags)]
+        self.host_flags = " ".join(dict.fromkeys(flags))
+
+    def add_host_build(self, ninja_text, cflags):
+        """The ninja file with the host object built and linked."""
+        line = "build %s: compile %s\n  cflags = %s %s\n" % (self.host_obj, self.host_src, cflags, self.host_flags)
+        ninja_text = re.sub(r"^(build \S+: link .*)$", lambda m: m.group(1) + " " + self.host_obj, ninja_text,
+                            count=1, flags=re.M)
+        return re.sub(r"^(build %s: cuda_compile .*\n)" % re.escape(self.obj), lambda m: m.group(1) + line,
+                      ninja_text, count=1, flags=re.M)
+
+    def instantiate(self, build_directory):
+        """Appends to the kernel file the template kernels' instantiations its host object uses."""
+        try:
+            code = cuda_split.instantiations(
+                self.parts.template_kernels, cuda_split.undefined_symbols(os.path.join(build_directory, self.host_obj)))
+        except cuda_split.Declined:
+            self.failed = True
+            raise
+        with open(_light_path(self.src), "a") as f:
+            f.write(code)
+        self.instantiated = True
 
 
 def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
@@ -468,9 +516,24 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 light[binding] = ("build %s: compile %s\n" % (binding, src),
                                   "build %s: compile %s\n" % (binding, _light_path(src)))
         modes, reasons = [], []
+        # Split CUDA files: kernel object -> SplitBuild (cuda_split.py).
+        splits = {}
         for obj, src in re.findall(r"^build (\S+): cuda_compile (\S+)$", plain, re.M):
             with open(src) as f:
-                text, mode, reason = plan_cuda_headers(f.read())
+                written = f.read()
+            text, mode, reason = plan_cuda_headers(written)
+            if mode != "no_torch_headers":
+                # The host file gets the lighter of the two headers, as plan_cuda_headers chose it.
+                host_header = "#include <torch/types.h>\n" if mode == "torch_types_only" else PCH_HEADER
+                try:
+                    if re.search(r"default-stream\s*[= ]\s*per-thread", plain):
+                        raise cuda_split.Declined("--default-stream per-thread")
+                    parts = cuda_split.split(text, src, host_header)
+                except cuda_split.Declined as exc:
+                    record.setdefault("cuda_split_declined", []).append(str(exc))
+                else:
+                    splits[obj] = _SplitBuild(obj, src, parts, plain)
+                    text, mode, reason = parts.kernels, "split", "kernels without torch, host code with the PCH"
             modes.append(mode)
             reasons.append(reason)
             if mode != "as_written":
@@ -498,8 +561,27 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                     if header:
                         include = "-include %s -Winvalid-pch " % header
                 text = _set_ninja_var(text, "cflags", include + cflags)
-            with open(path, "w") as f:
-                f.write(text)
+            live = [s for obj, s in splits.items() if obj in light]
+            for s in live:
+                host_include = ""
+                if use_pch and cflags is not None:
+                    pch = {}
+                    header = ensure_pch(cache_dir, _set_ninja_var(plain, "cflags", cflags + " " + s.host_flags), pch,
+                                        toolchain(ce, False), s.parts.host_header)
+                    record.setdefault("split_pch", []).append(pch.get("pch"))
+                    if "pch_build_s" in pch:
+                        record["split_pch_build_s"] = record.get("split_pch_build_s", 0) + pch["pch_build_s"]
+                    if header:
+                        host_include = "-include %s -Winvalid-pch " % header
+                text = s.add_host_build(text, host_include + (cflags or ""))
+            # Template kernels are compiled for what the host objects use: those (and the binding
+            # file, beside them) first, then the kernel files with their instantiations.
+            first = [s for s in live if s.parts.template_kernels and not s.instantiated]
+            phase = "host" if first else "all"
+            if first:
+                targets = [s.host_obj for s in first] + ([binding] if binding else [])
+                text_first = re.sub(r"^default .*\n?", "", text, flags=re.M).rstrip("\n") + \
+                    "\ndefault %s\n" % " ".join(targets)
             t, log_offset = time.perf_counter(), _ninja_log_size(build_directory)
             record["ninja_runs"] = record.get("ninja_runs", 0) + 1
             try:
@@ -508,20 +590,39 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 # the compiler's lines (with the candidate's verbose=True torch prints them instead,
                 # and the run phase built a failed build again on the GPU lane: 10.6 s for a level-3
                 # corpus candidate on an H200).
+                if first:
+                    with open(path, "w") as f:
+                        f.write(text_first)
+                    original_run(build_directory, False, error_prefix)
+                    for s in first:
+                        s.instantiate(build_directory)
+                    phase = "all"
+                with open(path, "w") as f:
+                    f.write(text)
                 original_run(build_directory, False, error_prefix)
                 return
-            except RuntimeError as exc:
+            except (RuntimeError, cuda_split.Declined) as exc:
                 if not light:
                     raise
-                # A lightened file that did not build goes back to what torch wrote; files
-                # that built are kept. When all of them built, a file as written failed or the
-                # link did (a header choice does not change what links): its errors are the
-                # ones to report, with no second build.
+                # A lightened or split file that did not build goes back to what torch wrote;
+                # files that built are kept. When all of them built, a file as written failed or
+                # the link did (a header choice does not change what links, a split does: a link
+                # error naming a symbol goes back too): its errors are the ones to report, with
+                # no second build.
                 built = _built_since(build_directory, offset)
-                failed = [obj for obj in light if obj not in built]
+                failed = [obj for obj in light if obj not in built and (phase == "all" or obj not in splits)]
+                failed += [obj for obj, s in splits.items()
+                           if obj in light and obj not in failed and (s.host_obj not in built or s.failed)]
+                live = [obj for obj in splits if obj in light]
+                if not failed and live and LINK_SYMBOL_ERRORS.search(str(exc)):
+                    failed = live
                 if not failed:
                     raise
-                if not _may_be_the_header(str(exc), _bound_names(build_directory)):
+                # Errors a lighter header cannot cause are the file's own; so are those of a split's
+                # kernel file (the candidate's code as written, compiled by nvcc as before) once its
+                # host file built. A host file's errors always go back: kbrun wrote that file.
+                own_code_only = all(obj not in splits or splits[obj].host_obj in built for obj in failed)
+                if own_code_only and not _may_be_the_header(str(exc), _bound_names(build_directory)):
                     record["light_error_kept"] = True  # the file's own error: the same as written
                     raise
                 for obj in failed:
