@@ -6,8 +6,9 @@ fast build (src/eval/worker/kbrun_eval/build.py), side by side, cold, on this ma
 Needs no GPU and no kbrun binary: it runs the worker's build step directly, as the worker installs
 it. For each candidate a child process runs the candidate's module with load_inline recorded
 instead of run (torch.cuda.is_available() answers True so that GPU-only builds are seen; ModelNew
-is constructed with the reference's get_init_inputs() when the module itself builds nothing: a
-`<name>.ref.py` beside it, else tests/problems/1_ScaleAdd.py), then two children rebuild each
+is constructed with the reference's get_init_inputs() when the module itself builds nothing, and
+called once on get_inputs() when that builds nothing either: a `<name>.ref.py` beside it, else
+tests/problems/1_ScaleAdd.py), then two children rebuild each
 recorded call at once, one with torch's build and one with kbrun's, each in a fresh build folder
 (kbrun's with an empty extension cache; with PCH_WARMUP=1 the precompiled headers come from
 OUT_DIR/pch-cache, built by a warm-up first: the binding file's and those of split CUDA files' host
@@ -55,6 +56,7 @@ def record(*args, **kwargs):
 
 
 ce.load_inline = record
+real_cuda = torch.cuda.is_available()
 torch.cuda.is_available = lambda: True
 torch.nn.Module.cuda = lambda self, *a, **k: self
 torch.Tensor.cuda = lambda self, *a, **k: self
@@ -67,7 +69,10 @@ try:
         rs = importlib.util.spec_from_file_location("reference", ref)
         r = importlib.util.module_from_spec(rs)
         rs.loader.exec_module(r)
-        mod.ModelNew(*r.get_init_inputs())
+        model = mod.ModelNew(*r.get_init_inputs())
+        if not calls:  # builds on its first call (on a GPU machine, with the inputs there)
+            device = "cuda" if real_cuda else "cpu"
+            model.to(device)(*[x.to(device) if isinstance(x, torch.Tensor) else x for x in r.get_inputs()])
 except Exception as exc:
     print("capture stopped: %r" % (exc,), file=sys.stderr)
 json.dump(calls, open(out, "w"))
@@ -184,7 +189,7 @@ def bench_candidate(cand, out, env, py, pch_cache, rows_path, lock):
                "pch": rec.get("pch"), "pch_build_s": rec.get("pch_build_s"), "ninja_steps": rec.get("ninja_steps"),
                "split_declined": rec.get("cuda_split_declined"), "split_pch": rec.get("split_pch"),
                "split_pch_build_s": rec.get("split_pch_build_s"), "fallback_text": rec.get("fallback", "")[-600:],
-               "plain_error": (p["error"] or "")[-300:], "fast_error": (f["error"] or "")[-300:]}
+               "plain_error": (p["error"] or "")[-1500:], "fast_error": (f["error"] or "")[-1500:]}
         with lock, open(rows_path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
             print("%-40s %-18s %7.1f %7.1f %5.2f  built %s/%s runs %s %s" % (
@@ -233,15 +238,22 @@ def main():
 
 
 def table(rows_path):
+    """Medians over all builds (a build that fails counts to its error: the time to the candidate's
+    compile verdict), over those both built, and the builds whose outcome the fast path changed."""
     rows = [json.loads(line) for line in open(rows_path)] if os.path.exists(rows_path) else []
-    both = [r for r in rows if r["plain_built"] and r["fast_built"]]
-    if both:
-        mp = statistics.median(r["plain_s"] for r in both)
-        mf = statistics.median(r["fast_s"] for r in both)
-        print("built by both: %d of %d builds; median plain %.1f s, kbrun %.1f s (%.2fx); worst ratio %.2fx; "
-              "second builds (ninja runs > 1): %d" % (
-                  len(both), len(rows), mp, mf, mf / mp, max(r["fast_s"] / r["plain_s"] for r in both),
-                  sum(1 for r in rows if (r["ninja_runs"] or 0) > 1)))
+    same = [r for r in rows if r["plain_built"] == r["fast_built"] and r["plain_s"]]
+    for label, part in (("all builds", same), ("built by both", [r for r in same if r["plain_built"]])):
+        if not part:
+            print("%s: none" % label)
+            continue
+        mp = statistics.median(r["plain_s"] for r in part)
+        mf = statistics.median(r["fast_s"] for r in part)
+        ratios = [r["fast_s"] / r["plain_s"] for r in part]
+        print("%s: %d; median plain %.1f s, kbrun %.1f s (%.2fx); median ratio %.2fx, worst %.2fx; slower: %d"
+              % (label, len(part), mp, mf, mf / mp, statistics.median(ratios), max(ratios),
+                 sum(1 for x in ratios if x > 1)))
+    print("outcome changed (built in one mode only): %d; second builds (ninja runs > 1): %d" % (
+        len(rows) - len(same), sum(1 for r in rows if (r["ninja_runs"] or 0) > 1)))
 
 
 if __name__ == "__main__":

@@ -255,3 +255,27 @@ def test_declined_splits_are_recorded(tmp_path):
     b.fast_ninja_build(None, FakeNinja(), str(tmp_path / "cache"), False, record)(d, False, "Error building")
     assert record["cuda_headers"] == ["torch_types_only"]
     assert record["cuda_split_declined"] == ["host code uses kernel scale_add_kernel other than launching it"]
+
+
+def test_a_binding_error_with_a_split_is_reported_once(tmp_path):
+    # CUDA-L1 level2/11, 21, 47: PYBIND11_MODULE in cpp_sources beside functions=[...]. ninja names the
+    # binding's object in its FAILED line and stops the host file's compile: the split did not fail.
+    d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
+    ninja, record = FakeNinja(fail_source=r"torch::Tensor f\("), {}
+
+    def run(build_directory, verbose, error_prefix):
+        try:
+            ninja(build_directory, verbose, error_prefix)
+        except RuntimeError:
+            raise RuntimeError(error_prefix + ": [1/2] c++ main.cpp\nFAILED: main.o\nmain.cpp:36:1: error: redefinition "
+                               "of 'void pybind11_init_ext(pybind11::module_&)'\nninja: build stopped: subcommand failed.")
+
+    with pytest.raises(RuntimeError, match="redefinition"):
+        b.fast_ninja_build(None, run, str(tmp_path / "cache"), False, record)(d, False, "Error building")
+    assert len(ninja.runs) == 1 and record["ninja_runs"] == 1 and "fallback" not in record
+    assert record["cuda_headers"] == ["split"] and record["light_error_kept"]
+
+
+def test_failed_outputs_are_read_from_ninjas_lines():
+    assert b._failed_outputs("x\nFAILED: main.o \nFAILED: [code=1] cuda.cuda.host.o\n") == {"main.o", "cuda.cuda.host.o"}
+    assert b._failed_outputs("error: something") is None

@@ -410,6 +410,14 @@ HEADER_ERRORS = re.compile(
     r"|cannot open source file|No such file|expected a type|conversion|ambiguous", re.I)
 
 
+def _failed_outputs(output):
+    """The outputs ninja's FAILED lines name in a failed build's output; None when it has none."""
+    names = set()
+    for m in re.finditer(r"^FAILED: (?:\[code=\d+\] )?(.*)$", output, re.M):
+        names.update(m.group(1).split())
+    return names or None
+
+
 # A link that fails on a symbol: a split file's declaration and definition that do not meet.
 LINK_SYMBOL_ERRORS = re.compile(r"undefined reference|multiple definition|undefined symbol")
 
@@ -433,8 +441,9 @@ def _may_be_the_header(output, bound=()):
     errors = [line for line in errors if not re.search(r"\d+ errors? detected|FAILED:", line)]
 
     def own_function_undeclared(line):
-        m = re.search(r"[\u2018'`](\w+)[\u2019'] was not declared", line)
-        return m is not None and m.group(1) in bound
+        m = re.search(r"[\u2018'`](\w+)[\u2019'] was not declared|reference to [\u2018'`](\w+)[\u2019'] is ambiguous",
+                      line)
+        return m is not None and (m.group(1) or m.group(2)) in bound
 
     return not errors or any(HEADER_ERRORS.search(line) and not own_function_undeclared(line) for line in errors)
 
@@ -610,18 +619,27 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 # error naming a symbol goes back too): its errors are the ones to report, with
                 # no second build.
                 built = _built_since(build_directory, offset)
-                failed = [obj for obj in light if obj not in built and (phase == "all" or obj not in splits)]
-                failed += [obj for obj, s in splits.items()
-                           if obj in light and obj not in failed and (s.host_obj not in built or s.failed)]
+                named = _failed_outputs(str(exc))
+
+                def did_fail(output):
+                    # ninja names what failed; it stops (kills) the compiles still running then.
+                    return output in named if named is not None else output not in built
+
+                failed = [obj for obj in light if obj not in splits and did_fail(obj)]
+                host_failed = [obj for obj, s in splits.items()
+                               if obj in light and (s.failed or did_fail(s.host_obj))]
+                failed += host_failed
+                failed += [obj for obj in splits if obj in light and obj not in failed and phase == "all"
+                           and did_fail(obj)]
                 live = [obj for obj in splits if obj in light]
                 if not failed and live and LINK_SYMBOL_ERRORS.search(str(exc)):
-                    failed = live
+                    failed = host_failed = live
                 if not failed:
                     raise
                 # Errors a lighter header cannot cause are the file's own; so are those of a split's
-                # kernel file (the candidate's code as written, compiled by nvcc as before) once its
-                # host file built. A host file's errors always go back: kbrun wrote that file.
-                own_code_only = all(obj not in splits or splits[obj].host_obj in built for obj in failed)
+                # kernel file (the candidate's code as written, compiled by nvcc as before). A host
+                # file's errors always go back: kbrun wrote that file.
+                own_code_only = not host_failed
                 if own_code_only and not _may_be_the_header(str(exc), _bound_names(build_directory)):
                     record["light_error_kept"] = True  # the file's own error: the same as written
                     raise
