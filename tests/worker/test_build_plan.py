@@ -215,7 +215,8 @@ def test_a_split_file_builds_its_host_object_then_its_kernels_with_their_instant
     # The fixture's template kernel runs under AT_DISPATCH_FLOATING_TYPES: the host object names
     # scale_add_kernel<float> and <double>, and the kernel file is compiled for both.
     d = build_dir(tmp_path, fixture_cuda("mono_layout_light.py"))
-    symbols = ["void scale_add_kernel<%s>(%s const*, %s const*, %s*, %s, long)" % ((t,) * 5) for t in ("float", "double")]
+    symbols = ["void scale_add_kernel<%s>(%s const*, %s const*, %s*, %s, long)" % ((t,) * 5)
+               for t in ("float", "double")]
     monkeypatch.setattr(b.cuda_split, "undefined_symbols", lambda obj: symbols + ["cudaLaunchKernelExC"])
     ninja, record = FakeNinja(), {}
     b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), False, record)(d, False, "Error building")
@@ -226,7 +227,8 @@ def test_a_split_file_builds_its_host_object_then_its_kernels_with_their_instant
     assert re.search(r"^build cuda\.cuda\.o: cuda_compile \S+cuda\.kbrun-light\.cu$", second, re.M)
     assert "\nbuild ext.so: link main.o cuda.cuda.o cuda.cuda.host.o\n" in second and "\ndefault ext.so\n" in second
     kernels = open(os.path.join(d, "cuda.kbrun-light.cu")).read()
-    assert "template __global__ void scale_add_kernel<float>(float const*, float const*, float*, float, long);" in kernels
+    assert ("template __global__ void scale_add_kernel<float>(float const*, float const*, float*, float, long);"
+            in kernels)
     assert "torch" not in kernels.replace("#line", "")
 
 
@@ -267,8 +269,9 @@ def test_a_binding_error_with_a_split_is_reported_once(tmp_path):
         try:
             ninja(build_directory, verbose, error_prefix)
         except RuntimeError:
-            raise RuntimeError(error_prefix + ": [1/2] c++ main.cpp\nFAILED: main.o\nmain.cpp:36:1: error: redefinition "
-                               "of 'void pybind11_init_ext(pybind11::module_&)'\nninja: build stopped: subcommand failed.")
+            raise RuntimeError(error_prefix + ": [1/2] c++ main.cpp\nFAILED: main.o\nmain.cpp:36:1: error: "
+                               "redefinition of 'void pybind11_init_ext(pybind11::module_&)'\n"
+                               "ninja: build stopped: subcommand failed.")
 
     with pytest.raises(RuntimeError, match="redefinition"):
         b.fast_ninja_build(None, run, str(tmp_path / "cache"), False, record)(d, False, "Error building")
@@ -277,5 +280,34 @@ def test_a_binding_error_with_a_split_is_reported_once(tmp_path):
 
 
 def test_failed_outputs_are_read_from_ninjas_lines():
-    assert b._failed_outputs("x\nFAILED: main.o \nFAILED: [code=1] cuda.cuda.host.o\n") == {"main.o", "cuda.cuda.host.o"}
+    named = b._failed_outputs("x\nFAILED: main.o \nFAILED: [code=1] cuda.cuda.host.o\n")
+    assert named == {"main.o", "cuda.cuda.host.o"}
     assert b._failed_outputs("error: something") is None
+
+
+def test_command_lines_are_not_errors():
+    # torch's message starts with ninja's command lines, whose flags (-D__CUDA_NO_HALF_CONVERSIONS__) once
+    # read as a "conversion" error: 20 second builds of 35 corpus builds on an H200.
+    output = ("Error building extension 'ext': [1/3] nvcc -D__CUDA_NO_HALF_CONVERSIONS__ -c cuda.cu\nFAILED: main.o\n"
+              "c++ -MMD -c main.cpp -o main.o\nmain.cpp:4:63: error: \u2018f\u2019 was not declared in this scope\n"
+              "ninja: build stopped: subcommand failed.\n")
+    assert not b._may_be_the_header(output, {"f"})
+    assert b._diagnostics(output) == ["main.cpp:4:63: error: \u2018f\u2019 was not declared in this scope"]
+    assert b._diagnostics("cuda.cu(86): error: declaration is incompatible\ncollect2: error: ld returned 1 exit status")
+
+
+def test_a_host_files_own_errors_are_told_from_the_splits():
+    text = fixture_cuda("mono_layout_light.py")
+    src = "/b/cuda.cu"
+    split = b._SplitBuild.__new__(b._SplitBuild)
+    split.src, split.parts = src, b.cuda_split.split(text, src, b.PCH_HEADER)
+    dispatch = next(i for i, line in enumerate(text.split("\n"), 1) if "AT_DISPATCH" in line)
+    launch = next(i for i, line in enumerate(text.split("\n"), 1) if "<<<" in line)
+    assert launch in split.parts.launch_lines and dispatch not in split.parts.launch_lines
+    own = "%s:%d:5: error: cannot convert \u2018const at::DeprecatedTypeProperties\u2019 to \u2018c10::ScalarType\u2019"
+    own %= (src, dispatch)
+    assert b._split_errors_are_own("FAILED: cuda.cuda.host.o\n" + own, split)
+    assert not b._split_errors_are_own("%s:%d:13: error: cannot convert x" % (src, launch), split)
+    assert not b._split_errors_are_own("%s:%d:5: error: \u2018__half\u2019 was not declared" % (src, dispatch), split)
+    assert not b._split_errors_are_own("/b/cuda.kbrun-host.cpp:14:3: error: cannot convert x", split)
+    assert not b._split_errors_are_own("ninja: build stopped", split)

@@ -71,7 +71,8 @@ def test_shared_declarations_go_to_both_files_and_host_only_ones_to_the_host():
 
 
 @pytest.mark.parametrize("code, why", [
-    ("__global__ void k(at::Half* y) {}\nvoid f(torch::Tensor y) { k<<<1, 1>>>(nullptr); }\n", "device code names torch"),
+    ("__global__ void k(at::Half* y) {}\nvoid f(torch::Tensor y) { k<<<1, 1>>>(nullptr); }\n",
+     "device code names torch"),
     ("__constant__ float c[4];\n__global__ void k(float* y) { y[0] = c[0]; }\n"
      "void f(torch::Tensor y, float* h) { cudaMemcpyToSymbol(c, h, 16); k<<<1, 1>>>(y.data_ptr<float>()); }\n",
      "device symbol c"),
@@ -96,7 +97,8 @@ def test_what_the_split_cannot_carry_is_declined(code, why):
 def test_comments_and_strings_do_not_cut_or_classify():
     code = ('#include <torch/extension.h>\n// a } in a comment; and __global__ too\n'
             '__global__ void k(float* y) { /* { */ y[0] = 1.f; }\n'
-            'void f(torch::Tensor y) { TORCH_CHECK(y.numel() > 0, "need }; elements"); k<<<1, 1>>>(y.data_ptr<float>()); }\n')
+            'void f(torch::Tensor y) { TORCH_CHECK(y.numel() > 0, "need }; elements");\n'
+            '  k<<<1, 1>>>(y.data_ptr<float>()); }\n')
     s = cuda_split.split(PREFIX + code, "/b/cuda.cu", HOST_HEADER)
     assert 'TORCH_CHECK(y.numel() > 0, "need }; elements")' in s.host and "TORCH_CHECK" not in s.kernels
 

@@ -78,9 +78,10 @@ class Split:
     """The two files, and what instantiations() needs: the template kernels by name, with their
     declarations as written."""
 
-    def __init__(self, kernels, host, host_header, template_kernels):
+    def __init__(self, kernels, host, host_header, template_kernels, launch_lines):
         self.kernels, self.host, self.host_header = kernels, host, host_header
         self.template_kernels = template_kernels
+        self.launch_lines = launch_lines  # lines of the original file with a rewritten launch
 
 
 def _skip_literal(code, i):
@@ -405,8 +406,14 @@ def split(text, path, host_header):
     host = "".join(host_parts)
     if host_header.strip() != "#include <torch/extension.h>":
         host = re.sub(r"#\s*include\s*[<\"]torch/extension\.h[>\"]", host_header.strip(), host)
+    launch_lines = set()
+    for c in chunks:
+        if c.where in ("host", "both") and "<<<" in blank[c.start:c.end]:
+            for start, _, _, _, _, end in _find_launches(blank[c.start:c.end]):
+                first = text.count("\n", 0, c.start + start) + 1
+                launch_lines.update(range(first, first + text.count("\n", c.start + start, c.start + end) + 1))
     return Split("".join(kernel_parts), host, host_header,
-                 {name for name, is_template in kernels.items() if is_template})
+                 {name for name, is_template in kernels.items() if is_template}, launch_lines)
 
 
 def undefined_symbols(obj):
