@@ -311,3 +311,23 @@ def test_a_host_files_own_errors_are_told_from_the_splits():
     assert not b._split_errors_are_own("%s:%d:5: error: \u2018__half\u2019 was not declared" % (src, dispatch), split)
     assert not b._split_errors_are_own("/b/cuda.kbrun-host.cpp:14:3: error: cannot convert x", split)
     assert not b._split_errors_are_own("ninja: build stopped", split)
+
+
+def test_each_failed_file_is_judged_on_its_own_compilers_lines():
+    # CUDA-L1 level2/11, 21, 47: the binding redefines its module and the split's host file uses the removed
+    # Tensor::type() in AT_DISPATCH; both errors are the candidate's own: no second build.
+    text = fixture_cuda("mono_layout_light.py")
+    split = b._SplitBuild.__new__(b._SplitBuild)
+    split.src, split.parts, split.failed = "/b/cuda.cu", b.cuda_split.split(text, "/b/cuda.cu", b.PCH_HEADER), False
+    dispatch = next(i for i, line in enumerate(text.split("\n"), 1) if "AT_DISPATCH" in line)
+    binding = "/b/main.cpp:36:1: error: redefinition of \u2018void pybind11_init_ext(pybind11::module_&)\u2019"
+    host = "/b/cuda.cu:%d:5: error: cannot convert \u2018const at::DeprecatedTypeProperties\u2019" % dispatch
+    nvcc_flags = "Error building extension 'ext': [1/3] nvcc -D__CUDA_NO_HALF_CONVERSIONS__ -c /b/cuda.kbrun-light.cu\n"
+    splits = {"cuda.cuda.o": split}
+    args = (["main.o", "cuda.cuda.o"], "main.o", splits, ["cuda.cuda.o"], set())
+    assert b._errors_are_own(nvcc_flags + "FAILED: main.o\n%s\nFAILED: cuda.cuda.host.o\n%s\n" % (binding, host), *args)
+    undeclared = "/b/cuda.cu:%d:5: error: \u2018__half\u2019 was not declared in this scope" % dispatch
+    assert not b._errors_are_own("%s\n%s\n" % (binding, undeclared), *args)
+    torch_macro = "/b/cuda.cu:%d:5: error: \u2018AT_CUDA_CHECK\u2019 was not declared in this scope" % dispatch
+    assert b._errors_are_own("%s\n%s\n" % (binding, torch_macro), *args)  # the host file has torch/extension.h
+    assert not b._errors_are_own(binding + "\n", *args)  # the host file failed with no line of its own

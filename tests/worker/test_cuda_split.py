@@ -122,3 +122,29 @@ def test_undefined_symbols_reads_a_real_object(tmp_path):
     subprocess.run(["c++", "-c", str(src), "-o", str(obj)], check=True)
     assert "void k<float>(float const*, int)" in cuda_split.undefined_symbols(str(obj))
     assert os.path.exists(obj)
+
+
+TORCH_STUB = "namespace torch { struct Tensor { template <typename T> T* data_ptr() { return nullptr; } }; }\n"
+
+
+def test_the_host_file_is_valid_for_gxx(tmp_path):
+    # What nvcc accepts in a kernel's declaration and g++ does not know (__launch_bounds__), an operator
+    # defined at file scope, and launches whose arguments convert to the kernel's parameter types.
+    code = ("#include <torch/extension.h>\n"
+            "__global__ void __launch_bounds__(256, 2) k(float* __restrict__ y, int n) { y[0] = n; }\n"
+            "template <typename T, int B> __global__ __launch_bounds__(B) void t(T* y, long n) { y[0] = n; }\n"
+            "inline bool operator==(const dim3& a, const dim3& b) { return a.x == b.x; }\n"
+            "void f(torch::Tensor y, cudaStream_t s) {\n"
+            "  k<<<dim3(1) == dim3(1) ? 1 : 2, 256, 0, s>>>(y.data_ptr<float>(), 3.0);\n"
+            "  t<double, 128><<<1, 128>>>(y.data_ptr<double>(), 7);\n}\n")
+    s = cuda_split.split(PREFIX + code, str(tmp_path / "cuda.cu"), HOST_HEADER)
+    host = tmp_path / "host.cpp"
+    include = "#include <torch/extension.h>"
+    host.write_text(s.host.replace(include, TORCH_STUB, 1).replace(include, ""))
+    cuda = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+    if not os.path.exists(os.path.join(cuda, "include", "cuda_runtime.h")):
+        pytest.skip("no CUDA headers")
+    p = subprocess.run(["c++", "-std=c++17", "-fsyntax-only", "-I", os.path.join(cuda, "include"), str(host)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert s.template_kernels == {"t"} and "inline bool operator==" in s.kernels

@@ -37,6 +37,13 @@ compiled, never what they mean:
   written (record: `fallback`, `path`), and that build's errors are the ones reported.
   When a CUDA file parses torch's headers, a precompiled header not built yet is not
   built in front of the build (nvcc is its long pole).
+- Split: a CUDA file that still includes torch's headers is split by cuda_split.py into a
+  kernel file without torch (nvcc, in the file's own object) and a host file (g++, with a
+  precompiled header for its header and the CUDA flags' -O level and macros, in
+  `<object>.host.o`, linked beside it). With template kernels the host objects (and the binding)
+  are built first and the kernel file gets the instantiations their symbols name. A split file
+  that fails is judged on its own compiler's lines (_errors_are_own); a host file's error that a
+  split could cause sends the file back as written.
 """
 # Over 400 lines on purpose: one build step (cache, PCH, header lightening, the hooks on torch's
 # build functions) whose parts share the cache's key and records; split, each part would need the rest.
@@ -440,18 +447,52 @@ def _diagnostics(output):
     return [line for line in output.splitlines() if DIAGNOSTIC.search(line) and not line.startswith("[")]
 
 
+GCC_DIAGNOSTIC = re.compile(r"^\s*(.+?):(\d+):(?:\d+:)? (?:fatal )?error: (.*)$")
+NVCC_DIAGNOSTIC = re.compile(r"^\s*(.+?)\((\d+)\): (?:catastrophic |fatal )?error")
+# A torch name g++ does not know in a host file that includes torch/extension.h, as the file as
+# written does: torch's headers declare the same names for g++ as for nvcc (AT_CUDA_CHECK without
+# its header; level 2 corpus, 23_).
+TORCH_NAME_UNDECLARED = re.compile(
+    r"[\u2018'`](?:(?:TORCH|AT|C10)_\w+|(?:at|c10|torch)::[\w:]+)[\u2019'] (?:was|has) not (?:been )?declared"
+    r"|is not a member of [\u2018'`](?:at|c10|torch)(?:::\w+)*[\u2019']")
+
+
 def _split_errors_are_own(output, split):
-    """Whether a split's host file failed with the candidate's own errors, the same as written: each
-    error is in the candidate's file (#line), outside the launches kbrun rewrote, and of a kind no
-    split causes (HEADER_ERRORS: a name, type or overload the other file or nvcc would have)."""
+    """Whether a split's host file failed with the candidate's own errors (`output`: g++'s error
+    lines of that file), the same as written: each is in the candidate's file (#line), outside the
+    launches kbrun rewrote, and of a kind no split causes (HEADER_ERRORS: a name, type or overload
+    the other file or nvcc would have; a torch name when the host file has torch/extension.h)."""
     errors = _diagnostics(output)
     for line in errors:
-        m = re.match(r"\s*(.+?):(\d+):(?:\d+:)? (?:fatal )?error: (.*)$", line)
+        m = GCC_DIAGNOSTIC.match(line)
         if not m or os.path.basename(m.group(1)) != os.path.basename(split.src):
             return False
-        if int(m.group(2)) in split.parts.launch_lines or HEADER_ERRORS.search(m.group(3)):
+        if int(m.group(2)) in split.parts.launch_lines:
+            return False
+        if HEADER_ERRORS.search(m.group(3)) and not (split.parts.host_header == PCH_HEADER
+                                                     and TORCH_NAME_UNDECLARED.search(m.group(3))):
             return False
     return bool(errors)
+
+
+def _errors_are_own(output, failed, binding, splits, host_failed, bound):
+    """Whether each failed lightened or split file failed with errors of its own (the same as
+    written), judged on its own compiler's lines: g++'s of the binding file (main.cpp) and of split
+    host files, nvcc's of CUDA files. A file with no error line of its own goes back."""
+    lines = _diagnostics(output)
+    gcc = [line for line in lines if GCC_DIAGNOSTIC.match(line)]
+    binding_lines = [line for line in gcc if os.path.basename(GCC_DIAGNOSTIC.match(line).group(1)).startswith("main")]
+    host_lines = "\n".join(line for line in gcc if line not in binding_lines)
+    nvcc_lines = [line for line in lines if NVCC_DIAGNOSTIC.match(line)]
+    for obj in failed:
+        if obj in host_failed:
+            if splits[obj].failed or not _split_errors_are_own(host_lines, splits[obj]):
+                return False
+        else:
+            own = binding_lines if obj == binding else nvcc_lines
+            if not own or _may_be_the_header("\n".join(own), bound):
+                return False
+    return True
 
 
 def _may_be_the_header(output, bound=()):
@@ -653,17 +694,17 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 failed += [obj for obj in splits if obj in light and obj not in failed and phase == "all"
                            and did_fail(obj)]
                 live = [obj for obj in splits if obj in light]
-                if not failed and live and LINK_SYMBOL_ERRORS.search(str(exc)):
+                link_failed = not failed and live and LINK_SYMBOL_ERRORS.search(str(exc))
+                if link_failed:
                     failed = host_failed = live
                 if not failed:
                     raise
                 # Errors a lighter header cannot cause are the file's own; so are those of a split's
                 # kernel file (the candidate's code as written, compiled by nvcc as before) and a host
                 # file's errors that no split causes (_split_errors_are_own: e.g. AT_DISPATCH on the
-                # removed Tensor::type() in real level-2 output, 8 of 13 split files on torch 2.11).
-                own_code_only = all(not s.failed and _split_errors_are_own(str(exc), s)
-                                    for obj, s in splits.items() if obj in host_failed)
-                if own_code_only and not _may_be_the_header(str(exc), _bound_names(build_directory)):
+                # removed Tensor::type() in real level-2 output on torch 2.11).
+                if not link_failed and _errors_are_own(str(exc), failed, binding, splits, host_failed,
+                                                       _bound_names(build_directory)):
                     record["light_error_kept"] = True  # the file's own error: the same as written
                     raise
                 for obj in failed:

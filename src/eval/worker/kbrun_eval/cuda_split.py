@@ -48,6 +48,13 @@ STATIC = re.compile(r"\bstatic\s+")
 LAUNCHER = """\
 #include <cuda_runtime.h>
 #include <utility>
+// kbrun: CUDA's headers define these for nvcc only; a kernel's declaration may carry them.
+#ifndef __launch_bounds__
+#define __launch_bounds__(...)
+#endif
+#ifndef __cluster_dims__
+#define __cluster_dims__(...)
+#endif
 // kbrun: kernel launches in a file g++ compiles. cudaLaunchKernelEx converts the
 // arguments to the kernel's parameter types, and a failed launch is the runtime's last error.
 template <typename... KbrunExpected, typename... KbrunActual>
@@ -177,6 +184,7 @@ def _depth0(text):
 
 def _ends_at_semicolon(text):
     head = _depth0(text[:text.find("{")] if "{" in text else text)
+    head = re.sub(r"\boperator\s*[^\s(]*", "operator", head)  # operator== is no initializer
     return bool(re.search(r"\b(?:struct|class|union|enum|typedef)\b|=", head))
 
 
