@@ -54,18 +54,23 @@ def test_launch_keeps_arguments_lines_and_configuration():
 
 
 def test_shared_declarations_go_to_both_files_and_host_only_ones_to_the_host():
-    code = ("#include <torch/extension.h>\n#include <cuda_fp16.h>\n#define BLOCK 256\n"
+    code = ("#include <torch/extension.h>\n#include <cuda_fp16.h>\n#include <mma.h>\n#define BLOCK 256\n"
             "constexpr int kTile = 16;\nstruct Params { int n; float a; };\n"
             "__host__ __device__ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }\n"
             "__device__ float twice(float x) { return 2.f * x; }\n"
+            "__host__ __device__ float half_of(float x) { return x / 2.f; }\n"
             "__global__ void k(Params p, float* y) { y[0] = twice(p.a) * kTile; }\n"
             "int launches = 0;\nint grid_for(int n) { return ceil_div(n, BLOCK); }\n"
-            "void f(torch::Tensor y) { ++launches; k<<<grid_for(1), BLOCK>>>(Params{1, 2.f}, y.data_ptr<float>()); }\n")
+            "void f(torch::Tensor y) { ++launches; k<<<grid_for(1), BLOCK>>>(Params{half_of(2.f), 2.f}, "
+            "y.data_ptr<float>()); }\n")
     s = cuda_split.split(PREFIX + code, "/b/cuda.cu", HOST_HEADER)
-    for both in ("#define BLOCK 256", "constexpr int kTile", "struct Params", "ceil_div(int a"):
+    shared = ("#define BLOCK 256", "constexpr int kTile", "struct Params", "ceil_div(int a", "#include <cuda_fp16.h>")
+    for both in shared:
         assert both in s.kernels and both in s.host, both
-    for kernel_only in ("#include <cuda_fp16.h>", "float twice(float x) {"):
+    for kernel_only in ("#include <mma.h>", "float twice(float x) {", "float half_of(float x) {"):
         assert kernel_only in s.kernels and kernel_only not in s.host, kernel_only
+    # A __host__ __device__ function that is not inline is defined once, by nvcc; the host file declares it.
+    assert "__host__ __device__ float half_of(float x);" in s.host
     for host_only in ("int launches = 0;", "int grid_for(int n) {", "#include <torch/extension.h>"):
         assert host_only in s.host and host_only not in s.kernels, host_only
 
@@ -86,6 +91,12 @@ def test_shared_declarations_go_to_both_files_and_host_only_ones_to_the_host():
     ("__global__ void k(float* y) {}\nconst char* s = R\"(x)\";\n"
      "void f(torch::Tensor y) { k<<<1, 1>>>(y.data_ptr<float>()); }\n", "raw string"),
     ("torch::Tensor f(torch::Tensor y) { return y; }\n", "no kernel"),
+    ("#define KERNEL(n) __global__ void n(float* y) { y[0] = 1.f; }\nKERNEL(k)\n"
+     "void f(torch::Tensor y) { k<<<1, 1>>>(y.data_ptr<float>()); }\n", "a macro that defines"),
+    ("__global__ void k(float* y) {}\n__global__ void k(double* y) {}\n"
+     "void f(torch::Tensor y) { k<<<1, 1>>>(y.data_ptr<float>()); }\n", "overloaded kernel k"),
+    ("__global__ void k(float* y, int n = 4) {}\n"
+     "void f(torch::Tensor y) { k<<<1, 1>>>(y.data_ptr<float>()); }\n", "default arguments"),
     ("__global__ void child(float* y) {}\n__global__ void parent(float* y) { child<<<1, 1>>>(y); }\n"
      "void f(torch::Tensor y) { parent<<<1, 1>>>(y.data_ptr<float>()); }\n", "launched from device code"),
 ])
@@ -134,9 +145,10 @@ def test_the_host_file_is_valid_for_gxx(tmp_path):
             "__global__ void __launch_bounds__(256, 2) k(float* __restrict__ y, int n) { y[0] = n; }\n"
             "template <typename T, int B> __global__ __launch_bounds__(B) void t(T* y, long n) { y[0] = n; }\n"
             "inline bool operator==(const dim3& a, const dim3& b) { return a.x == b.x; }\n"
+            "__host__ __device__ float half_of(float x) { return x / 2.f; }\n"
             "void f(torch::Tensor y, cudaStream_t s) {\n"
             "  k<<<dim3(1) == dim3(1) ? 1 : 2, 256, 0, s>>>(y.data_ptr<float>(), 3.0);\n"
-            "  t<double, 128><<<1, 128>>>(y.data_ptr<double>(), 7);\n}\n")
+            "  t<double, 128><<<1, 128>>>(y.data_ptr<double>(), half_of(14.f));\n}\n")
     s = cuda_split.split(PREFIX + code, str(tmp_path / "cuda.cu"), HOST_HEADER)
     host = tmp_path / "host.cpp"
     include = "#include <torch/extension.h>"

@@ -40,9 +40,9 @@ TORCH_WORD = re.compile(
 TORCH_INCLUDE = re.compile(r"#\s*include\s*[<\"](?:torch|ATen|c10|caffe2|pybind11|Python|THC?)\b")
 # Headers g++ can read (C and C++ standard headers, the CUDA runtime API): both files get them.
 HOST_SAFE_INCLUDE = re.compile(
-    r"#\s*include\s*<(?:cuda|cuda_runtime|cuda_runtime_api|driver_types|vector_types|[a-z_]+|c[a-z]+|[a-z]+\.h)>")
+    r"#\s*include\s*<(?:cuda_fp16\.h|cuda_bf16\.h|[a-z_]+|[a-z]+\.h)>")
 CUDA_ONLY_INCLUDE = re.compile(
-    r"#\s*include\s*[<\"](?:cuda_fp16|cuda_bf16|cuda_fp8|mma|cooperative_groups|cub/|thrust/|curand_kernel"
+    r"#\s*include\s*[<\"](?:cuda_fp8|mma|cooperative_groups|cub/|thrust/|curand_kernel"
     r"|cuda/|sm_\d+|device_|crt/|math_constants|cuda_pipeline|cuda_awbarrier)")
 STATIC = re.compile(r"\bstatic\s+")
 LAUNCHER = """\
@@ -225,6 +225,8 @@ def _function_name(declarator):
 def _classify(chunk, blank_text):
     t = blank_text
     if chunk.kind == "pp":
+        if re.match(r"#\s*define\b", t.strip()) and (DEVICE_WORD.search(t) or "<<<" in t):
+            raise Declined("a macro that defines or launches kernels")
         if TORCH_INCLUDE.match(t.strip()):
             return "host"
         if CUDA_ONLY_INCLUDE.match(t.strip()):
@@ -242,7 +244,9 @@ def _classify(chunk, blank_text):
         if "<<<" in t:
             raise Declined("a kernel launched from device code")
         if "__host__" in words and "__global__" not in words and "__device__" in words:
-            return "both"
+            # One definition in the program: nvcc's host-side one, which the host file declares.
+            inline = re.search(r"\b(?:inline|static|constexpr|template|__forceinline__)\b", _depth0(_declarator(t)))
+            return "both" if inline or not t.rstrip().endswith("}") else "kernel"
         return "kernel"
     if TORCH_WORD.search(t) or "<<<" in t or re.match(r"\s*using\s+namespace\b", t):
         return "host"
@@ -367,7 +371,7 @@ def split(text, path, host_header):
         c.end += prefix_end
         c.text = text[c.start:c.end]
         c.where = _classify(c, blank[c.start:c.end])
-    kernels, device_symbols = {}, set()
+    kernels, defined, device_symbols = {}, set(), set()
     for c in chunks:
         if c.kind == "decl" and c.where == "kernel":
             b = blank[c.start:c.end]
@@ -375,6 +379,13 @@ def split(text, path, host_header):
                 name = _function_name(_declarator(b))
                 if not name:
                     raise Declined("a kernel without a name")
+                if b.rstrip().endswith("}"):
+                    if name in defined:
+                        raise Declined("overloaded kernel %s" % name)
+                    defined.add(name)
+                params = _declarator(b)[_declarator(b).find("(", _declarator(b).find(name)):]
+                if "=" in _depth0(params[1:params.rfind(")")]):
+                    raise Declined("kernel %s has default arguments" % name)
                 kernels[name] = bool(re.match(r"\s*template\b", b))
             elif re.search(r"\b__(?:constant|device|managed)__\b", _declarator(b)) and \
                     not b.rstrip().endswith("}"):
@@ -407,8 +418,8 @@ def split(text, path, host_header):
         if c.where in ("host", "both"):
             body = _rewrite_launches(c.text, b, kernels) if "<<<" in b else c.text
             host_parts.append(line + body + "\n")
-        elif c.kind == "decl" and "__global__" in b:
-            decl = _declarator(c.text).rstrip()
+        elif c.kind == "decl" and ("__global__" in b or "__host__" in b and b.rstrip().endswith("}")):
+            decl = _declarator(c.text).rstrip().rstrip(";")
             decl = re.sub(r"^(\s*(?:template\s*<[^{]*?>\s*)?)static\s+", r"\1", decl)
             host_parts.append(line + decl + ";\n")
     host = "".join(host_parts)
