@@ -648,7 +648,7 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
             # Template kernels are compiled for what the host objects use: those (and the binding
             # file, beside them) first, then the kernel files with their instantiations.
             first = [s for s in live if s.parts.template_kernels and not s.instantiated]
-            phase = "host" if first else "all"
+            phase, targets = ("host" if first else "all"), []
             if first:
                 targets = [s.host_obj for s in first] + ([binding] if binding else [])
                 text_first = re.sub(r"^default .*\n?", "", text, flags=re.M).rstrip("\n") + \
@@ -684,15 +684,17 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 named = _failed_outputs(str(exc))
 
                 def did_fail(output):
-                    # ninja names what failed; it stops (kills) the compiles still running then.
+                    # ninja names what failed; it stops (kills) the compiles still running then. The
+                    # host step builds only its targets.
+                    if phase == "host" and output not in targets:
+                        return False
                     return output in named if named is not None else output not in built
 
                 failed = [obj for obj in light if obj not in splits and did_fail(obj)]
                 host_failed = [obj for obj, s in splits.items()
                                if obj in light and (s.failed or did_fail(s.host_obj))]
                 failed += host_failed
-                failed += [obj for obj in splits if obj in light and obj not in failed and phase == "all"
-                           and did_fail(obj)]
+                failed += [obj for obj in splits if obj in light and obj not in failed and did_fail(obj)]
                 live = [obj for obj in splits if obj in light]
                 link_failed = not failed and live and LINK_SYMBOL_ERRORS.search(str(exc))
                 if link_failed:
