@@ -13,9 +13,8 @@ recorded call at once, one with torch's build and one with kbrun's, each in a fr
 (kbrun's with an empty extension cache; with PCH_WARMUP=1 the precompiled headers come from
 OUT_DIR/pch-cache, built by a warm-up first: the binding file's and those of split CUDA files' host
 code, with torch's flags and with -O3). JOBS=N benches N candidates at once; a call repeated with
-the same arguments counts once. A build counts as built when its library exists: on a
-machine without torch's CUDA libraries (Debian's CPU torch) the link uses empty stand-ins and the load
-may then fail; that does not change the build's seconds.
+the same arguments counts once. A build counts as built when its library exists and loads
+(on a machine without torch's CUDA libraries, Debian's CPU torch, the link uses empty stand-ins).
 
 For Debian's torch 1.13 with nvcc 13 every call gets `-std=c++17` in its CUDA flags (both modes)
 and TORCH_CUDA_ARCH_LIST defaults to 8.0. Rows go to OUT_DIR/rows.jsonl, the table to stdout.
@@ -106,7 +105,8 @@ for i, call in enumerate(calls):
         error = str(exc)[-600:]
     seconds = time.perf_counter() - t
     lib = os.path.join(call["build_directory"], call["name"] + ".so")
-    row = {"name": call["name"], "seconds": round(seconds, 2), "built": os.path.exists(lib), "error": error}
+    row = {"name": call["name"], "seconds": round(seconds, 2), "built": os.path.exists(lib) and error is None,
+           "error": error}
     if mode == "fast" and kbrun_build.builds:
         row["record"] = kbrun_build.builds[-1]
         kbrun_build.builds.clear()

@@ -518,6 +518,16 @@ def _cuda_is_long_pole(modes):
     return any(mode not in ("no_torch_headers", "split") for mode in modes)
 
 
+@functools.lru_cache(maxsize=None)
+def _nvcc_knows(nvcc, flag):
+    """Whether this nvcc's --help names `flag`."""
+    try:
+        p = subprocess.run([nvcc or "nvcc", "--help"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return flag in p.stdout
+
+
 class _SplitBuild:
     """One CUDA file built as two (cuda_split.py): the kernel file in the file's own object, the
     host file in `<object>.host.o`, linked beside it."""
@@ -538,14 +548,20 @@ class _SplitBuild:
                  if f not in cxx_flags and not f.startswith("-D__CUDA_NO_")]
         flags += ["-O" + m for m in re.findall(r"--optimize[= ](\d)", cuda_flags)]
         self.host_flags = " ".join(dict.fromkeys(flags))
+        # nvcc 12.8 and later give template kernels' host stubs internal linkage by default; the host
+        # file links to them (only the kernel file instantiates them, so weak linkage is safe).
+        self.kernel_line = ""
+        if parts.template_kernels and _nvcc_knows(_ninja_var(plain, "nvcc"), "-static-global-template-stub"):
+            self.kernel_line = "  cuda_post_cflags = %s -static-global-template-stub=false\n" % (
+                _ninja_var(plain, "cuda_post_cflags") or "")
 
     def add_host_build(self, ninja_text, cflags):
         """The ninja file with the host object built and linked."""
         line = "build %s: compile %s\n  cflags = %s %s\n" % (self.host_obj, self.host_src, cflags, self.host_flags)
         ninja_text = re.sub(r"^(build \S+: link .*)$", lambda m: m.group(1) + " " + self.host_obj, ninja_text,
                             count=1, flags=re.M)
-        return re.sub(r"^(build %s: cuda_compile .*\n)" % re.escape(self.obj), lambda m: m.group(1) + line,
-                      ninja_text, count=1, flags=re.M)
+        return re.sub(r"^(build %s: cuda_compile .*\n)" % re.escape(self.obj),
+                      lambda m: m.group(1) + self.kernel_line + line, ninja_text, count=1, flags=re.M)
 
     def instantiate(self, build_directory):
         """Appends to the kernel file the template kernels' instantiations its host object uses."""
