@@ -41,7 +41,8 @@ compiled, never what they mean:
   kernel file without torch (nvcc, in the file's own object) and a host file (g++, with a
   precompiled header for its header and the CUDA flags' -O level and macros, in
   `<object>.host.o`, linked beside it). With template kernels the host objects (and the binding)
-  are built first and the kernel file gets the instantiations their symbols name. A split file
+  are built first and the kernel file gets the instantiations their symbols name (their host
+  stubs weak, -static-global-template-stub=false, so that the host file links). A split file
   that fails is judged on its own compiler's lines (_errors_are_own); a host file's error that a
   split could cause sends the file back as written.
 """
