@@ -91,6 +91,7 @@ def test_shared_declarations_go_to_both_files_and_host_only_ones_to_the_host():
     ("__global__ void k(float* y) {}\nconst char* s = R\"(x)\";\n"
      "void f(torch::Tensor y) { k<<<1, 1>>>(y.data_ptr<float>()); }\n", "raw string"),
     ("torch::Tensor f(torch::Tensor y) { return y; }\n", "no kernel"),
+    ("__global__ void k(float* y) {}\nconst char* s = \"unterminated", "unterminated literal"),
     ("#define KERNEL(n) __global__ void n(float* y) { y[0] = 1.f; }\nKERNEL(k)\n"
      "void f(torch::Tensor y) { k<<<1, 1>>>(y.data_ptr<float>()); }\n", "a macro that defines"),
     ("__global__ void k(float* y) {}\n__global__ void k(double* y) {}\n"

@@ -619,6 +619,8 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                     parts = cuda_split.split(text, src, host_header)
                 except cuda_split.Declined as exc:
                     record.setdefault("cuda_split_declined", []).append(str(exc))
+                except Exception as exc:  # noqa: BLE001 - a file the scanner cannot read is built as planned
+                    record.setdefault("cuda_split_declined", []).append("split failed: %r" % (exc,))
                 else:
                     splits[obj] = _SplitBuild(obj, src, parts, plain)
                     text, mode, reason = parts.kernels, "split", "kernels without torch, host code with the PCH"

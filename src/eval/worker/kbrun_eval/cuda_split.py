@@ -100,6 +100,8 @@ def _skip_literal(code, i):
         elif code[j] == "\n":
             raise Declined("unterminated literal")
         j += 1
+    if j >= len(code):
+        raise Declined("unterminated literal")
     return j + 1
 
 
