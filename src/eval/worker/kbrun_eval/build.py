@@ -714,10 +714,10 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                                if obj in light and (s.failed or did_fail(s.host_obj))]
                 failed += host_failed
                 failed += [obj for obj in splits if obj in light and obj not in failed and did_fail(obj)]
-                live = [obj for obj in splits if obj in light]
-                link_failed = not failed and live and LINK_SYMBOL_ERRORS.search(str(exc))
+                split_objs = [obj for obj in splits if obj in light]
+                link_failed = not failed and split_objs and LINK_SYMBOL_ERRORS.search(str(exc))
                 if link_failed:
-                    failed = host_failed = live
+                    failed = host_failed = split_objs
                 if not failed:
                     raise
                 # Errors a lighter header cannot cause are the file's own; so are those of a split's

@@ -331,10 +331,10 @@ def _top_level_commas(text):
     return parts
 
 
-def _rewrite_launches(text, blank, kernels):
-    """The host chunk with each launch through kbrun_launch_kernel; line breaks kept."""
+def _rewrite_launches(text, blank, kernels, launches):
+    """The host chunk with each launch (_find_launches) through kbrun_launch_kernel; line breaks kept."""
     out, pos = [], 0
-    for start, end, cs, ce_, a, b in _find_launches(blank):
+    for start, end, cs, ce_, a, b in launches:
         callee = text[start:end]
         name = re.sub(r"\s", "", blank[start:end]).split("<")[0].split("::")[-1]
         if name not in kernels:
@@ -367,7 +367,7 @@ def split(text, path, host_header):
         raise Declined("no torch prefix")
     blank = _blank(text)
     prefix_end = len("\n".join(lines[:TORCH_PREFIX_LINES]))
-    chunks = [c for c in _chunks(blank[prefix_end:])]
+    chunks = _chunks(blank[prefix_end:])
     for c in chunks:
         c.start += prefix_end
         c.end += prefix_end
@@ -385,7 +385,8 @@ def split(text, path, host_header):
                     if name in defined:
                         raise Declined("overloaded kernel %s" % name)
                     defined.add(name)
-                params = _declarator(b)[_declarator(b).find("(", _declarator(b).find(name)):]
+                declarator = _declarator(b)
+                params = declarator[declarator.find("(", declarator.find(name)):]
                 if "=" in _depth0(params[1:params.rfind(")")]):
                     raise Declined("kernel %s has default arguments" % name)
                 kernels[name] = bool(re.match(r"\s*template\b", b))
@@ -398,15 +399,15 @@ def split(text, path, host_header):
     for sym in device_symbols:
         if re.search(r"\b%s\b" % re.escape(sym), host_blank):
             raise Declined("host code names device symbol %s" % sym)
-    launches_blank = host_blank
     for name in kernels:
-        uses = len(re.findall(r"\b%s\b" % re.escape(name), launches_blank))
-        launched = len(re.findall(r"\b%s\s*(?:<[^;{}]*?>)?\s*<<<" % re.escape(name), launches_blank))
+        uses = len(re.findall(r"\b%s\b" % re.escape(name), host_blank))
+        launched = len(re.findall(r"\b%s\s*(?:<[^;{}]*?>)?\s*<<<" % re.escape(name), host_blank))
         if uses != launched:
             raise Declined("host code uses kernel %s other than launching it" % name)
     if not any("<<<" in blank[c.start:c.end] for c in chunks if c.where == "host"):
         raise Declined("no launch in host code")
     kernel_parts = ["\n".join([""] + lines[1:TORCH_PREFIX_LINES]) + "\n"]
+    launch_lines = set()
     host_parts = [host_header.rstrip("\n") + "\n", LAUNCHER]
     for c in chunks:
         line = _line_directive(text, c.start, path)
@@ -418,7 +419,13 @@ def split(text, path, host_header):
                     re.match(r"\s*template\s*<[^{]*>\s*static\b", b) else body
             kernel_parts.append(line + body + "\n")
         if c.where in ("host", "both"):
-            body = _rewrite_launches(c.text, b, kernels) if "<<<" in b else c.text
+            body = c.text
+            if "<<<" in b:
+                launches = _find_launches(b)
+                body = _rewrite_launches(c.text, b, kernels, launches)
+                for start, _, _, _, _, end in launches:
+                    first = text.count("\n", 0, c.start + start) + 1
+                    launch_lines.update(range(first, first + text.count("\n", c.start + start, c.start + end) + 1))
             host_parts.append(line + body + "\n")
         elif c.kind == "decl" and ("__global__" in b or "__host__" in b and b.rstrip().endswith("}")):
             decl = _declarator(c.text).rstrip().rstrip(";")
@@ -427,12 +434,6 @@ def split(text, path, host_header):
     host = "".join(host_parts)
     if host_header.strip() != "#include <torch/extension.h>":
         host = re.sub(r"#\s*include\s*[<\"]torch/extension\.h[>\"]", host_header.strip(), host)
-    launch_lines = set()
-    for c in chunks:
-        if c.where in ("host", "both") and "<<<" in blank[c.start:c.end]:
-            for start, _, _, _, _, end in _find_launches(blank[c.start:c.end]):
-                first = text.count("\n", 0, c.start + start) + 1
-                launch_lines.update(range(first, first + text.count("\n", c.start + start, c.start + end) + 1))
     return Split("".join(kernel_parts), host, host_header,
                  {name for name, is_template in kernels.items() if is_template}, launch_lines)
 
@@ -442,8 +443,8 @@ def undefined_symbols(obj):
     p = subprocess.run(["nm", "-C", "--undefined-only", "--format=posix", obj], capture_output=True, text=True)
     if p.returncode != 0:
         raise Declined("nm failed: %s" % p.stderr.strip()[-300:])
-    return [line.rsplit(" ", 2)[0] if line.endswith((" U", " w")) else line.rsplit(" U ", 1)[0]
-            for line in p.stdout.splitlines() if line.strip()]
+    # POSIX format: "name type [value size]"; an undefined symbol has only its name and type (U, w).
+    return [line.rstrip().rsplit(" ", 1)[0] for line in p.stdout.splitlines() if line.strip()]
 
 
 def instantiations(template_kernels, symbols):
