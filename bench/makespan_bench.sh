@@ -17,7 +17,9 @@
 # CORRECT_TRIALS (2), PERF_TRIALS (20), BENCH_BUDGET_S (540), DEVICE (cuda), WARMUP (1),
 # WARM_WORKER (all: --warm-worker for every evaluation),
 # SCHEDULES ("pipelined by-problem"), PCH_FROM (a compile cache whose precompiled header to
-# reuse instead of a warm-up), and for a CPU dry run KB, LEVEL1, REPLAY, EXTRA (flags).
+# reuse instead of a warm-up), RESUME (an earlier call's makespan_bench.tgz: each schedule's batch
+# resumes from its results folder there, so a run longer than one device call ends in the next;
+# the table sums its sessions), and for a CPU dry run KB, LEVEL1, REPLAY, EXTRA (flags).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 KB=${KB:-$PWD/.devpkg/kbrun}
@@ -33,6 +35,9 @@ DEVICE=${DEVICE:-cuda}
 BUDGET=${BENCH_BUDGET_S:-540}
 SCHEDULES=${SCHEDULES:-pipelined by-problem}
 rm -rf "$D"; mkdir -p "$D" "$FINAL"
+if [ -n "${RESUME:-}" ]; then
+  tar xzf "$RESUME" -C "$D" && echo "resuming from $RESUME: $(cd "$D" && ls -d */ 2>/dev/null | tr '\n' ' ')"
+fi
 t0=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t0 )); }
 

@@ -296,6 +296,18 @@ def test_command_lines_are_not_errors():
     assert b._diagnostics("cuda.cu(86): error: declaration is incompatible\ncollect2: error: ld returned 1 exit status")
 
 
+def test_a_conversion_between_types_torch_types_declares_is_the_files_own():
+    # CUDA-L1 level2/4_ (torch/types.h): AT_DISPATCH on the removed Tensor::type() was built again on an H200.
+    nvcc = ('/b/cuda.kbrun-light.cu(194): error: no suitable conversion function from '
+            '"const at::DeprecatedTypeProperties" to "c10::ScalarType" exists')
+    gcc = ("/b/main.cpp:9:5: error: cannot convert \u2018const at::DeprecatedTypeProperties\u2019 "
+           "to \u2018c10::ScalarType\u2019")
+    assert not b._may_be_the_header(nvcc) and not b._may_be_the_header(gcc)
+    # A type the lighter header may lack keeps the second build.
+    assert b._may_be_the_header('/b/x.cu(3): error: no suitable conversion function from "torch::nn::Linear" to "int"')
+    assert b._may_be_the_header('/b/x.cu(3): error: no suitable conversion function from "Foo" to "c10::ScalarType"')
+
+
 def test_a_host_files_own_errors_are_told_from_the_splits():
     text = fixture_cuda("mono_layout_light.py")
     src = "/b/cuda.cu"

@@ -418,6 +418,24 @@ HEADER_ERRORS = re.compile(
     r"|cannot open source file|No such file|expected a type|conversion|ambiguous", re.I)
 
 
+# A conversion between two types torch/types.h declares (ATen, c10, std, built-in): no header
+# torch/extension.h adds beyond it declares a conversion between them, so the error is the file's
+# own (AT_DISPATCH on the removed Tensor::type(), torch 2.x: nvcc's `no suitable conversion function
+# from "const at::DeprecatedTypeProperties" to "c10::ScalarType"`, g++'s `cannot convert ...`).
+DECLARED_TYPE = (r"(?:const |volatile )*(?:(?:at|c10|std)::[\w:<>, ]+"
+                 r"|(?:unsigned |signed |long )*(?:int|float|double|char|bool|short|long|void|int64_t|size_t)"
+                 r"(?: ?[*&])*)")
+OWN_CONVERSION = re.compile(
+    r"(?:no suitable conversion function from|cannot convert|no suitable user-defined conversion from) "
+    r"[\"\u2018'`]%s[\"\u2019'] to [\"\u2018'`]%s[\"\u2019']" % (DECLARED_TYPE, DECLARED_TYPE))
+
+
+def _header_may_cause(message):
+    """Whether an error message is of a kind a lighter header can cause (HEADER_ERRORS), and not a
+    conversion between types the lighter header declares too (OWN_CONVERSION)."""
+    return bool(HEADER_ERRORS.search(message)) and not OWN_CONVERSION.search(message)
+
+
 def _failed_outputs(output):
     """The outputs ninja's FAILED lines name in a failed build's output; None when it has none."""
     names = set()
@@ -470,8 +488,8 @@ def _split_errors_are_own(output, split):
             return False
         if int(m.group(2)) in split.parts.launch_lines:
             return False
-        if HEADER_ERRORS.search(m.group(3)) and not (split.parts.host_header == PCH_HEADER
-                                                     and TORCH_NAME_UNDECLARED.search(m.group(3))):
+        if _header_may_cause(m.group(3)) and not (split.parts.host_header == PCH_HEADER
+                                                  and TORCH_NAME_UNDECLARED.search(m.group(3))):
             return False
     return bool(errors)
 
@@ -508,7 +526,7 @@ def _may_be_the_header(output, bound=()):
                       line)
         return m is not None and (m.group(1) or m.group(2)) in bound
 
-    return not errors or any(HEADER_ERRORS.search(line) and not own_function_undeclared(line) for line in errors)
+    return not errors or any(_header_may_cause(line) and not own_function_undeclared(line) for line in errors)
 
 
 def _cuda_is_long_pole(modes):
