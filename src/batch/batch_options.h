@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "batch/build_warmup.h"
 #include "batch/lane_health.h"
 #include "batch/remote_evaluator.h"
 #include "eval/evaluation.h"
@@ -40,6 +41,10 @@ struct BatchOptions {
   // does not wait for a fresh process's CUDA start. Off: one sample's processes at a time.
   // `--run-ahead auto` (cli/eval_flags.h) turns it on for GPU lanes.
   bool run_ahead = false;
+  // At the start, beside the first LLM calls, the precompiled headers that candidates' builds share
+  // are built (build_warmup.h), not by the first candidates that need them, on their critical path.
+  // `--build-warmup auto` turns it on for GPU lanes (CUDA builds on a CUDA backend).
+  BuildWarmup build_warmup = BuildWarmup::kOff;
   eval::EvalOptions eval;  // passed to eval::Compile / eval::Run (gpu_index set per lane)
   // --evaluator: each sample's compile and run go to this service (remote_evaluator.h) instead
   // of the compile pool and lanes; compile_pool is then the evaluations in flight, and there

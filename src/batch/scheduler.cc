@@ -100,6 +100,7 @@ class BatchRun {
   void LlmConnectionFailed(const TaskPtr& t, const std::string& what);
   void LlmWorker();
   void CompileWorker();
+  void WarmUpBuilds(const fs::path& problem);
   void GpuLane(size_t lane);
   void GenerateOne(const TaskPtr& t);
   void CompileOne(const TaskPtr& t);
@@ -749,6 +750,27 @@ void BatchRun::CompileOne(const TaskPtr& t) {
   if (!gpu_q_.Push(t)) Abandon(t);
 }
 
+// Runs beside the pools from the batch's start; a failure costs the candidates their own header
+// builds, never the batch.
+void BatchRun::WarmUpBuilds(const fs::path& problem) {
+  Event("build warm-up: building the precompiled headers candidates' builds share, beside the first LLM calls");
+  try {
+    fs::path scratch = fs::temp_directory_path() / fmt::format("kbrun-build-warmup-{}", getpid());
+    BuildWarmupOutcome w = batch::WarmUpBuilds(o_.build_warmup, o_.eval, problem, scratch);
+    WriteFileAtomic(o_.results_dir / "build_warmup.json", json({{"seconds", w.seconds},
+                                                                {"compiles", w.compiles},
+                                                                {"failed", w.failed},
+                                                                {"headers_built", w.headers_built},
+                                                                {"headers_ready", w.headers_ready},
+                                                                {"builds_cached", w.builds_cached},
+                                                                {"candidates", w.records}})
+                                                              .dump(2));
+    Event(BuildWarmupText(w));
+  } catch (const std::exception& e) {
+    Event(fmt::format("build warm-up failed: {} (candidates build their headers themselves)", e.what()));
+  }
+}
+
 // --evaluator: the service compiles and runs the sample. Its id is saved beside the sample
 // (<problem>/remote_N.json) before the first poll, so that a resumed batch polls it again
 // rather than submitting it twice; its result document becomes result_N.json's "eval".
@@ -995,10 +1017,12 @@ BatchOutcome BatchRun::Run() {
   Event(fmt::format("batch start: {} problems, {} attempts x {} samples, {}{}", state_.problems.size(), o_.attempts,
                     o_.samples, where, resumed ? fmt::format(", resuming with {} finished samples", resumed) : ""));
 
+  bool admitted = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     try {
       AdmitLocked();
+      admitted = !stopping_;
     } catch (const std::exception& e) {
       stopping_ = true;
       config_failure_ = true;
@@ -1012,6 +1036,9 @@ BatchOutcome BatchRun::Run() {
   for (int i = 0; i < o_.compile_pool; ++i) threads.emplace_back([this] { Guarded([this] { CompileWorker(); }); });
   for (size_t lane = 0; lane < o_.gpu_lanes.size(); ++lane) {
     threads.emplace_back([this, lane] { Guarded([this, lane] { GpuLane(lane); }); });
+  }
+  if (o_.build_warmup != BuildWarmup::kOff && !o_.remote && !state_.problems.empty() && admitted) {
+    threads.emplace_back([this, problem = state_.problems[0].problem.path] { WarmUpBuilds(problem); });
   }
 
   // The main thread keeps summary.json and the progress line fresh until the batch ends.

@@ -35,7 +35,7 @@ struct BatchArgs {
   std::optional<int> samples;
   double target_speedup = 1.0;
   bool quiet = false, no_report = false, reconfigure = false;
-  std::string run_ahead = "auto";
+  std::string run_ahead = "auto", build_warmup = "auto";
   int llm_outage_after = 5;
   double llm_outage_timeout_s = 600;
   // Slurm (docs/SCALING.md): submit shards as a job array, or (--slurm-shard) run one.
@@ -214,6 +214,11 @@ void Run(BatchArgs& a, const CLI::App& cmd, int* exit_code) {
   o.progress_bar = isatty(STDERR_FILENO) != 0;
   o.quiet = a.quiet;
   o.run_ahead = ResolveRunAhead(a.run_ahead, on_gpu);
+  if (!remote && (a.build_warmup == "on" || (a.build_warmup == "auto" && on_gpu)) &&
+      batch::BuildWarmupApplies(o.eval)) {
+    bool cuda_builds = on_gpu && (a.eval.backend == "cuda" || a.eval.backend == "thunderkittens");
+    o.build_warmup = cuda_builds ? batch::BuildWarmup::kCuda : batch::BuildWarmup::kCpp;
+  }
   o.prompts_dir = ResolvePromptsDir(a.prompts);
   o.temperature = llm_config.temperature;
   o.max_tokens = llm_config.max_tokens;
@@ -315,6 +320,12 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--gpus", args->gpus, "GPU lanes for timing, e.g. 0,1 (default: every visible GPU)");
   AddRunAheadFlag(*cmd, args->run_ahead);
+  cmd->add_option("--build-warmup", args->build_warmup,
+                  "auto | on | off: at the start, beside the first LLM calls, build the precompiled headers that "
+                  "candidates' builds share (fast builds with a shared cache), so that the first candidates do "
+                  "not build them on their critical path. auto: on for GPU lanes (docs/PERFORMANCE.md)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   cmd->add_option("--gpu-name", args->gpu_name, "GPU named in prompts (default: the first lane's)");
   cmd->add_option("--replay-dir", args->replay_dir,
                   "Same as --replay: a folder of responses (implies --provider replay)");

@@ -677,8 +677,9 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                     header = ensure_pch(cache_dir, _set_ninja_var(plain, "cflags", cflags + " " + s.host_flags), pch,
                                         toolchain(ce, False), s.parts.host_header)
                     record.setdefault("split_pch", []).append(pch.get("pch"))
-                    if "pch_build_s" in pch:
-                        record["split_pch_build_s"] = record.get("split_pch_build_s", 0) + pch["pch_build_s"]
+                    for key in ("pch_build_s", "pch_wait_s"):  # built here, or waited for another build's
+                        if key in pch:
+                            record["split_" + key] = round(record.get("split_" + key, 0) + pch[key], 2)
                     if header:
                         host_include = "-include %s -Winvalid-pch " % header
                 text = s.add_host_build(text, host_include + (cflags or ""))
