@@ -5,6 +5,8 @@ a stand-in that records what it was asked to build. Run: /usr/bin/python3 -m pyt
 """
 import os
 import re
+import threading
+import time
 
 import pytest
 
@@ -239,6 +241,31 @@ def test_a_split_without_template_kernels_is_one_ninja_run(tmp_path):
     ninja, record = FakeNinja(), {}
     b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), False, record)(d, False, "Error building")
     assert len(ninja.runs) == 1 and record["cuda_headers"] == ["split"] and "cuda.cuda.host.o" in ninja.runs[0]
+
+
+def test_the_binding_files_and_the_host_files_precompiled_headers_are_built_at_once(tmp_path, monkeypatch):
+    # On a cold cache each header is 20-35 s of g++ (H200): one after the other, a split build waited for both.
+    code = ("#include <torch/extension.h>\n__global__ void k(float* y) { y[0] = 1.f; }\n"
+            "torch::Tensor f(torch::Tensor x) { k<<<1, 1>>>(x.data_ptr<float>()); return x; }\n")
+    d = build_dir(tmp_path, PREFIX + code)
+    spans, lock = [], threading.Lock()
+
+    def slow_pch(cache_dir, ninja_text, record, compiler, header_text=b.PCH_HEADER, only_existing=False):
+        start = time.perf_counter()
+        time.sleep(0.5)
+        with lock:
+            spans.append((start, time.perf_counter()))
+        record["pch"] = "built"
+        return "/pch/%d/kbrun_pch.h" % len(spans)
+
+    monkeypatch.setattr(b, "ensure_pch", slow_pch)
+    monkeypatch.setattr(b, "toolchain", lambda ce, hip: "c++")
+    ninja, record = FakeNinja(), {}
+    b.fast_ninja_build(None, ninja, str(tmp_path / "cache"), True, record)(d, False, "Error building")
+    assert record["cuda_headers"] == ["split"] and record["pch"] == "built" and record["split_pch"] == ["built"]
+    (s1, e1), (s2, e2) = spans
+    assert s2 < e1 and s1 < e2  # overlapping
+    assert len(re.findall(r"-include /pch/\d/kbrun_pch.h -Winvalid-pch", ninja.runs[0])) == 2
 
 
 def test_a_split_whose_host_file_fails_is_built_as_written(tmp_path):
