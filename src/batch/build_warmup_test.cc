@@ -63,11 +63,13 @@ TEST(BuildWarmup, BatchBuildsTheSharedHeadersBeforeTheFirstCandidate) {
   EXPECT_EQ(build[0]["cache"], "miss");
   EXPECT_EQ(build[0]["pch"], "used") << build.dump(2);
 
-  // Off: no warm-up, no file.
+  // Without a shared cache there is nothing to warm: no warm-up, no file, and a warning when asked for.
   fs::path off = server.dir() / "off";
-  p = RunKbrun(BatchArgv(off, server.base_url(), 1, 1, {"--samples", "1", "--attempts", "1", "--no-compile-cache"}),
+  p = RunKbrun(BatchArgv(off, server.base_url(), 1, 1,
+                         {"--samples", "1", "--attempts", "1", "--no-compile-cache", "--build-warmup", "on"}),
                Environment());
   ASSERT_EQ(p.exit_code, 0) << p.output;
+  EXPECT_TRUE(Contains(p.output, "--build-warmup on does nothing here")) << p.output;
   EXPECT_FALSE(fs::exists(off / "build_warmup.json"));
   EXPECT_FALSE(Contains(ReadFile(off / "batch_run.log").value_or(""), "build warm-up"));
 

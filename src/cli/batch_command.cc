@@ -219,6 +219,11 @@ void Run(BatchArgs& a, const CLI::App& cmd, int* exit_code) {
     bool cuda_builds = on_gpu && (a.eval.backend == "cuda" || a.eval.backend == "thunderkittens");
     o.build_warmup = cuda_builds ? batch::BuildWarmup::kCuda : batch::BuildWarmup::kCpp;
   }
+  if (a.build_warmup == "on" && o.build_warmup == batch::BuildWarmup::kOff) {
+    fmt::print(stderr,
+               "kbrun: warning: --build-warmup on does nothing here: it needs fast builds with a shared "
+               "compile cache and precompiled headers, evaluated here (not --evaluator)\n");
+  }
   o.prompts_dir = ResolvePromptsDir(a.prompts);
   o.temperature = llm_config.temperature;
   o.max_tokens = llm_config.max_tokens;

@@ -4,7 +4,7 @@
 # illegal memory access in the fork's own CUDA context), attempt 2's three are correct and
 # run after them, forked from the same server. Expected: attempt 1 runtime_error, attempt 2
 # correct, every run phase warm (exit 1 otherwise), one server start. Pack first: tools/pack_device.sh 19_ReLU.py
-# (Not yet run on a GPU machine: docs/device-runs/ has no record of it.)
+# Last run: docs/device-runs/2026-12-03-session18-h200.txt (as expected).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ROOT, KB, OLD, L1, FINAL; workdir, need_level1, gpu_info, seconds_since
 need_level1 19_ReLU.py
 D=$(workdir warm-crash)
