@@ -133,11 +133,7 @@ BuildWarmupOutcome WarmUpBuilds(BuildWarmup kind, const eval::EvalOptions& optio
   for (size_t i = 0; i < candidates.size(); ++i) {
     eval::CompiledCandidate& c = compiled[i];
     std::string error = !errors[i].empty() ? errors[i] : c.ok ? "" : c.failure.error_message;
-    ++out.compiles;
-    if (!c.ok) {
-      ++out.failed;
-      if (out.first_failure.empty()) out.first_failure = fmt::format("{}: {}", candidates[i].first, error);
-    }
+    if (!c.ok) ++out.failed;
     for (const json& b : c.builds) CountHeaders(b, out);
     out.records.push_back({{"name", candidates[i].first},
                            {"ok", c.ok},
@@ -157,12 +153,25 @@ std::string BuildWarmupText(const BuildWarmupOutcome& w) {
   std::string text = fmt::format(
       "build warm-up: {} compiles in {:.1f} s; precompiled headers built {}, found built for {} builds; {} builds "
       "cached by an earlier warm-up",
-      w.compiles, w.seconds, w.headers_built, w.headers_ready, w.builds_cached);
-  if (w.failed > 0) {
-    std::string first = w.first_failure.substr(0, w.first_failure.find('\n'));
-    text += fmt::format("; {} failed (candidates build what is missing themselves), first: {}", w.failed, first);
+      w.records.size(), w.seconds, w.headers_built, w.headers_ready, w.builds_cached);
+  for (const json& r : w.records) {
+    if (r["ok"]) continue;
+    std::string error = r["error"].is_string() ? r["error"].get<std::string>() : "";
+    text += fmt::format("; {} failed (candidates build what is missing themselves), first: {}: {}", w.failed,
+                        r["name"].get<std::string>(), error.substr(0, error.find('\n')));
+    break;
   }
   return text;
+}
+
+json BuildWarmupJson(const BuildWarmupOutcome& w) {
+  return {{"seconds", w.seconds},
+          {"compiles", w.records.size()},
+          {"failed", w.failed},
+          {"headers_built", w.headers_built},
+          {"headers_ready", w.headers_ready},
+          {"builds_cached", w.builds_cached},
+          {"candidates", w.records}};
 }
 
 }  // namespace kbrun::batch

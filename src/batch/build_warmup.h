@@ -28,14 +28,13 @@ bool BuildWarmupApplies(const eval::EvalOptions& options);
 std::vector<std::pair<std::string, std::string>> BuildWarmupCandidates(BuildWarmup kind);
 
 struct BuildWarmupOutcome {
-  double seconds = 0;         // wall time, all warm-up compiles together
-  int compiles = 0;           // warm-up candidates compiled
-  int failed = 0;             // of them, compile phases that failed (their headers may be missing)
-  int headers_built = 0;      // precompiled headers built by the warm-up
-  int headers_ready = 0;      // found already built, or built by another build while waited for
-  int builds_cached = 0;      // warm-up builds found whole in the cache (an earlier warm-up built them)
-  std::string first_failure;  // the first failure's message, for the log
-  nlohmann::json records = nlohmann::json::array();  // per candidate: name, ok, compile_s, builds
+  double seconds = 0;     // wall time, all warm-up compiles together
+  int failed = 0;         // compile phases that failed (their headers may be missing)
+  int headers_built = 0;  // precompiled headers built by the warm-up
+  int headers_ready = 0;  // found already built, or built by another build while waited for
+  int builds_cached = 0;  // warm-up builds found whole in the cache (an earlier warm-up built them)
+  // Per candidate compiled: name, ok, compile_s, error (null when ok), builds (kbrun_eval/build.py's records).
+  nlohmann::json records = nlohmann::json::array();
 };
 
 // Compiles every warm-up candidate of `kind` against `problem` (any problem: ModelNew ignores it) at
@@ -44,7 +43,8 @@ struct BuildWarmupOutcome {
 BuildWarmupOutcome WarmUpBuilds(BuildWarmup kind, const eval::EvalOptions& options, const fs::path& problem,
                                 const fs::path& scratch);
 
-// One line for the batch log.
+// One line for the batch log, and the results folder's build_warmup.json.
 std::string BuildWarmupText(const BuildWarmupOutcome& outcome);
+nlohmann::json BuildWarmupJson(const BuildWarmupOutcome& outcome);
 
 }  // namespace kbrun::batch

@@ -757,14 +757,7 @@ void BatchRun::WarmUpBuilds(const fs::path& problem) {
   try {
     fs::path scratch = fs::temp_directory_path() / fmt::format("kbrun-build-warmup-{}", getpid());
     BuildWarmupOutcome w = batch::WarmUpBuilds(o_.build_warmup, o_.eval, problem, scratch);
-    WriteFileAtomic(o_.results_dir / "build_warmup.json", json({{"seconds", w.seconds},
-                                                                {"compiles", w.compiles},
-                                                                {"failed", w.failed},
-                                                                {"headers_built", w.headers_built},
-                                                                {"headers_ready", w.headers_ready},
-                                                                {"builds_cached", w.builds_cached},
-                                                                {"candidates", w.records}})
-                                                              .dump(2));
+    WriteFileAtomic(o_.results_dir / "build_warmup.json", BuildWarmupJson(w).dump(2));
     Event(BuildWarmupText(w));
   } catch (const std::exception& e) {
     Event(fmt::format("build warm-up failed: {} (candidates build their headers themselves)", e.what()));

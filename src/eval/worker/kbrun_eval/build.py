@@ -367,14 +367,12 @@ def ensure_pch(cache_dir, ninja_text, record, compiler, header_text=PCH_HEADER, 
     return header
 
 
-def _ensure_pchs(cache_dir, jobs, compiler):
+def _ensure_pchs(cache_dir, jobs, ce):
     """ensure_pch for each job (name -> (ninja text, record, header text, only_existing)) at once:
     name -> header path or None."""
     if not jobs:
         return {}
-    if len(jobs) == 1:
-        (name, (text, record, header, only)), = jobs.items()
-        return {name: ensure_pch(cache_dir, text, record, compiler, header, only_existing=only)}
+    compiler = toolchain(ce, False)
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
         futures = {name: pool.submit(ensure_pch, cache_dir, text, record, compiler, header, only_existing=only)
                    for name, (text, record, header, only) in jobs.items()}
@@ -686,7 +684,7 @@ def fast_ninja_build(ce, original_run, cache_dir, use_pch, record):
                 for s in live:
                     pch_jobs[s.obj] = (_set_ninja_var(plain, "cflags", cflags + " " + s.host_flags), {},
                                        s.parts.host_header, False)
-            headers = _ensure_pchs(cache_dir, pch_jobs, toolchain(ce, False))
+            headers = _ensure_pchs(cache_dir, pch_jobs, ce)
             if compiles and cflags is not None:
                 include = "-include torch/python.h " if light_binding else ""
                 if headers.get("binding"):
