@@ -107,7 +107,7 @@ class BatchRun {
   // `ahead`: the sample's run, started while the lane's previous sample ran (run_ahead); `next`:
   // the lane's next sample's, started now (eval::Run).
   bool RunOne(const TaskPtr& t, size_t lane, std::shared_ptr<eval::RunAhead> ahead,
-              std::shared_ptr<const eval::RunAhead> next);
+              const std::shared_ptr<const eval::RunAhead>& next);
   bool Stopping();  // stopping_ or Ctrl-C
   void RemoteOne(const TaskPtr& t, const std::string& code);
   bool LaneSurvives(const TaskPtr& t, size_t lane, const eval::EvalResult& result);
@@ -826,7 +826,7 @@ void BatchRun::RemoteOne(const TaskPtr& t, const std::string& code) {
 
 // False: the lane was retired while running `t` (the sample went back to the queue).
 bool BatchRun::RunOne(const TaskPtr& t, size_t lane, std::shared_ptr<eval::RunAhead> ahead,
-                      std::shared_ptr<const eval::RunAhead> next) {
+                      const std::shared_ptr<const eval::RunAhead>& next) {
   int gpu = o_.gpu_lanes[lane];
   if (CancelRequested()) {
     Abandon(t);
@@ -840,7 +840,7 @@ bool BatchRun::RunOne(const TaskPtr& t, size_t lane, std::shared_ptr<eval::RunAh
   Event(fmt::format("{}: run start on lane {}", Label(t->id), gpu));
   t->lane = gpu;
   t->gpu_stage.start = NowUnix();
-  eval::EvalResult result = eval::Run(RequestFor(*t, gpu), t->compiled, std::move(ahead), std::move(next));
+  eval::EvalResult result = eval::Run(RequestFor(*t, gpu), t->compiled, std::move(ahead), next);
   t->gpu_stage.end = NowUnix();
   t->compiled.work_dir.clear();  // Run() removed it
   if (!CancelRequested() && IsDeviceSuspect(result) && !LaneSurvives(t, lane, result)) return false;
