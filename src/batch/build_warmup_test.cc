@@ -63,6 +63,12 @@ TEST(BuildWarmup, BatchBuildsTheSharedHeadersBeforeTheFirstCandidate) {
   EXPECT_EQ(build[0]["cache"], "miss");
   EXPECT_EQ(build[0]["pch"], "used") << build.dump(2);
 
+  // The same batch again: every problem is done, so there is nothing to warm up for.
+  p = run(first);
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  log = ReadFile(first / "batch_run.log").value_or("");
+  EXPECT_EQ(log.find("build warm-up: building"), log.rfind("build warm-up: building")) << log;
+
   // Without a shared cache there is nothing to warm: no warm-up, no file, and a warning when asked for.
   fs::path off = server.dir() / "off";
   p = RunKbrun(BatchArgv(off, server.base_url(), 1, 1,

@@ -1015,7 +1015,7 @@ BatchOutcome BatchRun::Run() {
     std::lock_guard<std::mutex> lock(mu_);
     try {
       AdmitLocked();
-      admitted = !stopping_;
+      admitted = !stopping_ && !AllDoneLocked();  // a finished batch run again has nothing to warm up for
     } catch (const std::exception& e) {
       stopping_ = true;
       config_failure_ = true;
