@@ -38,6 +38,23 @@ constexpr const char* kDeclaration = "torch::Tensor kbrun_warmup(torch::Tensor x
 constexpr const char* kFrontend =
     "torch::Tensor kbrun_warmup_relu(torch::Tensor x) { return torch::nn::functional::relu(x); }";
 
+// The problem the warm-up candidates are compiled against, in KernelBench's format.
+constexpr const char* kProblem = R"(import torch
+
+
+class Model(torch.nn.Module):
+    def forward(self, x):
+        return x
+
+
+def get_inputs():
+    return [torch.zeros(1)]
+
+
+def get_init_inputs():
+    return []
+)";
+
 std::string PythonString(const std::string& text) { return json(text).dump(); }
 
 std::string Candidate(const std::string& name, const std::string& cpp, const std::string& cuda,
@@ -105,13 +122,14 @@ std::vector<std::pair<std::string, std::string>> BuildWarmupCandidates(BuildWarm
   return out;
 }
 
-BuildWarmupOutcome WarmUpBuilds(BuildWarmup kind, const eval::EvalOptions& options, const fs::path& problem,
-                                const fs::path& scratch) {
+BuildWarmupOutcome WarmUpBuilds(BuildWarmup kind, const eval::EvalOptions& options, const fs::path& scratch) {
   BuildWarmupOutcome out;
   const auto candidates = BuildWarmupCandidates(kind);
   if (candidates.empty()) return out;
   auto start = std::chrono::steady_clock::now();
   fs::create_directories(scratch);
+  const fs::path problem = scratch / "kbrun_warmup_problem.py";
+  WriteFileAtomic(problem, kProblem);
   eval::EvalOptions o = options;
   o.compile_timeout_s = std::min(o.compile_timeout_s, kWarmupTimeoutS);
   o.keep_work_dir = false;

@@ -1,6 +1,6 @@
 // The precompiled headers that candidates' builds share, built at a batch's start, while the first
-// LLM calls run, instead of by the first candidates that need them, on their compile's critical path
-// (docs/PERFORMANCE.md "Build warm-up").
+// LLM calls run (or when `kbrun serve` starts), instead of by the first candidates that need them, on
+// their compile's critical path (docs/PERFORMANCE.md "Build warm-up").
 #pragma once
 
 #include <filesystem>
@@ -37,13 +37,12 @@ struct BuildWarmupOutcome {
   nlohmann::json records = nlohmann::json::array();
 };
 
-// Compiles every warm-up candidate of `kind` against `problem` (any problem: ModelNew ignores it) at
-// once, through the same compile phase and options as the batch's candidates, so that the headers'
-// flags are theirs. `scratch`: a folder for the candidates' files (created, then removed).
-BuildWarmupOutcome WarmUpBuilds(BuildWarmup kind, const eval::EvalOptions& options, const fs::path& problem,
-                                const fs::path& scratch);
+// Compiles every warm-up candidate of `kind` at once (against a small problem of its own: their
+// ModelNew ignores it), through the same compile phase and options as the candidates that follow, so
+// that the headers' flags are theirs. `scratch`: a folder for the files (created, then removed).
+BuildWarmupOutcome WarmUpBuilds(BuildWarmup kind, const eval::EvalOptions& options, const fs::path& scratch);
 
-// One line for the batch log, and the results folder's build_warmup.json.
+// One line for the batch log (or serve's stderr), and build_warmup.json beside the results.
 std::string BuildWarmupText(const BuildWarmupOutcome& outcome);
 nlohmann::json BuildWarmupJson(const BuildWarmupOutcome& outcome);
 

@@ -100,7 +100,7 @@ class BatchRun {
   void LlmConnectionFailed(const TaskPtr& t, const std::string& what);
   void LlmWorker();
   void CompileWorker();
-  void WarmUpBuilds(const fs::path& problem);
+  void WarmUpBuilds();
   void GpuLane(size_t lane);
   void GenerateOne(const TaskPtr& t);
   void CompileOne(const TaskPtr& t);
@@ -752,11 +752,11 @@ void BatchRun::CompileOne(const TaskPtr& t) {
 
 // Runs beside the pools from the batch's start; a failure costs the candidates their own header
 // builds, never the batch.
-void BatchRun::WarmUpBuilds(const fs::path& problem) {
+void BatchRun::WarmUpBuilds() {
   Event("build warm-up: building the precompiled headers candidates' builds share, beside the first LLM calls");
   try {
     fs::path scratch = fs::temp_directory_path() / fmt::format("kbrun-build-warmup-{}", getpid());
-    BuildWarmupOutcome w = batch::WarmUpBuilds(o_.build_warmup, o_.eval, problem, scratch);
+    BuildWarmupOutcome w = batch::WarmUpBuilds(o_.build_warmup, o_.eval, scratch);
     WriteFileAtomic(o_.results_dir / "build_warmup.json", BuildWarmupJson(w).dump(2));
     Event(BuildWarmupText(w));
   } catch (const std::exception& e) {
@@ -1030,8 +1030,8 @@ BatchOutcome BatchRun::Run() {
   for (size_t lane = 0; lane < o_.gpu_lanes.size(); ++lane) {
     threads.emplace_back([this, lane] { Guarded([this, lane] { GpuLane(lane); }); });
   }
-  if (o_.build_warmup != BuildWarmup::kOff && !o_.remote && !state_.problems.empty() && admitted) {
-    threads.emplace_back([this, problem = state_.problems[0].problem.path] { WarmUpBuilds(problem); });
+  if (o_.build_warmup != BuildWarmup::kOff && !o_.remote && admitted) {
+    threads.emplace_back([this] { WarmUpBuilds(); });
   }
 
   // The main thread keeps summary.json and the progress line fresh until the batch ends.

@@ -214,16 +214,9 @@ void Run(BatchArgs& a, const CLI::App& cmd, int* exit_code) {
   o.progress_bar = isatty(STDERR_FILENO) != 0;
   o.quiet = a.quiet;
   o.run_ahead = ResolveRunAhead(a.run_ahead, on_gpu);
-  if (!remote && (a.build_warmup == "on" || (a.build_warmup == "auto" && on_gpu)) &&
-      batch::BuildWarmupApplies(o.eval)) {
-    bool cuda_builds = on_gpu && (a.eval.backend == "cuda" || a.eval.backend == "thunderkittens");
-    o.build_warmup = cuda_builds ? batch::BuildWarmup::kCuda : batch::BuildWarmup::kCpp;
-  }
-  if (a.build_warmup == "on" && o.build_warmup == batch::BuildWarmup::kOff) {
-    fmt::print(stderr,
-               "kbrun: warning: --build-warmup on does nothing here: it needs fast builds with a shared "
-               "compile cache and precompiled headers, evaluated here (not --evaluator)\n");
-  }
+  std::string warmup_warning;
+  o.build_warmup = ResolveBuildWarmup(a.build_warmup, on_gpu, remote != nullptr, o.eval, warmup_warning);
+  if (!warmup_warning.empty()) fmt::print(stderr, "kbrun: warning: {}\n", warmup_warning);
   o.prompts_dir = ResolvePromptsDir(a.prompts);
   o.temperature = llm_config.temperature;
   o.max_tokens = llm_config.max_tokens;
@@ -325,12 +318,7 @@ void RegisterBatch(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--gpus", args->gpus, "GPU lanes for timing, e.g. 0,1 (default: every visible GPU)");
   AddRunAheadFlag(*cmd, args->run_ahead);
-  cmd->add_option("--build-warmup", args->build_warmup,
-                  "auto | on | off: at the start, beside the first LLM calls, build the precompiled headers that "
-                  "candidates' builds share (fast builds with a shared cache), so that the first candidates do "
-                  "not build them on their critical path. auto: on for GPU lanes (docs/PERFORMANCE.md)")
-      ->check(CLI::IsMember({"auto", "on", "off"}))
-      ->capture_default_str();
+  AddBuildWarmupFlag(*cmd, args->build_warmup, "at the start, beside the first LLM calls");
   cmd->add_option("--gpu-name", args->gpu_name, "GPU named in prompts (default: the first lane's)");
   cmd->add_option("--replay-dir", args->replay_dir,
                   "Same as --replay: a folder of responses (implies --provider replay)");

@@ -153,4 +153,29 @@ void AddRunAheadFlag(CLI::App& cmd, std::string& mode) {
 
 bool ResolveRunAhead(const std::string& mode, bool on_gpu) { return mode == "on" || (mode == "auto" && on_gpu); }
 
+void AddBuildWarmupFlag(CLI::App& cmd, std::string& mode, const std::string& when) {
+  cmd.add_option("--build-warmup", mode,
+                 "auto | on | off: " + when +
+                     ", build the precompiled headers that candidates' builds share (fast builds with a shared "
+                     "cache), so that the first candidates do not build them on their critical path. auto: on for "
+                     "GPU lanes (docs/PERFORMANCE.md)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+}
+
+batch::BuildWarmup ResolveBuildWarmup(const std::string& mode, bool on_gpu, bool remote,
+                                      const eval::EvalOptions& options, std::string& warning) {
+  warning.clear();
+  if (!remote && (mode == "on" || (mode == "auto" && on_gpu)) && batch::BuildWarmupApplies(options)) {
+    bool cuda_builds = on_gpu && (options.backend == "cuda" || options.backend == "thunderkittens");
+    return cuda_builds ? batch::BuildWarmup::kCuda : batch::BuildWarmup::kCpp;
+  }
+  if (mode == "on") {
+    warning = remote ? "--build-warmup on does nothing here: another service evaluates (--evaluator)"
+                     : "--build-warmup on does nothing here: it needs fast builds with a shared compile cache and "
+                       "precompiled headers";
+  }
+  return batch::BuildWarmup::kOff;
+}
+
 }  // namespace kbrun::cli

@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "batch/build_warmup.h"
 #include "eval/evaluation.h"
 
 namespace kbrun::cli {
@@ -36,5 +37,14 @@ eval::EvalOptions ToEvalOptions(const EvalFlags& f);
 // take cores from the evaluation being timed.
 void AddRunAheadFlag(CLI::App& cmd, std::string& mode);
 bool ResolveRunAhead(const std::string& mode, bool on_gpu);
+
+// --build-warmup of `kbrun batch` and `kbrun serve` (auto | on | off; batch/build_warmup.h): at the
+// start, the precompiled headers that candidates' builds share are built before the first candidates
+// need them. auto is on for GPU lanes; CUDA builds too on a CUDA backend. It is off where kbrun's
+// build step cannot use them (plain builds, no shared cache or PCH, another service evaluates):
+// then `warning` says so when it was asked for (`on`).
+void AddBuildWarmupFlag(CLI::App& cmd, std::string& mode, const std::string& when);
+batch::BuildWarmup ResolveBuildWarmup(const std::string& mode, bool on_gpu, bool remote,
+                                      const eval::EvalOptions& options, std::string& warning);
 
 }  // namespace kbrun::cli

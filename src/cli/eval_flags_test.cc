@@ -49,5 +49,29 @@ TEST(EvalFlags, UnknownBaselineIsAUsageError) {
   EXPECT_THROW(Parse({"--baseline"}), CLI::ArgumentMismatch);
 }
 
+TEST(EvalFlags, BuildWarmupIsOnForGpuLanesWhereKbrunsBuildCanUseIt) {
+  using batch::BuildWarmup;
+  eval::EvalOptions o;  // fast builds, PCH; a shared cache:
+  o.compile_cache = true;
+  std::string warning;
+  o.backend = "cuda";
+  EXPECT_EQ(ResolveBuildWarmup("auto", true, false, o, warning), BuildWarmup::kCuda);
+  EXPECT_EQ(ResolveBuildWarmup("auto", false, false, o, warning), BuildWarmup::kOff);
+  EXPECT_EQ(ResolveBuildWarmup("on", false, false, o, warning), BuildWarmup::kCpp);  // C++ builds on the CPU
+  EXPECT_EQ(ResolveBuildWarmup("off", true, false, o, warning), BuildWarmup::kOff);
+  EXPECT_TRUE(warning.empty()) << warning;
+  o.backend = "hip";  // no CUDA split to warm up there
+  EXPECT_EQ(ResolveBuildWarmup("auto", true, false, o, warning), BuildWarmup::kCpp);
+
+  // Where it can do nothing it is off, and `on` says why.
+  EXPECT_EQ(ResolveBuildWarmup("on", true, true, o, warning), BuildWarmup::kOff);
+  EXPECT_NE(warning.find("--evaluator"), std::string::npos) << warning;
+  o.compile_cache = false;
+  EXPECT_EQ(ResolveBuildWarmup("on", true, false, o, warning), BuildWarmup::kOff);
+  EXPECT_NE(warning.find("shared compile cache"), std::string::npos) << warning;
+  EXPECT_EQ(ResolveBuildWarmup("auto", true, false, o, warning), BuildWarmup::kOff);
+  EXPECT_TRUE(warning.empty()) << "auto does not warn: " << warning;
+}
+
 }  // namespace
 }  // namespace kbrun::cli

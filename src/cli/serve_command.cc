@@ -27,7 +27,7 @@ void RegisterServe(CLI::App& app, int* exit_code) {
     size_t max_body_bytes = 1 << 20;
     size_t max_queued = 64;
     double target_speedup = 1.0;
-    std::string run_ahead = "auto";
+    std::string run_ahead = "auto", build_warmup = "auto";
     EvalFlags eval;
   };
   auto args = std::make_shared<Args>();
@@ -42,6 +42,7 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   cmd->add_option("--gpus", args->gpus, "GPU lanes, comma-separated (default: --gpu; one lane on the CPU)")
       ->delimiter(',');
   AddRunAheadFlag(*cmd, args->run_ahead);
+  AddBuildWarmupFlag(*cmd, args->build_warmup, "when the service starts, beside its first requests");
   cmd->add_option("--compile-pool", args->compile_pool, "Compile threads (0: number of cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -95,8 +96,11 @@ void RegisterServe(CLI::App& app, int* exit_code) {
     try {
       const eval::PythonEnv& py = eval::DiscoverPython(o.eval.python);
       o.eval.backend = eval::ResolveBackend(o.eval.backend, py.hip_version);
-      o.run_ahead =
-          ResolveRunAhead(args->run_ahead, o.eval.device == "cuda" || (o.eval.device == "auto" && py.gpu_available));
+      bool on_gpu = o.eval.device == "cuda" || (o.eval.device == "auto" && py.gpu_available);
+      o.run_ahead = ResolveRunAhead(args->run_ahead, on_gpu);
+      std::string warmup_warning;
+      o.build_warmup = ResolveBuildWarmup(args->build_warmup, on_gpu, false, o.eval, warmup_warning);
+      if (!warmup_warning.empty()) fmt::print(stderr, "kbrun: warning: {}\n", warmup_warning);
     } catch (const std::exception& e) {
       throw CommandError{kExitConfig, e.what()};
     }

@@ -306,5 +306,31 @@ TEST_F(Serve, KillNineThenRestartLosesNoAcknowledgedEvaluation) {
   EXPECT_EQ(Sample(Metrics(), "kbrun_serve_evaluations_total{status=\"correct\"}"), 2);
 }
 
+// The service builds the headers the candidates' builds share when it starts; the first
+// evaluation's build then uses the warm-up's precompiled header instead of building one.
+TEST_F(Serve, BuildWarmupAtStartBuildsTheSharedHeaders) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--build-warmup", "on"}));
+  fs::path record = dir_ / "state" / "build_warmup.json";
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(record); }, 600)) << Log();
+  json warmup = batch_test::ReadJson(record);
+  EXPECT_EQ(warmup["compiles"], 2) << warmup.dump(2);
+  EXPECT_EQ(warmup["failed"], 0) << warmup.dump(2);
+  EXPECT_GE(warmup["headers_built"].get<int>(), 1) << warmup.dump(2);
+  EXPECT_NE(Log().find("kbrun serve: build warm-up: 2 compiles in"), std::string::npos) << Log();
+
+  // A C++ extension at torch's flags, as the warm-up's (the fixture's own -O2 is another header).
+  std::string code = ReadFileOrThrow(kData / "candidates/correct_cpp.py");
+  size_t flags = code.find("extra_cflags=[\"-O2\"], ");
+  ASSERT_NE(flags, std::string::npos);
+  code.erase(flags, std::string("extra_cflags=[\"-O2\"], ").size());
+  json doc = WaitDone(Submit(code));
+  ASSERT_TRUE(doc.is_object()) << Log();
+  EXPECT_EQ(doc["result"].value("status", ""), "correct") << doc.dump(2);
+  json build = doc["result"]["build"]["extensions"];
+  ASSERT_EQ(build.size(), 1u) << doc["result"]["build"].dump(2);
+  EXPECT_EQ(build[0]["cache"], "miss");
+  EXPECT_EQ(build[0]["pch"], "used") << build.dump(2);
+}
+
 }  // namespace
 }  // namespace kbrun

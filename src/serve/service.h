@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "batch/build_warmup.h"
 #include "batch/lane_cost.h"
 #include "batch/work_queue.h"
 #include "eval/evaluation.h"
@@ -31,8 +32,11 @@ struct ServiceOptions {
   int compile_pool = 0;          // compile threads; 0: number of cores
   std::vector<int> lanes = {0};  // GPU index of each lane (one lane on the CPU)
   bool run_ahead = false;        // the lane's next evaluation starts its processes early (batch_options.h)
-  size_t max_pending = 64;       // evaluations accepted and not done; beyond: Submit refuses (429)
-  bool log = true;               // one stderr line per accepted and per finished evaluation
+  // Start() builds the precompiled headers that candidates' builds share beside the first requests
+  // (batch/build_warmup.h; <state-dir>/build_warmup.json says what it built).
+  batch::BuildWarmup build_warmup = batch::BuildWarmup::kOff;
+  size_t max_pending = 64;  // evaluations accepted and not done; beyond: Submit refuses (429)
+  bool log = true;          // one stderr line per accepted and per finished evaluation
 };
 
 // The per-evaluation `options` a request may carry (docs/SERVE.md), applied over `options`.
@@ -74,6 +78,7 @@ class EvalService {
   using JobPtr = std::shared_ptr<Job>;
   void Enqueue(const JobPtr& job);
   void CompileWorker();
+  void WarmUpBuilds();
   void Lane(size_t lane);
   void LaneHeld(size_t lane, double seconds);  // an evaluation held `lane` for `seconds`
   // Stopping: a compiled evaluation that will not run now loses its private build dir (it stays
