@@ -1,5 +1,7 @@
 #include "batch/build_warmup.h"
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -76,6 +78,16 @@ std::string Candidate(const std::string& name, const std::string& cpp, const std
       call);
 }
 
+struct BuildWarmupOutcome {
+  double seconds = 0;     // wall time, all warm-up compiles together
+  int failed = 0;         // compile phases that failed (their headers may be missing)
+  int headers_built = 0;  // precompiled headers built by the warm-up
+  int headers_ready = 0;  // found already built, or built by another build while waited for
+  int builds_cached = 0;  // warm-up builds found whole in the cache (an earlier warm-up built them)
+  // Per candidate compiled: name, ok, compile_s, error (null when ok), builds (kbrun_eval/build.py's records).
+  json records = json::array();
+};
+
 // Counts one build record's headers into the outcome.
 void CountHeaders(const json& build, BuildWarmupOutcome& out) {
   auto count = [&out](const json& state) {
@@ -122,7 +134,10 @@ std::vector<std::pair<std::string, std::string>> BuildWarmupCandidates(BuildWarm
   return out;
 }
 
-BuildWarmupOutcome WarmUpBuilds(BuildWarmup kind, const eval::EvalOptions& options, const fs::path& scratch) {
+namespace {
+
+// `scratch`: a folder for the problem and candidates' files (created, then removed).
+BuildWarmupOutcome CompileAll(BuildWarmup kind, const eval::EvalOptions& options, const fs::path& scratch) {
   BuildWarmupOutcome out;
   const auto candidates = BuildWarmupCandidates(kind);
   if (candidates.empty()) return out;
@@ -190,6 +205,19 @@ json BuildWarmupJson(const BuildWarmupOutcome& w) {
           {"headers_ready", w.headers_ready},
           {"builds_cached", w.builds_cached},
           {"candidates", w.records}};
+}
+
+}  // namespace
+
+std::string WarmUpBuilds(BuildWarmup kind, const eval::EvalOptions& options, const fs::path& record) {
+  try {
+    fs::path scratch = fs::temp_directory_path() / fmt::format("kbrun-build-warmup-{}", getpid());
+    BuildWarmupOutcome w = CompileAll(kind, options, scratch);
+    WriteFileAtomic(record, BuildWarmupJson(w).dump(2));
+    return BuildWarmupText(w);
+  } catch (const std::exception& e) {
+    return fmt::format("build warm-up failed: {} (candidates build their headers themselves)", e.what());
+  }
 }
 
 }  // namespace kbrun::batch

@@ -27,23 +27,11 @@ bool BuildWarmupApplies(const eval::EvalOptions& options);
 // ModelNew that takes any arguments. Built concurrently, so that their headers are built at once.
 std::vector<std::pair<std::string, std::string>> BuildWarmupCandidates(BuildWarmup kind);
 
-struct BuildWarmupOutcome {
-  double seconds = 0;     // wall time, all warm-up compiles together
-  int failed = 0;         // compile phases that failed (their headers may be missing)
-  int headers_built = 0;  // precompiled headers built by the warm-up
-  int headers_ready = 0;  // found already built, or built by another build while waited for
-  int builds_cached = 0;  // warm-up builds found whole in the cache (an earlier warm-up built them)
-  // Per candidate compiled: name, ok, compile_s, error (null when ok), builds (kbrun_eval/build.py's records).
-  nlohmann::json records = nlohmann::json::array();
-};
-
 // Compiles every warm-up candidate of `kind` at once (against a small problem of its own: their
 // ModelNew ignores it), through the same compile phase and options as the candidates that follow, so
-// that the headers' flags are theirs. `scratch`: a folder for the files (created, then removed).
-BuildWarmupOutcome WarmUpBuilds(BuildWarmup kind, const eval::EvalOptions& options, const fs::path& scratch);
-
-// One line for the batch log (or serve's stderr), and build_warmup.json beside the results.
-std::string BuildWarmupText(const BuildWarmupOutcome& outcome);
-nlohmann::json BuildWarmupJson(const BuildWarmupOutcome& outcome);
+// that the headers' flags are theirs; writes what it built to `record` (build_warmup.json,
+// docs/RESULTS.md) and returns one line for the log. Never throws: a failure, said in that line,
+// costs the candidates their own header builds, never the batch or the service.
+std::string WarmUpBuilds(BuildWarmup kind, const eval::EvalOptions& options, const fs::path& record);
 
 }  // namespace kbrun::batch

@@ -750,18 +750,10 @@ void BatchRun::CompileOne(const TaskPtr& t) {
   if (!gpu_q_.Push(t)) Abandon(t);
 }
 
-// Runs beside the pools from the batch's start; a failure costs the candidates their own header
-// builds, never the batch.
+// Runs beside the pools from the batch's start.
 void BatchRun::WarmUpBuilds() {
   Event("build warm-up: building the precompiled headers candidates' builds share, beside the first LLM calls");
-  try {
-    fs::path scratch = fs::temp_directory_path() / fmt::format("kbrun-build-warmup-{}", getpid());
-    BuildWarmupOutcome w = batch::WarmUpBuilds(o_.build_warmup, o_.eval, scratch);
-    WriteFileAtomic(o_.results_dir / "build_warmup.json", BuildWarmupJson(w).dump(2));
-    Event(BuildWarmupText(w));
-  } catch (const std::exception& e) {
-    Event(fmt::format("build warm-up failed: {} (candidates build their headers themselves)", e.what()));
-  }
+  Event(batch::WarmUpBuilds(o_.build_warmup, o_.eval, o_.results_dir / "build_warmup.json"));
 }
 
 // --evaluator: the service compiles and runs the sample. Its id is saved beside the sample

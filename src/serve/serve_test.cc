@@ -320,9 +320,10 @@ TEST_F(Serve, BuildWarmupAtStartBuildsTheSharedHeaders) {
 
   // A C++ extension at torch's flags, as the warm-up's (the fixture's own -O2 is another header).
   std::string code = ReadFileOrThrow(kData / "candidates/correct_cpp.py");
-  size_t flags = code.find("extra_cflags=[\"-O2\"], ");
+  const std::string o2 = "extra_cflags=[\"-O2\"], ";
+  size_t flags = code.find(o2);
   ASSERT_NE(flags, std::string::npos);
-  code.erase(flags, std::string("extra_cflags=[\"-O2\"], ").size());
+  code.erase(flags, o2.size());
   json doc = WaitDone(Submit(code));
   ASSERT_TRUE(doc.is_object()) << Log();
   EXPECT_EQ(doc["result"].value("status", ""), "correct") << doc.dump(2);

@@ -221,19 +221,11 @@ void EvalService::Start() {
   if (o_.build_warmup != batch::BuildWarmup::kOff) threads_.emplace_back([this] { WarmUpBuilds(); });
 }
 
-// Beside the compile pool: a failure costs the first evaluations their own header builds, never the
-// service. Stop() after RequestCancel() ends its compiles at once.
+// Beside the compile pool; Stop() after RequestCancel() ends its compiles at once.
 void EvalService::WarmUpBuilds() {
   if (o_.log) fmt::print(stderr, "kbrun serve: build warm-up: building the precompiled headers builds share\n");
-  try {
-    fs::path scratch = fs::temp_directory_path() / fmt::format("kbrun-build-warmup-{}", getpid());
-    batch::BuildWarmupOutcome w = batch::WarmUpBuilds(o_.build_warmup, o_.eval, scratch);
-    WriteFileAtomic(o_.state_dir / "build_warmup.json", batch::BuildWarmupJson(w).dump(2));
-    if (o_.log) fmt::print(stderr, "kbrun serve: {}\n", batch::BuildWarmupText(w));
-  } catch (const std::exception& e) {
-    if (o_.log)
-      fmt::print(stderr, "kbrun serve: build warm-up failed: {} (evaluations build their headers)\n", e.what());
-  }
+  std::string line = batch::WarmUpBuilds(o_.build_warmup, o_.eval, o_.state_dir / "build_warmup.json");
+  if (o_.log) fmt::print(stderr, "kbrun serve: {}\n", line);
 }
 
 void EvalService::Stop() {
